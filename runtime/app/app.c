@@ -1,0 +1,421 @@
+/* app.c — reading, installing, exporting and listing apps. */
+#include "app.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct folder {
+    const char *dir;  /* sub-folder of the app */
+    const char *kind; /* meta kind */
+    const char *ext;  /* file extension */
+};
+
+static const struct folder folders[] = {
+    {"types", "type", ".json"},       {"workflows", "workflow", ".json"},
+    {"forms", "form", ".json"},       {"reports", "report", ".json"},
+    {"i18n", "i18n", ".json"},        {"hooks", "hook", ".lua"},
+    {"tests", "hooktest", ".lua"},
+};
+
+#define MAX_FILE (4 << 20)
+
+static int read_file(const char *path, char **out, size_t *n, struct trl_diag *d)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return trl_diag_set(d, TRL_EIO, "cannot read %s: %s", path, strerror(errno));
+    struct trl_buf b;
+    trl_buf_init(&b);
+    char tmp[8192];
+    size_t r;
+    int rc = 0;
+    while ((r = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+        if (b.len + r > MAX_FILE) {
+            rc = trl_diag_set(d, TRL_EINVAL, "%s is larger than 4 MiB", path);
+            break;
+        }
+        if (trl_buf_add(&b, tmp, r)) {
+            rc = TRL_ENOMEM;
+            break;
+        }
+    }
+    if (!rc && ferror(f)) rc = trl_diag_set(d, TRL_EIO, "cannot read %s", path);
+    fclose(f);
+    if (rc) {
+        trl_buf_free(&b);
+        return rc;
+    }
+    *n = b.len;
+    *out = trl_buf_steal(&b);
+    return 0;
+}
+
+static int add_file(struct trl_app_bundle *b, const char *kind, const char *name, const char *rel,
+                    char *text, size_t n)
+{
+    struct trl_app_file *nf = realloc(b->files, (b->nfiles + 1) * sizeof(*nf));
+    if (!nf) {
+        free(text);
+        return TRL_ENOMEM;
+    }
+    b->files = nf;
+    struct trl_app_file *f = &b->files[b->nfiles];
+    f->kind = strdup(kind);
+    f->name = strdup(name);
+    f->path = strdup(rel);
+    f->text = text;
+    f->n = n;
+    b->nfiles++;
+    if (!f->kind || !f->name || !f->path) return TRL_ENOMEM;
+    return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void trl_app_bundle_free(struct trl_app_bundle *b)
+{
+    if (!b) return;
+    for (size_t i = 0; i < b->nfiles; i++) {
+        free(b->files[i].kind);
+        free(b->files[i].name);
+        free(b->files[i].path);
+        free(b->files[i].text);
+    }
+    free(b->files);
+    free(b->name);
+    free(b->version);
+    memset(b, 0, sizeof(*b));
+}
+
+static bool valid_name(const char *s)
+{
+    if (!*s) return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+static int check_json(const char *rel, const char *text, size_t n, struct trl_diag *d)
+{
+    struct trl_diag jd;
+    trl_diag_init(&jd);
+    int rc = trl_json_check(text, n, 128, &jd);
+    if (rc) {
+        trl_diag_set(d, TRL_EJSON, "%s: %s", rel, jd.message);
+        trl_diag_zh(d, "%s:JSON 格式错误(%s)", rel, jd.message);
+        trl_diag_field(d, rel);
+    }
+    trl_diag_reset(&jd);
+    return rc;
+}
+
+int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag *d)
+{
+    char path[4096];
+    char *text = NULL;
+    size_t n;
+    int rc;
+    memset(b, 0, sizeof(*b));
+    snprintf(path, sizeof(path), "%s/app.json", dir);
+    if ((rc = read_file(path, &text, &n, d))) return rc;
+    if ((rc = check_json("app.json", text, n, d))) {
+        free(text);
+        return rc;
+    }
+    cJSON *j = cJSON_ParseWithLength(text, n);
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+    if (!cJSON_IsString(nm) || !valid_name(nm->valuestring) || !cJSON_IsString(ver)) {
+        cJSON_Delete(j);
+        free(text);
+        trl_diag_field(d, "app.json");
+        return trl_diag_set(d, TRL_EINVAL,
+                            "app.json: needs \"name\" (lower-case letters, digits, _ and -) and "
+                            "\"version\" strings");
+    }
+    static const char *app_keys[] = {"name", "version", "labels", "description", "dependencies",
+                                     "roles"};
+    for (const cJSON *k = j->child; k; k = k->next) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(app_keys) / sizeof(app_keys[0]) && !ok; i++)
+            ok = strcmp(k->string, app_keys[i]) == 0;
+        if (!ok) {
+            cJSON_Delete(j);
+            free(text);
+            trl_diag_field(d, "app.json");
+            return trl_diag_set(d, TRL_EINVAL, "app.json: unknown key '%s'", k->string);
+        }
+    }
+    b->name = strdup(nm->valuestring);
+    b->version = strdup(ver->valuestring);
+    cJSON_Delete(j);
+    if ((rc = add_file(b, "app", b->name, "app.json", text, n))) goto fail;
+
+    for (size_t fi = 0; fi < sizeof(folders) / sizeof(folders[0]); fi++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, folders[fi].dir);
+        DIR *dh = opendir(path);
+        if (!dh) continue;
+        char **names = NULL;
+        size_t nn = 0;
+        struct dirent *de;
+        while ((de = readdir(dh))) {
+            if (de->d_name[0] == '.') continue;
+            char **nn2 = realloc(names, (nn + 1) * sizeof(*names));
+            if (!nn2 || !(nn2[nn] = strdup(de->d_name))) {
+                names = nn2 ? nn2 : names;
+                rc = TRL_ENOMEM;
+                break;
+            }
+            names = nn2;
+            nn++;
+        }
+        closedir(dh);
+        if (!rc) qsort(names, nn, sizeof(*names), name_cmp);
+        for (size_t i = 0; i < nn && !rc; i++) {
+            const char *fn = names[i];
+            size_t fl = strlen(fn), el = strlen(folders[fi].ext);
+            char rel[512];
+            snprintf(rel, sizeof(rel), "%s/%s", folders[fi].dir, fn);
+            if (fl <= el || strcmp(fn + fl - el, folders[fi].ext) != 0) {
+                /* Never ignore a file silently. */
+                trl_diag_field(d, rel);
+                rc = trl_diag_set(d, TRL_EINVAL, "%s: unexpected file (only *%s files belong in %s/)",
+                                  rel, folders[fi].ext, folders[fi].dir);
+                break;
+            }
+            char base[256];
+            snprintf(base, sizeof(base), "%.*s", (int)(fl - el), fn);
+            if (!valid_name(base)) {
+                trl_diag_field(d, rel);
+                rc = trl_diag_set(d, TRL_EINVAL,
+                                  "%s: file names use lower-case letters, digits, _ and -", rel);
+                break;
+            }
+            snprintf(path, sizeof(path), "%s/%s", dir, rel);
+            if ((rc = read_file(path, &text, &n, d))) break;
+            if (strcmp(folders[fi].ext, ".json") == 0) {
+                if ((rc = check_json(rel, text, n, d))) {
+                    free(text);
+                    break;
+                }
+                cJSON *dj = cJSON_ParseWithLength(text, n);
+                const cJSON *dn = cJSON_GetObjectItemCaseSensitive(dj, "name");
+                if (!cJSON_IsObject(dj) || !cJSON_IsString(dn) || strcmp(dn->valuestring, base) != 0) {
+                    cJSON_Delete(dj);
+                    free(text);
+                    trl_diag_field(d, rel);
+                    rc = trl_diag_set(d, TRL_EINVAL, "%s: \"name\" must be \"%s\", as the file is named",
+                                      rel, base);
+                    break;
+                }
+                cJSON_Delete(dj);
+            } else if (!trl_utf8_valid(text, n)) {
+                free(text);
+                trl_diag_field(d, rel);
+                rc = trl_diag_set(d, TRL_EINVAL, "%s: not valid UTF-8", rel);
+                break;
+            }
+            rc = add_file(b, folders[fi].kind, base, rel, text, n);
+        }
+        for (size_t i = 0; i < nn; i++) free(names[i]);
+        free(names);
+        if (rc) goto fail;
+    }
+    return 0;
+fail:
+    trl_app_bundle_free(b);
+    return rc;
+}
+
+int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *changed,
+                    struct trl_diag *d)
+{
+    *changed = false;
+    /* Types first in two passes: every type exists before refs between them are checked. */
+    for (size_t i = 0; i < b->nfiles; i++) {
+        const struct trl_app_file *f = &b->files[i];
+        int rc;
+        if (strcmp(f->kind, "type") == 0) {
+            char *owner = NULL;
+            if (trl_meta_get(t, "typeapp", f->name, &owner) == 0 && *owner &&
+                strcmp(owner, b->name) != 0) {
+                trl_diag_set(d, TRL_ECONFLICT, "%s: type '%s' belongs to app '%s'", f->path,
+                             f->name, owner);
+                free(owner);
+                return TRL_ECONFLICT;
+            }
+            free(owner);
+            bool ch = false;
+            rc = trl_schema_put_type(t, f->name, f->text, f->n, b->name, &ch, d);
+            if (rc) {
+                char msg[sizeof(d->message)];
+                snprintf(msg, sizeof(msg), "%s", d->message);
+                snprintf(d->message, sizeof(d->message), "%s: %.400s", f->path, msg);
+                /* Field errors carry definition paths; prefix the file. */
+                for (size_t k = 0; k < d->nferrs; k++) {
+                    char *p = malloc(strlen(f->path) + strlen(d->ferrs[k].field) + 3);
+                    if (!p) return TRL_ENOMEM;
+                    sprintf(p, "%s%s%s", f->path, *d->ferrs[k].field ? ": " : "", d->ferrs[k].field);
+                    free(d->ferrs[k].field);
+                    d->ferrs[k].field = p;
+                }
+                return rc;
+            }
+            *changed |= ch;
+        } else {
+            char *canon = NULL;
+            if (strcmp(f->kind, "hook") == 0 || strcmp(f->kind, "hooktest") == 0) {
+                canon = trl_strndup(f->text, f->n);
+            } else {
+                canon = trl_schema_canonical_json(f->text, f->n, d);
+            }
+            if (!canon) return d->code ? d->code : TRL_ENOMEM;
+            /* Definitions of other kinds are namespaced by app: "app/name". */
+            char key[300];
+            if (strcmp(f->kind, "app") == 0) snprintf(key, sizeof(key), "%s", f->name);
+            else snprintf(key, sizeof(key), "%s/%s", b->name, f->name);
+            char *old = NULL;
+            bool same = trl_meta_get(t, f->kind, key, &old) == 0 && strcmp(old, canon) == 0;
+            free(old);
+            rc = same ? 0 : trl_meta_put(t, f->kind, key, canon, strlen(canon));
+            free(canon);
+            if (rc) return rc;
+            *changed |= !same;
+        }
+    }
+    return 0;
+}
+
+static int mkdirs(const char *p)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", p);
+    for (char *s = tmp + 1; *s; s++) {
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+            *s = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+    return 0;
+}
+
+static int write_file(const char *dir, const char *sub, const char *name, const char *ext,
+                      const char *text, struct trl_diag *d)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s%s%s", dir, sub ? "/" : "", sub ? sub : "");
+    if (mkdirs(path)) return trl_diag_set(d, TRL_EIO, "cannot create %s: %s", path, strerror(errno));
+    snprintf(path, sizeof(path), "%s%s%s/%s%s", dir, sub ? "/" : "", sub ? sub : "", name, ext);
+    FILE *f = fopen(path, "wb");
+    if (!f) return trl_diag_set(d, TRL_EIO, "cannot write %s: %s", path, strerror(errno));
+    size_t n = strlen(text);
+    bool ok = fwrite(text, 1, n, f) == n;
+    if (fclose(f) || !ok) return trl_diag_set(d, TRL_EIO, "cannot write %s", path);
+    return 0;
+}
+
+struct export_ctx {
+    const char *app;
+    const char *dir;
+    const char *sub;
+    const char *ext;
+    struct trl_txn *t;
+    struct trl_diag *d;
+    bool types;
+};
+
+static int export_one(void *ud, const char *name, const char *json, size_t n)
+{
+    struct export_ctx *e = ud;
+    (void)n;
+    if (e->types) {
+        char *owner = NULL;
+        bool mine = trl_meta_get(e->t, "typeapp", name, &owner) == 0 && strcmp(owner, e->app) == 0;
+        free(owner);
+        if (!mine) return 0;
+        return write_file(e->dir, e->sub, name, e->ext, json, e->d);
+    }
+    size_t al = strlen(e->app);
+    if (strncmp(name, e->app, al) != 0 || name[al] != '/') return 0;
+    return write_file(e->dir, e->sub, name + al + 1, e->ext, json, e->d);
+}
+
+int trl_app_export(struct trl_txn *t, const char *name, const char *dir, struct trl_diag *d)
+{
+    char *app = NULL;
+    int rc = trl_meta_get(t, "app", name, &app);
+    if (rc == TRL_ENOTFOUND) return trl_diag_set(d, TRL_ENOTFOUND, "no app '%s' is installed", name);
+    if (rc) return rc;
+    rc = write_file(dir, NULL, "app", ".json", app, d);
+    free(app);
+    if (rc) return rc;
+    for (size_t fi = 0; fi < sizeof(folders) / sizeof(folders[0]) && !rc; fi++) {
+        struct export_ctx e = {.app = name, .dir = dir, .sub = folders[fi].dir,
+                               .ext = folders[fi].ext, .t = t, .d = d,
+                               .types = strcmp(folders[fi].kind, "type") == 0};
+        rc = trl_meta_each(t, folders[fi].kind, export_one, &e);
+    }
+    return rc;
+}
+
+struct list_ctx {
+    struct trl_txn *t;
+    struct trl_buf *out;
+    size_t n;
+    const char *app;
+    size_t ntypes;
+};
+
+static int list_type(void *ud, const char *name, const char *json, size_t n)
+{
+    struct list_ctx *l = ud;
+    (void)json, (void)n;
+    char *owner = NULL;
+    bool mine = trl_meta_get(l->t, "typeapp", name, &owner) == 0 && strcmp(owner, l->app) == 0;
+    free(owner);
+    if (!mine) return 0;
+    int rc = trl_buf_adds(l->out, l->ntypes++ ? "," : "");
+    return rc || trl_buf_add_json_str(l->out, name, strlen(name));
+}
+
+static int list_app(void *ud, const char *name, const char *json, size_t n)
+{
+    struct list_ctx *l = ud;
+    cJSON *j = cJSON_ParseWithLength(json, n);
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(j, "labels");
+    char *lab = labels ? cJSON_PrintUnformatted(labels) : NULL;
+    int rc = trl_buf_adds(l->out, l->n++ ? "," : "") || trl_buf_adds(l->out, "{\"name\":") ||
+             trl_buf_add_json_str(l->out, name, strlen(name)) ||
+             trl_buf_adds(l->out, ",\"version\":");
+    if (!rc && cJSON_IsString(ver))
+        rc = trl_buf_add_json_str(l->out, ver->valuestring, strlen(ver->valuestring));
+    else if (!rc) rc = trl_buf_adds(l->out, "null");
+    rc = rc || trl_buf_adds(l->out, ",\"labels\":") || trl_buf_adds(l->out, lab ? lab : "{}") ||
+         trl_buf_adds(l->out, ",\"types\":[");
+    free(lab);
+    cJSON_Delete(j);
+    if (rc) return TRL_ENOMEM;
+    struct list_ctx tl = {.t = l->t, .out = l->out, .app = name};
+    rc = trl_meta_each(l->t, "type", list_type, &tl);
+    return rc ? rc : trl_buf_adds(l->out, "]}");
+}
+
+int trl_app_list(struct trl_txn *t, struct trl_buf *out)
+{
+    struct list_ctx l = {.t = t, .out = out};
+    int rc = trl_buf_addc(out, '[');
+    if (!rc) rc = trl_meta_each(t, "app", list_app, &l);
+    if (!rc) rc = trl_buf_addc(out, ']');
+    return rc;
+}

@@ -1,0 +1,893 @@
+/* routes.c — the v1 routes: records, history, meta types and apps, files, openapi, health,
+ * metrics. Reads answer at once; writes are prepared here and executed in the writer thread. */
+#include "http_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Helpers
+ */
+static void ok_json(struct req *r, int status)
+{
+    r->status = status;
+    r->ctype = "application/json";
+}
+
+static void fail_d(struct req *r, int rc)
+{
+    if (!r->d.code) trl_diag_set(&r->d, rc, "%s", trl_err_title(rc, "en"));
+    trl_http_problem(r);
+}
+
+static bool parse_id(const char *s, size_t n, uint64_t *id)
+{
+    if (n == 0 || n > 19) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v == 0) return false;
+    *id = v;
+    return true;
+}
+
+static void rec_ctx(struct req *r, struct trl_rec_ctx *cx)
+{
+    memset(cx, 0, sizeof(*cx));
+    cx->cat = r->cat;
+    cx->who = &r->who;
+    cx->now_ms = trl_clock_now(r->srv->clock);
+    cx->request_id = r->request_id;
+    cx->lang = r->lang;
+    cx->d = &r->d;
+    cx->max_scan = r->srv->o.max_scan;
+}
+
+static const char *arg(struct req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Refuses unknown query parameters: a typo must not silently list everything. */
+struct argcheck {
+    const char *const *allowed;
+    char bad[64];
+};
+
+static enum MHD_Result argcheck_it(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind, (void)value;
+    struct argcheck *a = cls;
+    for (const char *const *p = a->allowed; *p; p++)
+        if (strcmp(*p, key) == 0) return MHD_YES;
+    snprintf(a->bad, sizeof(a->bad), "%s", key);
+    return MHD_NO;
+}
+
+static bool check_args(struct req *r, const char *const *allowed)
+{
+    struct argcheck a = {.allowed = allowed};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, argcheck_it, &a);
+    if (!a.bad[0]) return true;
+    char en[160], zh[160];
+    snprintf(en, sizeof(en), "unknown query parameter '%s'", a.bad);
+    snprintf(zh, sizeof(zh), "未知的查询参数“%s”", a.bad);
+    trl_http_fail(r, TRL_EQUERY, a.bad, en, zh);
+    return false;
+}
+
+static uint64_t if_match(struct req *r, bool *bad)
+{
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-Match");
+    *bad = false;
+    if (!h) return 0;
+    size_t n = strlen(h);
+    if (n >= 2 && h[0] == '"' && h[n - 1] == '"') h++, n -= 2;
+    else if (n >= 4 && strncmp(h, "W/\"", 3) == 0 && h[n - 1] == '"') h += 3, n -= 4;
+    uint64_t v;
+    if (!parse_id(h, n, &v)) {
+        *bad = true;
+        return 0;
+    }
+    return v;
+}
+
+static int read_begin(struct req *r, struct trl_txn **t)
+{
+    int rc = trl_store_read(r->srv->store, t);
+    if (rc) trl_http_fail(r, rc, "", "the store cannot be read now", "暂时无法读取存储");
+    return rc;
+}
+
+static void set_etag(struct req *r, uint64_t version)
+{
+    snprintf(r->etag, sizeof(r->etag), "\"%llu\"", (unsigned long long)version);
+}
+
+static void queue_write(struct req *r, write_exec_fn exec, bool barrier)
+{
+    r->exec = exec;
+    r->job.barrier = barrier;
+    r->suspended = true;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Writes (run in the writer thread)
+ */
+int trl_http_job_fn(struct trl_txn *t, void *arg)
+{
+    struct req *r = arg;
+    /* A batch may rerun after map growth: start clean each time. */
+    trl_buf_clear(&r->out);
+    trl_diag_reset(&r->d);
+    r->etag[0] = r->location[0] = 0;
+    r->status = 0;
+    /* The writer sees the newest catalog (it is the only thread that changes it). */
+    struct trl_catalog *cur = trl_http_catalog(r->srv);
+    trl_catalog_unref(r->cat);
+    r->cat = cur;
+    if (r->ty && r->type_name) { /* record operations: the type must still exist */
+        r->ty = trl_catalog_type(r->cat, r->type_name);
+        if (!r->ty) {
+            trl_diag_set(&r->d, TRL_ENOTFOUND, "no type '%s'", r->type_name);
+            trl_diag_zh(&r->d, "不存在类型“%s”", r->type_name);
+        }
+    }
+    int rc = r->d.code ? r->d.code : r->exec(r, t);
+    if (rc && rc != TRL_EMAPFULL) {
+        if (!r->d.code) trl_diag_set(&r->d, rc, "%s", trl_err_title(rc, "en"));
+        trl_http_problem(r);
+    }
+    return rc;
+}
+
+static void fingerprint(struct req *r, char *out)
+{
+    unsigned char h[32];
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)r->method, strlen(r->method));
+    crypto_hash_sha256_update(&st, (const unsigned char *)r->url, strlen(r->url));
+    crypto_hash_sha256_update(&st, (const unsigned char *)(r->body.data ? r->body.data : ""),
+                              r->body.len);
+    crypto_hash_sha256_final(&st, h);
+    trl_hex(h, 32, out);
+}
+
+static int exec_create(struct req *r, struct trl_txn *t)
+{
+    struct trl_rec_ctx cx;
+    rec_ctx(r, &cx);
+    char fp[65];
+    if (r->idem_key) {
+        bool found;
+        struct trl_idem e;
+        fingerprint(r, fp);
+        int rc = trl_idem_get(t, r->who.user, r->idem_key, cx.now_ms, &found, &e);
+        if (rc) return rc;
+        if (found) {
+            bool same = strcmp(e.fingerprint, fp) == 0;
+            if (same) {
+                /* The first answer, again; nothing is written. */
+                r->status = e.status;
+                r->ctype = "application/json";
+                trl_buf_adds(&r->out, e.body);
+                const char *idp = strstr(e.body, "\"id\":");
+                if (idp)
+                    snprintf(r->location, sizeof(r->location), "/api/v1/records/%s/%llu",
+                             r->type_name, strtoull(idp + 5, NULL, 10));
+            }
+            trl_idem_free(&e);
+            if (!same) {
+                trl_diag_set(&r->d, TRL_EVALIDATION,
+                             "Idempotency-Key '%s' was already used for a different request",
+                             r->idem_key);
+                trl_diag_zh(&r->d, "幂等键“%s”已用于另一个不同的请求", r->idem_key);
+                trl_diag_field(&r->d, "Idempotency-Key");
+                return TRL_EVALIDATION;
+            }
+            return 0;
+        }
+    }
+    uint64_t id;
+    int rc = trl_rec_create(t, &cx, r->ty, r->in, r->nin, &id, &r->out);
+    if (rc) return rc;
+    ok_json(r, 201);
+    set_etag(r, 1);
+    snprintf(r->location, sizeof(r->location), "/api/v1/records/%s/%llu", r->ty->name,
+             (unsigned long long)id);
+    if (r->idem_key) {
+        struct trl_idem e = {.status = 201, .body = r->out.data, .fingerprint = fp};
+        rc = trl_idem_put(t, r->who.user, r->idem_key, cx.now_ms, &e);
+    }
+    return rc;
+}
+
+static int exec_patch(struct req *r, struct trl_txn *t)
+{
+    struct trl_rec_ctx cx;
+    rec_ctx(r, &cx);
+    int rc = trl_rec_patch(t, &cx, r->ty, r->id, r->if_match, r->in, r->nin, &r->out);
+    if (rc) return rc;
+    ok_json(r, 200);
+    /* The version is in the body; read it back for the ETag. */
+    const char *v = strstr(r->out.data, "\"version\":");
+    if (v) set_etag(r, strtoull(v + 10, NULL, 10));
+    return 0;
+}
+
+static int exec_delete(struct req *r, struct trl_txn *t)
+{
+    struct trl_rec_ctx cx;
+    rec_ctx(r, &cx);
+    int rc = trl_rec_delete(t, &cx, r->ty, r->id, r->if_match);
+    if (rc) return rc;
+    r->status = 204;
+    return 0;
+}
+
+static int exec_put_type(struct req *r, struct trl_txn *t)
+{
+    bool changed;
+    const char *name = r->type_name;
+    r->ty = NULL;
+    int rc = trl_schema_put_type(t, name, r->body.data, r->body.len, "", &changed, &r->d);
+    if (rc) return rc;
+    char *def = NULL;
+    if ((rc = trl_meta_get(t, "type", name, &def))) return rc;
+    trl_buf_adds(&r->out, def);
+    free(def);
+    ok_json(r, 200);
+    (void)changed;
+    return 0;
+}
+
+static int exec_delete_type(struct req *r, struct trl_txn *t)
+{
+    int rc = trl_schema_delete_type(t, r->type_name, &r->d);
+    if (rc) return rc;
+    r->status = 204;
+    return 0;
+}
+
+struct file_meta {
+    char sha[65];
+    uint64_t size;
+    char media[128];
+};
+
+static int exec_file(struct req *r, struct trl_txn *t)
+{
+    struct file_meta *fm = r->aux; /* filled by files_upload */
+    struct trl_buf v;
+    trl_buf_init(&v);
+    int rc = trl_buf_add_u64be(&v, fm->size) || trl_buf_adds(&v, fm->media) ||
+             trl_buf_addc(&v, 0) || trl_buf_adds(&v, r->who.user);
+    if (rc) rc = TRL_ENOMEM;
+    else rc = trl_txn_put(t, TRL_DB_FILES, fm->sha, 64, v.data, v.len, 0);
+    trl_buf_free(&v);
+    if (rc) return rc;
+    ok_json(r, 201);
+    trl_buf_printf(&r->out, "{\"id\":\"%s\",\"size\":%llu,\"media_type\":", fm->sha,
+                   (unsigned long long)fm->size);
+    trl_buf_add_json_str(&r->out, fm->media, strlen(fm->media));
+    trl_buf_addc(&r->out, '}');
+    snprintf(r->location, sizeof(r->location), "/api/v1/files/%s", fm->sha);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Records
+ */
+static const char *const list_args[] = {"filter", "sort",   "limit",  "cursor", "count",
+                                        "fields", "expand", "render", NULL};
+static const char *const get_args[] = {"fields", "expand", "render", NULL};
+
+static bool render_arg(struct req *r, bool *html)
+{
+    const char *render = arg(r, "render");
+    *html = false;
+    if (!render) return true;
+    if (strcmp(render, "html") == 0) {
+        *html = true;
+        return true;
+    }
+    trl_http_fail(r, TRL_EQUERY, "render", "render: the only value is 'html'",
+                  "render:唯一可用的值是 html");
+    return false;
+}
+
+static void records_list(struct req *r)
+{
+    if (!check_args(r, list_args)) return;
+    struct trl_list_opts o = {0};
+    o.filter = arg(r, "filter");
+    o.sort = arg(r, "sort");
+    o.cursor = arg(r, "cursor");
+    o.out.fields = arg(r, "fields");
+    o.out.expand = arg(r, "expand");
+    if (!render_arg(r, &o.out.render_html)) return;
+    const char *lim = arg(r, "limit");
+    if (lim) {
+        int64_t v;
+        if (trl_parse_i64(lim, strlen(lim), &v) || v < 1 || v > 1000) {
+            trl_http_fail(r, TRL_EQUERY, "limit", "limit: must be an integer from 1 to 1000",
+                          "limit:必须是 1 到 1000 之间的整数");
+            return;
+        }
+        o.limit = v;
+    }
+    const char *count = arg(r, "count");
+    if (count) {
+        if (strcmp(count, "exact") != 0) {
+            trl_http_fail(r, TRL_EQUERY, "count", "count: the only value is 'exact'",
+                          "count:唯一可用的值是 exact");
+            return;
+        }
+        o.count_exact = true;
+    }
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return;
+    struct trl_rec_ctx cx;
+    rec_ctx(r, &cx);
+    int rc = trl_rec_list(t, &cx, r->ty, &o, &r->out);
+    trl_txn_end(t);
+    if (rc) fail_d(r, rc);
+    else ok_json(r, 200);
+}
+
+static void records_get(struct req *r)
+{
+    if (!check_args(r, get_args)) return;
+    struct trl_rec_out o = {.fields = arg(r, "fields"), .expand = arg(r, "expand")};
+    if (!render_arg(r, &o.render_html)) return;
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return;
+    struct trl_rec_ctx cx;
+    rec_ctx(r, &cx);
+    uint64_t version = 0;
+    int rc = trl_rec_get(t, &cx, r->ty, r->id, &o, &version, &r->out);
+    trl_txn_end(t);
+    if (rc) {
+        fail_d(r, rc);
+        return;
+    }
+    set_etag(r, version);
+    const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
+    if (inm && strcmp(inm, r->etag) == 0) {
+        trl_buf_clear(&r->out);
+        r->status = 304;
+        return;
+    }
+    ok_json(r, 200);
+}
+
+static void records_history(struct req *r)
+{
+    if (!check_args(r, (const char *const[]){NULL})) return;
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return;
+    struct trl_rec_ctx cx;
+    rec_ctx(r, &cx);
+    int rc = trl_rec_history(t, &cx, r->ty, r->id, &r->out);
+    trl_txn_end(t);
+    if (rc) fail_d(r, rc);
+    else ok_json(r, 200);
+}
+
+static bool prepare_body_write(struct req *r)
+{
+    if (trl_http_parse_object(r)) return false;
+    r->type_name = strdup(r->ty->name);
+    if (!r->type_name) {
+        trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+        return false;
+    }
+    return true;
+}
+
+static void route_records(struct req *r, const char *rest)
+{
+    /* rest: "{type}", "{type}/{id}", "{type}/{id}/history" */
+    const char *slash = strchr(rest, '/');
+    size_t tl = slash ? (size_t)(slash - rest) : strlen(rest);
+    char tname[80];
+    if (tl == 0 || tl >= sizeof(tname)) {
+        trl_http_fail(r, TRL_ENOTFOUND, "type", "no such type", "不存在该类型");
+        return;
+    }
+    memcpy(tname, rest, tl);
+    tname[tl] = 0;
+    r->ty = trl_catalog_type(r->cat, tname);
+    if (!r->ty) {
+        char en[160], zh[160];
+        snprintf(en, sizeof(en), "no type '%s' is installed", tname);
+        snprintf(zh, sizeof(zh), "未安装类型“%s”", tname);
+        trl_http_fail(r, TRL_ENOTFOUND, "type", en, zh);
+        return;
+    }
+    const char *m = r->method;
+    if (!slash || !slash[1]) {
+        if (strcmp(m, "GET") == 0) return records_list(r);
+        if (strcmp(m, "POST") == 0) {
+            const char *ik = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+            if (ik) {
+                size_t n = strlen(ik);
+                bool ok = n > 0 && n <= 128 && trl_utf8_valid(ik, n);
+                for (size_t i = 0; i < n && ok; i++) ok = (unsigned char)ik[i] >= 0x20;
+                if (!ok) {
+                    trl_http_fail(r, TRL_EINVAL, "Idempotency-Key",
+                                  "Idempotency-Key must be 1 to 128 printable characters",
+                                  "Idempotency-Key 必须是 1 到 128 个可打印字符");
+                    return;
+                }
+                r->idem_key = strdup(ik);
+            }
+            if (prepare_body_write(r)) queue_write(r, exec_create, false);
+            return;
+        }
+        snprintf(r->allow, sizeof(r->allow), "GET, POST");
+        trl_http_fail(r, TRL_EMETHOD, "", "use GET or POST here", "此处只支持 GET 或 POST");
+        return;
+    }
+    const char *idp = slash + 1;
+    const char *s2 = strchr(idp, '/');
+    size_t il = s2 ? (size_t)(s2 - idp) : strlen(idp);
+    if (!parse_id(idp, il, &r->id)) {
+        trl_http_fail(r, TRL_ENOTFOUND, "id", "no record with that id", "不存在该 ID 的记录");
+        return;
+    }
+    if (s2) {
+        if (strcmp(s2, "/history") == 0) {
+            if (strcmp(m, "GET") == 0) return records_history(r);
+            snprintf(r->allow, sizeof(r->allow), "GET");
+            trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
+            return;
+        }
+        trl_http_fail(r, TRL_ENOTFOUND, "", "no such resource", "不存在该资源");
+        return;
+    }
+    if (strcmp(m, "GET") == 0) return records_get(r);
+    bool bad;
+    r->if_match = if_match(r, &bad);
+    if (bad) {
+        trl_http_fail(r, TRL_EPRECOND, "If-Match", "If-Match must be an ETag such as \"3\"",
+                      "If-Match 必须是 ETag,例如 \"3\"");
+        return;
+    }
+    if (strcmp(m, "PATCH") == 0) {
+        if (prepare_body_write(r)) queue_write(r, exec_patch, false);
+        return;
+    }
+    if (strcmp(m, "DELETE") == 0) {
+        r->type_name = strdup(r->ty->name);
+        if (!r->type_name) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+        queue_write(r, exec_delete, false);
+        return;
+    }
+    snprintf(r->allow, sizeof(r->allow), "GET, PATCH, DELETE");
+    trl_http_fail(r, TRL_EMETHOD, "", "use GET, PATCH or DELETE here", "此处只支持 GET、PATCH 或 DELETE");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Meta
+ */
+static void meta_types(struct req *r, const char *name)
+{
+    const char *m = r->method;
+    if (!*name) {
+        if (strcmp(m, "GET") != 0) {
+            snprintf(r->allow, sizeof(r->allow), "GET");
+            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
+        }
+        trl_buf_adds(&r->out, "{\"items\":[");
+        for (size_t i = 0; i < r->cat->ntypes; i++) {
+            const struct trl_type *ty = r->cat->types[i];
+            if (i) trl_buf_addc(&r->out, ',');
+            trl_buf_adds(&r->out, ty->definition);
+            while (r->out.len && r->out.data[r->out.len - 1] == '\n') r->out.len--;
+        }
+        trl_buf_adds(&r->out, "]}");
+        return ok_json(r, 200);
+    }
+    if (strcmp(m, "GET") == 0) {
+        const struct trl_type *ty = trl_catalog_type(r->cat, name);
+        if (!ty) return trl_http_fail(r, TRL_ENOTFOUND, "name", "no such type", "不存在该类型");
+        trl_buf_adds(&r->out, ty->definition);
+        return ok_json(r, 200);
+    }
+    r->type_name = strdup(name);
+    if (!r->type_name) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    if (strcmp(m, "PUT") == 0) {
+        struct trl_diag jd;
+        trl_diag_init(&jd);
+        if (trl_json_check(r->body.data ? r->body.data : "", r->body.len, 64, &jd)) {
+            trl_diag_set(&r->d, TRL_EJSON, "the body is not valid JSON: %s", jd.message);
+            trl_diag_reset(&jd);
+            return trl_http_problem(r);
+        }
+        trl_diag_reset(&jd);
+        r->ty = NULL; /* PUT creates the type when it does not exist */
+        return queue_write(r, exec_put_type, true);
+    }
+    if (strcmp(m, "DELETE") == 0) return queue_write(r, exec_delete_type, true);
+    snprintf(r->allow, sizeof(r->allow), "GET, PUT, DELETE");
+    trl_http_fail(r, TRL_EMETHOD, "", "use GET, PUT or DELETE here", "此处只支持 GET、PUT 或 DELETE");
+}
+
+static void meta_apps(struct req *r, const char *name)
+{
+    if (strcmp(r->method, "GET") != 0) {
+        snprintf(r->allow, sizeof(r->allow), "GET");
+        return trl_http_fail(r, TRL_EMETHOD, "", "apps are installed with `trellis app install`",
+                             "应用通过 `trellis app install` 安装");
+    }
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return;
+    int rc;
+    if (!*name) {
+        trl_buf_adds(&r->out, "{\"items\":");
+        rc = trl_app_list(t, &r->out);
+        trl_buf_addc(&r->out, '}');
+    } else {
+        char *def = NULL;
+        rc = trl_meta_get(t, "app", name, &def);
+        if (!rc) trl_buf_adds(&r->out, def);
+        free(def);
+        if (rc == TRL_ENOTFOUND) trl_diag_set(&r->d, rc, "no app '%s' is installed", name);
+    }
+    trl_txn_end(t);
+    if (rc) return fail_d(r, rc);
+    ok_json(r, 200);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Files: content-addressed by SHA-256 under <data>/files/ab/<sha>
+ */
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static void files_upload(struct req *r)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    if (!ct || !strchr(ct, '/') || strlen(ct) >= 128)
+        return trl_http_fail(r, TRL_EMEDIATYPE, "Content-Type",
+                             "send the file's media type in Content-Type",
+                             "请在 Content-Type 中给出文件的媒体类型");
+    if (r->body.len == 0)
+        return trl_http_fail(r, TRL_EINVAL, "body", "the file is empty", "文件为空");
+    struct file_meta *fm = trl_arena_alloc(&r->arena, sizeof(*fm));
+    if (!fm) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    unsigned char h[32];
+    crypto_hash_sha256(h, (const unsigned char *)r->body.data, r->body.len);
+    trl_hex(h, 32, fm->sha);
+    fm->size = r->body.len;
+    size_t ml = strcspn(ct, ";");
+    while (ml && ct[ml - 1] == ' ') ml--;
+    snprintf(fm->media, sizeof(fm->media), "%.*s", (int)ml, ct);
+    char dir[4200], path[4300], tmp[4300];
+    snprintf(dir, sizeof(dir), "%s/%.2s", r->srv->files_dir, fm->sha);
+    snprintf(path, sizeof(path), "%s/%s", dir, fm->sha);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        /* Durable before the metadata commits: write, fsync, rename, fsync the folder. */
+        mkdir(dir, 0700);
+        snprintf(tmp, sizeof(tmp), "%s/.%s.%llu", dir, fm->sha,
+                 (unsigned long long)atomic_fetch_add(&r->srv->req_seq, 1));
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        bool ok = fd >= 0;
+        if (ok) ok = write(fd, r->body.data, r->body.len) == (ssize_t)r->body.len;
+        if (ok) ok = fsync(fd) == 0;
+        if (fd >= 0 && close(fd)) ok = false;
+        if (ok) ok = rename(tmp, path) == 0;
+        if (ok) ok = fsync_dir(dir) == 0;
+        if (!ok) {
+            unlink(tmp);
+            return trl_http_fail(r, TRL_EIO, "", "the file could not be stored", "文件无法保存");
+        }
+    }
+    r->aux = fm;
+    queue_write(r, exec_file, false);
+}
+
+static void files_get(struct req *r, const char *sha)
+{
+    if (strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64)
+        return trl_http_fail(r, TRL_ENOTFOUND, "id", "no such file", "不存在该文件");
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return;
+    struct trl_slice v;
+    int rc = trl_txn_get(t, TRL_DB_FILES, sha, 64, &v);
+    char media[128] = "application/octet-stream";
+    if (rc == 0 && v.n > 8)
+        snprintf(media, sizeof(media), "%.*s", (int)strnlen((const char *)v.p + 8, v.n - 8),
+                 (const char *)v.p + 8);
+    trl_txn_end(t);
+    if (rc) return trl_http_fail(r, TRL_ENOTFOUND, "id", "no such file", "不存在该文件");
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/%.2s/%s", r->srv->files_dir, sha, sha);
+    FILE *f = fopen(path, "rb");
+    if (!f) return trl_http_fail(r, TRL_EIO, "", "the file is missing on disk", "文件在磁盘上缺失");
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) trl_buf_add(&r->out, buf, n);
+    fclose(f);
+    r->status = 200;
+    r->ctype = trl_arena_strndup(&r->arena, media, strlen(media));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * OpenAPI, health, metrics
+ */
+static void schema_of_field(struct trl_buf *o, const struct trl_field *f)
+{
+    switch (f->type) {
+    case TRL_FT_TEXT:
+    case TRL_FT_LONGTEXT:
+        trl_buf_adds(o, "{\"type\":[\"string\",\"null\"]");
+        if (f->max_length) trl_buf_printf(o, ",\"maxLength\":%lld", (long long)f->max_length);
+        if (f->min_length) trl_buf_printf(o, ",\"minLength\":%lld", (long long)f->min_length);
+        if (f->pattern) {
+            trl_buf_adds(o, ",\"pattern\":");
+            trl_buf_add_json_str(o, f->pattern, strlen(f->pattern));
+        }
+        break;
+    case TRL_FT_INT: trl_buf_adds(o, "{\"type\":[\"integer\",\"null\"]"); break;
+    case TRL_FT_REF:
+        trl_buf_printf(o, "{\"type\":[\"integer\",\"null\"],\"description\":\"id of a %s\"",
+                       f->ref_type ? f->ref_type : "record");
+        break;
+    case TRL_FT_DECIMAL:
+        trl_buf_printf(o, "{\"type\":[\"string\",\"null\"],\"pattern\":\"^-?[0-9]+(\\\\.[0-9]{1,%d})?$\"",
+                       f->scale ? f->scale : 1);
+        break;
+    case TRL_FT_BOOL: trl_buf_adds(o, "{\"type\":[\"boolean\",\"null\"]"); break;
+    case TRL_FT_DATE: trl_buf_adds(o, "{\"type\":[\"string\",\"null\"],\"format\":\"date\""); break;
+    case TRL_FT_DATETIME:
+        trl_buf_adds(o, "{\"type\":[\"string\",\"null\"],\"format\":\"date-time\"");
+        break;
+    case TRL_FT_ENUM:
+        trl_buf_adds(o, "{\"enum\":[");
+        for (size_t i = 0; i < f->noptions; i++) {
+            if (i) trl_buf_addc(o, ',');
+            trl_buf_add_json_str(o, f->options[i].value, strlen(f->options[i].value));
+        }
+        trl_buf_adds(o, ",null]");
+        break;
+    case TRL_FT_ATTACHMENT:
+        trl_buf_adds(o, "{\"type\":[\"string\",\"null\"],\"pattern\":\"^[0-9a-f]{64}$\"");
+        break;
+    case TRL_FT_USER: trl_buf_adds(o, "{\"type\":[\"string\",\"null\"]"); break;
+    default: trl_buf_adds(o, "{"); break;
+    }
+    if (f->labels.en[0]) {
+        trl_buf_adds(o, ",\"title\":");
+        trl_buf_add_json_str(o, f->labels.en, strlen(f->labels.en));
+    }
+    if (f->read_only) trl_buf_adds(o, ",\"readOnly\":true");
+    trl_buf_addc(o, '}');
+}
+
+static void openapi(struct req *r)
+{
+    struct trl_buf *o = &r->out;
+    trl_buf_adds(o, "{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"Trellis API\",\"version\":\"1\","
+                    "\"description\":\"Records of the installed types, generated from their "
+                    "definitions.\"},\"servers\":[{\"url\":\"/\"}],\"paths\":{");
+    static const char *problem = "{\"description\":\"%s\",\"content\":{\"application/problem+json\":"
+                                 "{\"schema\":{\"$ref\":\"#/components/schemas/Problem\"}}}}";
+    trl_buf_adds(o, "\"/healthz\":{\"get\":{\"operationId\":\"healthz\",\"responses\":{\"200\":"
+                    "{\"description\":\"The server and its store answer.\"}}}}");
+    for (size_t i = 0; i < r->cat->ntypes; i++) {
+        const char *n = r->cat->types[i]->name;
+        trl_buf_printf(o,
+                       ",\"/api/v1/records/%s\":{\"get\":{\"operationId\":\"list_%s\",\"summary\":"
+                       "\"List %s records\",\"parameters\":["
+                       "{\"name\":\"filter\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
+                       "{\"name\":\"sort\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
+                       "{\"name\":\"limit\",\"in\":\"query\",\"schema\":{\"type\":\"integer\","
+                       "\"minimum\":1,\"maximum\":1000}},"
+                       "{\"name\":\"cursor\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
+                       "{\"name\":\"count\",\"in\":\"query\",\"schema\":{\"enum\":[\"exact\"]}},"
+                       "{\"name\":\"fields\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}}],"
+                       "\"responses\":{\"200\":{\"description\":\"A page of records\",\"content\":"
+                       "{\"application/json\":{\"schema\":{\"type\":\"object\",\"properties\":{"
+                       "\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/%s\"}},"
+                       "\"next_cursor\":{\"type\":[\"string\",\"null\"]},\"count\":{\"type\":\"integer\"}}}}}},",
+                       n, n, n, n);
+        trl_buf_printf(o, "\"400\":");
+        trl_buf_printf(o, problem, "Bad filter, sort, limit or cursor");
+        trl_buf_printf(o, "}},\"post\":{\"operationId\":\"create_%s\",\"parameters\":[{\"name\":"
+                          "\"Idempotency-Key\",\"in\":\"header\",\"schema\":{\"type\":\"string\"}}],"
+                          "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":"
+                          "{\"schema\":{\"$ref\":\"#/components/schemas/%s\"}}}},\"responses\":{"
+                          "\"201\":{\"description\":\"Created\",\"content\":{\"application/json\":"
+                          "{\"schema\":{\"$ref\":\"#/components/schemas/%s\"}}}},\"422\":",
+                       n, n, n);
+        trl_buf_printf(o, problem, "Validation failed");
+        trl_buf_adds(o, "}}}");
+        trl_buf_printf(o,
+                       ",\"/api/v1/records/%s/{id}\":{\"parameters\":[{\"name\":\"id\",\"in\":"
+                       "\"path\",\"required\":true,\"schema\":{\"type\":\"integer\"}}],"
+                       "\"get\":{\"operationId\":\"get_%s\",\"responses\":{\"200\":{\"description\":"
+                       "\"The record\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":"
+                       "\"#/components/schemas/%s\"}}}},\"404\":",
+                       n, n, n);
+        trl_buf_printf(o, problem, "Not found");
+        trl_buf_printf(o, "}},\"patch\":{\"operationId\":\"update_%s\",\"parameters\":[{\"name\":"
+                          "\"If-Match\",\"in\":\"header\",\"schema\":{\"type\":\"string\"}}],"
+                          "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":"
+                          "{\"schema\":{\"$ref\":\"#/components/schemas/%s\"}}}},\"responses\":{"
+                          "\"200\":{\"description\":\"Updated\"},\"412\":",
+                       n, n);
+        trl_buf_printf(o, problem, "Stale If-Match");
+        trl_buf_printf(o, ",\"422\":");
+        trl_buf_printf(o, problem, "Validation failed");
+        trl_buf_printf(o, "}},\"delete\":{\"operationId\":\"delete_%s\",\"responses\":{\"204\":"
+                          "{\"description\":\"Deleted\"}}}}",
+                       n);
+        trl_buf_printf(o,
+                       ",\"/api/v1/records/%s/{id}/history\":{\"get\":{\"operationId\":"
+                       "\"history_%s\",\"parameters\":[{\"name\":\"id\",\"in\":\"path\","
+                       "\"required\":true,\"schema\":{\"type\":\"integer\"}}],\"responses\":{"
+                       "\"200\":{\"description\":\"Events in order\"}}}}",
+                       n, n);
+    }
+    trl_buf_adds(o, "},\"components\":{\"schemas\":{\"Problem\":{\"type\":\"object\",\"properties\":"
+                    "{\"type\":{\"type\":\"string\"},\"title\":{\"type\":\"string\"},\"status\":"
+                    "{\"type\":\"integer\"},\"code\":{\"type\":\"string\"},\"detail\":{\"type\":"
+                    "\"string\"},\"errors\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+                    "\"properties\":{\"field\":{\"type\":\"string\"},\"code\":{\"type\":\"string\"},"
+                    "\"message\":{\"type\":\"string\"}}}}}}");
+    for (size_t i = 0; i < r->cat->ntypes; i++) {
+        const struct trl_type *ty = r->cat->types[i];
+        trl_buf_printf(o, ",\"%s\":{\"type\":\"object\",\"title\":", ty->name);
+        trl_buf_add_json_str(o, ty->labels.en, strlen(ty->labels.en));
+        trl_buf_adds(o, ",\"properties\":{\"id\":{\"type\":\"integer\",\"readOnly\":true},"
+                        "\"version\":{\"type\":\"integer\",\"readOnly\":true},"
+                        "\"state\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+                        "\"created_at\":{\"type\":\"string\",\"format\":\"date-time\",\"readOnly\":true},"
+                        "\"updated_at\":{\"type\":\"string\",\"format\":\"date-time\",\"readOnly\":true}");
+        for (size_t k = 0; k < ty->nfields; k++) {
+            trl_buf_printf(o, ",\"%s\":", ty->fields[k].name);
+            schema_of_field(o, &ty->fields[k]);
+        }
+        trl_buf_adds(o, "}");
+        size_t nreq = 0;
+        for (size_t k = 0; k < ty->nfields; k++)
+            if (ty->fields[k].required && !ty->fields[k].has_default)
+                trl_buf_printf(o, "%s\"%s\"", nreq++ ? "," : ",\"required\":[", ty->fields[k].name);
+        if (nreq) trl_buf_addc(o, ']');
+        trl_buf_addc(o, '}');
+    }
+    trl_buf_adds(o, "}}}");
+    ok_json(r, 200);
+}
+
+static void healthz(struct req *r)
+{
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return;
+    trl_txn_end(t);
+    trl_buf_printf(&r->out, "{\"status\":\"ok\",\"types\":%zu}", r->cat->ntypes);
+    ok_json(r, 200);
+}
+
+static void metrics(struct req *r)
+{
+    struct trl_server *s = r->srv;
+    struct trl_buf *o = &r->out;
+    size_t map, cap, used;
+    uint64_t batches, jobs;
+    trl_store_stats(s->store, &map, &cap, &used);
+    trl_store_writer_stats(s->store, &batches, &jobs);
+    trl_buf_adds(o, "# HELP trellis_http_requests_total HTTP requests answered, by status class.\n"
+                    "# TYPE trellis_http_requests_total counter\n");
+    for (int c = 1; c <= 5; c++)
+        trl_buf_printf(o, "trellis_http_requests_total{class=\"%dxx\"} %llu\n", c,
+                       (unsigned long long)atomic_load(&s->n_status[c]));
+    trl_buf_adds(o, "# HELP trellis_http_request_duration_seconds Request latency.\n"
+                    "# TYPE trellis_http_request_duration_seconds histogram\n");
+    static const char *le[11] = {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+                                 "0.05",   "0.1",   "0.25",   "0.5",   "1"};
+    uint64_t cum = 0;
+    for (int b = 0; b < 11; b++) {
+        cum += atomic_load(&s->lat_bucket[b]);
+        trl_buf_printf(o, "trellis_http_request_duration_seconds_bucket{le=\"%s\"} %llu\n", le[b],
+                       (unsigned long long)cum);
+    }
+    cum += atomic_load(&s->lat_bucket[11]);
+    trl_buf_printf(o, "trellis_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                   (unsigned long long)cum);
+    trl_buf_printf(o, "trellis_http_request_duration_seconds_sum %.6f\n",
+                   (double)atomic_load(&s->latency_us_sum) / 1e6);
+    trl_buf_printf(o, "trellis_http_request_duration_seconds_count %llu\n", (unsigned long long)cum);
+    trl_buf_printf(o, "# HELP trellis_http_deadline_cuts_total Connections cut by the per-request deadline.\n"
+                      "# TYPE trellis_http_deadline_cuts_total counter\n"
+                      "trellis_http_deadline_cuts_total %llu\n",
+                   (unsigned long long)atomic_load(&s->n_deadline_kills));
+    trl_buf_printf(o, "# HELP trellis_store_commits_total Group commits of the writer.\n"
+                      "# TYPE trellis_store_commits_total counter\ntrellis_store_commits_total %llu\n"
+                      "# HELP trellis_store_write_jobs_total Write jobs run by the writer.\n"
+                      "# TYPE trellis_store_write_jobs_total counter\ntrellis_store_write_jobs_total %llu\n",
+                   (unsigned long long)batches, (unsigned long long)jobs);
+    trl_buf_printf(o, "# HELP trellis_store_map_bytes Store map size, cap and bytes in use.\n"
+                      "# TYPE trellis_store_map_bytes gauge\n"
+                      "trellis_store_map_bytes{kind=\"size\"} %zu\n"
+                      "trellis_store_map_bytes{kind=\"cap\"} %zu\n"
+                      "trellis_store_map_bytes{kind=\"used\"} %zu\n",
+                   map, cap, used);
+    struct trl_txn *t;
+    if (trl_store_read(s->store, &t) == 0) {
+        trl_buf_adds(o, "# HELP trellis_records Records per type.\n# TYPE trellis_records gauge\n");
+        for (size_t i = 0; i < r->cat->ntypes; i++) {
+            uint64_t n = 0;
+            trl_rec_count(t, r->cat->types[i], &n);
+            trl_buf_printf(o, "trellis_records{type=\"%s\"} %llu\n", r->cat->types[i]->name,
+                           (unsigned long long)n);
+        }
+        trl_txn_end(t);
+    }
+    r->status = 200;
+    r->ctype = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The router
+ */
+static bool prefix(const char *s, const char *p, const char **rest)
+{
+    size_t n = strlen(p);
+    if (strncmp(s, p, n) != 0) return false;
+    *rest = s + n;
+    return true;
+}
+
+static void only_get(struct req *r, void (*fn)(struct req *))
+{
+    if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+        snprintf(r->allow, sizeof(r->allow), "GET");
+        return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
+    }
+    fn(r);
+}
+
+void trl_http_route(struct req *r)
+{
+    const char *u = r->url, *rest;
+    r->cat = trl_http_catalog(r->srv);
+    if (strcmp(u, "/healthz") == 0) return only_get(r, healthz);
+    if (strcmp(u, "/metrics") == 0) return only_get(r, metrics);
+    if (strcmp(u, "/api/v1/openapi.json") == 0) return only_get(r, openapi);
+    if (prefix(u, "/api/v1/records/", &rest)) return route_records(r, rest);
+    if (strcmp(u, "/api/v1/meta/types") == 0) return meta_types(r, "");
+    if (prefix(u, "/api/v1/meta/types/", &rest)) return meta_types(r, rest);
+    if (strcmp(u, "/api/v1/meta/apps") == 0) return meta_apps(r, "");
+    if (prefix(u, "/api/v1/meta/apps/", &rest)) return meta_apps(r, rest);
+    if (strcmp(u, "/api/v1/files") == 0) {
+        if (strcmp(r->method, "POST") == 0) return files_upload(r);
+        snprintf(r->allow, sizeof(r->allow), "POST");
+        return trl_http_fail(r, TRL_EMETHOD, "", "use POST here", "此处只支持 POST");
+    }
+    if (prefix(u, "/api/v1/files/", &rest)) {
+        if (strcmp(r->method, "GET") == 0) return files_get(r, rest);
+        snprintf(r->allow, sizeof(r->allow), "GET");
+        return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
+    }
+    trl_http_fail(r, TRL_ENOTFOUND, "", "no such resource", "不存在该资源");
+}

@@ -1,0 +1,486 @@
+/* server.c — libmicrohttpd plumbing: request lifecycle, suspend/resume around the writer,
+ * limits, the deadline watchdog, start and stop. */
+#include "http_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Connection registry and the deadline watchdog
+ */
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    struct trl_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_track *t = calloc(1, sizeof(*t));
+        if (!t) return;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        t->fd = ci ? ci->connect_fd : -1;
+        t->started_ms = trl_mono_ms();
+        t->busy = true; /* receiving the first request */
+        pthread_mutex_lock(&s->conn_lock);
+        t->next = s->conns;
+        if (s->conns) s->conns->prev = t;
+        s->conns = t;
+        pthread_mutex_unlock(&s->conn_lock);
+        *socket_ctx = t;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct conn_track *t = *socket_ctx;
+        if (!t) return;
+        pthread_mutex_lock(&s->conn_lock);
+        if (t->prev) t->prev->next = t->next;
+        else s->conns = t->next;
+        if (t->next) t->next->prev = t->prev;
+        pthread_mutex_unlock(&s->conn_lock);
+        free(t);
+        *socket_ctx = NULL;
+    }
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct trl_server *s = arg;
+    int64_t last_reader_check = trl_mono_ms();
+    pthread_mutex_lock(&s->wd_lock);
+    while (!s->wd_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&s->wd_cond, &s->wd_lock, &ts);
+        if (s->wd_stop) break;
+        pthread_mutex_unlock(&s->wd_lock);
+        int64_t now = trl_mono_ms();
+        int64_t limit = (int64_t)s->o.deadline_s * 1000;
+        pthread_mutex_lock(&s->conn_lock);
+        for (struct conn_track *t = s->conns; t; t = t->next) {
+            if (t->busy && !t->waiting_writer && t->fd >= 0 && now - t->started_ms > limit) {
+                /* Cut it: libmicrohttpd sees the error and closes the connection itself. */
+                shutdown(t->fd, SHUT_RDWR);
+                t->fd = -1;
+                atomic_fetch_add(&s->n_deadline_kills, 1);
+            }
+        }
+        pthread_mutex_unlock(&s->conn_lock);
+        if (now - last_reader_check > 60000) {
+            int n = trl_store_reader_check(s->store);
+            if (n) trl_log(TRL_LOG_WARN, "cleared %d stale reader slot(s)", n);
+            last_reader_check = now;
+        }
+        pthread_mutex_lock(&s->wd_lock);
+    }
+    pthread_mutex_unlock(&s->wd_lock);
+    return NULL;
+}
+
+static struct conn_track *track_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Requests
+ */
+static void req_free(struct req *r)
+{
+    if (!r) return;
+    trl_buf_free(&r->body);
+    trl_buf_free(&r->out);
+    trl_diag_reset(&r->d);
+    trl_arena_free(&r->arena);
+    trl_catalog_unref(r->cat);
+    free(r->url);
+    free(r->in);
+    free(r->type_name);
+    free(r->idem_key);
+    trl_http_json_free(r->json);
+    free(r);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)toe;
+    struct req *r = *con_cls;
+    struct conn_track *t = track_of(c);
+    if (t) {
+        struct trl_server *s = cls;
+        pthread_mutex_lock(&s->conn_lock);
+        t->busy = true; /* the next request's bytes may start at once */
+        t->waiting_writer = false;
+        t->started_ms = trl_mono_ms();
+        pthread_mutex_unlock(&s->conn_lock);
+    }
+    req_free(r);
+    *con_cls = NULL;
+}
+
+static void observe(struct trl_server *s, int status, int64_t us)
+{
+    atomic_fetch_add(&s->n_requests, 1);
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5) atomic_fetch_add(&s->n_status[cls], 1);
+    atomic_fetch_add(&s->latency_us_sum, (uint64_t)us);
+    static const int64_t bounds_us[11] = {500,    1000,   2500,    5000,    10000,  25000,
+                                          50000, 100000, 250000, 500000, 1000000};
+    int b = 0;
+    while (b < 11 && us > bounds_us[b]) b++;
+    atomic_fetch_add(&s->lat_bucket[b], 1);
+}
+
+static enum MHD_Result respond(struct req *r)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        r->out.len, r->out.data ? r->out.data : (void *)"", r->out.data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    trl_buf_init(&r->out); /* the response owns the bytes now */
+    MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->etag[0]) MHD_add_response_header(resp, "ETag", r->etag);
+    if (r->location[0]) MHD_add_response_header(resp, "Location", r->location);
+    if (r->allow[0]) MHD_add_response_header(resp, "Allow", r->allow);
+    if (r->retry_after[0]) MHD_add_response_header(resp, "Retry-After", r->retry_after);
+    if (r->status == 413) MHD_add_response_header(resp, "Connection", "close");
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    r->responded = true;
+    observe(r->srv, r->status, now_us() - r->t0_us);
+    return ret;
+}
+
+static bool valid_request_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 40) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+            return false;
+    return true;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    struct trl_server *s = cls;
+    struct req *r = *con_cls;
+    (void)version;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r) return MHD_NO;
+        r->srv = s;
+        r->conn = conn;
+        r->t0_us = now_us();
+        r->track = track_of(conn);
+        trl_diag_init(&r->d);
+        trl_arena_init(&r->arena);
+        trl_buf_init(&r->body);
+        trl_buf_init(&r->out);
+        snprintf(r->method, sizeof(r->method), "%s", method);
+        r->url = strdup(url);
+        r->lang = trl_lang_pick(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Language"));
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (rid && valid_request_id(rid)) snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
+        else
+            snprintf(r->request_id, sizeof(r->request_id), "%08llx-%06llx",
+                     (unsigned long long)(s->boot_id & 0xFFFFFFFF),
+                     (unsigned long long)atomic_fetch_add(&s->req_seq, 1));
+        /* Until issue 3's authentication lands every caller acts as the local administrator. */
+        snprintf(r->who.user, sizeof(r->who.user), "admin");
+        snprintf(r->who.role, sizeof(r->who.role), "admin");
+        r->who.admin = true;
+        r->is_upload = strcmp(method, "POST") == 0 && strcmp(url, "/api/v1/files") == 0;
+        *con_cls = r;
+        if (!r->url) return MHD_NO;
+        size_t limit = r->is_upload ? s->o.file_limit : s->o.body_limit;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(cl, &end, 10);
+            if (errno || *end || v > limit) {
+                /* Refuse before reading any of the body. */
+                r->too_big = true;
+                trl_http_fail(r, TRL_ETOOBIG, "", "the request body is larger than the limit",
+                              "请求体超过大小限制");
+                return respond(r);
+            }
+        }
+        return MHD_YES;
+    }
+    if (r->responded) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t limit = r->is_upload ? s->o.file_limit : s->o.body_limit;
+        if (r->body.len + *upload_data_size > limit) {
+            *upload_data_size = 0;
+            r->too_big = true;
+            trl_http_fail(r, TRL_ETOOBIG, "", "the request body is larger than the limit",
+                          "请求体超过大小限制");
+            return respond(r);
+        }
+        if (trl_buf_add(&r->body, upload_data, *upload_data_size)) {
+            *upload_data_size = 0;
+            trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+            return respond(r);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->suspended) {
+        /* Resumed by the writer: the job's result is in r. */
+        if (!atomic_load(&r->done)) return MHD_YES;
+        r->suspended = false;
+        if (r->track) {
+            pthread_mutex_lock(&s->conn_lock);
+            r->track->waiting_writer = false;
+            pthread_mutex_unlock(&s->conn_lock);
+        }
+        return respond(r);
+    }
+    if (atomic_load(&s->stopping))
+        trl_http_fail(r, TRL_EUNAVAIL, "", "the server is shutting down", "服务正在关闭");
+    else trl_http_route(r);
+    if (r->suspended) {
+        if (r->track) {
+            pthread_mutex_lock(&s->conn_lock);
+            r->track->waiting_writer = true;
+            pthread_mutex_unlock(&s->conn_lock);
+        }
+        MHD_suspend_connection(conn);
+        r->job.fn = trl_http_job_fn;
+        r->job.done = trl_http_job_done;
+        r->job.arg = r;
+        atomic_fetch_add(&s->pending_jobs, 1);
+        int rc = trl_store_submit(s->store, &r->job);
+        if (rc) {
+            atomic_fetch_sub(&s->pending_jobs, 1);
+            trl_http_fail(r, TRL_EUNAVAIL, "", "the server is shutting down", "服务正在关闭");
+            atomic_store(&r->done, true);
+            MHD_resume_connection(conn);
+        }
+        return MHD_YES;
+    }
+    return respond(r);
+}
+
+void trl_http_job_done(void *arg, int rc)
+{
+    struct req *r = arg;
+    r->job_rc = rc;
+    if (rc) {
+        /* A failure of the batch itself (commit, full) overrides the job's own answer. */
+        if (rc == TRL_EFULL || rc == TRL_EIO || rc == TRL_ENOMEM || rc == TRL_EUNAVAIL) {
+            trl_buf_clear(&r->out);
+            if (r->d.code != rc) {
+                trl_diag_reset(&r->d);
+                if (rc == TRL_EFULL)
+                    trl_diag_set(&r->d, rc,
+                                 "the store reached its configured size cap; nothing was written");
+                else trl_diag_set(&r->d, rc, "the write could not be committed");
+                if (rc == TRL_EFULL) trl_diag_zh(&r->d, "存储已达到配置的容量上限;未写入任何数据");
+            }
+            trl_http_problem(r);
+        } else if (!r->out.len) {
+            trl_http_problem(r);
+        }
+    }
+    struct trl_server *s = r->srv;
+    if (rc == 0 && r->job.barrier) {
+        /* A definition changed and is durable: publish the new catalog before the next batch. */
+        struct trl_diag d;
+        trl_diag_init(&d);
+        if (trl_http_reload_catalog(s, &d))
+            trl_log(TRL_LOG_ERROR, "cannot reload the catalog: %s", d.message);
+        trl_diag_reset(&d);
+    }
+    atomic_store(&r->done, true);
+    MHD_resume_connection(r->conn);
+    atomic_fetch_sub(&s->pending_jobs, 1);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Start and stop
+ */
+static int parse_listen(const char *listen, struct sockaddr_in *sa, struct trl_diag *d)
+{
+    char host[64];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || (size_t)(colon - listen) >= sizeof(host))
+        return trl_diag_set(d, TRL_EINVAL, "--listen must be ADDR:PORT, e.g. 127.0.0.1:8080");
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return trl_diag_set(d, TRL_EINVAL, "--listen: bad port '%s'", colon + 1);
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return trl_diag_set(d, TRL_EINVAL, "--listen: '%s' is not an IPv4 address", host);
+    return 0;
+}
+
+struct trl_catalog *trl_http_catalog(struct trl_server *s)
+{
+    pthread_mutex_lock(&s->cat_lock);
+    struct trl_catalog *c = trl_catalog_ref(s->cat);
+    pthread_mutex_unlock(&s->cat_lock);
+    return c;
+}
+
+int trl_http_reload_catalog(struct trl_server *s, struct trl_diag *d)
+{
+    struct trl_txn *t = NULL;
+    struct trl_catalog *c = NULL;
+    int rc = trl_store_read(s->store, &t);
+    if (rc) return trl_diag_set(d, rc, "cannot read the store");
+    rc = trl_catalog_load(t, &c, d);
+    trl_txn_end(t);
+    if (rc) return rc;
+    pthread_mutex_lock(&s->cat_lock);
+    struct trl_catalog *old = s->cat;
+    s->cat = c;
+    pthread_mutex_unlock(&s->cat_lock);
+    trl_catalog_unref(old);
+    return 0;
+}
+
+static void print_loaded(struct trl_server *s)
+{
+    struct trl_txn *t = NULL;
+    struct trl_buf apps;
+    trl_buf_init(&apps);
+    if (trl_store_read(s->store, &t) == 0) {
+        trl_app_list(t, &apps);
+        trl_txn_end(t);
+    }
+    fprintf(stderr, "trellis: data directory %s\n", s->o.data_dir);
+    fprintf(stderr, "trellis: apps %s\n", apps.data ? apps.data : "[]");
+    fprintf(stderr, "trellis: %zu type(s):", s->cat->ntypes);
+    for (size_t i = 0; i < s->cat->ntypes; i++)
+        fprintf(stderr, " %s%s", s->cat->types[i]->name, i + 1 < s->cat->ntypes ? "," : "");
+    fprintf(stderr, "\n");
+    trl_buf_free(&apps);
+}
+
+int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, struct trl_diag *d)
+{
+    struct sockaddr_in sa;
+    int rc;
+    struct trl_server *s = calloc(1, sizeof(*s));
+    if (!s) return trl_diag_set(d, TRL_ENOMEM, "out of memory");
+    s->o = *o;
+    if (!s->o.body_limit) s->o.body_limit = 1 << 20;
+    if (!s->o.file_limit) s->o.file_limit = 16 << 20;
+    if (!s->o.conn_limit) s->o.conn_limit = 1024;
+    if (!s->o.per_ip_limit) s->o.per_ip_limit = 256;
+    if (!s->o.idle_timeout_s) s->o.idle_timeout_s = 30;
+    if (!s->o.deadline_s) s->o.deadline_s = 60;
+    if (!s->o.threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->o.threads = n > 0 ? (unsigned)n : 2;
+    }
+    if (!s->o.listen) s->o.listen = "127.0.0.1:8080";
+    trl_clock_system(&s->sysclock);
+    s->clock = o->clock ? o->clock : &s->sysclock;
+    s->boot_id = (uint64_t)trl_clock_now(s->clock) ^ ((uint64_t)getpid() << 32);
+    pthread_mutex_init(&s->cat_lock, NULL);
+    pthread_mutex_init(&s->conn_lock, NULL);
+    pthread_mutex_init(&s->wd_lock, NULL);
+    pthread_cond_init(&s->wd_cond, NULL);
+    if ((rc = parse_listen(s->o.listen, &sa, d))) goto fail;
+    size_t dl = strlen(o->data_dir);
+    s->files_dir = malloc(dl + 8);
+    if (!s->files_dir) {
+        rc = trl_diag_set(d, TRL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    snprintf(s->files_dir, dl + 8, "%s/files", o->data_dir);
+    struct trl_store_opts so = {.dir = o->data_dir, .map_initial = o->map_initial,
+                                .map_max = o->map_max};
+    if ((rc = trl_store_open(&so, &s->store, d))) goto fail;
+    mkdir(s->files_dir, 0700);
+    if ((rc = trl_http_reload_catalog(s, d))) goto fail;
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    s->mhd = MHD_start_daemon(
+        flags, ntohs(sa.sin_port), NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_OPTION_THREAD_POOL_SIZE, s->o.threads, MHD_OPTION_CONNECTION_LIMIT, s->o.conn_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->o.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        s->o.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        notify_connection, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+    if (!s->mhd) {
+        rc = trl_diag_set(d, TRL_EIO, "cannot listen on %s (in use, or not an address here)",
+                          s->o.listen);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : ntohs(sa.sin_port);
+    if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0) s->wd_started = true;
+    print_loaded(s);
+    *out = s;
+    return 0;
+fail:
+    trl_server_stop(s);
+    return rc;
+}
+
+unsigned trl_server_port(const struct trl_server *s)
+{
+    return s->port;
+}
+
+void trl_server_stop(struct trl_server *s)
+{
+    if (!s) return;
+    if (s->wd_started) {
+        pthread_mutex_lock(&s->wd_lock);
+        s->wd_stop = true;
+        pthread_cond_signal(&s->wd_cond);
+        pthread_mutex_unlock(&s->wd_lock);
+        pthread_join(s->watchdog, NULL);
+    }
+    if (s->mhd) {
+        /* Refuse new work, let queued writes finish and resume their connections, then stop. */
+        atomic_store(&s->stopping, true);
+        MHD_quiesce_daemon(s->mhd);
+        for (int i = 0; i < 3000 && atomic_load(&s->pending_jobs) > 0; i++) usleep(10000);
+        MHD_stop_daemon(s->mhd);
+    }
+    trl_store_close(s->store);
+    trl_catalog_unref(s->cat);
+    pthread_mutex_destroy(&s->cat_lock);
+    pthread_mutex_destroy(&s->conn_lock);
+    pthread_mutex_destroy(&s->wd_lock);
+    pthread_cond_destroy(&s->wd_cond);
+    free(s->files_dir);
+    free(s);
+}

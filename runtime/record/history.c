@@ -1,0 +1,469 @@
+/* history.c — the hash-chained history, the change log, idempotency keys and `trellis check`. */
+#include "record_int.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void hist_key(unsigned char k[16], uint32_t type_id, uint64_t id, uint32_t seq)
+{
+    trl_rec_key(k, type_id, id);
+    trl_put_u32be(k + 12, seq);
+}
+
+static void chain_hash(const unsigned char prev[32], const void *ev, size_t n, unsigned char out[32])
+{
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, prev, 32);
+    crypto_hash_sha256_update(&st, ev, n);
+    crypto_hash_sha256_final(&st, out);
+}
+
+int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                        struct trl_record *r, const char *action, const char *changes,
+                        size_t changes_n)
+{
+    struct trl_buf ev;
+    char ts[32];
+    trl_buf_init(&ev);
+    uint32_t seq = r->hist_seq + 1;
+    trl_datetime_format(cx->now_ms, ts);
+    const char *actor = cx->who ? cx->who->user : "";
+    const char *rid = cx->request_id ? cx->request_id : "";
+    /* Room for the hash in front of the event text. */
+    int rc = trl_buf_add(&ev, r->hist_hash, 32);
+    rc = rc || trl_buf_printf(&ev, "{\"seq\":%u,\"at\":\"%s\",\"actor\":", seq, ts) ||
+         trl_buf_add_json_str(&ev, actor, strlen(actor)) ||
+         trl_buf_printf(&ev, ",\"action\":\"%s\",\"version\":%llu,\"request_id\":", action,
+                        (unsigned long long)r->version) ||
+         trl_buf_add_json_str(&ev, rid, strlen(rid)) || trl_buf_adds(&ev, ",\"changes\":") ||
+         trl_buf_add(&ev, changes, changes_n) || trl_buf_addc(&ev, '}');
+    if (rc) {
+        trl_buf_free(&ev);
+        return TRL_ENOMEM;
+    }
+    unsigned char h[32];
+    chain_hash(r->hist_hash, ev.data + 32, ev.len - 32, h);
+    memcpy(ev.data, h, 32);
+    unsigned char k[16];
+    hist_key(k, ty->id, r->id, seq);
+    rc = trl_txn_put(t, TRL_DB_HIST, k, 16, ev.data, ev.len, TRL_PUT_NOOVERWRITE);
+    trl_buf_free(&ev);
+    if (rc == TRL_EEXIST) rc = TRL_ECORRUPT;
+    if (rc) return rc;
+    r->hist_seq = seq;
+    memcpy(r->hist_hash, h, 32);
+
+    /* Change log: global sequence -> (type, id, seq). */
+    struct trl_slice v;
+    uint64_t lseq = 0;
+    rc = trl_txn_get(t, TRL_DB_SEQ, "log", 3, &v);
+    if (rc == 0 && v.n == 8) lseq = trl_get_u64be(v.p);
+    else if (rc && rc != TRL_ENOTFOUND) return rc;
+    lseq++;
+    unsigned char lb[8], le[16];
+    trl_put_u64be(lb, lseq);
+    if ((rc = trl_txn_put(t, TRL_DB_SEQ, "log", 3, lb, 8, 0))) return rc;
+    trl_put_u32be(le, ty->id);
+    trl_put_u64be(le + 4, r->id);
+    trl_put_u32be(le + 12, seq);
+    return trl_txn_put(t, TRL_DB_LOG, lb, 8, le, 16, 0);
+}
+
+int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                    uint64_t id, struct trl_buf *out)
+{
+    struct trl_cursor *c = NULL;
+    unsigned char pre[12];
+    trl_rec_key(pre, ty->id, id);
+    int rc = trl_cursor_open(t, TRL_DB_HIST, &c);
+    if (rc) return rc;
+    size_t n = 0;
+    rc = trl_buf_adds(out, "{\"items\":[");
+    int mv;
+    for (mv = trl_cursor_seek(c, pre, 12); mv == 0 && !rc; mv = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n != 16 || memcmp(k.p, pre, 12) != 0) break;
+        if (trl_get_u32be((const unsigned char *)k.p + 12) == 0) continue; /* head */
+        if (v.n < 34) {
+            rc = TRL_ECORRUPT;
+            break;
+        }
+        char hex[65];
+        trl_hex(v.p, 32, hex);
+        /* Event JSON with the hash added before its closing brace. */
+        const char *ev = (const char *)v.p + 32;
+        size_t evn = v.n - 32;
+        rc = trl_buf_adds(out, n ? "," : "") || trl_buf_add(out, ev, evn - 1) ||
+             trl_buf_printf(out, ",\"hash\":\"%s\"}", hex);
+        n++;
+    }
+    trl_cursor_close(c);
+    if (mv && mv != TRL_ENOTFOUND && !rc) rc = mv;
+    if (!rc && n == 0) {
+        trl_diag_set(cx->d, TRL_ENOTFOUND, "no %s with id %llu", ty->name, (unsigned long long)id);
+        trl_diag_zh(cx->d, "不存在 ID 为 %llu 的 %s", (unsigned long long)id, ty->name);
+        return TRL_ENOTFOUND;
+    }
+    if (!rc) rc = trl_buf_adds(out, "]}");
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Idempotency keys: value = u64 created ms, u16 status, fingerprint NUL, body
+ */
+#define IDEM_TTL_MS (24LL * 3600 * 1000)
+
+static int idem_key(struct trl_buf *k, const char *user, const char *key)
+{
+    trl_buf_clear(k);
+    if (trl_buf_adds(k, user) || trl_buf_addc(k, 0) || trl_buf_adds(k, key)) return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_idem_get(struct trl_txn *t, const char *user, const char *key, int64_t now_ms,
+                 bool *found, struct trl_idem *e)
+{
+    struct trl_buf k;
+    struct trl_slice v;
+    trl_buf_init(&k);
+    *found = false;
+    memset(e, 0, sizeof(*e));
+    int rc = idem_key(&k, user, key);
+    if (!rc) rc = trl_txn_get(t, TRL_DB_IDEM, k.data, k.len, &v);
+    trl_buf_free(&k);
+    if (rc == TRL_ENOTFOUND) return 0;
+    if (rc) return rc;
+    if (v.n < 10) return TRL_ECORRUPT;
+    int64_t at = (int64_t)trl_get_u64be(v.p);
+    if (now_ms - at > IDEM_TTL_MS) return 0;
+    const char *p = (const char *)v.p + 10;
+    const char *nul = memchr(p, 0, v.n - 10);
+    if (!nul) return TRL_ECORRUPT;
+    e->status = trl_get_u16be((const unsigned char *)v.p + 8);
+    e->fingerprint = trl_strndup(p, (size_t)(nul - p));
+    e->body = trl_strndup(nul + 1, v.n - 10 - (size_t)(nul - p) - 1);
+    if (!e->fingerprint || !e->body) {
+        trl_idem_free(e);
+        return TRL_ENOMEM;
+    }
+    *found = true;
+    return 0;
+}
+
+int trl_idem_put(struct trl_txn *t, const char *user, const char *key, int64_t now_ms,
+                 const struct trl_idem *e)
+{
+    struct trl_buf k, v;
+    trl_buf_init(&k);
+    trl_buf_init(&v);
+    int rc = idem_key(&k, user, key);
+    rc = rc || trl_buf_add_u64be(&v, (uint64_t)now_ms) || trl_buf_add_u16be(&v, (uint16_t)e->status) ||
+         trl_buf_adds(&v, e->fingerprint) || trl_buf_addc(&v, 0) || trl_buf_adds(&v, e->body);
+    if (rc) rc = TRL_ENOMEM;
+    else rc = trl_txn_put(t, TRL_DB_IDEM, k.data, k.len, v.data, v.len, 0);
+    trl_buf_free(&k);
+    trl_buf_free(&v);
+    return rc;
+}
+
+void trl_idem_free(struct trl_idem *e)
+{
+    if (!e) return;
+    free(e->body);
+    free(e->fingerprint);
+    e->body = e->fingerprint = NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Consistency check
+ */
+struct checker {
+    struct trl_txn *t;
+    struct trl_buf *report;
+    int problems;
+};
+
+static void problem(struct checker *ck, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct checker *ck, const char *fmt, ...)
+{
+    ck->problems++;
+    if (!ck->report || ck->problems > 1000) return;
+    va_list ap;
+    va_start(ap, fmt);
+    trl_buf_vprintf(ck->report, fmt, ap);
+    va_end(ap);
+    trl_buf_addc(ck->report, '\n');
+}
+
+/* Walks the history chain of (type, id); returns the head seq/hash computed. */
+static int check_chain(struct checker *ck, const struct trl_type *ty, uint64_t id, uint32_t *seq,
+                       unsigned char hash[32], bool *has_head, uint32_t *head_seq,
+                       unsigned char head_hash[32])
+{
+    struct trl_cursor *c = NULL;
+    unsigned char pre[12];
+    trl_rec_key(pre, ty->id, id);
+    memset(hash, 0, 32);
+    *seq = 0;
+    *has_head = false;
+    int rc = trl_cursor_open(ck->t, TRL_DB_HIST, &c);
+    if (rc) return rc;
+    for (rc = trl_cursor_seek(c, pre, 12); rc == 0; rc = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n != 16 || memcmp(k.p, pre, 12) != 0) break;
+        uint32_t s = trl_get_u32be((const unsigned char *)k.p + 12);
+        if (s == 0) {
+            if (v.n == 36) {
+                *has_head = true;
+                *head_seq = trl_get_u32be(v.p);
+                memcpy(head_hash, (const unsigned char *)v.p + 4, 32);
+            } else {
+                problem(ck, "%s %llu: history head is malformed", ty->name, (unsigned long long)id);
+            }
+            continue;
+        }
+        if (s != *seq + 1)
+            problem(ck, "%s %llu: history event %u is missing", ty->name, (unsigned long long)id,
+                    *seq + 1);
+        unsigned char h[32];
+        if (v.n < 33) {
+            problem(ck, "%s %llu: history event %u is truncated", ty->name, (unsigned long long)id, s);
+        } else {
+            chain_hash(hash, (const unsigned char *)v.p + 32, v.n - 32, h);
+            if (memcmp(h, v.p, 32) != 0)
+                problem(ck, "%s %llu: history event %u was altered (hash mismatch)", ty->name,
+                        (unsigned long long)id, s);
+            memcpy(hash, v.p, 32);
+        }
+        *seq = s;
+    }
+    trl_cursor_close(c);
+    return rc == TRL_ENOTFOUND ? 0 : rc;
+}
+
+static int check_type(struct checker *ck, const struct trl_type *ty)
+{
+    struct trl_cursor *c = NULL;
+    struct trl_buf k;
+    trl_buf_init(&k);
+    unsigned char pre[4];
+    trl_put_u32be(pre, ty->id);
+    uint64_t nrec = 0, max_id = 0;
+    struct trl_idx_entry *e = malloc(TRL_REC_MAX_IDX * sizeof(*e));
+    int rc = e ? trl_cursor_open(ck->t, TRL_DB_REC, &c) : TRL_ENOMEM;
+    if (rc) {
+        free(e);
+        return rc;
+    }
+    for (rc = trl_cursor_seek(c, pre, 4); rc == 0; rc = trl_cursor_next(c)) {
+        struct trl_slice key, v;
+        trl_cursor_get(c, &key, &v);
+        if (key.n < 4 || memcmp(key.p, pre, 4) != 0) break;
+        if (key.n != 12) {
+            problem(ck, "%s: malformed record key", ty->name);
+            continue;
+        }
+        uint64_t id = trl_get_u64be((const unsigned char *)key.p + 4);
+        struct trl_record r;
+        if (trl_record_decode(v.p, v.n, &r)) {
+            problem(ck, "%s %llu: record cannot be decoded", ty->name, (unsigned long long)id);
+            continue;
+        }
+        r.type_id = ty->id;
+        r.id = id;
+        nrec++;
+        if (id > max_id) max_id = id;
+        size_t n = trl_rec_index_entries(ty, &r, e, TRL_REC_MAX_IDX);
+        for (size_t i = 0; i < n; i++) {
+            struct trl_slice tmp;
+            uint32_t iid = trl_index_id(ty, e[i].col);
+            if (trl_rec_idx_key(&k, iid, &e[i].v, id) == 0 &&
+                trl_txn_get(ck->t, TRL_DB_IDX, k.data, k.len, &tmp) != 0)
+                problem(ck, "%s %llu: index entry for column %u is missing", ty->name,
+                        (unsigned long long)id, e[i].col);
+            if (e[i].unique && e[i].v.kind != TRL_V_NULL && trl_rec_uniq_key(&k, iid, &e[i].v) == 0) {
+                if (trl_txn_get(ck->t, TRL_DB_IDX, k.data, k.len, &tmp) != 0 || tmp.n != 8 ||
+                    trl_get_u64be(tmp.p) != id)
+                    problem(ck, "%s %llu: unique index entry for column %u is wrong", ty->name,
+                            (unsigned long long)id, e[i].col);
+            }
+        }
+        uint32_t seq;
+        unsigned char hash[32], hh[32];
+        bool has_head;
+        uint32_t head_seq;
+        if ((rc = check_chain(ck, ty, id, &seq, hash, &has_head, &head_seq, hh))) {
+            trl_record_free(&r);
+            break;
+        }
+        if (seq != r.hist_seq || memcmp(hash, r.hist_hash, 32) != 0)
+            problem(ck, "%s %llu: history chain (%u events) does not end at the record's head (%u)",
+                    ty->name, (unsigned long long)id, seq, r.hist_seq);
+        trl_record_free(&r);
+    }
+    trl_cursor_close(c);
+    c = NULL;
+    if (rc == TRL_ENOTFOUND) rc = 0;
+    if (rc) goto out;
+
+    /* Every index entry of the type points at a live record with that value. */
+    uint64_t nidx_state = 0;
+    if ((rc = trl_cursor_open(ck->t, TRL_DB_IDX, &c))) goto out;
+    unsigned char ipre[2] = {(unsigned char)(ty->id >> 8), (unsigned char)ty->id};
+    for (rc = trl_cursor_seek(c, ipre, 2); rc == 0; rc = trl_cursor_next(c)) {
+        struct trl_slice key, v;
+        trl_cursor_get(c, &key, &v);
+        if (key.n < 4 || memcmp(key.p, ipre, 2) != 0) break;
+        uint32_t iid = trl_get_u32be(key.p);
+        uint32_t col = iid & 0xFFFF;
+        bool uniq = col < TRL_COL_SYSTEM && (col & TRL_UNIQUE_BIT);
+        uint64_t rid;
+        const unsigned char *p = (const unsigned char *)key.p + 4, *end = p + key.n - 4;
+        struct trl_value val;
+        struct trl_arena a;
+        trl_arena_init(&a);
+        if (trl_key_get_value(&p, end, &a, &val)) {
+            problem(ck, "%s: malformed index key", ty->name);
+            trl_arena_free(&a);
+            continue;
+        }
+        if (uniq) {
+            if (v.n != 8) {
+                problem(ck, "%s: malformed unique entry", ty->name);
+                trl_arena_free(&a);
+                continue;
+            }
+            rid = trl_get_u64be(v.p);
+            col &= ~TRL_UNIQUE_BIT;
+        } else {
+            if (end - p != 8) {
+                problem(ck, "%s: malformed index key", ty->name);
+                trl_arena_free(&a);
+                continue;
+            }
+            rid = trl_get_u64be(p);
+        }
+        if (col == TRL_COL_STATE) nidx_state++;
+        struct trl_record r;
+        unsigned char rk[12];
+        struct trl_slice rv;
+        trl_rec_key(rk, ty->id, rid);
+        if (trl_txn_get(ck->t, TRL_DB_REC, rk, 12, &rv) != 0) {
+            problem(ck, "%s: index on column %u points at missing record %llu", ty->name, col,
+                    (unsigned long long)rid);
+        } else if (trl_record_decode(rv.p, rv.n, &r) == 0) {
+            r.type_id = ty->id;
+            r.id = rid;
+            struct trl_value cur;
+            trl_rec_column(ty, &r, col, &cur);
+            if (cur.kind != val.kind || (cur.kind == TRL_V_INT && cur.i != val.i) ||
+                (cur.kind == TRL_V_BYTES && (cur.n != val.n || memcmp(cur.s, val.s, cur.n))))
+                problem(ck, "%s %llu: stale index entry on column %u", ty->name,
+                        (unsigned long long)rid, col);
+            trl_record_free(&r);
+        }
+        trl_arena_free(&a);
+    }
+    trl_cursor_close(c);
+    c = NULL;
+    if (rc == TRL_ENOTFOUND) rc = 0;
+    if (rc) goto out;
+    if (nidx_state != nrec)
+        problem(ck, "%s: %llu records but %llu state index entries", ty->name,
+                (unsigned long long)nrec, (unsigned long long)nidx_state);
+
+    /* Counters. */
+    uint64_t cnt;
+    if ((rc = trl_rec_count(ck->t, ty, &cnt))) goto out;
+    if (cnt != nrec)
+        problem(ck, "%s: counter says %llu records, the table holds %llu", ty->name,
+                (unsigned long long)cnt, (unsigned long long)nrec);
+    /* Per-value counters equal index range sizes. */
+    if ((rc = trl_cursor_open(ck->t, TRL_DB_CNT, &c))) goto out;
+    unsigned char cpre[3] = {'c', (unsigned char)(ty->id >> 8), (unsigned char)ty->id};
+    for (rc = trl_cursor_seek(c, cpre, 3); rc == 0; rc = trl_cursor_next(c)) {
+        struct trl_slice key, v;
+        trl_cursor_get(c, &key, &v);
+        if (key.n < 5 || memcmp(key.p, cpre, 3) != 0) break;
+        uint64_t want = v.n == 8 ? trl_get_u64be(v.p) : 0, have = 0;
+        /* Count index entries with this (iid, value) prefix. */
+        struct trl_cursor *ic = NULL;
+        if ((rc = trl_cursor_open(ck->t, TRL_DB_IDX, &ic))) break;
+        const unsigned char *pfx = (const unsigned char *)key.p + 1;
+        size_t pl = key.n - 1;
+        int mv;
+        for (mv = trl_cursor_seek(ic, pfx, pl); mv == 0; mv = trl_cursor_next(ic)) {
+            struct trl_slice ik;
+            trl_cursor_get(ic, &ik, NULL);
+            if (ik.n != pl + 8 || memcmp(ik.p, pfx, pl) != 0) break;
+            have++;
+        }
+        trl_cursor_close(ic);
+        if (want != have)
+            problem(ck, "%s: value counter of column %u says %llu, the index holds %llu", ty->name,
+                    trl_get_u32be(pfx) & 0xFFFF, (unsigned long long)want, (unsigned long long)have);
+    }
+    trl_cursor_close(c);
+    c = NULL;
+    if (rc == TRL_ENOTFOUND) rc = 0;
+
+    /* The id sequence is past every id. */
+    char seqkey[32];
+    struct trl_slice sv;
+    snprintf(seqkey, sizeof(seqkey), "id:%u", ty->id);
+    uint64_t seqv = 0;
+    if (trl_txn_get(ck->t, TRL_DB_SEQ, seqkey, strlen(seqkey), &sv) == 0 && sv.n == 8)
+        seqv = trl_get_u64be(sv.p);
+    if (max_id > seqv)
+        problem(ck, "%s: id sequence %llu is behind record id %llu", ty->name,
+                (unsigned long long)seqv, (unsigned long long)max_id);
+out:
+    trl_cursor_close(c);
+    trl_buf_free(&k);
+    free(e);
+    return rc;
+}
+
+/* History of deleted records: the chain must reach the stored head. */
+static int check_deleted(struct checker *ck, const struct trl_catalog *cat)
+{
+    struct trl_cursor *c = NULL;
+    int rc = trl_cursor_open(ck->t, TRL_DB_HIST, &c);
+    if (rc) return rc;
+    for (rc = trl_cursor_seek(c, NULL, 0); rc == 0; rc = trl_cursor_next(c)) {
+        struct trl_slice k;
+        trl_cursor_get(c, &k, NULL);
+        if (k.n != 16 || trl_get_u32be((const unsigned char *)k.p + 12) != 0) continue;
+        uint32_t tid = trl_get_u32be(k.p);
+        uint64_t id = trl_get_u64be((const unsigned char *)k.p + 4);
+        const struct trl_type *ty = trl_catalog_type_by_id(cat, tid);
+        if (!ty) continue;
+        uint32_t seq, hs;
+        unsigned char hash[32], hh[32];
+        bool has_head;
+        /* A separate cursor walks the chain. */
+        if ((rc = check_chain(ck, ty, id, &seq, hash, &has_head, &hs, hh))) break;
+        if (!has_head || hs != seq || memcmp(hh, hash, 32) != 0)
+            problem(ck, "%s %llu (deleted): history chain does not end at its head", ty->name,
+                    (unsigned long long)id);
+    }
+    trl_cursor_close(c);
+    return rc == TRL_ENOTFOUND ? 0 : rc;
+}
+
+int trl_rec_check(struct trl_txn *t, const struct trl_catalog *cat, struct trl_buf *report)
+{
+    struct checker ck = {.t = t, .report = report};
+    for (size_t i = 0; i < cat->ntypes; i++) {
+        int rc = check_type(&ck, cat->types[i]);
+        if (rc) return rc;
+    }
+    int rc = check_deleted(&ck, cat);
+    if (rc) return rc;
+    return ck.problems;
+}

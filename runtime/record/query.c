@@ -1,0 +1,555 @@
+/* query.c — listing: filter (the expression language), sort, keyset cursors, index plans.
+ *
+ * A listing is driven by one ordered stream of record ids:
+ *   - sorted by id / created_at: one index range (iid, value) per equality or `in` value of an
+ *     indexed column, merged by id; or the record table itself when nothing indexed constrains;
+ *   - sorted by an indexed column: that column's index, narrowed by any bound on it.
+ * Every candidate is then checked against the whole filter, so a plan only narrows the reading,
+ * never changes the answer. The scan stops after `limit` matches, so an equality query reads
+ * O(result) index entries; a query that examines more than max_scan records is refused.
+ */
+#include "record_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_SCAN 200000
+
+/* One ordered source of record ids. */
+struct stream {
+    struct trl_cursor *c;  /* cursor over idx or rec */
+    struct trl_buf lo, hi; /* key bounds: lo inclusive, hi exclusive */
+    size_t idlen_off;      /* for index streams sorted by id: offset of the id in the key */
+    bool table;            /* a stream over the rec table */
+    bool done;             /* exhausted */
+    uint64_t id;           /* current record id */
+    struct trl_slice key;  /* current key */
+};
+
+struct lister {
+    struct trl_txn *t;
+    const struct trl_rec_ctx *cx;
+    const struct trl_type *ty;
+    struct trl_expr *expr;
+    struct trl_expr_env env;
+    uint32_t sort_col;    /* TRL_COL_ID or an indexed column */
+    enum trl_ftype sort_type;
+    bool desc;
+    bool by_id;           /* the sort is by id (id or created_at) */
+    struct stream *streams;
+    size_t nstreams;
+    int64_t scanned;
+    int64_t max_scan;
+};
+
+static void stream_free(struct stream *s)
+{
+    trl_cursor_close(s->c);
+    trl_buf_free(&s->lo);
+    trl_buf_free(&s->hi);
+}
+
+static int key_cmp(const void *a, size_t an, const void *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = memcmp(a, b, n);
+    if (c) return c;
+    return an < bn ? -1 : an > bn;
+}
+
+/* Reads the current position; marks done when outside [lo, hi). */
+static int stream_settle(struct stream *s, int mv)
+{
+    if (mv == TRL_ENOTFOUND) {
+        s->done = true;
+        return 0;
+    }
+    if (mv) return mv;
+    trl_cursor_get(s->c, &s->key, NULL);
+    if (key_cmp(s->key.p, s->key.n, s->lo.data, s->lo.len) < 0 ||
+        (s->hi.len && key_cmp(s->key.p, s->key.n, s->hi.data, s->hi.len) >= 0)) {
+        s->done = true;
+        return 0;
+    }
+    if (s->key.n < 8) return TRL_ECORRUPT;
+    s->id = trl_get_u64be((const unsigned char *)s->key.p + s->key.n - 8);
+    return 0;
+}
+
+/* Positions a stream at its first entry in the direction, after the cursor key if given. */
+static int stream_start(struct stream *s, bool desc, const struct trl_buf *after)
+{
+    int mv;
+    if (!desc) {
+        if (after && after->len) {
+            /* First key > after: seek to after, skip it when equal. */
+            mv = trl_cursor_seek(s->c, after->data, after->len);
+            if (mv == 0) {
+                struct trl_slice k;
+                trl_cursor_get(s->c, &k, NULL);
+                if (key_cmp(k.p, k.n, after->data, after->len) == 0) mv = trl_cursor_next(s->c);
+            }
+            if (mv == 0) {
+                struct trl_slice k;
+                trl_cursor_get(s->c, &k, NULL);
+                if (key_cmp(k.p, k.n, s->lo.data, s->lo.len) < 0)
+                    mv = trl_cursor_seek(s->c, s->lo.data, s->lo.len);
+            }
+        } else {
+            mv = trl_cursor_seek(s->c, s->lo.data, s->lo.len);
+        }
+    } else {
+        const struct trl_buf *top = &s->hi;
+        if (after && after->len && (!s->hi.len || key_cmp(after->data, after->len, s->hi.data,
+                                                         s->hi.len) < 0))
+            top = after;
+        mv = trl_cursor_seek_before(s->c, top->len ? top->data : NULL, top->len);
+    }
+    return stream_settle(s, mv);
+}
+
+static int stream_step(struct stream *s, bool desc)
+{
+    return stream_settle(s, desc ? trl_cursor_prev(s->c) : trl_cursor_next(s->c));
+}
+
+/* Bytes of a key-encoded value without its terminator: a prefix of all longer values. */
+static int add_prefix_bound(struct trl_buf *b, const struct trl_value *v)
+{
+    size_t before = b->len;
+    int rc = trl_key_add_value(b, v);
+    if (rc) return rc;
+    if (v->kind == TRL_V_BYTES && b->len >= before + 3) b->len -= 2;
+    b->data[b->len] = 0;
+    return 0;
+}
+
+static int open_index_stream(struct lister *l, struct stream *s, uint32_t col,
+                             const struct trl_value *eq)
+{
+    uint32_t iid = trl_index_id(l->ty, col);
+    int rc = trl_cursor_open(l->t, TRL_DB_IDX, &s->c);
+    if (rc) return rc;
+    if (trl_buf_add_u32be(&s->lo, iid) || trl_key_add_value(&s->lo, eq)) return TRL_ENOMEM;
+    if (trl_buf_add(&s->hi, s->lo.data, s->lo.len) || trl_buf_add_u64be(&s->hi, UINT64_MAX) ||
+        trl_buf_addc(&s->hi, 0))
+        return TRL_ENOMEM;
+    return 0;
+}
+
+static int open_table_stream(struct lister *l, struct stream *s)
+{
+    int rc = trl_cursor_open(l->t, TRL_DB_REC, &s->c);
+    if (rc) return rc;
+    s->table = true;
+    if (trl_buf_add_u32be(&s->lo, l->ty->id) || trl_buf_add_u32be(&s->hi, l->ty->id + 1))
+        return TRL_ENOMEM;
+    return 0;
+}
+
+/* The sort column's index with optional bounds from a predicate on it. */
+static int open_sorted_stream(struct lister *l, struct stream *s, const struct trl_expr_pred *p)
+{
+    uint32_t iid = trl_index_id(l->ty, l->sort_col);
+    int rc = trl_cursor_open(l->t, TRL_DB_IDX, &s->c);
+    if (rc) return rc;
+    rc = trl_buf_add_u32be(&s->lo, iid);
+    if (!rc && p && p->kind == TRL_PRED_EQ) {
+        rc = trl_key_add_value(&s->lo, &p->vals[0]);
+        rc = rc || trl_buf_add(&s->hi, s->lo.data, s->lo.len) ||
+             trl_buf_add_u64be(&s->hi, UINT64_MAX) || trl_buf_addc(&s->hi, 0);
+    } else if (!rc && p && p->kind == TRL_PRED_PREFIX) {
+        rc = add_prefix_bound(&s->lo, &p->vals[0]);
+        /* 0xFF never occurs in UTF-8 text: every value with the prefix sorts before it. */
+        rc = rc || trl_buf_add(&s->hi, s->lo.data, s->lo.len) || trl_buf_addc(&s->hi, (char)0xFF);
+    } else if (!rc && p && p->kind == TRL_PRED_RANGE) {
+        if (p->has_lo) rc = trl_key_add_value(&s->lo, &p->lo);
+        if (!rc && p->has_hi) {
+            rc = trl_buf_add_u32be(&s->hi, iid) || trl_key_add_value(&s->hi, &p->hi) ||
+                 trl_buf_add_u64be(&s->hi, UINT64_MAX) || trl_buf_addc(&s->hi, 0);
+        }
+    }
+    if (!rc && !s->hi.len) rc = trl_buf_add_u32be(&s->hi, iid + 1);
+    return rc ? TRL_ENOMEM : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Cursors: base64url of [1][u16 sort col][u8 desc][sort key bytes]
+ */
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static int b64_encode(const unsigned char *p, size_t n, struct trl_buf *out)
+{
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n) v |= p[i + 2];
+        char c[4] = {b64[v >> 18], b64[(v >> 12) & 63], b64[(v >> 6) & 63], b64[v & 63]};
+        if (trl_buf_add(out, c, i + 2 < n ? 4 : i + 1 < n ? 3 : 2)) return TRL_ENOMEM;
+    }
+    return 0;
+}
+
+static int b64_decode(const char *s, struct trl_buf *out)
+{
+    uint32_t v = 0;
+    int bits = 0;
+    for (; *s; s++) {
+        const char *p = strchr(b64, *s);
+        if (!p || !*s) return TRL_EINVAL;
+        v = (v << 6) | (uint32_t)(p - b64);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (trl_buf_addc(out, (char)((v >> bits) & 0xFF))) return TRL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int bad_param(const struct trl_rec_ctx *cx, const char *param, const char *en,
+                     const char *zh)
+{
+    trl_diag_set(cx->d, TRL_EQUERY, "%s: %s", param, en);
+    trl_diag_zh(cx->d, "%s:%s", param, zh);
+    trl_diag_field(cx->d, param);
+    return TRL_EQUERY;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Evaluation
+ */
+struct getctx {
+    const struct trl_type *ty;
+    const struct trl_record *r;
+};
+
+static int get_col(void *ud, int id, struct trl_value *out)
+{
+    struct getctx *g = ud;
+    trl_rec_column(g->ty, g->r, (uint32_t)id, out);
+    return 0;
+}
+
+static int resolve(void *ud, const char *name, size_t n, struct trl_expr_field *out)
+{
+    return trl_rec_resolve(ud, name, n, out);
+}
+
+/* Sort key of a record in the stream's key format (for the next cursor). */
+static int sort_key(struct lister *l, const struct trl_record *r, struct trl_buf *out)
+{
+    trl_buf_clear(out);
+    if (l->by_id) return trl_buf_add_u64be(out, r->id);
+    struct trl_value v;
+    trl_rec_column(l->ty, r, l->sort_col, &v);
+    return trl_rec_idx_key(out, trl_index_id(l->ty, l->sort_col), &v, r->id);
+}
+
+/* Picks the next id across streams (merge by id in the direction); 0 when all are done. */
+static int next_candidate(struct lister *l, uint64_t *id, bool *have)
+{
+    *have = false;
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < l->nstreams; i++) {
+        struct stream *s = &l->streams[i];
+        if (s->done) continue;
+        if (best == SIZE_MAX || (l->desc ? s->id > l->streams[best].id : s->id < l->streams[best].id))
+            best = i;
+    }
+    if (best == SIZE_MAX) return 0;
+    *id = l->streams[best].id;
+    *have = true;
+    /* Advance every stream sitting on that id (an `in` list may repeat a value). */
+    for (size_t i = 0; i < l->nstreams; i++) {
+        struct stream *s = &l->streams[i];
+        while (!s->done && s->id == *id) {
+            int rc = stream_step(s, l->desc);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+static int parse_sort(const struct trl_rec_ctx *cx, struct lister *l, const char *sort)
+{
+    l->sort_col = TRL_COL_ID;
+    l->by_id = true;
+    l->desc = true;
+    if (!sort || !*sort) return 0;
+    const char *p = sort;
+    bool desc = false;
+    if (*p == '-') desc = true, p++;
+    else if (*p == '+') p++;
+    size_t n = strcspn(p, ",");
+    struct trl_expr_field f;
+    char name[80];
+    snprintf(name, sizeof(name), "%.*s", (int)(n < 64 ? n : 64), p);
+    if (trl_rec_resolve(l->ty, p, n, &f)) {
+        trl_diag_set(cx->d, TRL_EQUERY, "sort: unknown field '%s'", name);
+        trl_diag_zh(cx->d, "sort:未知字段“%s”", name);
+        trl_diag_field(cx->d, "sort");
+        return TRL_EQUERY;
+    }
+    l->desc = desc;
+    l->sort_type = f.type;
+    if (f.id == TRL_COL_ID || f.id == TRL_COL_CREATED_AT) {
+        l->sort_col = TRL_COL_ID;
+        l->by_id = true;
+        return 0; /* ids are unique: later keys can never break a tie */
+    }
+    if (!f.indexed) {
+        trl_diag_set(cx->d, TRL_EQUERY,
+                     "sort: '%s' is not indexed; sort by id, created_at, updated_at or an "
+                     "indexed field",
+                     name);
+        trl_diag_zh(cx->d, "sort:字段“%s”没有索引,只能按 id、created_at、updated_at 或有索引的字段排序",
+                    name);
+        trl_diag_field(cx->d, "sort");
+        return TRL_EQUERY;
+    }
+    if (p[n] == ',') {
+        const char *rest = p + n + 1;
+        if (*rest == '-' || *rest == '+') rest++;
+        if (strcmp(rest, "id") != 0 && strcmp(rest, "created_at") != 0)
+            return bad_param(cx, "sort",
+                             "only one field can be sorted on; ties are ordered by id",
+                             "只能按一个字段排序;相同值按 id 排序");
+    }
+    l->sort_col = (uint32_t)f.id;
+    l->by_id = false;
+    return 0;
+}
+
+int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 const struct trl_list_opts *o, struct trl_buf *out)
+{
+    struct lister l = {.t = t, .cx = cx, .ty = ty};
+    struct trl_expr_plan plan = {0};
+    struct trl_buf after, key;
+    trl_buf_init(&after);
+    trl_buf_init(&key);
+    int rc = 0;
+    l.env.user = cx->who;
+    l.env.now_ms = cx->now_ms;
+    l.max_scan = cx->max_scan > 0 ? cx->max_scan : DEFAULT_MAX_SCAN;
+    int64_t limit = o->limit ? o->limit : 50;
+    if (limit < 1 || limit > 1000) {
+        rc = bad_param(cx, "limit", "must be between 1 and 1000", "必须在 1 到 1000 之间");
+        goto out;
+    }
+    if ((rc = parse_sort(cx, &l, o->sort))) goto out;
+    if (o->filter && *o->filter) {
+        rc = trl_expr_parse(o->filter, strlen(o->filter), resolve, (void *)ty, &l.expr, cx->d);
+        if (rc) {
+            if (rc == TRL_ENOTFOUND) rc = TRL_EQUERY;
+            if (!cx->d->code) trl_diag_set(cx->d, rc, "filter is invalid");
+            if (!cx->d->field[0]) trl_diag_field(cx->d, "filter");
+            char msg[sizeof(cx->d->message)];
+            snprintf(msg, sizeof(msg), "%s", cx->d->message);
+            if (strncmp(msg, "filter", 6) != 0)
+                snprintf(cx->d->message, sizeof(cx->d->message), "filter: %.500s", msg);
+            goto out;
+        }
+        if ((rc = trl_expr_plan_build(l.expr, &l.env, &plan))) goto out;
+    }
+    if (o->cursor && *o->cursor) {
+        struct trl_buf raw;
+        trl_buf_init(&raw);
+        rc = b64_decode(o->cursor, &raw);
+        if (rc || raw.len < 4 || (unsigned char)raw.data[0] != 1 ||
+            trl_get_u16be(raw.data + 1) != (l.sort_col & 0xFFFF) || (raw.data[3] != 0) != l.desc) {
+            trl_buf_free(&raw);
+            rc = bad_param(cx, "cursor", "is not a cursor of this listing (sort or type differ)",
+                           "不是此列表的游标(排序或类型不同)");
+            goto out;
+        }
+        if (l.by_id) {
+            if (raw.len != 12) {
+                trl_buf_free(&raw);
+                rc = bad_param(cx, "cursor", "is malformed", "格式错误");
+                goto out;
+            }
+        }
+        rc = trl_buf_add(&after, raw.data + 4, raw.len - 4);
+        trl_buf_free(&raw);
+        if (rc) goto out;
+    }
+
+    /* Choose the streams. */
+    const struct trl_expr_pred *drive = NULL;
+    uint64_t best_cost = UINT64_MAX;
+    if (l.by_id) {
+        for (size_t i = 0; i < plan.npreds; i++) {
+            const struct trl_expr_pred *p = &plan.preds[i];
+            if (p->id == TRL_COL_ID || p->id == TRL_COL_CREATED_AT) continue;
+            if (p->kind != TRL_PRED_EQ && p->kind != TRL_PRED_IN) continue;
+            /* Cost: the value counters where kept (state, enums), else a guess that prefers
+             * equality over `in`. */
+            uint64_t cost = 0;
+            for (size_t k = 0; k < p->nvals; k++) {
+                uint64_t c = UINT64_MAX / 4;
+                const struct trl_field *f = trl_type_field_by_id(ty, (uint32_t)p->id);
+                if (p->id == TRL_COL_STATE || (f && f->type == TRL_FT_ENUM)) {
+                    struct trl_buf ck;
+                    trl_buf_init(&ck);
+                    if (trl_rec_cnt_key(&ck, trl_index_id(ty, (uint32_t)p->id), &p->vals[k]) == 0)
+                        trl_rec_counter(t, &ck, &c);
+                    trl_buf_free(&ck);
+                } else {
+                    c = 1000;
+                }
+                cost += c;
+            }
+            if (cost < best_cost) best_cost = cost, drive = p;
+        }
+        size_t ns = drive ? drive->nvals : 1;
+        l.streams = calloc(ns, sizeof(*l.streams));
+        if (!l.streams) {
+            rc = TRL_ENOMEM;
+            goto out;
+        }
+        l.nstreams = ns;
+        for (size_t i = 0; i < ns && !rc; i++) {
+            struct stream *s = &l.streams[i];
+            rc = drive ? open_index_stream(&l, s, (uint32_t)drive->id, &drive->vals[i])
+                       : open_table_stream(&l, s);
+            if (rc) break;
+            struct trl_buf full;
+            trl_buf_init(&full);
+            if (after.len) {
+                /* The cursor holds an id: position after it within this stream's range. */
+                rc = trl_buf_add(&full, s->lo.data, s->lo.len) ||
+                     trl_buf_add(&full, after.data, after.len);
+                if (rc) rc = TRL_ENOMEM;
+            }
+            if (!rc) rc = stream_start(s, l.desc, after.len ? &full : NULL);
+            trl_buf_free(&full);
+        }
+    } else {
+        for (size_t i = 0; i < plan.npreds; i++)
+            if ((uint32_t)plan.preds[i].id == l.sort_col && plan.preds[i].kind != TRL_PRED_IN)
+                drive = &plan.preds[i];
+        l.streams = calloc(1, sizeof(*l.streams));
+        if (!l.streams) {
+            rc = TRL_ENOMEM;
+            goto out;
+        }
+        l.nstreams = 1;
+        rc = open_sorted_stream(&l, &l.streams[0], drive);
+        if (!rc) rc = stream_start(&l.streams[0], l.desc, after.len ? &after : NULL);
+    }
+    if (rc) goto out;
+
+    /* Scan. */
+    rc = trl_buf_adds(out, "{\"items\":[");
+    int64_t n = 0;
+    bool more = false;
+    uint64_t last_id = 0;
+    while (!rc) {
+        uint64_t id;
+        bool have;
+        if ((rc = next_candidate(&l, &id, &have))) break;
+        if (!have) break;
+        if (++l.scanned > l.max_scan) {
+            trl_diag_set(cx->d, TRL_EINVAL,
+                         "filter: the query examined more than %lld records; narrow it with an "
+                         "equality on an indexed field",
+                         (long long)l.max_scan);
+            trl_diag_zh(cx->d, "filter:查询检查的记录超过 %lld 条;请在有索引的字段上加等值条件",
+                        (long long)l.max_scan);
+            trl_diag_field(cx->d, "filter");
+            rc = TRL_EINVAL;
+            break;
+        }
+        struct trl_record r;
+        int lr = trl_rec_load(t, ty, id, NULL, &r);
+        if (lr == TRL_ENOTFOUND) continue;
+        if (lr) {
+            rc = lr;
+            break;
+        }
+        bool match = true;
+        if (l.expr) {
+            struct getctx g = {.ty = ty, .r = &r};
+            rc = trl_expr_eval(l.expr, get_col, &g, &l.env, &match, cx->d);
+        }
+        if (!rc && match) {
+            if (n == limit) {
+                more = true;
+                trl_record_free(&r);
+                break;
+            }
+            if (n) rc = trl_buf_addc(out, ',');
+            if (!rc) rc = trl_rec_json(t, cx, ty, &r, &o->out, out);
+            if (!rc) rc = sort_key(&l, &r, &key);
+            last_id = id;
+            n++;
+        }
+        trl_record_free(&r);
+    }
+    (void)last_id;
+    if (rc) goto out;
+    rc = trl_buf_adds(out, "],\"next_cursor\":");
+    if (!rc && more) {
+        unsigned char hdr[4] = {1, (unsigned char)((l.sort_col >> 8) & 0xFF),
+                                (unsigned char)(l.sort_col & 0xFF), l.desc ? 1 : 0};
+        struct trl_buf raw;
+        trl_buf_init(&raw);
+        rc = trl_buf_add(&raw, hdr, 4) || trl_buf_add(&raw, key.data, key.len) ||
+             trl_buf_addc(out, '"') || b64_encode((unsigned char *)raw.data, raw.len, out) ||
+             trl_buf_addc(out, '"');
+        trl_buf_free(&raw);
+        if (rc) rc = TRL_ENOMEM;
+    } else if (!rc) {
+        rc = trl_buf_adds(out, "null");
+    }
+    if (!rc && o->count_exact) {
+        uint64_t count = 0;
+        if (!l.expr) {
+            rc = trl_rec_count(t, ty, &count);
+        } else {
+            /* Count through the same plan, from the start, without a limit. */
+            for (size_t i = 0; i < l.nstreams && !rc; i++)
+                rc = stream_start(&l.streams[i], l.desc, NULL);
+            l.scanned = 0;
+            while (!rc) {
+                uint64_t id;
+                bool have;
+                if ((rc = next_candidate(&l, &id, &have)) || !have) break;
+                if (++l.scanned > l.max_scan) {
+                    trl_diag_set(cx->d, TRL_EINVAL,
+                                 "count: counting would examine more than %lld records",
+                                 (long long)l.max_scan);
+                    trl_diag_zh(cx->d, "count:计数需要检查超过 %lld 条记录", (long long)l.max_scan);
+                    trl_diag_field(cx->d, "count");
+                    rc = TRL_EINVAL;
+                    break;
+                }
+                struct trl_record r;
+                int lr = trl_rec_load(t, ty, id, NULL, &r);
+                if (lr == TRL_ENOTFOUND) continue;
+                if (lr) {
+                    rc = lr;
+                    break;
+                }
+                bool match = true;
+                struct getctx g = {.ty = ty, .r = &r};
+                rc = trl_expr_eval(l.expr, get_col, &g, &l.env, &match, cx->d);
+                if (match) count++;
+                trl_record_free(&r);
+            }
+        }
+        if (!rc) rc = trl_buf_printf(out, ",\"count\":%llu", (unsigned long long)count);
+    }
+    if (!rc) rc = trl_buf_addc(out, '}');
+out:
+    for (size_t i = 0; i < l.nstreams; i++) stream_free(&l.streams[i]);
+    free(l.streams);
+    trl_expr_plan_free(&plan);
+    trl_expr_free(l.expr);
+    trl_buf_free(&after);
+    trl_buf_free(&key);
+    return rc;
+}

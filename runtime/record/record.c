@@ -1,0 +1,752 @@
+/* record.c — create, patch, delete and get of records; indexes and counters; JSON output. */
+#include "record_int.h"
+
+#include <cmark.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void trl_rec_key(unsigned char k[12], uint32_t type_id, uint64_t id)
+{
+    trl_put_u32be(k, type_id);
+    trl_put_u64be(k + 4, id);
+}
+
+int trl_rec_load(struct trl_txn *t, const struct trl_type *ty, uint64_t id, struct trl_arena *arena,
+                 struct trl_record *r)
+{
+    unsigned char k[12];
+    struct trl_slice v;
+    trl_rec_key(k, ty->id, id);
+    int rc = trl_txn_get(t, TRL_DB_REC, k, sizeof(k), &v);
+    if (rc) return rc;
+    if (arena) {
+        void *copy = trl_arena_alloc(arena, v.n ? v.n : 1);
+        if (!copy) return TRL_ENOMEM;
+        memcpy(copy, v.p, v.n);
+        v.p = copy;
+    }
+    rc = trl_record_decode(v.p, v.n, r);
+    if (rc) return rc;
+    r->type_id = ty->id;
+    r->id = id;
+    return 0;
+}
+
+void trl_rec_column(const struct trl_type *ty, const struct trl_record *r, uint32_t col,
+                    struct trl_value *out)
+{
+    memset(out, 0, sizeof(*out));
+    switch (col) {
+    case TRL_COL_ID: out->kind = TRL_V_INT, out->i = (int64_t)r->id; return;
+    case TRL_COL_VERSION: out->kind = TRL_V_INT, out->i = (int64_t)r->version; return;
+    case TRL_COL_CREATED_AT: out->kind = TRL_V_INT, out->i = r->created_at; return;
+    case TRL_COL_UPDATED_AT: out->kind = TRL_V_INT, out->i = r->updated_at; return;
+    case TRL_COL_STATE: *out = r->state; break;
+    case TRL_COL_OWNER: *out = r->owner; break;
+    case TRL_COL_ORG: *out = r->org; break;
+    case TRL_COL_CREATED_BY: *out = r->created_by; break;
+    case TRL_COL_UPDATED_BY: *out = r->updated_by; break;
+    case TRL_COL_NAME: *out = r->name; break;
+    default: {
+        const struct trl_value *v = trl_record_get(r, col);
+        if (v) {
+            *out = *v;
+        } else {
+            const struct trl_field *f = trl_type_field_by_id(ty, col);
+            if (f && f->has_default) *out = f->dflt;
+        }
+        return;
+    }
+    }
+    /* System text columns: empty means absent. */
+    if (out->kind == TRL_V_BYTES && out->n == 0) memset(out, 0, sizeof(*out));
+}
+
+struct syscol {
+    const char *name;
+    uint32_t col;
+    enum trl_ftype type;
+    bool indexed;
+};
+
+static const struct syscol syscols[] = {
+    {"id", TRL_COL_ID, TRL_FT_INT, true},
+    {"state", TRL_COL_STATE, TRL_FT_TEXT, true},
+    {"owner", TRL_COL_OWNER, TRL_FT_USER, true},
+    {"org", TRL_COL_ORG, TRL_FT_TEXT, true},
+    {"updated_at", TRL_COL_UPDATED_AT, TRL_FT_DATETIME, true},
+    {"created_at", TRL_COL_CREATED_AT, TRL_FT_DATETIME, true},
+    {"created_by", TRL_COL_CREATED_BY, TRL_FT_USER, false},
+    {"updated_by", TRL_COL_UPDATED_BY, TRL_FT_USER, false},
+    {"name", TRL_COL_NAME, TRL_FT_TEXT, false},
+    {"version", TRL_COL_VERSION, TRL_FT_INT, false},
+};
+
+int trl_rec_resolve(const struct trl_type *ty, const char *name, size_t n,
+                    struct trl_expr_field *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < sizeof(syscols) / sizeof(syscols[0]); i++) {
+        if (strlen(syscols[i].name) == n && memcmp(syscols[i].name, name, n) == 0) {
+            out->id = (int)syscols[i].col;
+            out->type = syscols[i].type;
+            out->indexed = syscols[i].indexed;
+            return 0;
+        }
+    }
+    const struct trl_field *f = trl_type_field(ty, name, n);
+    if (!f) return TRL_ENOTFOUND;
+    out->id = (int)f->id;
+    out->type = f->type;
+    out->scale = f->scale;
+    out->indexed = f->indexed;
+    out->options = f->option_values;
+    out->noptions = f->noptions;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Keys, indexes and counters
+ */
+int trl_rec_idx_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v, uint64_t rid)
+{
+    trl_buf_clear(b);
+    if (trl_buf_add_u32be(b, iid) || trl_key_add_value(b, v) || trl_buf_add_u64be(b, rid))
+        return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_rec_uniq_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v)
+{
+    trl_buf_clear(b);
+    if (trl_buf_add_u32be(b, iid | TRL_UNIQUE_BIT) || trl_key_add_value(b, v)) return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_rec_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v)
+{
+    trl_buf_clear(b);
+    if (trl_buf_addc(b, 'c') || trl_buf_add_u32be(b, iid) || trl_key_add_value(b, v))
+        return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_rec_cnt_total_key(struct trl_buf *b, uint32_t type_id)
+{
+    trl_buf_clear(b);
+    if (trl_buf_addc(b, 't') || trl_buf_add_u32be(b, type_id)) return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_rec_counter(struct trl_txn *t, const struct trl_buf *key, uint64_t *n)
+{
+    struct trl_slice v;
+    int rc = trl_txn_get(t, TRL_DB_CNT, key->data, key->len, &v);
+    *n = 0;
+    if (rc == TRL_ENOTFOUND) return 0;
+    if (rc) return rc;
+    if (v.n != 8) return TRL_ECORRUPT;
+    *n = trl_get_u64be(v.p);
+    return 0;
+}
+
+static int counter_add(struct trl_txn *t, const struct trl_buf *key, int64_t delta)
+{
+    uint64_t n;
+    int rc = trl_rec_counter(t, key, &n);
+    if (rc) return rc;
+    n = (uint64_t)((int64_t)n + delta);
+    if (n == 0) {
+        rc = trl_txn_del(t, TRL_DB_CNT, key->data, key->len);
+        return rc == TRL_ENOTFOUND ? 0 : rc;
+    }
+    unsigned char b[8];
+    trl_put_u64be(b, n);
+    return trl_txn_put(t, TRL_DB_CNT, key->data, key->len, b, 8, 0);
+}
+
+size_t trl_rec_index_entries(const struct trl_type *ty, const struct trl_record *r,
+                             struct trl_idx_entry *out, size_t cap)
+{
+    size_t n = 0;
+    static const uint32_t sys[] = {TRL_COL_STATE, TRL_COL_OWNER, TRL_COL_ORG, TRL_COL_UPDATED_AT};
+    for (size_t i = 0; i < 4 && n < cap; i++) {
+        out[n].col = sys[i];
+        out[n].unique = false;
+        out[n].counted = sys[i] == TRL_COL_STATE;
+        trl_rec_column(ty, r, sys[i], &out[n].v);
+        n++;
+    }
+    for (size_t i = 0; i < ty->nfields && n < cap; i++) {
+        const struct trl_field *f = &ty->fields[i];
+        if (!f->indexed) continue;
+        out[n].col = f->id;
+        out[n].unique = f->unique;
+        out[n].counted = f->type == TRL_FT_ENUM;
+        trl_rec_column(ty, r, f->id, &out[n].v);
+        n++;
+    }
+    return n;
+}
+
+static bool value_eq(const struct trl_value *a, const struct trl_value *b)
+{
+    if (a->kind != b->kind) return false;
+    if (a->kind == TRL_V_INT) return a->i == b->i;
+    if (a->kind == TRL_V_BYTES) return a->n == b->n && (a->n == 0 || memcmp(a->s, b->s, a->n) == 0);
+    return true;
+}
+
+
+/* Adds (add=true) or removes r's index entries and counters; with old given, only the entries
+ * whose value differs. */
+static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struct trl_record *r,
+                       const struct trl_record *old, bool add, struct trl_diag *d)
+{
+    struct trl_idx_entry *e = malloc(2 * TRL_REC_MAX_IDX * sizeof(*e));
+    if (!e) return TRL_ENOMEM;
+    struct trl_idx_entry *oe = e + TRL_REC_MAX_IDX;
+    size_t n = trl_rec_index_entries(ty, r, e, TRL_REC_MAX_IDX);
+    size_t on = old ? trl_rec_index_entries(ty, old, oe, TRL_REC_MAX_IDX) : 0;
+    struct trl_buf k;
+    trl_buf_init(&k);
+    unsigned char idb[8];
+    trl_put_u64be(idb, r->id);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint32_t iid = trl_index_id(ty, e[i].col);
+        if (old) {
+            /* Same column list in the same order (same schema snapshot). */
+            if (i < on && oe[i].col == e[i].col && value_eq(&oe[i].v, &e[i].v)) continue;
+            if (i < on) {
+                rc = trl_rec_idx_key(&k, iid, &oe[i].v, old->id);
+                if (!rc) rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len);
+                if (rc == TRL_ENOTFOUND) rc = 0;
+                if (!rc && oe[i].unique && oe[i].v.kind != TRL_V_NULL) {
+                    rc = trl_rec_uniq_key(&k, iid, &oe[i].v);
+                    if (!rc) rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len);
+                    if (rc == TRL_ENOTFOUND) rc = 0;
+                }
+                if (!rc && oe[i].counted) {
+                    rc = trl_rec_cnt_key(&k, iid, &oe[i].v);
+                    if (!rc) rc = counter_add(t, &k, -1);
+                }
+            }
+        }
+        if (rc) break;
+        rc = trl_rec_idx_key(&k, iid, &e[i].v, r->id);
+        if (rc) break;
+        if (add) rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, "", 0, 0);
+        else if ((rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len)) == TRL_ENOTFOUND) rc = 0;
+        if (!rc && e[i].unique && e[i].v.kind != TRL_V_NULL) {
+            rc = trl_rec_uniq_key(&k, iid, &e[i].v);
+            if (!rc && add) {
+                rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, idb, 8, TRL_PUT_NOOVERWRITE);
+                if (rc == TRL_EEXIST) {
+                    const struct trl_field *f = trl_type_field_by_id(ty, e[i].col);
+                    trl_diag_add_ferr(d, f ? f->name : "", "unique", "");
+                    rc = TRL_EVALIDATION;
+                }
+            } else if (!rc) {
+                rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len);
+                if (rc == TRL_ENOTFOUND) rc = 0;
+            }
+        }
+        if (!rc && e[i].counted) {
+            rc = trl_rec_cnt_key(&k, iid, &e[i].v);
+            if (!rc) rc = counter_add(t, &k, add ? 1 : -1);
+        }
+    }
+    if (!rc && !old) {
+        rc = trl_rec_cnt_total_key(&k, ty->id);
+        if (!rc) rc = counter_add(t, &k, add ? 1 : -1);
+    }
+    trl_buf_free(&k);
+    free(e);
+    return rc;
+}
+
+static int seq_next(struct trl_txn *t, const char *key, uint64_t *out)
+{
+    struct trl_slice v;
+    uint64_t cur = 0;
+    int rc = trl_txn_get(t, TRL_DB_SEQ, key, strlen(key), &v);
+    if (rc == 0 && v.n == 8) cur = trl_get_u64be(v.p);
+    else if (rc && rc != TRL_ENOTFOUND) return rc;
+    unsigned char b[8];
+    trl_put_u64be(b, cur + 1);
+    rc = trl_txn_put(t, TRL_DB_SEQ, key, strlen(key), b, 8, 0);
+    if (!rc) *out = cur + 1;
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * JSON output
+ */
+int trl_rec_value_json(const struct trl_field *f, const struct trl_value *v, struct trl_buf *out)
+{
+    char tmp[48];
+    if (v->kind == TRL_V_NULL) return trl_buf_adds(out, "null");
+    switch (f->type) {
+    case TRL_FT_INT:
+    case TRL_FT_REF: return trl_buf_printf(out, "%lld", (long long)v->i);
+    case TRL_FT_BOOL: return trl_buf_adds(out, v->i ? "true" : "false");
+    case TRL_FT_DECIMAL:
+    case TRL_FT_DATE:
+    case TRL_FT_DATETIME:
+        trl_field_format_int(f, v->i, tmp, sizeof(tmp));
+        return trl_buf_add_json_str(out, tmp, strlen(tmp));
+    case TRL_FT_JSON: return trl_buf_add(out, v->s, v->n);
+    default: return trl_buf_add_json_str(out, v->s, v->n);
+    }
+}
+
+static bool in_list(const char *list, const char *name)
+{
+    if (!list) return true;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && memcmp(p, name, n) == 0) return true;
+        if (!e) break;
+        p = e + 1;
+    }
+    return false;
+}
+
+static int add_key(struct trl_buf *out, bool *first, const char *k)
+{
+    int rc = trl_buf_adds(out, *first ? "\"" : ",\"");
+    *first = false;
+    if (!rc) rc = trl_buf_adds(out, k);
+    if (!rc) rc = trl_buf_adds(out, "\":");
+    return rc;
+}
+
+static int add_sys_str(struct trl_buf *out, bool *first, const char *k, const struct trl_value *v,
+                       const char *fields)
+{
+    if (!in_list(fields, k)) return 0;
+    int rc = add_key(out, first, k);
+    if (rc) return rc;
+    if (v->kind != TRL_V_BYTES || v->n == 0) return trl_buf_adds(out, "null");
+    return trl_buf_add_json_str(out, v->s, v->n);
+}
+
+int trl_rec_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 const struct trl_record *r, const struct trl_rec_out *o, struct trl_buf *out)
+{
+    static const struct trl_rec_out none = {0};
+    if (!o) o = &none;
+    const char *fl = o->fields;
+    bool first = true;
+    char ts[32];
+    int rc = trl_buf_addc(out, '{');
+    if (!rc && in_list(fl, "id"))
+        rc = add_key(out, &first, "id") || trl_buf_printf(out, "%llu", (unsigned long long)r->id);
+    if (!rc && in_list(fl, "type"))
+        rc = add_key(out, &first, "type") || trl_buf_add_json_str(out, ty->name, strlen(ty->name));
+    if (!rc) rc = add_sys_str(out, &first, "name", &r->name, fl);
+    if (!rc && in_list(fl, "version"))
+        rc = add_key(out, &first, "version") ||
+             trl_buf_printf(out, "%llu", (unsigned long long)r->version);
+    if (!rc) rc = add_sys_str(out, &first, "state", &r->state, fl);
+    if (!rc) rc = add_sys_str(out, &first, "owner", &r->owner, fl);
+    if (!rc) rc = add_sys_str(out, &first, "org", &r->org, fl);
+    if (!rc && in_list(fl, "created_at")) {
+        trl_datetime_format(r->created_at, ts);
+        rc = add_key(out, &first, "created_at") || trl_buf_printf(out, "\"%s\"", ts);
+    }
+    if (!rc) rc = add_sys_str(out, &first, "created_by", &r->created_by, fl);
+    if (!rc && in_list(fl, "updated_at")) {
+        trl_datetime_format(r->updated_at, ts);
+        rc = add_key(out, &first, "updated_at") || trl_buf_printf(out, "\"%s\"", ts);
+    }
+    if (!rc) rc = add_sys_str(out, &first, "updated_by", &r->updated_by, fl);
+    for (size_t i = 0; i < ty->nfields && !rc; i++) {
+        const struct trl_field *f = &ty->fields[i];
+        if (!in_list(fl, f->name)) continue;
+        struct trl_value v;
+        trl_rec_column(ty, r, f->id, &v);
+        rc = add_key(out, &first, f->name);
+        if (rc) break;
+        if (f->type == TRL_FT_LONGTEXT && o->render_html && v.kind == TRL_V_BYTES) {
+            char *html = cmark_markdown_to_html(v.s, v.n, CMARK_OPT_SAFE);
+            if (!html) return TRL_ENOMEM;
+            rc = trl_buf_add_json_str(out, html, strlen(html));
+            free(html);
+        } else if (f->type == TRL_FT_REF && v.kind == TRL_V_INT && o->expand &&
+                   in_list(o->expand, f->name) && t && cx) {
+            const struct trl_type *rt = trl_catalog_type(cx->cat, f->ref_type);
+            struct trl_record rr;
+            if (rt && trl_rec_load(t, rt, (uint64_t)v.i, NULL, &rr) == 0) {
+                rc = trl_rec_json(t, cx, rt, &rr, NULL, out);
+                trl_record_free(&rr);
+            } else {
+                rc = trl_rec_value_json(f, &v, out);
+            }
+        } else {
+            rc = trl_rec_value_json(f, &v, out);
+        }
+    }
+    if (!rc) rc = trl_buf_addc(out, '}');
+    return rc ? TRL_ENOMEM : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Validation
+ */
+static int check_exists(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_field *f,
+                        const struct trl_value *v, struct trl_diag *d)
+{
+    if (v->kind == TRL_V_NULL) return 0;
+    if (f->type == TRL_FT_REF) {
+        const struct trl_type *rt = trl_catalog_type(cx->cat, f->ref_type);
+        char tmp[96];
+        snprintf(tmp, sizeof(tmp), "%s %lld", f->ref_type, (long long)v->i);
+        if (!rt) return trl_diag_add_ferr(d, f->name, "ref_missing", tmp) ? TRL_ENOMEM : 1;
+        unsigned char k[12];
+        struct trl_slice s;
+        trl_rec_key(k, rt->id, (uint64_t)v->i);
+        int rc = trl_txn_get(t, TRL_DB_REC, k, 12, &s);
+        if (rc == TRL_ENOTFOUND)
+            return trl_diag_add_ferr(d, f->name, "ref_missing", tmp) ? TRL_ENOMEM : 1;
+        return rc;
+    }
+    if (f->type == TRL_FT_ATTACHMENT) {
+        struct trl_slice s;
+        int rc = trl_txn_get(t, TRL_DB_FILES, v->s, v->n, &s);
+        if (rc == TRL_ENOTFOUND)
+            return trl_diag_add_ferr(d, f->name, "attachment", "") ? TRL_ENOMEM : 1;
+        if (rc) return rc;
+        /* Metadata: u64 size, then media type text. */
+        if (s.n >= 8) {
+            uint64_t size = trl_get_u64be(s.p);
+            char tmp[64];
+            if (f->max_size && (int64_t)size > f->max_size) {
+                snprintf(tmp, sizeof(tmp), "%lld bytes", (long long)f->max_size);
+                return trl_diag_add_ferr(d, f->name, "max", tmp) ? TRL_ENOMEM : 1;
+            }
+            if (f->nmedia_types) {
+                size_t ml = s.n - 8;
+                const char *mt = (const char *)s.p + 8;
+                const char *nul = memchr(mt, 0, ml);
+                if (nul) ml = (size_t)(nul - mt);
+                bool ok = false;
+                for (size_t i = 0; i < f->nmedia_types && !ok; i++)
+                    ok = strlen(f->media_types[i]) == ml && memcmp(f->media_types[i], mt, ml) == 0;
+                if (!ok) {
+                    struct trl_buf b;
+                    trl_buf_init(&b);
+                    for (size_t i = 0; i < f->nmedia_types; i++)
+                        trl_buf_printf(&b, "%s%s", i ? ", " : "", f->media_types[i]);
+                    int r2 = trl_diag_add_ferr(d, f->name, "enum", b.data ? b.data : "");
+                    trl_buf_free(&b);
+                    return r2 ? TRL_ENOMEM : 1;
+                }
+            }
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* Applies inputs to r (converting), collecting field errors; then checks every rule of every
+ * field of the type. Returns 0, TRL_EVALIDATION, TRL_ENOMEM, TRL_EIO. */
+static int apply_and_validate(struct trl_txn *t, const struct trl_rec_ctx *cx,
+                              const struct trl_type *ty, struct trl_record *r,
+                              const struct trl_input *in, size_t n, struct trl_arena *arena,
+                              bool creating)
+{
+    struct trl_diag *d = cx->d;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct trl_field *f = trl_type_field(ty, in[i].name, strlen(in[i].name));
+        if (!f) {
+            if (trl_diag_add_ferr(d, in[i].name, "unknown_field", "")) return TRL_ENOMEM;
+            continue;
+        }
+        if (f->read_only) {
+            if (trl_diag_add_ferr(d, f->name, "read_only", "")) return TRL_ENOMEM;
+            continue;
+        }
+        struct trl_value v;
+        rc = trl_field_convert(f, &in[i], arena, &v, d);
+        if (rc == TRL_EVALIDATION) continue;
+        if (rc) return rc;
+        if (trl_record_set(r, f->id, &v)) return TRL_ENOMEM;
+    }
+    for (size_t i = 0; i < ty->nfields; i++) {
+        const struct trl_field *f = &ty->fields[i];
+        const struct trl_value *v = trl_record_get(r, f->id);
+        bool failed_conv = false;
+        for (size_t k = 0; k < d->nferrs && !failed_conv; k++)
+            failed_conv = strcmp(d->ferrs[k].field, f->name) == 0;
+        if (failed_conv) continue;
+        if (!v && creating && f->has_default) {
+            if (trl_record_set(r, f->id, &f->dflt)) return TRL_ENOMEM;
+            v = trl_record_get(r, f->id);
+        }
+        if (!v) {
+            if (f->required && !(f->has_default && !creating)) {
+                if (trl_diag_add_ferr(d, f->name, "required", "")) return TRL_ENOMEM;
+            }
+            continue;
+        }
+        rc = trl_field_check(f, v, d);
+        if (rc < 0) return rc;
+        rc = check_exists(t, cx, f, v, d);
+        if (rc < 0) return rc;
+    }
+    return d->nferrs ? TRL_EVALIDATION : 0;
+}
+
+static int validation_failed(const struct trl_rec_ctx *cx, const struct trl_type *ty)
+{
+    trl_diag_set(cx->d, TRL_EVALIDATION, "%zu field(s) of %s failed validation", cx->d->nferrs,
+                 ty->name);
+    trl_diag_zh(cx->d, "%s 有 %zu 个字段未通过校验", ty->name, cx->d->nferrs);
+    return TRL_EVALIDATION;
+}
+
+/* JSON object of per-field changes between old (NULL on create) and r (NULL on delete). */
+static int diff_json(const struct trl_type *ty, const struct trl_record *old,
+                     const struct trl_record *r, struct trl_buf *out, size_t *nchanges)
+{
+    int rc = trl_buf_addc(out, '{');
+    *nchanges = 0;
+    for (size_t i = 0; i < ty->nfields && !rc; i++) {
+        const struct trl_field *f = &ty->fields[i];
+        const struct trl_value *a = old ? trl_record_get(old, f->id) : NULL;
+        const struct trl_value *b = r ? trl_record_get(r, f->id) : NULL;
+        struct trl_value nullv = {0};
+        if (!a) a = &nullv;
+        if (!b) b = &nullv;
+        if (value_eq(a, b)) continue;
+        if (*nchanges) rc = trl_buf_addc(out, ',');
+        (*nchanges)++;
+        rc = rc || trl_buf_add_json_str(out, f->name, strlen(f->name)) ||
+             trl_buf_adds(out, ":{\"from\":") || trl_rec_value_json(f, a, out) ||
+             trl_buf_adds(out, ",\"to\":") || trl_rec_value_json(f, b, out) ||
+             trl_buf_addc(out, '}');
+    }
+    if (!rc) rc = trl_buf_addc(out, '}');
+    return rc ? TRL_ENOMEM : 0;
+}
+
+static int store_record(struct trl_txn *t, const struct trl_record *r)
+{
+    struct trl_buf b;
+    unsigned char k[12];
+    trl_buf_init(&b);
+    int rc = trl_record_encode(r, &b);
+    trl_rec_key(k, r->type_id, r->id);
+    if (!rc) rc = trl_txn_put(t, TRL_DB_REC, k, 12, b.data, b.len, 0);
+    trl_buf_free(&b);
+    return rc;
+}
+
+static void set_str(struct trl_value *v, const char *s)
+{
+    v->kind = TRL_V_BYTES;
+    v->s = s ? s : "";
+    v->n = strlen(v->s);
+}
+
+int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                   const struct trl_input *in, size_t n, uint64_t *id, struct trl_buf *out)
+{
+    struct trl_record r;
+    struct trl_arena arena;
+    struct trl_buf diff;
+    char name[200] = "";
+    trl_record_init(&r);
+    trl_arena_init(&arena);
+    trl_buf_init(&diff);
+    int rc = apply_and_validate(t, cx, ty, &r, in, n, &arena, true);
+    if (rc == TRL_EVALIDATION) {
+        validation_failed(cx, ty);
+        goto out;
+    }
+    if (rc) goto out;
+
+    char seqkey[32];
+    snprintf(seqkey, sizeof(seqkey), "id:%u", ty->id);
+    if ((rc = seq_next(t, seqkey, &r.id))) goto out;
+    r.type_id = ty->id;
+    r.version = 1;
+    r.created_at = r.updated_at = cx->now_ms;
+    const char *user = cx->who ? cx->who->user : "";
+    set_str(&r.owner, user);
+    set_str(&r.created_by, user);
+    set_str(&r.updated_by, user);
+    set_str(&r.org, cx->who ? cx->who->org : "");
+    set_str(&r.state, ty->initial_state);
+    if (ty->autoname) {
+        char key[256];
+        uint64_t seq;
+        trl_schema_autoname_key(ty, cx->now_ms, key, sizeof(key));
+        if ((rc = seq_next(t, key, &seq))) goto out;
+        trl_schema_autoname(ty, cx->now_ms, seq, name, sizeof(name));
+    }
+    set_str(&r.name, name);
+
+    if ((rc = index_apply(t, ty, &r, NULL, true, cx->d))) {
+        if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
+        goto out;
+    }
+    size_t nch;
+    if ((rc = diff_json(ty, NULL, &r, &diff, &nch))) goto out;
+    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "create", diff.data, diff.len))) goto out;
+    if ((rc = store_record(t, &r))) goto out;
+    *id = r.id;
+    if (out) rc = trl_rec_json(t, cx, ty, &r, NULL, out);
+out:
+    trl_buf_free(&diff);
+    trl_record_free(&r);
+    trl_arena_free(&arena);
+    return rc;
+}
+
+static int version_check(const struct trl_rec_ctx *cx, const struct trl_record *r, uint64_t if_match)
+{
+    if (if_match && if_match != r->version) {
+        trl_diag_set(cx->d, TRL_EPRECOND,
+                     "the record is at version %llu, not %llu; reload it and try again",
+                     (unsigned long long)r->version, (unsigned long long)if_match);
+        trl_diag_zh(cx->d, "记录当前版本为 %llu,而不是 %llu;请刷新后重试",
+                    (unsigned long long)r->version, (unsigned long long)if_match);
+        return TRL_EPRECOND;
+    }
+    return 0;
+}
+
+static int not_found(const struct trl_rec_ctx *cx, const struct trl_type *ty, uint64_t id)
+{
+    trl_diag_set(cx->d, TRL_ENOTFOUND, "no %s with id %llu", ty->name, (unsigned long long)id);
+    trl_diag_zh(cx->d, "不存在 ID 为 %llu 的 %s", (unsigned long long)id, ty->name);
+    return TRL_ENOTFOUND;
+}
+
+int trl_rec_patch(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                  uint64_t id, uint64_t if_match, const struct trl_input *in, size_t n,
+                  struct trl_buf *out)
+{
+    struct trl_record old, r;
+    struct trl_arena arena;
+    struct trl_buf diff;
+    trl_record_init(&r);
+    trl_arena_init(&arena);
+    trl_buf_init(&diff);
+    int rc = trl_rec_load(t, ty, id, &arena, &old);
+    if (rc == TRL_ENOTFOUND) rc = not_found(cx, ty, id);
+    if (rc) {
+        trl_arena_free(&arena);
+        return rc;
+    }
+    if ((rc = version_check(cx, &old, if_match))) goto out;
+    /* r starts as a copy of old (values borrow the same txn memory). */
+    r = old;
+    r.vals = malloc((old.nvals ? old.nvals : 1) * sizeof(*r.vals));
+    if (!r.vals) {
+        rc = TRL_ENOMEM;
+        r.nvals = r.capvals = 0;
+        goto out;
+    }
+    memcpy(r.vals, old.vals, old.nvals * sizeof(*r.vals));
+    r.capvals = old.nvals ? old.nvals : 1;
+    rc = apply_and_validate(t, cx, ty, &r, in, n, &arena, false);
+    if (rc == TRL_EVALIDATION) {
+        validation_failed(cx, ty);
+        goto out;
+    }
+    if (rc) goto out;
+    size_t nch;
+    if ((rc = diff_json(ty, &old, &r, &diff, &nch))) goto out;
+    if (nch == 0) {
+        if (out) rc = trl_rec_json(t, cx, ty, &old, NULL, out);
+        goto out;
+    }
+    r.version = old.version + 1;
+    r.updated_at = cx->now_ms > old.updated_at ? cx->now_ms : old.updated_at;
+    set_str(&r.updated_by, cx->who ? cx->who->user : "");
+    if ((rc = index_apply(t, ty, &r, &old, true, cx->d))) {
+        if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
+        goto out;
+    }
+    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "update", diff.data, diff.len))) goto out;
+    if ((rc = store_record(t, &r))) goto out;
+    if (out) {
+        struct trl_record fresh;
+        if ((rc = trl_rec_load(t, ty, id, NULL, &fresh))) goto out;
+        rc = trl_rec_json(t, cx, ty, &fresh, NULL, out);
+        trl_record_free(&fresh);
+    }
+out:
+    trl_buf_free(&diff);
+    trl_record_free(&r);
+    trl_record_free(&old);
+    trl_arena_free(&arena);
+    return rc;
+}
+
+int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                   uint64_t id, uint64_t if_match)
+{
+    struct trl_record r;
+    struct trl_buf diff;
+    struct trl_arena arena;
+    trl_buf_init(&diff);
+    trl_arena_init(&arena);
+    int rc = trl_rec_load(t, ty, id, &arena, &r);
+    if (rc == TRL_ENOTFOUND) rc = not_found(cx, ty, id);
+    if (rc) {
+        trl_arena_free(&arena);
+        return rc;
+    }
+    if ((rc = version_check(cx, &r, if_match))) goto out;
+    size_t nch;
+    if ((rc = index_apply(t, ty, &r, NULL, false, cx->d))) goto out;
+    if ((rc = diff_json(ty, &r, NULL, &diff, &nch))) goto out;
+    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "delete", diff.data, diff.len))) goto out;
+    /* The chain head of a deleted record lives at seq 0 of its history. */
+    unsigned char hk[16], head[36];
+    trl_rec_key(hk, ty->id, id);
+    trl_put_u32be(hk + 12, 0);
+    trl_put_u32be(head, r.hist_seq);
+    memcpy(head + 4, r.hist_hash, 32);
+    if ((rc = trl_txn_put(t, TRL_DB_HIST, hk, 16, head, 36, 0))) goto out;
+    unsigned char k[12];
+    trl_rec_key(k, ty->id, id);
+    rc = trl_txn_del(t, TRL_DB_REC, k, 12);
+out:
+    trl_buf_free(&diff);
+    trl_record_free(&r);
+    trl_arena_free(&arena);
+    return rc;
+}
+
+int trl_rec_get(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                uint64_t id, const struct trl_rec_out *o, uint64_t *version, struct trl_buf *out)
+{
+    struct trl_record r;
+    int rc = trl_rec_load(t, ty, id, NULL, &r);
+    if (rc == TRL_ENOTFOUND) return not_found(cx, ty, id);
+    if (rc) return rc;
+    if (version) *version = r.version;
+    rc = trl_rec_json(t, cx, ty, &r, o, out);
+    trl_record_free(&r);
+    return rc;
+}
+
+int trl_rec_count(struct trl_txn *t, const struct trl_type *ty, uint64_t *n)
+{
+    struct trl_buf k;
+    trl_buf_init(&k);
+    int rc = trl_rec_cnt_total_key(&k, ty->id);
+    if (!rc) rc = trl_rec_counter(t, &k, n);
+    trl_buf_free(&k);
+    return rc;
+}

@@ -1,0 +1,119 @@
+/*
+ * record — records of user-defined types: create, read, partial update, delete, validation,
+ * indexes, counters, the hash-chained history, listing with the expression language, and
+ * idempotency keys.
+ *
+ * Every write function runs inside a write txn given by the caller (the store's writer thread, in
+ * the nested txn of one job), so a failure aborts the job alone and leaves the store unchanged.
+ * Read functions run in a read txn. Output is JSON text appended to a trl_buf, serialised straight
+ * from the binary record (no JSON tree).
+ *
+ * Storage (keys big-endian):
+ *   rec   (type u32, id u64)                   -> encoded record (codec)
+ *   idx   (type<<16|col u32, value, id u64)    -> ""        (schema.h describes index ids)
+ *   idx   (type<<16|col|0x8000 u32, value)     -> id u64    (unique fields)
+ *   hist  (type u32, id u64, seq u32)          -> sha256 u8[32] + event JSON
+ *   hist  (type u32, id u64, 0)                -> head: seq u32 + sha256 (deleted records only)
+ *   log   (change u64)                         -> (type u32, id u64, seq u32)
+ *   cnt   ("t", type u32)                      -> u64 records of the type
+ *   cnt   ("c", type<<16|col u32, value)       -> u64 records with that value (state, enums)
+ *   seq   "id:<type>" / "name:<type>:<prefix>" / "log" -> u64
+ *   idem  (user, NUL, key)                     -> stored response
+ *
+ * History: each event's hash is sha256(previous hash || event JSON); the record keeps the chain
+ * head, so `trellis check` detects an altered, missing or reordered event.
+ */
+#ifndef TRL_RECORD_H
+#define TRL_RECORD_H
+
+#include "expr/expr.h"
+#include "schema/schema.h"
+
+/* What a record operation needs to know about its request. */
+struct trl_rec_ctx {
+    const struct trl_catalog *cat;   /* schema snapshot (borrowed) */
+    const struct trl_principal *who; /* caller (borrowed) */
+    int64_t now_ms;                  /* time of the request */
+    const char *request_id;          /* request id for history, "" when none */
+    const char *lang;                /* "en" or "zh-CN" for messages */
+    struct trl_diag *d;              /* diagnostics of the request */
+    int64_t max_scan;                /* listing: most records a query may examine (0: 200000) */
+};
+
+/* Creates a record of type ty from inputs in[0..n). Unknown fields, wrong types and every rule
+ * violation are collected into d->ferrs at once (TRL_EVALIDATION). On success appends the record
+ * JSON to out and sets *id. Returns 0, TRL_EVALIDATION, TRL_EMAPFULL, TRL_ENOMEM, TRL_EIO. */
+int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                   const struct trl_input *in, size_t n, uint64_t *id, struct trl_buf *out);
+
+/* Changes the fields named in in[0..n) (null removes a value). if_match (0: none) must equal the
+ * stored version (TRL_EPRECOND otherwise). Returns 0, TRL_ENOTFOUND, TRL_EPRECOND,
+ * TRL_EVALIDATION, ... An update that changes nothing writes nothing and keeps the version. */
+int trl_rec_patch(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                  uint64_t id, uint64_t if_match, const struct trl_input *in, size_t n,
+                  struct trl_buf *out);
+
+/* Deletes a record, its index entries and counters; its history stays, closed by a delete
+ * event. Returns 0, TRL_ENOTFOUND, TRL_EPRECOND. */
+int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                   uint64_t id, uint64_t if_match);
+
+/* Output options for reads. */
+struct trl_rec_out {
+    bool render_html;        /* longtext fields rendered to HTML (cmark, safe mode) */
+    const char *fields;      /* comma-separated projection, NULL for all */
+    const char *expand;      /* comma-separated ref fields to inline, NULL for none */
+};
+
+/* Appends the JSON of record id to out; *version receives its version (ETag).
+ * Returns 0, TRL_ENOTFOUND, TRL_ECORRUPT. */
+int trl_rec_get(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                uint64_t id, const struct trl_rec_out *o, uint64_t *version, struct trl_buf *out);
+
+/* Listing parameters (DESIGN.md §5). Strings are borrowed. */
+struct trl_list_opts {
+    const char *filter;  /* expression, NULL or "" for all */
+    const char *sort;    /* "-created_at", "title", ... NULL for "-id" */
+    int64_t limit;       /* 1..1000 (0: 50) */
+    const char *cursor;  /* opaque cursor from a previous page, NULL for the first */
+    bool count_exact;    /* include "count" */
+    struct trl_rec_out out; /* per-record output options */
+};
+
+/* Appends {"items":[...],"next_cursor":...,"count":...} to out. Errors: TRL_EQUERY (bad filter,
+ * sort, limit or cursor: d names the parameter and column), TRL_EINVAL (a query that would scan
+ * more than max_scan records; d says to add a filter on an indexed field). */
+int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 const struct trl_list_opts *o, struct trl_buf *out);
+
+/* Appends {"items":[events...]} of a record (also a deleted one). TRL_ENOTFOUND when the record
+ * never existed. */
+int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                    uint64_t id, struct trl_buf *out);
+
+/* Records of a type (from the maintained counter). */
+int trl_rec_count(struct trl_txn *t, const struct trl_type *ty, uint64_t *n);
+
+/* ---------------------------------------------------------------------------------------------
+ * Idempotency: a stored response per (user, key), kept for 24 hours.
+ */
+struct trl_idem {
+    int status;        /* HTTP status of the first answer */
+    char *body;        /* its body (owned) */
+    char *fingerprint; /* method + path + body hash of the first request (owned) */
+};
+/* 0 and *found set (entry owned by the caller: trl_idem_free), or TRL_EIO. */
+int trl_idem_get(struct trl_txn *t, const char *user, const char *key, int64_t now_ms,
+                 bool *found, struct trl_idem *e);
+int trl_idem_put(struct trl_txn *t, const char *user, const char *key, int64_t now_ms,
+                 const struct trl_idem *e);
+void trl_idem_free(struct trl_idem *e);
+
+/* ---------------------------------------------------------------------------------------------
+ * Consistency check (`trellis check`): records against indexes, unique indexes, counters,
+ * history chains and sequences. Writes one line per problem to report (may be NULL) and returns
+ * the number of problems found (>= 0) or a TRL_E* on failure to read.
+ */
+int trl_rec_check(struct trl_txn *t, const struct trl_catalog *cat, struct trl_buf *report);
+
+#endif

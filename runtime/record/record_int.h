@@ -1,0 +1,49 @@
+/* record_int.h — private to runtime/record: shared helpers of CRUD, query and history. */
+#ifndef TRL_RECORD_INT_H
+#define TRL_RECORD_INT_H
+
+#include "record.h"
+
+/* (type u32, id u64) key into k[12]. */
+void trl_rec_key(unsigned char k[12], uint32_t type_id, uint64_t id);
+/* Loads and decodes record id; values borrow txn memory, or a copy in arena when arena is given
+ * (write paths: a later put may move the page). 0, TRL_ENOTFOUND, TRL_ECORRUPT, TRL_ENOMEM. */
+int trl_rec_load(struct trl_txn *t, const struct trl_type *ty, uint64_t id, struct trl_arena *arena,
+                 struct trl_record *r);
+/* Value of a column (field id or TRL_COL_*) of r, defaults applied for absent fields. */
+void trl_rec_column(const struct trl_type *ty, const struct trl_record *r, uint32_t col,
+                    struct trl_value *out);
+/* Static description of a column by name for the expression resolver and sort. */
+int trl_rec_resolve(const struct trl_type *ty, const char *name, size_t n,
+                    struct trl_expr_field *out);
+/* Appends the JSON of r to out. */
+int trl_rec_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 const struct trl_record *r, const struct trl_rec_out *o, struct trl_buf *out);
+/* Appends the JSON of one value of field f. */
+int trl_rec_value_json(const struct trl_field *f, const struct trl_value *v, struct trl_buf *out);
+/* Columns that carry an index for ty, with the record's values; used by writes and check. */
+struct trl_idx_entry {
+    uint32_t col;       /* column id */
+    bool unique;        /* has a unique index too */
+    bool counted;       /* has a value counter (state and enums) */
+    struct trl_value v; /* value (borrowed from the record or the schema) */
+};
+/* Most index entries of one record (system columns + at most 500 fields). */
+#define TRL_REC_MAX_IDX 520
+/* Fills at most cap entries; returns the number. */
+size_t trl_rec_index_entries(const struct trl_type *ty, const struct trl_record *r,
+                             struct trl_idx_entry *out, size_t cap);
+/* Index key helpers. */
+int trl_rec_idx_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v, uint64_t rid);
+int trl_rec_uniq_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v);
+int trl_rec_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v);
+int trl_rec_cnt_total_key(struct trl_buf *b, uint32_t type_id);
+/* Reads a counter (0 when absent). */
+int trl_rec_counter(struct trl_txn *t, const struct trl_buf *key, uint64_t *n);
+/* Appends a history event to r's chain (updates r->hist_seq and r->hist_hash) and a change-log
+ * entry. action: create, update, delete; changes: JSON object text of per-field changes. */
+int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                        struct trl_record *r, const char *action, const char *changes,
+                        size_t changes_n);
+
+#endif
