@@ -81,6 +81,7 @@ static int stream_settle(struct stream *s, int mv)
 static int stream_start(struct stream *s, bool desc, const struct trl_buf *after)
 {
     int mv;
+    s->done = false;
     if (!desc) {
         if (after && after->len) {
             /* First key > after: seek to after, skip it when equal. */
@@ -446,7 +447,6 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     rc = trl_buf_adds(out, "{\"items\":[");
     int64_t n = 0;
     bool more = false;
-    uint64_t last_id = 0;
     while (!rc) {
         uint64_t id;
         bool have;
@@ -484,12 +484,10 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
             if (n) rc = trl_buf_addc(out, ',');
             if (!rc) rc = trl_rec_json(t, cx, ty, &r, &o->out, out);
             if (!rc) rc = sort_key(&l, &r, &key);
-            last_id = id;
             n++;
         }
         trl_record_free(&r);
     }
-    (void)last_id;
     if (rc) goto out;
     rc = trl_buf_adds(out, "],\"next_cursor\":");
     if (!rc && more) {
