@@ -235,6 +235,20 @@ int trl_ftype_parse(const char *name);
 bool trl_ftype_is_int(enum trl_ftype t);
 
 /* ---------------------------------------------------------------------------------------------
+ * Input values: one JSON member of a request body or definition, without a JSON tree, so that
+ * domain modules exchange C structs. Numbers keep their text so decimals stay exact.
+ */
+enum trl_in_kind { TRL_IN_NULL, TRL_IN_BOOL, TRL_IN_NUMBER, TRL_IN_STRING, TRL_IN_JSON };
+
+struct trl_input {
+    const char *name;      /* member name (NUL-terminated, borrowed) */
+    enum trl_in_kind kind; /* JSON kind; TRL_IN_JSON is an array or object */
+    bool b;                /* TRL_IN_BOOL value */
+    const char *s;         /* number text, string bytes or compact JSON (borrowed) */
+    size_t n;              /* length of s */
+};
+
+/* ---------------------------------------------------------------------------------------------
  * Identity of the caller, as far as the engine needs it. Filled by http/ or cli/.
  */
 struct trl_principal {

@@ -103,8 +103,6 @@ struct trl_catalog *trl_http_catalog(struct trl_server *s);
 
 /* server.c */
 void trl_http_job_done(void *arg, int rc);
-/* Frees a cJSON tree given as void * (problem.c). */
-void trl_http_json_free(void *json);
 
 /* problem.c */
 /* Fills r's response with the problem+json of r->d (status from its code). */
@@ -113,7 +111,5 @@ void trl_http_problem(struct req *r);
 void trl_http_fail(struct req *r, int code, const char *field, const char *en, const char *zh);
 /* Parses r->body as a JSON object into r->in (strict check first). 0 or a TRL_E* with r->d. */
 int trl_http_parse_object(struct req *r);
-/* Adds the JSON value with shortest round-trip text of a double. */
-void trl_http_number_text(double d, char *out, size_t n);
 
 #endif

@@ -112,7 +112,7 @@ static void req_free(struct req *r)
     free(r->in);
     free(r->type_name);
     free(r->idem_key);
-    trl_http_json_free(r->json);
+    trl_json_tree_free(r->json);
     free(r);
 }
 

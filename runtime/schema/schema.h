@@ -149,20 +149,6 @@ void trl_schema_autoname(const struct trl_type *t, int64_t ms, uint64_t seq, cha
                          size_t outn);
 void trl_schema_autoname_key(const struct trl_type *t, int64_t ms, char *key, size_t keyn);
 
-/* ---------------------------------------------------------------------------------------------
- * Input values: one JSON member of a request body or definition, without a JSON tree, so that
- * domain modules exchange C structs. Numbers keep their text so decimals stay exact.
- */
-enum trl_in_kind { TRL_IN_NULL, TRL_IN_BOOL, TRL_IN_NUMBER, TRL_IN_STRING, TRL_IN_JSON };
-
-struct trl_input {
-    const char *name;      /* member name (NUL-terminated, borrowed) */
-    enum trl_in_kind kind; /* JSON kind; TRL_IN_JSON is an array or object */
-    bool b;                /* TRL_IN_BOOL value */
-    const char *s;         /* number text, string bytes or compact JSON (borrowed) */
-    size_t n;              /* length of s */
-};
-
 /* Converts in to field f's type into *out; bytes are borrowed from in or copied into arena.
  * On failure adds one field error to d (codes: type, scale, range, invalid_date,
  * invalid_datetime, enum, attachment) and returns TRL_EVALIDATION; TRL_ENOMEM otherwise. */
