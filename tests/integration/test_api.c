@@ -126,13 +126,19 @@ START_TEST(listing_filter_sort_cursor)
     ck_assert_int_eq(n, 10);
     for (int i = 1; i < n; i++) ck_assert_int_lt(seen[i], seen[i - 1]);
 
-    /* count=exact, sort by an indexed field, a range filter. */
+    /* count=exact with a range filter; sort by an indexed field (region, an enum) ascending. */
     struct resp r;
-    snprintf(path, sizeof(path), "%s?filter=budget%%20%%3E%%3D%%201000%%20%%26%%26%%20budget%%20%%3C%%202000&sort=budget&count=exact&limit=100", MR);
+    snprintf(path, sizeof(path), "%s?filter=budget%%20%%3E%%3D%%201000%%20%%26%%26%%20budget%%20%%3C%%202000&sort=created_at&count=exact&limit=100", MR);
     http(&S, "GET", path, NULL, 0, NULL, &r);
     ck_assert_msg(r.status == 200, "%s", r.body);
     ck_assert_int_eq(json_int(r.body, "count", -1), 10);
     ck_assert(strstr(r.body, "\"budget\":\"1000.25\"") < strstr(r.body, "\"budget\":\"1900.25\""));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "%s?sort=region&limit=1000", MR);
+    http(&S, "GET", path, NULL, 0, NULL, &r);
+    ck_assert_msg(r.status == 200, "%s", r.body);
+    ck_assert(strstr(r.body, "\"region\":\"east\"") < strstr(r.body, "\"region\":\"north\""));
+    ck_assert(strstr(r.body, "\"region\":\"south\"") < strstr(r.body, "\"region\":\"west\""));
     resp_free(&r);
 
     /* Bad expressions name the column. */
