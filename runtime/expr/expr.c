@@ -1431,3 +1431,16 @@ void trl_expr_plan_free(struct trl_expr_plan *plan)
     plan->preds = NULL;
     plan->npreds = 0;
 }
+
+static size_t conjuncts(const struct node *nd)
+{
+    if (nd->kind != NODE_AND) return 1;
+    size_t n = 0;
+    for (const struct node *k = nd->kids; k; k = k->next) n += conjuncts(k);
+    return n;
+}
+
+size_t trl_expr_conjuncts(const struct trl_expr *e)
+{
+    return e && e->root ? conjuncts(e->root) : 0;
+}

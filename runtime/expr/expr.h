@@ -113,6 +113,11 @@ int trl_expr_plan_build(const struct trl_expr *e, const struct trl_expr_env *env
                         struct trl_expr_plan *plan);
 void trl_expr_plan_free(struct trl_expr_plan *plan);
 
+/* Number of terms of the top-level `&&` chain (1 for an expression without a top-level `&&`).
+ * When it equals a plan's npreds, the plan states the whole expression exactly (for example, so
+ * a count can come from a maintained counter). */
+size_t trl_expr_conjuncts(const struct trl_expr *e);
+
 /* Compares two values of one column type: <0, 0, >0 (null sorts first). Used by sort and
  * range checks so that ordering has one definition. */
 int trl_expr_value_cmp(enum trl_ftype type, const struct trl_value *a, const struct trl_value *b);

@@ -505,8 +505,29 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     }
     if (!rc && o->count_exact) {
         uint64_t count = 0;
+        const struct trl_expr_pred *p0 = plan.npreds == 1 ? &plan.preds[0] : NULL;
+        const struct trl_field *pf = p0 ? trl_type_field_by_id(ty, (uint32_t)p0->id) : NULL;
+        bool counted = p0 && (p0->kind == TRL_PRED_EQ || p0->kind == TRL_PRED_IN) &&
+                       (p0->id == TRL_COL_STATE || (pf && pf->type == TRL_FT_ENUM)) &&
+                       trl_expr_conjuncts(l.expr) == 1;
         if (!l.expr) {
             rc = trl_rec_count(t, ty, &count);
+        } else if (counted) {
+            /* The filter is exactly `col = v` / `col in (...)` on a counted column: O(1). */
+            struct trl_buf ck;
+            trl_buf_init(&ck);
+            for (size_t i = 0; i < p0->nvals && !rc; i++) {
+                uint64_t c = 0;
+                bool dup = false;
+                for (size_t k = 0; k < i && !dup; k++)
+                    dup = trl_expr_value_cmp(p0->type, &p0->vals[k], &p0->vals[i]) == 0 &&
+                          p0->vals[k].kind == p0->vals[i].kind;
+                if (dup) continue;
+                rc = trl_rec_cnt_key(&ck, trl_index_id(ty, (uint32_t)p0->id), &p0->vals[i]);
+                if (!rc) rc = trl_rec_counter(t, &ck, &c);
+                count += c;
+            }
+            trl_buf_free(&ck);
         } else {
             /* Count through the same plan, from the start, without a limit. */
             for (size_t i = 0; i < l.nstreams && !rc; i++)
