@@ -1363,6 +1363,14 @@ out:
     return rc;
 }
 
+int trl_schema_check_type(const char *name, const char *def, size_t n, struct trl_diag *d)
+{
+    struct trl_type *ty = NULL;
+    int rc = compile_type(name, def, n, "", NULL, &ty, d);
+    type_free(ty);
+    return rc;
+}
+
 int trl_schema_delete_type(struct trl_txn *t, const char *name, struct trl_diag *d)
 {
     struct typeinfo ti;

@@ -125,6 +125,10 @@ static inline uint32_t trl_index_id(const struct trl_type *t, uint32_t col)
  * *changed is set false when the stored definition was identical. */
 int trl_schema_put_type(struct trl_txn *t, const char *name, const char *def, size_t n,
                         const char *app, bool *changed, struct trl_diag *d);
+/* Checks a type definition (JSON text def[0..n)) named name without storing anything: the same
+ * validation as trl_schema_put_type minus the checks against stored data. 0, TRL_EVALIDATION
+ * (d->ferrs with definition paths), TRL_EJSON, TRL_ENOMEM. */
+int trl_schema_check_type(const char *name, const char *def, size_t n, struct trl_diag *d);
 /* Deletes a type definition; refused with TRL_ECONFLICT while records of it exist. */
 int trl_schema_delete_type(struct trl_txn *t, const char *name, struct trl_diag *d);
 
