@@ -42,6 +42,9 @@ struct trl_server {
     atomic_uint_fast64_t n_deadline_kills; /* metrics: connections cut by the deadline */
     atomic_uint_fast64_t lat_bucket[12];   /* metrics: latency histogram buckets */
     atomic_int pending_jobs;        /* write jobs submitted and not yet done */
+    struct trl_write_job purge_job; /* periodic purge of expired idempotency keys */
+    atomic_bool purge_busy;         /* purge_job is queued or running */
+    size_t purged;                  /* keys removed by the last purge (writer thread) */
     atomic_bool stopping;           /* stop requested: new requests get 503 */
 };
 

@@ -54,10 +54,25 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
     }
 }
 
+static int purge_fn(struct trl_txn *t, void *arg)
+{
+    struct trl_server *s = arg;
+    return trl_idem_purge(t, trl_clock_now(s->clock), 10000, &s->purged);
+}
+
+static void purge_done(void *arg, int rc)
+{
+    struct trl_server *s = arg;
+    if (rc) trl_log(TRL_LOG_WARN, "purging expired idempotency keys failed: %s", trl_err_token(rc));
+    else if (s->purged) trl_log(TRL_LOG_INFO, "purged %zu expired idempotency key(s)", s->purged);
+    atomic_store(&s->purge_busy, false);
+    atomic_fetch_sub(&s->pending_jobs, 1);
+}
+
 static void *watchdog_main(void *arg)
 {
     struct trl_server *s = arg;
-    int64_t last_reader_check = trl_mono_ms();
+    int64_t last_reader_check = trl_mono_ms(), last_purge = 0;
     pthread_mutex_lock(&s->wd_lock);
     while (!s->wd_stop) {
         struct timespec ts;
@@ -83,6 +98,18 @@ static void *watchdog_main(void *arg)
             int n = trl_store_reader_check(s->store);
             if (n) trl_log(TRL_LOG_WARN, "cleared %d stale reader slot(s)", n);
             last_reader_check = now;
+        }
+        if (now - last_purge > 600000 && !atomic_load(&s->stopping) &&
+            !atomic_exchange(&s->purge_busy, true)) {
+            last_purge = now;
+            s->purge_job.fn = purge_fn;
+            s->purge_job.done = purge_done;
+            s->purge_job.arg = s;
+            atomic_fetch_add(&s->pending_jobs, 1);
+            if (trl_store_submit(s->store, &s->purge_job)) {
+                atomic_store(&s->purge_busy, false);
+                atomic_fetch_sub(&s->pending_jobs, 1);
+            }
         }
         pthread_mutex_lock(&s->wd_lock);
     }

@@ -178,6 +178,42 @@ void trl_idem_free(struct trl_idem *e)
     e->body = e->fingerprint = NULL;
 }
 
+int trl_idem_purge(struct trl_txn *t, int64_t now_ms, size_t max, size_t *n)
+{
+    struct trl_cursor *c = NULL;
+    struct trl_buf k;
+    trl_buf_init(&k);
+    *n = 0;
+    int rc = trl_cursor_open(t, TRL_DB_IDEM, &c);
+    if (rc) return rc;
+    /* Collect first, then delete: a delete under an open cursor would move it. */
+    struct trl_buf keys;
+    trl_buf_init(&keys);
+    size_t found = 0;
+    for (rc = trl_cursor_seek(c, NULL, 0); rc == 0 && found < max; rc = trl_cursor_next(c)) {
+        struct trl_slice key, v;
+        trl_cursor_get(c, &key, &v);
+        if (v.n >= 8 && now_ms - (int64_t)trl_get_u64be(v.p) > IDEM_TTL_MS) {
+            if (trl_buf_add_u32be(&keys, (uint32_t)key.n) || trl_buf_add(&keys, key.p, key.n)) {
+                rc = TRL_ENOMEM;
+                break;
+            }
+            found++;
+        }
+    }
+    trl_cursor_close(c);
+    if (rc == TRL_ENOTFOUND) rc = 0;
+    for (size_t off = 0; !rc && off < keys.len;) {
+        uint32_t kl = trl_get_u32be(keys.data + off);
+        rc = trl_txn_del(t, TRL_DB_IDEM, keys.data + off + 4, kl);
+        off += 4 + kl;
+        if (!rc) (*n)++;
+    }
+    trl_buf_free(&keys);
+    trl_buf_free(&k);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Consistency check
  */

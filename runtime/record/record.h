@@ -108,6 +108,8 @@ int trl_idem_get(struct trl_txn *t, const char *user, const char *key, int64_t n
 int trl_idem_put(struct trl_txn *t, const char *user, const char *key, int64_t now_ms,
                  const struct trl_idem *e);
 void trl_idem_free(struct trl_idem *e);
+/* Deletes at most max entries older than the 24-hour window; *n receives how many. */
+int trl_idem_purge(struct trl_txn *t, int64_t now_ms, size_t max, size_t *n);
 
 /* ---------------------------------------------------------------------------------------------
  * Consistency check (`trellis check`): records against indexes, unique indexes, counters,
