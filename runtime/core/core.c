@@ -22,9 +22,9 @@ static const struct err_row err_rows[] = {
 
 static const struct err_row *err_row(int code)
 {
-    int idx = -code;
-    if (idx < 0 || idx >= TRL_ERR_COUNT) return &err_rows[TRL_EINTERNAL_IDX];
-    return &err_rows[idx];
+    /* Compare before negating: -INT_MIN does not exist. */
+    if (code > 0 || code <= -(int)TRL_ERR_COUNT) return &err_rows[TRL_EINTERNAL_IDX];
+    return &err_rows[-code];
 }
 
 const char *trl_err_token(int code)
@@ -45,7 +45,8 @@ const char *trl_err_title(int code, const char *lang)
 
 const char *trl_lang_pick(const char *al)
 {
-    /* Highest-q match between zh* and en*; ties go to the first listed. */
+    /* Highest-q match between zh* and en*; ties go to the first listed; q=0 means "not
+     * acceptable" (RFC 9110 §12.4.2), so such a tag is never chosen. */
     double best_q = -1;
     const char *best = "en";
     if (!al) return best;
@@ -67,7 +68,7 @@ const char *trl_lang_pick(const char *al)
         const char *lang = NULL;
         if (tlen >= 2 && (strncasecmp(tag, "zh", 2) == 0)) lang = "zh-CN";
         else if (tlen >= 2 && strncasecmp(tag, "en", 2) == 0) lang = "en";
-        if (lang && q > best_q) {
+        if (lang && q > 0 && q > best_q) {
             best_q = q;
             best = lang;
         }
