@@ -28,12 +28,16 @@
  * Returns 0, or TRL_EJSON with d->message giving the line, column and what was wrong
  * (e.g. "line 1, column 7: leading zero in number"). Never reads past s + n. */
 int trl_json_check(const char *s, size_t n, int max_depth, struct trl_diag *d);
+/* The same check of RFC 8259's grammar alone: duplicate object keys pass (the RFC says names
+ * SHOULD be unique, so such text is valid JSON that Trellis refuses as a request, with 422). */
+int trl_json_check_grammar(const char *s, size_t n, int max_depth, struct trl_diag *d);
 
 /* Parses s[0..n), which must be a JSON object, into inputs (one per member, in order): strict
  * check first (trl_json_check with max_depth), then cJSON. Numbers keep their exact text (cJSON
  * alone would turn 12.30 into a double). On success *in (owned, free()) and *tree (owned,
  * trl_json_tree_free) are set; the inputs borrow from tree and from s, so both must outlive them.
- * Errors: TRL_EJSON (with line/column), TRL_EVALIDATION (a string holding U+0000, in d->ferrs),
+ * Errors: TRL_EJSON (not JSON: with line/column), TRL_EVALIDATION (valid JSON that is not a
+ * usable object: not an object, a duplicate key, a string holding U+0000; in d->ferrs),
  * TRL_ENOMEM. */
 int trl_json_object_inputs(const char *s, size_t n, int max_depth, struct trl_input **in,
                            size_t *nin, void **tree, struct trl_diag *d);

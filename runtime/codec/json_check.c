@@ -59,6 +59,7 @@ struct jc {
     size_t depth;                     /* used entries of st */
     size_t capst;                     /* allocated entries of st */
     struct jframe inl[INLINE_FRAMES]; /* initial frame storage */
+    bool allow_dups;                  /* grammar only: duplicate keys pass */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -479,7 +480,7 @@ static int close_object(struct jc *j, size_t key0)
     struct jkey *k = j->keys + key0;
     size_t n = j->nkeys - key0;
     j->nkeys = key0;
-    if (n < 2) return 0;
+    if (n < 2 || j->allow_dups) return 0;
     if (n <= SMALL_OBJECT) {
         for (size_t i = 1; i < n; i++)
             for (size_t m = 0; m < i; m++)
@@ -608,9 +609,10 @@ static int parse(struct jc *j, size_t max_depth)
     }
 }
 
-int trl_json_check(const char *s, size_t n, int max_depth, struct trl_diag *d)
+static int check(const char *s, size_t n, int max_depth, bool allow_dups, struct trl_diag *d)
 {
     struct jc j;
+    j.allow_dups = allow_dups;
     j.s = (const unsigned char *)(n ? s : "");
     j.e = j.s + n;
     j.d = d;
@@ -627,4 +629,14 @@ int trl_json_check(const char *s, size_t n, int max_depth, struct trl_diag *d)
     trl_arena_free(&j.arena);
     free(j.keys);
     return rc;
+}
+
+int trl_json_check(const char *s, size_t n, int max_depth, struct trl_diag *d)
+{
+    return check(s, n, max_depth, false, d);
+}
+
+int trl_json_check_grammar(const char *s, size_t n, int max_depth, struct trl_diag *d)
+{
+    return check(s, n, max_depth, true, d);
 }

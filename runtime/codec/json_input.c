@@ -2,6 +2,7 @@
 #include "codec.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,21 @@ int trl_json_object_inputs(const char *s, size_t n, int max_depth, struct trl_in
     struct trl_diag jd;
     trl_diag_init(&jd);
     if (trl_json_check(s ? s : "", n, max_depth, &jd)) {
+        struct trl_diag gd;
+        trl_diag_init(&gd);
+        bool grammar_ok = trl_json_check_grammar(s ? s : "", n, max_depth, &gd) == 0;
+        trl_diag_reset(&gd);
+        if (grammar_ok) {
+            /* Valid JSON with a repeated member: which value was meant is unknowable. */
+            const char *q = strchr(jd.message, '"');
+            char key[96] = "";
+            if (q) snprintf(key, sizeof(key), "%.*s", (int)strcspn(q + 1, "\""), q + 1);
+            trl_diag_set(d, TRL_EVALIDATION, "the body repeats a member: %s", jd.message);
+            trl_diag_zh(d, "请求体中有重复的成员:%s", jd.message);
+            int rc = trl_diag_add_ferr(d, key, "duplicate_key", "");
+            trl_diag_reset(&jd);
+            return rc ? rc : TRL_EVALIDATION;
+        }
         trl_diag_set(d, TRL_EJSON, "the body is not valid JSON: %s", jd.message);
         trl_diag_zh(d, "请求体不是有效的 JSON:%s", jd.message);
         trl_diag_reset(&jd);
@@ -67,9 +83,10 @@ int trl_json_object_inputs(const char *s, size_t n, int max_depth, struct trl_in
     if (!j) return trl_diag_set(d, TRL_ENOMEM, "out of memory parsing JSON");
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        trl_diag_set(d, TRL_EJSON, "the body must be a JSON object");
+        trl_diag_set(d, TRL_EVALIDATION, "the body must be a JSON object");
         trl_diag_zh(d, "请求体必须是 JSON 对象");
-        return TRL_EJSON;
+        int rc = trl_diag_add_ferr(d, "", "type", "a JSON object");
+        return rc ? rc : TRL_EVALIDATION;
     }
     size_t cnt = (size_t)cJSON_GetArraySize(j);
     struct trl_input *v = calloc(cnt ? cnt : 1, sizeof(*v));

@@ -183,6 +183,7 @@ static const struct ferr_msg ferr_msgs[] = {
     {"json", "is not valid JSON", "不是有效的 JSON"},
     {"attachment", "must be an uploaded file id", "必须是已上传文件的 ID"},
     {"schema", "%s", "%s"},
+    {"duplicate_key", "appears more than once in the body", "在请求体中出现了多次"},
 };
 
 /* Chinese for the details the engine itself produces. */
@@ -196,6 +197,7 @@ static const char *detail_zh(const char *d)
         {"true or false", "true 或 false"},
         {"a record id", "记录 ID"},
         {"text without NUL characters", "不含 NUL 字符的文本"},
+        {"a JSON object", "JSON 对象"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(map[i][0], d) == 0) return map[i][1];

@@ -673,7 +673,9 @@ static void schema_of_field(struct trl_buf *o, const struct trl_field *f)
         trl_buf_adds(o, "{\"type\":[\"string\",\"null\"],\"pattern\":\"^[0-9a-f]{64}$\"");
         break;
     case TRL_FT_USER: trl_buf_adds(o, "{\"type\":[\"string\",\"null\"]"); break;
-    default: trl_buf_adds(o, "{"); break;
+    default: /* json: any JSON value; the object needs a first member before ",title" */
+        trl_buf_adds(o, "{\"description\":\"Any JSON value\"");
+        break;
     }
     if (f->labels.en[0]) {
         trl_buf_adds(o, ",\"title\":");

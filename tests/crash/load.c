@@ -132,7 +132,8 @@ static void *worker_main(void *arg)
     char *body = malloc(bn);
     char *desc = malloc(l->desc_len + 1);
     if (!body || !desc) abort();
-    for (size_t i = 0; i < l->desc_len; i++) desc[i] = (char)('a' + (i * 7 + (size_t)t) % 26);
+    for (size_t i = 0; i < l->desc_len; i++)
+        desc[i] = (char)('a' + (i * 7 + (size_t)t) % 26);
     desc[l->desc_len] = 0;
     for (int i = 0; i < l->max_per_thread && !atomic_load(&l->stop); i++) {
         char title[LOAD_TITLE_MAX];
@@ -203,7 +204,8 @@ void load_stop(struct load *l)
 {
     if (!l->started) return;
     atomic_store(&l->stop, 1);
-    for (int t = 0; t < l->nthreads; t++) pthread_join(l->th[t], NULL);
+    for (int t = 0; t < l->nthreads; t++)
+        pthread_join(l->th[t], NULL);
     l->started = false;
 }
 
@@ -238,7 +240,8 @@ long list_all(struct client *cl, struct ack **out)
     char cursor[1024] = "";
     for (int page = 0; page < 10000 && a; page++) {
         char path[1400];
-        snprintf(path, sizeof(path), "/api/v1/records/marketing_request?limit=1000&fields=id,title%s%s",
+        snprintf(path, sizeof(path),
+                 "/api/v1/records/marketing_request?limit=1000&fields=id,title%s%s",
                  cursor[0] ? "&cursor=" : "", cursor);
         struct resp r;
         if (client_req(cl, "GET", path, NULL, &r) || r.status != 200) {

@@ -1,14 +1,14 @@
 /*
  * crash_backup — hot backup during a write load, restore, and what restore and backup refuse.
  *
- *   - `trellis backup FILE` from another process while 4 clients create records: the backup
- *     restores (`trellis restore FILE --data NEWDIR`) into a store that passes `trellis check`,
- *     holds every create acknowledged before the backup began, holds only acknowledged creates,
+ *   - `trellis backup FILE` from another process while 4 clients create records (on a store
+ *     seeded with 8000 records through `trellis import`, ~50 MB): the backup restores
+ *     (`trellis restore FILE --data NEWDIR`) into a store that passes `trellis check`, holds every
+ *     create acknowledged before the backup began, holds only acknowledged (or seeded) records,
  *     and its count lies between the live counts taken just before and just after the backup.
  *   - restore is refused while a server runs on the target directory;
  *   - restore of a file that is not a backup (garbage, empty, missing, a directory, another
- *     program's LMDB file) is refused and leaves the
- *     target's store byte for byte as it was;
+ *     program's LMDB file) is refused and leaves the target's store byte for byte as it was;
  *   - backup to an existing file is refused and leaves that file alone;
  *   - restore with the server stopped really replaces the store (positive control).
  */
@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 static struct srv S, R;
+
+enum { SEEDED = 8000 }; /* records imported before the hot backup test's load */
 
 static char *slurp(const char *path, size_t *len)
 {
@@ -80,10 +82,30 @@ START_TEST(hot_backup_during_load_restores)
     ck_assert_int_eq(srv_init(&S, NULL), 0);
     guard_srv(&S);
     guard_srv(&R);
-    ck_assert_int_eq(srv_start(&S), 0);
-    char scratch[64], file[128];
+    char scratch[64], file[128], seed[128];
     scratch_dir(scratch, sizeof(scratch));
     snprintf(file, sizeof(file), "%s/hot.backup", scratch);
+
+    /* A store of some size first (~50 MB), so the backup's snapshot spans many commits. */
+    snprintf(seed, sizeof(seed), "%s/seed.jsonl", scratch);
+    FILE *f = fopen(seed, "w");
+    ck_assert_ptr_nonnull(f);
+    char desc[1001];
+    memset(desc, 'd', 1000);
+    desc[1000] = 0;
+    for (int i = 0; i < SEEDED; i++)
+        fprintf(f,
+                "{\"title\":\"seed-%d\",\"partner\":\"P\",\"budget\":\"%d\",\"region\":"
+                "\"north\",\"description\":\"%s\"}\n",
+                i, i, desc);
+    fclose(f);
+    char *out = NULL;
+    const char *import[] = {"import", "marketing_request", seed, "--data", S.dir, NULL};
+    int rc = run_trellis(import, &out, 300);
+    ck_assert_msg(rc == 0, "import: %s", out ? out : "");
+    free(out);
+    ck_assert_int_eq(srv_start(&S), 0);
+    ck_assert_int_eq(count_records(&S, "marketing_request"), SEEDED);
 
     struct load L;
     memset(&L, 0, sizeof(L));
@@ -92,15 +114,15 @@ START_TEST(hot_backup_during_load_restores)
     L.max_per_thread = 20000;
     snprintf(L.tag, sizeof(L.tag), "hot-%d", (int)getpid());
     ck_assert_int_eq(load_start(&L), 0);
-    for (int i = 0; i < 500 && load_acked(&L) < 400; i++) sleep_ms(10);
+    for (int i = 0; i < 500 && load_acked(&L) < 400; i++)
+        sleep_ms(10);
     ck_assert_int_ge(load_acked(&L), 400);
 
     /* Everything acknowledged now is committed before the backup's snapshot. */
     size_t pre_acked = load_acked(&L);
     long before = count_records(&S, "marketing_request");
-    char *out = NULL;
     long long t0 = now_ms();
-    int rc = trellis(&out, "backup", file, "--data", S.dir);
+    rc = trellis(&out, "backup", file, "--data", S.dir);
     long long took = now_ms() - t0;
     long after = count_records(&S, "marketing_request");
     size_t post_acked = load_acked(&L);
@@ -112,7 +134,7 @@ START_TEST(hot_backup_during_load_restores)
            before, after, L.nacks);
     ck_assert_msg(L.nother == 0 && L.nfail == 0, "load saw status %ld (%s), %ld failures",
                   L.other_status, L.other_body, L.nfail);
-    ck_assert_int_ge(before, (long)pre_acked);
+    ck_assert_int_ge(before, SEEDED + (long)pre_acked);
     ck_assert_msg(post_acked > pre_acked && after > before,
                   "the load did not run during the backup (%ld -> %ld)", before, after);
 
@@ -161,13 +183,19 @@ START_TEST(hot_backup_during_load_restores)
     ck_assert_int_eq(n, restored);
     qsort(L.acks, L.nacks, sizeof(*L.acks), by_title);
     long long max_id = 0;
+    long seeded = 0;
     for (long i = 0; i < n; i++) {
+        if (strncmp(all[i].title, "seed-", 5) == 0) {
+            seeded++;
+            continue;
+        }
         struct ack *hit = bsearch(&all[i], L.acks, L.nacks, sizeof(*L.acks), by_title);
         ck_assert_msg(hit != NULL, "restored record %lld (%s) was never acknowledged", all[i].id,
                       all[i].title);
         ck_assert_int_eq(hit->id, all[i].id);
         if (all[i].id > max_id) max_id = all[i].id;
     }
+    ck_assert_int_eq(seeded, SEEDED);
     /* The restored server writes, continuing the id sequence. */
     struct resp r;
     ck_assert_int_eq(client_req(&cl, "POST", "/api/v1/records/marketing_request",
@@ -304,7 +332,8 @@ START_TEST(restore_and_backup_refusals)
     /* Not a backup: garbage, an empty file, a missing file. Each refused, store untouched. */
     FILE *f = fopen(junk, "wb");
     ck_assert_ptr_nonnull(f);
-    for (int i = 0; i < 2000; i++) fprintf(f, "this is not a trellis backup, line %d\n", i);
+    for (int i = 0; i < 2000; i++)
+        fprintf(f, "this is not a trellis backup, line %d\n", i);
     fclose(f);
     spit(empty, "");
     refused_untouched(junk, "a text file");
