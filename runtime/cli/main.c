@@ -388,6 +388,14 @@ static int cmd_restore(struct args *a)
     mkdir(tmpdir, 0700);
     snprintf(tmpdb, sizeof(tmpdb), "%s/data.mdb", tmpdir);
     int rc = 1;
+    struct stat bst;
+    const char *why = NULL;
+    if (stat(a->pos[0], &bst)) why = strerror(errno);
+    else if (!S_ISREG(bst.st_mode) || bst.st_size < 8192) why = "too small to be a store";
+    if (why) {
+        fprintf(stderr, "trellis: %s is not a Trellis backup (%s)\n", a->pos[0], why);
+        goto out;
+    }
     if (copy_file(a->pos[0], tmpdb)) {
         fprintf(stderr, "trellis: cannot read %s: %s\n", a->pos[0], strerror(errno));
         goto out;

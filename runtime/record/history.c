@@ -49,7 +49,7 @@ int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const s
     memcpy(ev.data, h, 32);
     unsigned char k[16];
     hist_key(k, ty->id, r->id, seq);
-    rc = trl_txn_put(t, TRL_DB_HIST, k, 16, ev.data, ev.len, TRL_PUT_NOOVERWRITE);
+    rc = trl_txn_put(t, TRL_DB_HIST, k, 16, ev.data, ev.len, TRL_PUT_NOOVERWRITE | TRL_PUT_APPEND);
     trl_buf_free(&ev);
     if (rc == TRL_EEXIST) rc = TRL_ECORRUPT;
     if (rc) return rc;
@@ -69,7 +69,7 @@ int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const s
     trl_put_u32be(le, ty->id);
     trl_put_u64be(le + 4, r->id);
     trl_put_u32be(le + 12, seq);
-    return trl_txn_put(t, TRL_DB_LOG, lb, 8, le, 16, 0);
+    return trl_txn_put(t, TRL_DB_LOG, lb, 8, le, 16, TRL_PUT_APPEND);
 }
 
 int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,

@@ -536,14 +536,14 @@ static int diff_json(const struct trl_type *ty, const struct trl_record *old,
     return rc ? TRL_ENOMEM : 0;
 }
 
-static int store_record(struct trl_txn *t, const struct trl_record *r)
+static int store_record(struct trl_txn *t, const struct trl_record *r, bool fresh)
 {
     struct trl_buf b;
     unsigned char k[12];
     trl_buf_init(&b);
     int rc = trl_record_encode(r, &b);
     trl_rec_key(k, r->type_id, r->id);
-    if (!rc) rc = trl_txn_put(t, TRL_DB_REC, k, 12, b.data, b.len, 0);
+    if (!rc) rc = trl_txn_put(t, TRL_DB_REC, k, 12, b.data, b.len, fresh ? TRL_PUT_APPEND : 0);
     trl_buf_free(&b);
     return rc;
 }
@@ -600,7 +600,7 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     size_t nch;
     if ((rc = diff_json(ty, NULL, &r, &diff, &nch))) goto out;
     if ((rc = trl_rec_hist_append(t, cx, ty, &r, "create", diff.data, diff.len))) goto out;
-    if ((rc = store_record(t, &r))) goto out;
+    if ((rc = store_record(t, &r, true))) goto out;
     *id = r.id;
     if (out) rc = trl_rec_json(t, cx, ty, &r, NULL, out);
 out:
@@ -677,7 +677,7 @@ int trl_rec_patch(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
         goto out;
     }
     if ((rc = trl_rec_hist_append(t, cx, ty, &r, "update", diff.data, diff.len))) goto out;
-    if ((rc = store_record(t, &r))) goto out;
+    if ((rc = store_record(t, &r, false))) goto out;
     if (out) {
         struct trl_record fresh;
         if ((rc = trl_rec_load(t, ty, id, NULL, &fresh))) goto out;

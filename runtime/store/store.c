@@ -255,8 +255,17 @@ int trl_txn_put(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, con
                 size_t vn, unsigned flags)
 {
     MDB_val key = {kn, (void *)k}, val = {vn, (void *)v};
-    int rc = mdb_put(t->txn, t->s->dbi[db], &key, &val,
-                     (flags & TRL_PUT_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
+    int rc;
+    if (flags & TRL_PUT_APPEND) {
+        /* Appending fills pages instead of splitting them in half; LMDB refuses it with
+         * MDB_KEYEXIST when the key is not past the last one, and then a plain put does. */
+        rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, MDB_APPEND);
+        if (rc != MDB_KEYEXIST) return rc ? trl_store_rc(rc, "put") : 0;
+        key.mv_size = kn, key.mv_data = (void *)k;
+        val.mv_size = vn, val.mv_data = (void *)v;
+    }
+    rc = mdb_put(t->txn, t->s->dbi[db], &key, &val,
+                 (flags & TRL_PUT_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
     return rc ? trl_store_rc(rc, "put") : 0;
 }
 

@@ -82,6 +82,8 @@ struct trl_slice {
 int trl_txn_get(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, struct trl_slice *v);
 /* Put flags. */
 #define TRL_PUT_NOOVERWRITE 1u /* TRL_EEXIST when the key is present */
+#define TRL_PUT_APPEND 2u      /* the key is probably past every key: append (full pages); a
+                                  plain put when it is not */
 /* 0, TRL_EEXIST, TRL_EMAPFULL (the writer retries after growth), TRL_EIO. */
 int trl_txn_put(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, const void *v,
                 size_t vn, unsigned flags);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -114,6 +115,8 @@ int srv_start(struct srv *s)
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        /* If the test process dies (a Check timeout), the server dies with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) {
             dup2(fd, 1);
