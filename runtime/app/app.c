@@ -148,10 +148,11 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
         for (size_t i = 0; i < sizeof(app_keys) / sizeof(app_keys[0]) && !ok; i++)
             ok = strcmp(k->string, app_keys[i]) == 0;
         if (!ok) {
+            trl_diag_field(d, "app.json");
+            trl_diag_set(d, TRL_EINVAL, "app.json: unknown key '%s'", k->string);
             cJSON_Delete(j);
             free(text);
-            trl_diag_field(d, "app.json");
-            return trl_diag_set(d, TRL_EINVAL, "app.json: unknown key '%s'", k->string);
+            return TRL_EINVAL;
         }
     }
     b->name = strdup(nm->valuestring);
@@ -159,6 +160,31 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
     cJSON_Delete(j);
     if ((rc = add_file(b, "app", b->name, "app.json", text, n))) goto fail;
 
+    /* Never ignore a file silently: every top-level entry must be something an app holds. */
+    DIR *top = opendir(dir);
+    if (!top) {
+        rc = trl_diag_set(d, TRL_EIO, "cannot read %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    struct dirent *te;
+    while (!rc && (te = readdir(top))) {
+        const char *fn = te->d_name;
+        if (fn[0] == '.') continue;
+        bool known = strcmp(fn, "app.json") == 0 || strcmp(fn, "README.md") == 0 ||
+                     strncmp(fn, "LICENSE", 7) == 0 ||
+                     (strlen(fn) > 3 && strcmp(fn + strlen(fn) - 3, ".md") == 0);
+        for (size_t fi = 0; fi < sizeof(folders) / sizeof(folders[0]) && !known; fi++)
+            known = strcmp(fn, folders[fi].dir) == 0;
+        if (!known) {
+            trl_diag_field(d, fn);
+            rc = trl_diag_set(d, TRL_EINVAL,
+                              "%s: not part of an app (expected app.json, README.md and the folders "
+                              "types, workflows, forms, reports, i18n, hooks, tests)",
+                              fn);
+        }
+    }
+    closedir(top);
+    if (rc) goto fail;
     for (size_t fi = 0; fi < sizeof(folders) / sizeof(folders[0]); fi++) {
         snprintf(path, sizeof(path), "%s/%s", dir, folders[fi].dir);
         DIR *dh = opendir(path);
@@ -178,7 +204,7 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
             nn++;
         }
         closedir(dh);
-        if (!rc) qsort(names, nn, sizeof(*names), name_cmp);
+        if (!rc && nn > 1) qsort(names, nn, sizeof(*names), name_cmp);
         for (size_t i = 0; i < nn && !rc; i++) {
             const char *fn = names[i];
             size_t fl = strlen(fn), el = strlen(folders[fi].ext);

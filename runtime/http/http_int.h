@@ -11,7 +11,8 @@
 /* A tracked connection, for the per-request deadline watchdog. */
 struct conn_track {
     int fd;                      /* socket (never closed by us: shutdown only) */
-    int64_t started_ms;          /* monotonic ms of the current request's first byte (approx.) */
+    int64_t started_ms;          /* monotonic ms when the current phase began */
+    int64_t limit_ms;            /* how long the current phase may take */
     bool busy;                   /* a request is being received or handled */
     bool waiting_writer;         /* suspended on a write job (bounded by the writer) */
     struct conn_track *prev, *next; /* registry links */
@@ -61,6 +62,7 @@ struct req {
     int64_t t0_us;                 /* start, for latency */
     struct trl_buf body;           /* request body */
     bool too_big;                  /* body exceeded the limit */
+    size_t discarded;              /* body bytes dropped after the limit */
     bool is_upload;                /* POST /api/v1/files: raw bytes */
     struct trl_principal who;      /* caller */
     const char *lang;              /* en / zh-CN */

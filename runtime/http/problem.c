@@ -65,8 +65,11 @@ void trl_http_fail(struct req *r, int code, const char *field, const char *en, c
 int trl_http_parse_object(struct req *r)
 {
     const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
-    if (ctype && strncasecmp(ctype, "application/json", 16) != 0 &&
-        strncasecmp(ctype, "application/merge-patch+json", 28) != 0) {
+    size_t ml = ctype ? strcspn(ctype, ";") : 0;
+    while (ml && (ctype[ml - 1] == ' ' || ctype[ml - 1] == '\t')) ml--;
+    bool json = ctype && ((ml == 16 && strncasecmp(ctype, "application/json", 16) == 0) ||
+                          (ml == 28 && strncasecmp(ctype, "application/merge-patch+json", 28) == 0));
+    if (ctype && !json) {
         trl_http_fail(r, TRL_EMEDIATYPE, "", "send the body as application/json",
                       "请求体须为 application/json");
         return TRL_EMEDIATYPE;

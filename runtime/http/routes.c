@@ -85,14 +85,17 @@ static bool check_args(struct req *r, const char *const *allowed)
     return false;
 }
 
+/* If-Match: "N" (strong), or * (any existing record). A weak tag never matches (RFC 9110
+ * §13.1.1 uses the strong comparison): it is answered like a stale one. */
 static uint64_t if_match(struct req *r, bool *bad)
 {
     const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-Match");
     *bad = false;
     if (!h) return 0;
     size_t n = strlen(h);
+    if (n == 1 && h[0] == '*') return 0;
+    if (n >= 4 && strncmp(h, "W/\"", 3) == 0 && h[n - 1] == '"') return UINT64_MAX;
     if (n >= 2 && h[0] == '"' && h[n - 1] == '"') h++, n -= 2;
-    else if (n >= 4 && strncmp(h, "W/\"", 3) == 0 && h[n - 1] == '"') h += 3, n -= 4;
     uint64_t v;
     if (!parse_id(h, n, &v)) {
         *bad = true;
@@ -239,15 +242,19 @@ static int exec_put_type(struct req *r, struct trl_txn *t)
 {
     bool changed;
     const char *name = r->type_name;
+    bool existed = trl_catalog_type(r->cat, name) != NULL;
     r->ty = NULL;
-    int rc = trl_schema_put_type(t, name, r->body.data, r->body.len, "", &changed, &r->d);
+    /* NULL: a type keeps the app it belongs to, so `app export` still writes it. */
+    int rc = trl_schema_put_type(t, name, r->body.data, r->body.len, NULL, &changed, &r->d);
     if (rc) return rc;
     char *def = NULL;
     if ((rc = trl_meta_get(t, "type", name, &def))) return rc;
     trl_buf_adds(&r->out, def);
     free(def);
-    ok_json(r, 200);
+    ok_json(r, existed ? 200 : 201);
     (void)changed;
+    if (!existed)
+        snprintf(r->location, sizeof(r->location), "/api/v1/meta/types/%s", name);
     return 0;
 }
 
@@ -292,8 +299,37 @@ static const char *const list_args[] = {"filter", "sort",   "limit",  "cursor", 
                                         "fields", "expand", "render", NULL};
 static const char *const get_args[] = {"fields", "expand", "render", NULL};
 
+/* fields= and expand= must name columns of the type (expand: ref fields). */
+static bool names_arg(struct req *r, const char *param, bool refs_only)
+{
+    static const char *sys[] = {"id", "type", "name", "version", "state", "owner", "org",
+                                "created_at", "created_by", "updated_at", "updated_by"};
+    const char *v = arg(r, param);
+    if (!v) return true;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        const struct trl_field *f = trl_type_field(r->ty, p, n);
+        bool ok = refs_only ? (f && f->type == TRL_FT_REF) : f != NULL;
+        for (size_t i = 0; !refs_only && !ok && i < sizeof(sys) / sizeof(sys[0]); i++)
+            ok = strlen(sys[i]) == n && strncmp(sys[i], p, n) == 0;
+        if (!ok) {
+            char en[200], zh[200];
+            snprintf(en, sizeof(en), "%s: '%.*s' is not %s of %s", param, (int)(n < 64 ? n : 64), p,
+                     refs_only ? "a ref field" : "a field", r->ty->name);
+            snprintf(zh, sizeof(zh), "%s:“%.*s”不是 %s 的%s", param, (int)(n < 64 ? n : 64), p,
+                     r->ty->name, refs_only ? "引用字段" : "字段");
+            trl_http_fail(r, TRL_EQUERY, param, en, zh);
+            return false;
+        }
+        p += n;
+        if (*p == ',') p++;
+    }
+    return true;
+}
+
 static bool render_arg(struct req *r, bool *html)
 {
+    if (!names_arg(r, "fields", false) || !names_arg(r, "expand", true)) return false;
     const char *render = arg(r, "render");
     *html = false;
     if (!render) return true;

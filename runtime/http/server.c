@@ -34,7 +34,9 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         t->fd = ci ? ci->connect_fd : -1;
         t->started_ms = trl_mono_ms();
-        t->busy = true; /* receiving the first request */
+        /* A new connection's first byte comes at once: its first request has the deadline. */
+        t->limit_ms = (int64_t)s->o.deadline_s * 1000;
+        t->busy = true;
         pthread_mutex_lock(&s->conn_lock);
         t->next = s->conns;
         if (s->conns) s->conns->prev = t;
@@ -69,6 +71,23 @@ static void purge_done(void *arg, int rc)
     atomic_fetch_sub(&s->pending_jobs, 1);
 }
 
+/* Called when a request line has arrived: the request's own deadline starts here. */
+static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct trl_server *s = cls;
+    (void)uri;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_track *t = ci ? ci->socket_context : NULL;
+    if (t) {
+        pthread_mutex_lock(&s->conn_lock);
+        t->started_ms = trl_mono_ms();
+        t->limit_ms = (int64_t)s->o.deadline_s * 1000;
+        pthread_mutex_unlock(&s->conn_lock);
+    }
+    return NULL;
+}
+
 static void *watchdog_main(void *arg)
 {
     struct trl_server *s = arg;
@@ -83,10 +102,9 @@ static void *watchdog_main(void *arg)
         if (s->wd_stop) break;
         pthread_mutex_unlock(&s->wd_lock);
         int64_t now = trl_mono_ms();
-        int64_t limit = (int64_t)s->o.deadline_s * 1000;
         pthread_mutex_lock(&s->conn_lock);
         for (struct conn_track *t = s->conns; t; t = t->next) {
-            if (t->busy && !t->waiting_writer && t->fd >= 0 && now - t->started_ms > limit) {
+            if (t->busy && !t->waiting_writer && t->fd >= 0 && now - t->started_ms > t->limit_ms) {
                 /* Cut it: libmicrohttpd sees the error and closes the connection itself. */
                 shutdown(t->fd, SHUT_RDWR);
                 t->fd = -1;
@@ -152,9 +170,11 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (t) {
         struct trl_server *s = cls;
         pthread_mutex_lock(&s->conn_lock);
-        t->busy = true; /* the next request's bytes may start at once */
+        /* Between requests: the next request line must arrive within idle + deadline. */
+        t->busy = true;
         t->waiting_writer = false;
         t->started_ms = trl_mono_ms();
+        t->limit_ms = (int64_t)(s->o.idle_timeout_s + s->o.deadline_s) * 1000;
         pthread_mutex_unlock(&s->conn_lock);
     }
     req_free(r);
@@ -263,20 +283,28 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     }
     if (*upload_data_size) {
         size_t limit = r->is_upload ? s->o.file_limit : s->o.body_limit;
-        if (r->body.len + *upload_data_size > limit) {
-            *upload_data_size = 0;
+        if (r->too_big || r->body.len + *upload_data_size > limit) {
+            /* libmicrohttpd 0.9.75 cannot answer in the middle of a body (that only happens with
+             * chunked bodies: a declared length is refused at once). Drop the excess without
+             * keeping it and answer 413 when the body ends; a body that goes on past 4x the
+             * limit has its connection closed instead, unread. */
             r->too_big = true;
-            trl_http_fail(r, TRL_ETOOBIG, "", "the request body is larger than the limit",
-                          "请求体超过大小限制");
-            return respond(r);
+            r->discarded += *upload_data_size;
+            *upload_data_size = 0;
+            return r->discarded > 3 * limit ? MHD_NO : MHD_YES;
         }
         if (trl_buf_add(&r->body, upload_data, *upload_data_size)) {
             *upload_data_size = 0;
-            trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
-            return respond(r);
+            r->too_big = true; /* answered below with 413: the server could not hold it */
+            return MHD_YES;
         }
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (r->too_big) {
+        trl_http_fail(r, TRL_ETOOBIG, "", "the request body is larger than the limit",
+                      "请求体超过大小限制");
+        return respond(r);
     }
     if (r->suspended) {
         /* Resumed by the writer: the job's result is in r. */
@@ -462,7 +490,8 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         MHD_OPTION_THREAD_POOL_SIZE, s->o.threads, MHD_OPTION_CONNECTION_LIMIT, s->o.conn_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->o.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         s->o.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, s,
+        MHD_OPTION_NOTIFY_CONNECTION,
         notify_connection, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (!s->mhd) {
         rc = trl_diag_set(d, TRL_EIO, "cannot listen on %s (in use, or not an address here)",

@@ -176,7 +176,7 @@ static int open_sorted_stream(struct lister *l, struct stream *s, const struct t
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Cursors: base64url of [1][u16 sort col][u8 desc][sort key bytes]
+ * Cursors: base64url of [2][u32 type][u16 sort col][u8 desc][sort key bytes]
  */
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -351,6 +351,8 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
             snprintf(msg, sizeof(msg), "%s", cx->d->message);
             if (strncmp(msg, "filter", 6) != 0)
                 snprintf(cx->d->message, sizeof(cx->d->message), "filter: %.500s", msg);
+            if (!cx->d->message_zh[0])
+                trl_diag_zh(cx->d, "筛选条件 filter 无效:%.400s", msg);
             goto out;
         }
         if ((rc = trl_expr_plan_build(l.expr, &l.env, &plan))) goto out;
@@ -359,21 +361,22 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
         struct trl_buf raw;
         trl_buf_init(&raw);
         rc = b64_decode(o->cursor, &raw);
-        if (rc || raw.len < 4 || (unsigned char)raw.data[0] != 1 ||
-            trl_get_u16be(raw.data + 1) != (l.sort_col & 0xFFFF) || (raw.data[3] != 0) != l.desc) {
+        if (rc || raw.len < 8 || (unsigned char)raw.data[0] != 2 ||
+            trl_get_u32be(raw.data + 1) != ty->id ||
+            trl_get_u16be(raw.data + 5) != (l.sort_col & 0xFFFF) || (raw.data[7] != 0) != l.desc) {
             trl_buf_free(&raw);
             rc = bad_param(cx, "cursor", "is not a cursor of this listing (sort or type differ)",
                            "不是此列表的游标(排序或类型不同)");
             goto out;
         }
         if (l.by_id) {
-            if (raw.len != 12) {
+            if (raw.len != 16) {
                 trl_buf_free(&raw);
                 rc = bad_param(cx, "cursor", "is malformed", "格式错误");
                 goto out;
             }
         }
-        rc = trl_buf_add(&after, raw.data + 4, raw.len - 4);
+        rc = trl_buf_add(&after, raw.data + 8, raw.len - 8);
         trl_buf_free(&raw);
         if (rc) goto out;
     }
@@ -491,11 +494,12 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     if (rc) goto out;
     rc = trl_buf_adds(out, "],\"next_cursor\":");
     if (!rc && more) {
-        unsigned char hdr[4] = {1, (unsigned char)((l.sort_col >> 8) & 0xFF),
+        unsigned char hdr[8] = {2, 0, 0, 0, 0, (unsigned char)((l.sort_col >> 8) & 0xFF),
                                 (unsigned char)(l.sort_col & 0xFF), l.desc ? 1 : 0};
+        trl_put_u32be(hdr + 1, ty->id);
         struct trl_buf raw;
         trl_buf_init(&raw);
-        rc = trl_buf_add(&raw, hdr, 4) || trl_buf_add(&raw, key.data, key.len) ||
+        rc = trl_buf_add(&raw, hdr, 8) || trl_buf_add(&raw, key.data, key.len) ||
              trl_buf_addc(out, '"') || b64_encode((unsigned char *)raw.data, raw.len, out) ||
              trl_buf_addc(out, '"');
         trl_buf_free(&raw);

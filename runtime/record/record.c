@@ -245,7 +245,13 @@ static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struc
                 rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, idb, 8, TRL_PUT_NOOVERWRITE);
                 if (rc == TRL_EEXIST) {
                     const struct trl_field *f = trl_type_field_by_id(ty, e[i].col);
-                    trl_diag_add_ferr(d, f ? f->name : "", "unique", "");
+                    char shown[96] = "";
+                    if (f && e[i].v.kind == TRL_V_INT)
+                        trl_field_format_int(f, e[i].v.i, shown, sizeof(shown));
+                    else if (e[i].v.kind == TRL_V_BYTES)
+                        snprintf(shown, sizeof(shown), "\"%.*s\"", (int)(e[i].v.n < 80 ? e[i].v.n : 80),
+                                 e[i].v.s);
+                    trl_diag_add_ferr(d, f ? f->name : "", "unique", shown);
                     rc = TRL_EVALIDATION;
                 }
             } else if (!rc) {

@@ -456,6 +456,21 @@ int trl_field_check(const struct trl_field *f, const struct trl_value *v, struct
             }
         }
     }
+    if (v->kind == TRL_V_BYTES && f->type == TRL_FT_ENUM) {
+        /* Options may have been removed since the value was stored. */
+        bool ok = false;
+        for (size_t i = 0; i < f->noptions && !ok; i++)
+            ok = strlen(f->options[i].value) == v->n && memcmp(f->options[i].value, v->s, v->n) == 0;
+        if (!ok) {
+            char opts[512] = "";
+            size_t o = 0;
+            for (size_t i = 0; i < f->noptions && o < sizeof(opts) - 1; i++)
+                o += (size_t)snprintf(opts + o, sizeof(opts) - o, "%s%s", i ? ", " : "",
+                                      f->options[i].value);
+            if (trl_diag_add_ferr(d, f->name, "enum", opts)) return TRL_ENOMEM;
+            n++;
+        }
+    }
     if (v->kind == TRL_V_INT && f->type != TRL_FT_REF && f->type != TRL_FT_BOOL) {
         if (f->has_min && v->i < f->min) {
             trl_field_format_int(f, f->min, tmp, sizeof(tmp));
@@ -973,6 +988,22 @@ static int compile_type(const char *name, const char *def, size_t n, const char 
             fd->id = cJSON_IsNumber(idj) ? (uint32_t)idj->valuedouble : 0;
         }
     }
+    /* A rename takes the old field's place: the old name cannot stay as another field. */
+    i = 0;
+    for (const cJSON *f = fields->child; f; f = f->next, i++) {
+        const cJSON *rf = cJSON_GetObjectItemCaseSensitive(f, "renamed_from");
+        if (!rf) continue;
+        char p[80];
+        snprintf(p, sizeof(p), "fields[%zu].renamed_from", i);
+        if (!cJSON_IsString(rf) || !valid_ident(rf->valuestring)) {
+            cerr(&c, p, "must be the field's previous name");
+            continue;
+        }
+        if (i < t->nfields && strcmp(rf->valuestring, t->fields[i].name) == 0) continue;
+        if (trl_type_field(t, rf->valuestring, strlen(rf->valuestring)))
+            cerr(&c, p, "'%s' is still a field of this type; a renamed field replaces it",
+                 rf->valuestring);
+    }
     const cJSON *tf = cJSON_GetObjectItemCaseSensitive(j, "title_field");
     if (tf) {
         if (!cJSON_IsString(tf) || !trl_type_field(t, tf->valuestring, strlen(tf->valuestring)))
@@ -1093,9 +1124,62 @@ static int type_has_records(struct trl_txn *t, uint32_t type_id, bool *has)
     return rc == TRL_ENOTFOUND ? 0 : rc;
 }
 
-/* Deletes every idx entry whose key starts with the u32 prefix. */
+/* Deletes every key of db starting with prefix[0..pn). */
+static int drop_prefix(struct trl_txn *t, enum trl_db db, const unsigned char *prefix, size_t pn)
+{
+    struct trl_cursor *c = NULL;
+    int rc = trl_cursor_open(t, db, &c);
+    if (rc) return rc;
+    for (;;) {
+        rc = trl_cursor_seek(c, prefix, pn);
+        if (rc) break;
+        struct trl_slice key;
+        trl_cursor_get(c, &key, NULL);
+        if (key.n < pn || memcmp(key.p, prefix, pn) != 0) break;
+        unsigned char kb[512];
+        if (key.n > sizeof(kb)) {
+            rc = TRL_ECORRUPT;
+            break;
+        }
+        memcpy(kb, key.p, key.n);
+        if ((rc = trl_txn_del(t, db, kb, key.n))) break;
+    }
+    trl_cursor_close(c);
+    return rc == TRL_ENOTFOUND ? 0 : rc;
+}
+
+/* Value counters ("c", index id, value) -> u64 live beside the indexes of counted columns (the
+ * workflow state and enum fields); record.h documents the layout. */
+static int counter_bump(struct trl_txn *t, uint32_t iid, const struct trl_value *v)
+{
+    struct trl_buf k;
+    trl_buf_init(&k);
+    int rc = trl_buf_addc(&k, 'c') || trl_buf_add_u32be(&k, iid) || trl_key_add_value(&k, v)
+                 ? TRL_ENOMEM
+                 : 0;
+    struct trl_slice cur;
+    uint64_t n = 0;
+    if (!rc) {
+        rc = trl_txn_get(t, TRL_DB_CNT, k.data, k.len, &cur);
+        if (rc == 0 && cur.n == 8) n = trl_get_u64be(cur.p);
+        if (rc == TRL_ENOTFOUND) rc = 0;
+    }
+    if (!rc) {
+        unsigned char b[8];
+        trl_put_u64be(b, n + 1);
+        rc = trl_txn_put(t, TRL_DB_CNT, k.data, k.len, b, 8, 0);
+    }
+    trl_buf_free(&k);
+    return rc;
+}
+
+/* Deletes every idx entry whose key starts with the u32 prefix, and its value counters. */
 static int drop_index(struct trl_txn *t, uint32_t iid)
 {
+    unsigned char cp[5] = {'c'};
+    trl_put_u32be(cp + 1, iid);
+    int crc = drop_prefix(t, TRL_DB_CNT, cp, 5);
+    if (crc) return crc;
     struct trl_cursor *c = NULL;
     unsigned char k[4];
     trl_put_u32be(k, iid);
@@ -1153,6 +1237,7 @@ static int build_index(struct trl_txn *t, const struct trl_type *ty, const struc
         if (plain) {
             rc = index_key(&kb, trl_index_id(ty, f->id), fv, rid, false);
             if (!rc) rc = trl_txn_put(t, TRL_DB_IDX, kb.data, kb.len, "", 0, 0);
+            if (!rc && f->type == TRL_FT_ENUM) rc = counter_bump(t, trl_index_id(ty, f->id), fv);
         }
         if (!rc && unique && fv->kind != TRL_V_NULL) {
             unsigned char idb[8];
@@ -1191,6 +1276,11 @@ int trl_schema_put_type(struct trl_txn *t, const char *name, const char *def, si
     *changed = false;
     bool exists = false;
 
+    char *keep_app = NULL;
+    if (!app) {
+        if (trl_meta_get(t, "typeapp", name, &keep_app) != 0) keep_app = NULL;
+        app = keep_app ? keep_app : "";
+    }
     rc = typeinfo_load(t, name, &ti);
     if (rc == 0) {
         exists = true;
@@ -1357,6 +1447,7 @@ int trl_schema_put_type(struct trl_txn *t, const char *name, const char *def, si
     }
 out:
     if (rc && !d->code) trl_diag_set(d, rc, "cannot store type '%s'", name);
+    free(keep_app);
     cJSON_Delete(j);
     cJSON_Delete(ti.fields);
     type_free(old);

@@ -120,7 +120,7 @@ static inline uint32_t trl_index_id(const struct trl_type *t, uint32_t col)
  * inside write txn t: assigns ids, keeps renamed fields' ids, retires removed ones, builds added
  * indexes from existing records, drops removed indexes, and refuses incompatible changes (a field's
  * type changed, a unique rule over existing duplicates, a name clash). app names the installing
- * app ("" for the API). Returns 0, TRL_EVALIDATION (d->ferrs name the definition path, e.g.
+ * app; NULL keeps the type's current app ("" for a new type: the meta API). Returns 0, TRL_EVALIDATION (d->ferrs name the definition path, e.g.
  * "fields[2].max_length"), TRL_ECONFLICT (incompatible with stored data), TRL_ENOMEM, TRL_EIO.
  * *changed is set false when the stored definition was identical. */
 int trl_schema_put_type(struct trl_txn *t, const char *name, const char *def, size_t n,

@@ -21,10 +21,49 @@
  * Helpers
  */
 
-/* A fresh temporary folder (removed by rm_tree). */
+/* Temporary folders are listed in a folder the parent process creates, and removed by it after
+ * the tests: a failing test (a forked child) ends at once, before any teardown of its own. */
+static char reg[64];
+
+static void reg_setup(void)
+{
+    snprintf(reg, sizeof(reg), "/tmp/trellis-test-XXXXXX");
+    if (!mkdtemp(reg)) reg[0] = 0;
+}
+
+static void reg_add(const char *dir)
+{
+    char p[128];
+    snprintf(p, sizeof(p), "%s/dirs", reg);
+    FILE *f = reg[0] ? fopen(p, "a") : NULL;
+    if (!f) return;
+    fprintf(f, "%s\n", dir);
+    fclose(f);
+}
+
+static void reg_teardown(void)
+{
+    if (!reg[0]) return;
+    char p[128], line[512], cmd[1200];
+    snprintf(p, sizeof(p), "%s/dirs", reg);
+    FILE *f = fopen(p, "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "/tmp/trellis-test-", 18) != 0 || strchr(line, '\'') ||
+            strstr(line, ".."))
+            continue;
+        snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s' '%s.log'", line, line);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", line);
+    }
+    if (f) fclose(f);
+    snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s'", reg);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", reg);
+}
+
+/* A fresh temporary folder inside reg (removed by rm_tree, or with reg at the end). */
 static void make_tmp(char *out, size_t n)
 {
-    snprintf(out, n, "/tmp/trellis-test-XXXXXX");
+    snprintf(out, n, "%s/tXXXXXX", reg);
     ck_assert_ptr_nonnull(mkdtemp(out));
 }
 
@@ -32,7 +71,7 @@ static void rm_tree(const char *dir)
 {
     if (strncmp(dir, "/tmp/trellis-test-", 18) != 0 || strstr(dir, "..")) return;
     char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
@@ -474,8 +513,10 @@ static void zeta_with(const char *dir, const char *rel, const char *text)
 
 START_TEST(broken_apps_refused_whole)
 {
-    ck_assert_int_eq(srv_init(&S, NULL), 0);
-    char src[64];
+    int irc = srv_init(&S, NULL);
+    reg_add(S.dir);
+    ck_assert_int_eq(irc, 0);
+    char src[128];
     make_tmp(src, sizeof(src));
 
     /* JSON syntax error: file, line and column. The first type file (valid) is not stored. */
@@ -549,6 +590,60 @@ START_TEST(broken_apps_refused_whole)
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     rm_tree(src);
+    srv_cleanup(&S);
+}
+END_TEST
+
+/* The designer edits an app's types through the meta API (DESIGN.md §1); the edit must stay
+ * part of the app, so that exporting writes it back into the app's files. */
+START_TEST(api_edit_stays_in_app_export)
+{
+    int irc = srv_init(&S, NULL);
+    reg_add(S.dir);
+    ck_assert_int_eq(irc, 0);
+    ck_assert_int_eq(srv_start(&S), 0);
+    struct resp r;
+    ck_assert_int_eq(http(&S, "GET", "/api/v1/meta/types/marketing_request", NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    cJSON *def = cJSON_Parse(r.body);
+    resp_free(&r);
+    cJSON *labels = cJSON_GetObjectItemCaseSensitive(def, "labels");
+    cJSON_ReplaceItemInObjectCaseSensitive(labels, "en", cJSON_CreateString("Marketing request!"));
+    char *body = cJSON_PrintUnformatted(def);
+    cJSON_Delete(def);
+    ck_assert_int_eq(http_json(&S, "PUT", "/api/v1/meta/types/marketing_request", body, &r), 0);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    free(body);
+    srv_stop(&S);
+
+    char *list = app_list(S.dir);
+    ck_assert_msg(
+        json_contains(list, "[{\"name\":\"marketing\",\"types\":[\"marketing_request\"]}]"),
+        "the edited type left its app:\n%s", list);
+    free(list);
+    char out_dir[300];
+    snprintf(out_dir, sizeof(out_dir), "%s/export", S.dir);
+    char *out = NULL;
+    int rc = export_app(S.dir, "marketing", out_dir, &out);
+    ck_assert_msg(rc == 0, "export: %d %s", rc, out);
+    free(out);
+    char p[1100];
+    snprintf(p, sizeof(p), "%s/types/marketing_request.json", out_dir);
+    char *exported = slurp(p, NULL);
+    ck_assert_msg(exported != NULL, "app export no longer writes types/marketing_request.json");
+    assert_contains(exported, "\"en\": \"Marketing request!\"");
+    /* Otherwise the same bytes as the sample. */
+    snprintf(p, sizeof(p), "%s/types/marketing_request.json", sample());
+    char *orig = slurp(p, NULL);
+    char *at = strstr(orig, "\"en\": \"Marketing request\"");
+    ck_assert_ptr_nonnull(at);
+    size_t head = (size_t)(at - orig) + strlen("\"en\": \"Marketing request");
+    ck_assert_msg(strncmp(exported, orig, head) == 0 && exported[head] == '!' &&
+                      strcmp(exported + head + 1, orig + head) == 0,
+                  "export differs from the sample beyond the edit:\n%s", exported);
+    free(orig);
+    free(exported);
     srv_cleanup(&S);
 }
 END_TEST
@@ -634,11 +729,13 @@ int main(void)
 {
     Suite *s = suite_create("integration_apps");
     TCase *tc = tcase_create("apps");
+    tcase_add_unchecked_fixture(tc, reg_setup, reg_teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, sample_round_trip_byte_for_byte);
     tcase_add_test(tc, non_canonical_app_exports_canonical);
     tcase_add_test(tc, app_list_names_and_versions);
     tcase_add_test(tc, broken_apps_refused_whole);
+    tcase_add_test(tc, api_edit_stays_in_app_export);
     tcase_add_test(tc, empty_folders_install);
     tcase_add_test(tc, help_on_every_subcommand);
     suite_add_tcase(s, tc);

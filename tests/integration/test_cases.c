@@ -1,10 +1,10 @@
 /*
  * test_cases.c — data-driven HTTP cases against the real server: adding a case needs no C.
  *
- * Every tests/integration/cases/*.json (override with TRELLIS_CASES=<file or folder>) is one
- * Check test. Each file gets a fresh data directory with the sample app installed and one server;
- * its cases run in file order against that server, so a case may create a record that a later
- * case patches (record ids count from 1 per type in a fresh store). After the last case the
+ * Every .json file in tests/integration/cases/ (override with TRELLIS_CASES=<file or folder>) is
+ * one Check test. Each file gets a fresh data directory with the sample app installed and one
+ * server; its cases run in file order against that server, so a case may create a record that a
+ * later case patches (record ids count from 1 per type in a fresh store). After the last case the
  * server is stopped and `trellis check` must pass. Every failing case of a file is reported (the
  * run does not stop at the first).
  *
@@ -14,7 +14,8 @@
  *   "comment"         ignored
  *   "method"          default "GET"
  *   "path"            required, e.g. "/api/v1/records/marketing_request?limit=5" (sent as is)
- *   "headers"         {"Name": "value", ...}; a null value suppresses a header libcurl would add.
+ *   "headers"         {"Name": "value", ...}; "" sends the header with an empty value; null
+ *                     suppresses a header libcurl would add.
  *                     When a body is sent and no Content-Type is given, Content-Type:
  *                     application/json is added.
  *   "body"            a JSON value, sent as its (unformatted) JSON text. Numbers pass through a
@@ -50,9 +51,9 @@
 #include <strings.h>
 
 #define MAX_FILES 64
-#define MAX_VARS 32
+#define MAX_VARS  32
 
-static char files[MAX_FILES][1024];
+static char files[MAX_FILES][1280];
 static int nfiles;
 
 struct var {
@@ -62,10 +63,10 @@ struct var {
 
 struct run {
     struct srv s;
-    const char *file;   /* base name, for messages */
-    const char *cname;  /* current case */
-    char *fails;        /* failure report (owned) */
-    size_t nfails;      /* failed checks */
+    const char *file;  /* base name, for messages */
+    const char *cname; /* current case */
+    char *fails;       /* failure report (owned) */
+    size_t nfails;     /* failed checks */
     struct var vars[MAX_VARS];
     int nvars;
 };
@@ -162,7 +163,8 @@ static char *subst(struct run *r, const char *in, size_t n, size_t *outn)
                 size_t nl = (size_t)(end - (in + i + 2));
                 const char *val = NULL;
                 for (int k = 0; k < r->nvars; k++)
-                    if (strlen(r->vars[k].name) == nl && memcmp(r->vars[k].name, in + i + 2, nl) == 0)
+                    if (strlen(r->vars[k].name) == nl &&
+                        memcmp(r->vars[k].name, in + i + 2, nl) == 0)
                         val = r->vars[k].value;
                 if (!val) {
                     failf(r, "unknown variable {{%.*s}}", (int)nl, in + i + 2);
@@ -231,7 +233,7 @@ static const char *str_member(const cJSON *j, const char *k)
  * Store snapshot for "unchanged"
  */
 struct snap {
-    char *text;      /* definitions, records and histories (owned) */
+    char *text;       /* definitions, records and histories (owned) */
     char counts[512]; /* "type=count ..." from count_records */
 };
 
@@ -299,9 +301,9 @@ static int snapshot(struct run *r, struct snap *sn)
  * One case
  */
 static const char *const case_keys[] = {
-    "name",   "comment", "method",          "path",    "headers", "body", "body_raw",
-    "body_base64", "status", "expect", "expect_headers", "detail_contains", "lengths", "lang",
-    "unchanged", "save", NULL};
+    "name",        "comment", "method", "path",           "headers",         "body",    "body_raw",
+    "body_base64", "status",  "expect", "expect_headers", "detail_contains", "lengths", "lang",
+    "unchanged",   "save",    NULL};
 
 static void check_problem(struct run *r, const struct resp *rs, const cJSON *body)
 {
@@ -319,7 +321,8 @@ static void check_problem(struct run *r, const struct resp *rs, const cJSON *bod
         failf(r, "problem \"status\" does not equal the HTTP status %ld", rs->status);
     const char *code = str_member(body, "code");
     bool ok = code && *code;
-    for (const char *p = code; ok && *p; p++) ok = (*p >= 'a' && *p <= 'z') || *p == '_';
+    for (const char *p = code; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || *p == '_';
     if (!ok) failf(r, "problem \"code\" is not a lower-case English token: %.300s", rs->body);
     const char *title = str_member(body, "title"), *detail = str_member(body, "detail");
     if (!title || !*title || !detail || !*detail)
@@ -336,7 +339,8 @@ static void run_case(struct run *r, const cJSON *c)
     }
     for (const cJSON *m = c->child; m; m = m->next) {
         bool known = false;
-        for (const char *const *k = case_keys; *k && !known; k++) known = strcmp(*k, m->string) == 0;
+        for (const char *const *k = case_keys; *k && !known; k++)
+            known = strcmp(*k, m->string) == 0;
         if (!known) {
             failf(r, "unknown member \"%s\" in the case", m->string);
             return;
@@ -403,7 +407,11 @@ static void run_case(struct run *r, const cJSON *c)
             char *v = subst(r, h->valuestring, strlen(h->valuestring), NULL);
             size_t l = strlen(h->string) + strlen(v ? v : "") + 3;
             hv[nh] = malloc(l);
-            snprintf(hv[nh++], l, "%s: %s", h->string, v ? v : "");
+            /* libcurl sends "Name;" as a header with an empty value. */
+            if (v && *v)
+                snprintf(hv[nh++], l, "%s: %s", h->string, v);
+            else
+                snprintf(hv[nh++], l, "%s;", h->string);
             free(v);
         } else {
             failf(r, "header %s must be a string or null", h->string);
@@ -473,8 +481,8 @@ static void run_case(struct run *r, const cJSON *c)
                 failf(r, "title \"%s\" is not in %s", title ? title : "(none)", lang);
             if (zh != has_cjk(detail))
                 failf(r, "detail \"%s\" is not in %s", detail ? detail : "(none)", lang);
-            const cJSON *e;
-            cJSON_ArrayForEach(e, zh ? cJSON_GetObjectItemCaseSensitive(rj, "errors") : NULL)
+            const cJSON *e, *errs = zh ? cJSON_GetObjectItemCaseSensitive(rj, "errors") : NULL;
+            cJSON_ArrayForEach(e, errs)
             {
                 const char *msg = str_member(e, "message");
                 if (!has_cjk(msg))
@@ -486,15 +494,18 @@ static void run_case(struct run *r, const cJSON *c)
         {
             const cJSON *v = cJSON_IsString(sv) ? json_path(rj, sv->valuestring) : NULL;
             char val[1024];
-            if (cJSON_IsString(v)) snprintf(val, sizeof(val), "%s", v->valuestring);
-            else if (cJSON_IsNumber(v)) snprintf(val, sizeof(val), "%lld", (long long)v->valuedouble);
+            if (cJSON_IsString(v))
+                snprintf(val, sizeof(val), "%s", v->valuestring);
+            else if (cJSON_IsNumber(v))
+                snprintf(val, sizeof(val), "%lld", (long long)v->valuedouble);
             else {
                 failf(r, "cannot save %s: no string or number at %s", sv->string,
                       cJSON_IsString(sv) ? sv->valuestring : "?");
                 continue;
             }
             int k = 0;
-            while (k < r->nvars && strcmp(r->vars[k].name, sv->string) != 0) k++;
+            while (k < r->nvars && strcmp(r->vars[k].name, sv->string) != 0)
+                k++;
             if (k == MAX_VARS) continue;
             if (k == r->nvars) {
                 snprintf(r->vars[k].name, sizeof(r->vars[k].name), "%s", sv->string);
@@ -505,7 +516,8 @@ static void run_case(struct run *r, const cJSON *c)
         }
     }
     if (unchanged) {
-        if (snapshot(r, &after)) failf(r, "cannot take the store snapshot after");
+        if (snapshot(r, &after))
+            failf(r, "cannot take the store snapshot after");
         else if (before.text && strcmp(before.counts, after.counts) != 0)
             failf(r, "record counts changed: before [%s] after [%s]", before.counts, after.counts);
         else if (before.text && strcmp(before.text, after.text) != 0)
@@ -515,7 +527,8 @@ static void run_case(struct run *r, const cJSON *c)
     free(after.text);
     cJSON_Delete(rj);
     resp_free(&rs);
-    for (int i = 0; i < nh; i++) free(hv[i]);
+    for (int i = 0; i < nh; i++)
+        free(hv[i]);
     free(body);
     free(path);
 }
@@ -550,14 +563,15 @@ START_TEST(case_file)
     fprintf(stderr, "%s: %d case(s), %zu failed check(s)\n", r.file, n, r.nfails);
     srv_cleanup(&r.s);
     cJSON_Delete(cases);
-    for (int i = 0; i < r.nvars; i++) free(r.vars[i].value);
+    for (int i = 0; i < r.nvars; i++)
+        free(r.vars[i].value);
     char *fails = r.fails;
     size_t nf = r.nfails;
     ck_assert_msg(n > 0, "%s has no cases", path);
     if (nf) {
-        /* Check copies the message; keep it bounded. */
-        char msg[8192];
-        snprintf(msg, sizeof(msg), "%zu failed check(s):\n%s", nf, fails);
+        /* Every failure was printed above; Check's message has a small size limit. */
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s: %zu failed check(s), the first: %.700s", r.file, nf, fails);
         free(fails);
         ck_abort_msg("%s", msg);
     }
@@ -578,8 +592,10 @@ static void find_files(void)
         snprintf(files[nfiles++], sizeof(files[0]), "%s", o);
         return;
     }
-    if (o) snprintf(dir, sizeof(dir), "%s", o);
-    else snprintf(dir, sizeof(dir), "%s/tests/integration/cases", trellis_src());
+    if (o)
+        snprintf(dir, sizeof(dir), "%s", o);
+    else
+        snprintf(dir, sizeof(dir), "%s/tests/integration/cases", trellis_src());
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
