@@ -13,6 +13,7 @@ struct conn_track {
     int fd;                      /* socket (never closed by us: shutdown only) */
     int64_t started_ms;          /* monotonic ms when the current phase began */
     int64_t limit_ms;            /* how long the current phase may take */
+    size_t uri_len;              /* length of the current request's URI with its query */
     bool busy;                   /* a request is being received or handled */
     bool waiting_writer;         /* suspended on a write job (bounded by the writer) */
     struct conn_track *prev, *next; /* registry links */

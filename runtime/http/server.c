@@ -75,7 +75,6 @@ static void purge_done(void *arg, int rc)
 static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
 {
     struct trl_server *s = cls;
-    (void)uri;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn_track *t = ci ? ci->socket_context : NULL;
@@ -83,6 +82,7 @@ static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
         pthread_mutex_lock(&s->conn_lock);
         t->started_ms = trl_mono_ms();
         t->limit_ms = (int64_t)s->o.deadline_s * 1000;
+        t->uri_len = strlen(uri);
         pthread_mutex_unlock(&s->conn_lock);
     }
     return NULL;
@@ -208,12 +208,24 @@ static enum MHD_Result respond(struct req *r)
     if (r->location[0]) MHD_add_response_header(resp, "Location", r->location);
     if (r->allow[0]) MHD_add_response_header(resp, "Allow", r->allow);
     if (r->retry_after[0]) MHD_add_response_header(resp, "Retry-After", r->retry_after);
-    if (r->status == 413) MHD_add_response_header(resp, "Connection", "close");
+    if (r->status == 413 || r->status == 414 || r->status == 431)
+        MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     r->responded = true;
     observe(r->srv, r->status, now_us() - r->t0_us);
     return ret;
+}
+
+#define MAX_URI 16384
+#define MAX_HEADERS 32768
+
+static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
 }
 
 static bool valid_request_id(const char *s)
@@ -261,6 +273,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         r->is_upload = strcmp(method, "POST") == 0 && strcmp(url, "/api/v1/files") == 0;
         *con_cls = r;
         if (!r->url) return MHD_NO;
+        /* Our own limits sit below libmicrohttpd's memory pool, so that these refusals are
+         * problem+json like every other one (the pool's own answer is bare HTML). */
+        size_t hdr_bytes = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, header_bytes, &hdr_bytes);
+        if ((r->track ? r->track->uri_len : strlen(url)) > MAX_URI) {
+            trl_http_fail(r, TRL_EURITOOLONG, "", "the URI is longer than 16384 bytes",
+                          "URI 超过 16384 字节");
+            return respond(r);
+        }
+        if (hdr_bytes > MAX_HEADERS) {
+            trl_http_fail(r, TRL_EHEADERS, "", "the request headers exceed 32768 bytes",
+                          "请求头超过 32768 字节");
+            return respond(r);
+        }
         size_t limit = r->is_upload ? s->o.file_limit : s->o.body_limit;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {

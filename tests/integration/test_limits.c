@@ -376,9 +376,18 @@ START_TEST(long_url_is_414)
     k += (int)n;
     k += sprintf(req + k, " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     int st = raw_status(req, (size_t)k, buf, sizeof(buf));
-    free(req);
     ck_assert_msg(st == 414, "a 100 KB URL: %.300s", buf);
     ck_assert(strcasestr(buf, "\r\nConnection: close\r\n") != NULL);
+    /* Past Trellis's own limit (16 KiB) but inside libmicrohttpd's pool: a problem+json. */
+    k = snprintf(req, n + 200, "GET /healthz?a=");
+    memset(req + k, 'a', 20000);
+    k += 20000;
+    k += sprintf(req + k, " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    st = raw_status(req, (size_t)k, buf, sizeof(buf));
+    free(req);
+    ck_assert_msg(st == 414, "a 20 KB URL: %.300s", buf);
+    ck_assert_msg(strcasestr(buf, "application/problem+json") && strstr(buf, "\"code\":\"uri_too_long\""),
+                  "a 20 KB URL: %.400s", buf);
     ck_assert(healthy_from(NULL));
     ck_assert(alive());
 }
@@ -397,6 +406,16 @@ START_TEST(large_headers_are_431)
     int st = raw_status(req, (size_t)k, buf, sizeof(buf));
     ck_assert_msg(st == 431, "one 100 KB header: %.300s", buf);
     ck_assert(strcasestr(buf, "\r\nConnection: close\r\n") != NULL);
+    /* Past Trellis's own limit (32 KiB of headers) but inside the pool: a problem+json. */
+    k = snprintf(req, n + 300, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    memset(req + k, 'b', 40000);
+    k += 40000;
+    k += sprintf(req + k, "\r\nConnection: close\r\n\r\n");
+    st = raw_status(req, (size_t)k, buf, sizeof(buf));
+    ck_assert_msg(st == 431, "one 40 KB header: %.300s", buf);
+    ck_assert_msg(strcasestr(buf, "application/problem+json") &&
+                      strstr(buf, "\"code\":\"headers_too_large\""),
+                  "one 40 KB header: %.400s", buf);
     free(req);
     /* 2,000 header fields of 100 bytes. */
     size_t cap = 2000 * 120 + 200;
