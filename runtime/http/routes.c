@@ -683,14 +683,23 @@ static void schema_of_field(struct trl_buf *o, const struct trl_field *f)
             trl_buf_add_json_str(o, f->pattern, strlen(f->pattern));
         }
         break;
-    case TRL_FT_INT: trl_buf_adds(o, "{\"type\":[\"integer\",\"null\"]"); break;
+    case TRL_FT_INT:
+        trl_buf_adds(o, "{\"type\":[\"integer\",\"null\"]");
+        if (f->has_min) trl_buf_printf(o, ",\"minimum\":%lld", (long long)f->min);
+        if (f->has_max) trl_buf_printf(o, ",\"maximum\":%lld", (long long)f->max);
+        break;
     case TRL_FT_REF:
         trl_buf_printf(o, "{\"type\":[\"integer\",\"null\"],\"description\":\"id of a %s\"",
                        f->ref_type ? f->ref_type : "record");
         break;
     case TRL_FT_DECIMAL:
-        trl_buf_printf(o, "{\"type\":[\"string\",\"null\"],\"pattern\":\"^-?[0-9]+(\\\\.[0-9]{1,%d})?$\"",
-                       f->scale ? f->scale : 1);
+        /* Strings are answered; JSON numbers are accepted too (the pattern applies to strings). */
+        if (f->scale)
+            trl_buf_printf(o, "{\"type\":[\"string\",\"number\",\"null\"],\"pattern\":"
+                              "\"^-?[0-9]+(\\\\.[0-9]{1,%d})?$\"",
+                           f->scale);
+        else
+            trl_buf_adds(o, "{\"type\":[\"string\",\"number\",\"null\"],\"pattern\":\"^-?[0-9]+$\"");
         break;
     case TRL_FT_BOOL: trl_buf_adds(o, "{\"type\":[\"boolean\",\"null\"]"); break;
     case TRL_FT_DATE: trl_buf_adds(o, "{\"type\":[\"string\",\"null\"],\"format\":\"date\""); break;
@@ -798,6 +807,12 @@ static void openapi(struct req *r)
         trl_buf_add_json_str(o, ty->labels.en, strlen(ty->labels.en));
         trl_buf_adds(o, ",\"properties\":{\"id\":{\"type\":\"integer\",\"readOnly\":true},"
                         "\"version\":{\"type\":\"integer\",\"readOnly\":true},"
+                        "\"type\":{\"type\":\"string\",\"readOnly\":true},"
+                        "\"name\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+                        "\"owner\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+                        "\"org\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+                        "\"created_by\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+                        "\"updated_by\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
                         "\"state\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
                         "\"created_at\":{\"type\":\"string\",\"format\":\"date-time\",\"readOnly\":true},"
                         "\"updated_at\":{\"type\":\"string\",\"format\":\"date-time\",\"readOnly\":true}");
