@@ -273,20 +273,6 @@ static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struc
     return rc;
 }
 
-static int seq_next(struct trl_txn *t, const char *key, uint64_t *out)
-{
-    struct trl_slice v;
-    uint64_t cur = 0;
-    int rc = trl_txn_get(t, TRL_DB_SEQ, key, strlen(key), &v);
-    if (rc == 0 && v.n == 8) cur = trl_get_u64be(v.p);
-    else if (rc && rc != TRL_ENOTFOUND) return rc;
-    unsigned char b[8];
-    trl_put_u64be(b, cur + 1);
-    rc = trl_txn_put(t, TRL_DB_SEQ, key, strlen(key), b, 8, 0);
-    if (!rc) *out = cur + 1;
-    return rc;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * JSON output
  */
@@ -503,8 +489,31 @@ static int apply_and_validate(struct trl_txn *t, const struct trl_rec_ctx *cx,
         }
         rc = trl_field_check(f, v, d);
         if (rc < 0) return rc;
+        /* References and uniqueness are checked for what this write sets: a PATCH of another
+         * field must not fail because a referenced record was deleted since. */
+        bool touched = creating;
+        for (size_t k = 0; k < n && !touched; k++) touched = strcmp(in[k].name, f->name) == 0;
+        if (!touched) continue;
         rc = check_exists(t, cx, f, v, d);
         if (rc < 0) return rc;
+        if (f->unique) {
+            /* Reported with every other failing field; index_apply stays the last guard. */
+            struct trl_buf k;
+            struct trl_slice hit;
+            trl_buf_init(&k);
+            rc = trl_rec_uniq_key(&k, trl_index_id(ty, f->id), v);
+            if (!rc) rc = trl_txn_get(t, TRL_DB_IDX, k.data, k.len, &hit);
+            trl_buf_free(&k);
+            if (rc == 0 && hit.n == 8 && trl_get_u64be(hit.p) != r->id) {
+                char shown[96] = "";
+                if (v->kind == TRL_V_INT) trl_field_format_int(f, v->i, shown, sizeof(shown));
+                else snprintf(shown, sizeof(shown), "\"%.*s\"", (int)(v->n < 80 ? v->n : 80), v->s);
+                if (trl_diag_add_ferr(d, f->name, "unique", shown)) return TRL_ENOMEM;
+            } else if (rc && rc != TRL_ENOTFOUND) {
+                return rc;
+            }
+            rc = 0;
+        }
     }
     return d->nferrs ? TRL_EVALIDATION : 0;
 }
@@ -580,7 +589,7 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
 
     char seqkey[32];
     snprintf(seqkey, sizeof(seqkey), "id:%u", ty->id);
-    if ((rc = seq_next(t, seqkey, &r.id))) goto out;
+    if ((rc = trl_txn_seq_next(t, seqkey, &r.id))) goto out;
     r.type_id = ty->id;
     r.version = 1;
     r.created_at = r.updated_at = cx->now_ms;
@@ -594,7 +603,7 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
         char key[256];
         uint64_t seq;
         trl_schema_autoname_key(ty, cx->now_ms, key, sizeof(key));
-        if ((rc = seq_next(t, key, &seq))) goto out;
+        if ((rc = trl_txn_seq_next(t, key, &seq))) goto out;
         trl_schema_autoname(ty, cx->now_ms, seq, name, sizeof(name));
     }
     set_str(&r.name, name);

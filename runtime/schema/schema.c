@@ -1091,20 +1091,6 @@ int trl_catalog_load(struct trl_txn *t, struct trl_catalog **out, struct trl_dia
 /* ---------------------------------------------------------------------------------------------
  * Storing definitions (schema evolution)
  */
-static int seq_next(struct trl_txn *t, const char *key, uint64_t *out)
-{
-    struct trl_slice v;
-    uint64_t cur = 0;
-    int rc = trl_txn_get(t, TRL_DB_SEQ, key, strlen(key), &v);
-    if (rc == 0 && v.n == 8) cur = trl_get_u64be(v.p);
-    else if (rc && rc != TRL_ENOTFOUND) return rc;
-    unsigned char b[8];
-    trl_put_u64be(b, cur + 1);
-    rc = trl_txn_put(t, TRL_DB_SEQ, key, strlen(key), b, 8, 0);
-    if (!rc) *out = cur + 1;
-    return rc;
-}
-
 /* Whether the type has at least one record. */
 static int type_has_records(struct trl_txn *t, uint32_t type_id, bool *has)
 {
@@ -1178,29 +1164,8 @@ static int drop_index(struct trl_txn *t, uint32_t iid)
 {
     unsigned char cp[5] = {'c'};
     trl_put_u32be(cp + 1, iid);
-    int crc = drop_prefix(t, TRL_DB_CNT, cp, 5);
-    if (crc) return crc;
-    struct trl_cursor *c = NULL;
-    unsigned char k[4];
-    trl_put_u32be(k, iid);
-    int rc = trl_cursor_open(t, TRL_DB_IDX, &c);
-    if (rc) return rc;
-    for (;;) {
-        rc = trl_cursor_seek(c, k, 4);
-        if (rc) break;
-        struct trl_slice key;
-        trl_cursor_get(c, &key, NULL);
-        if (key.n < 4 || memcmp(key.p, k, 4) != 0) break;
-        unsigned char kb[512];
-        if (key.n > sizeof(kb)) {
-            rc = TRL_ECORRUPT;
-            break;
-        }
-        memcpy(kb, key.p, key.n);
-        if ((rc = trl_txn_del(t, TRL_DB_IDX, kb, key.n))) break;
-    }
-    trl_cursor_close(c);
-    return rc == TRL_ENOTFOUND ? 0 : rc;
+    int rc = drop_prefix(t, TRL_DB_CNT, cp, 5);
+    return rc ? rc : drop_prefix(t, TRL_DB_IDX, cp + 1, 4);
 }
 
 /* Index key of (index id, value, record id); unique keys omit the id. */
@@ -1297,7 +1262,7 @@ int trl_schema_put_type(struct trl_txn *t, const char *name, const char *def, si
         if (rc) goto out;
     } else if (rc == TRL_ENOTFOUND) {
         uint64_t id;
-        if ((rc = seq_next(t, "type_id", &id))) goto out;
+        if ((rc = trl_txn_seq_next(t, "type_id", &id))) goto out;
         if (id >= 0xFFFF) {
             rc = trl_diag_set(d, TRL_ECONFLICT, "too many types");
             goto out;
@@ -1443,7 +1408,7 @@ int trl_schema_put_type(struct trl_txn *t, const char *name, const char *def, si
     if ((rc = typeinfo_store(t, name, &ti))) goto out;
     if (*changed) {
         uint64_t ver;
-        rc = seq_next(t, "schema_version", &ver);
+        rc = trl_txn_seq_next(t, "schema_version", &ver);
     }
 out:
     if (rc && !d->code) trl_diag_set(d, rc, "cannot store type '%s'", name);
@@ -1478,28 +1443,8 @@ int trl_schema_delete_type(struct trl_txn *t, const char *name, struct trl_diag 
     }
     if (!rc) {
         /* Drop every index of the type (their ids share the type's 16-bit prefix). */
-        struct trl_cursor *c = NULL;
         unsigned char pre[2] = {(unsigned char)(ti.id >> 8), (unsigned char)ti.id};
-        if (!(rc = trl_cursor_open(t, TRL_DB_IDX, &c))) {
-            for (;;) {
-                unsigned char k[4] = {0, 0, 0, 0};
-                k[0] = pre[0], k[1] = pre[1];
-                rc = trl_cursor_seek(c, k, 4);
-                if (rc) break;
-                struct trl_slice key;
-                trl_cursor_get(c, &key, NULL);
-                if (key.n < 2 || memcmp(key.p, pre, 2) != 0) break;
-                unsigned char kb[512];
-                if (key.n > sizeof(kb)) {
-                    rc = TRL_ECORRUPT;
-                    break;
-                }
-                memcpy(kb, key.p, key.n);
-                if ((rc = trl_txn_del(t, TRL_DB_IDX, kb, key.n))) break;
-            }
-            trl_cursor_close(c);
-            if (rc == TRL_ENOTFOUND) rc = 0;
-        }
+        rc = drop_prefix(t, TRL_DB_IDX, pre, 2);
     }
     if (!rc) rc = trl_meta_del(t, "type", name);
     if (!rc) rc = trl_meta_del(t, "typeinfo", name);
@@ -1509,7 +1454,7 @@ int trl_schema_delete_type(struct trl_txn *t, const char *name, struct trl_diag 
     }
     if (!rc) {
         uint64_t ver;
-        rc = seq_next(t, "schema_version", &ver);
+        rc = trl_txn_seq_next(t, "schema_version", &ver);
     }
     cJSON_Delete(ti.fields);
     return rc;

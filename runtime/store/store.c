@@ -278,6 +278,21 @@ int trl_txn_del(struct trl_txn *t, enum trl_db db, const void *k, size_t kn)
     return rc ? trl_store_rc(rc, "del") : 0;
 }
 
+int trl_txn_seq_next(struct trl_txn *t, const char *key, uint64_t *out)
+{
+    struct trl_slice v;
+    uint64_t cur = 0;
+    size_t kn = strlen(key);
+    int rc = trl_txn_get(t, TRL_DB_SEQ, key, kn, &v);
+    if (rc == 0 && v.n == 8) cur = trl_get_u64be(v.p);
+    else if (rc && rc != TRL_ENOTFOUND) return rc;
+    unsigned char b[8];
+    trl_put_u64be(b, cur + 1);
+    rc = trl_txn_put(t, TRL_DB_SEQ, key, kn, b, 8, 0);
+    if (!rc) *out = cur + 1;
+    return rc;
+}
+
 uint64_t trl_txn_steps(const struct trl_txn *t)
 {
     return t->steps;

@@ -89,6 +89,10 @@ int trl_txn_put(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, con
                 size_t vn, unsigned flags);
 /* 0, TRL_ENOTFOUND, TRL_EIO. */
 int trl_txn_del(struct trl_txn *t, enum trl_db db, const void *k, size_t kn);
+/* Increments the named sequence in TRL_DB_SEQ (absent counts as 0) and returns its new value:
+ * ids and autonaming counters, which never repeat because the increment commits with the rows
+ * that use it. 0, or a put error. */
+int trl_txn_seq_next(struct trl_txn *t, const char *key, uint64_t *out);
 /* Number of cursor steps and gets made by t (for tests that prove a plan reads O(result)). */
 uint64_t trl_txn_steps(const struct trl_txn *t);
 /* True for a write txn. */

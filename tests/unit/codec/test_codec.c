@@ -19,7 +19,7 @@
  * loops of 100000 iterations, so loops test with this and only report failures. */
 #define LOOP_ASSERT(cond, ...)                                                                     \
     do {                                                                                           \
-        if (!(cond)) ck_abort_msg(__VA_ARGS__);                                                   \
+        if (!(cond)) ck_abort_msg(__VA_ARGS__);                                                    \
     } while (0)
 
 /* xorshift64*: deterministic, so a failure replays. */
@@ -67,12 +67,18 @@ static int64_t random_int(uint64_t *s)
 {
     uint64_t r = rng_next(s);
     switch (r % 6) {
-    case 0: return (int64_t)rng_next(s);
-    case 1: return (int64_t)(rng_next(s) % 2001) - 1000;
-    case 2: return INT64_MIN + (int64_t)(rng_next(s) % 3);
-    case 3: return INT64_MAX - (int64_t)(rng_next(s) % 3);
-    case 4: return (int64_t)(rng_next(s) % 512) - 256;
-    default: return -(int64_t)(rng_next(s) >> 2);
+    case 0:
+        return (int64_t)rng_next(s);
+    case 1:
+        return (int64_t)(rng_next(s) % 2001) - 1000;
+    case 2:
+        return INT64_MIN + (int64_t)(rng_next(s) % 3);
+    case 3:
+        return INT64_MAX - (int64_t)(rng_next(s) % 3);
+    case 4:
+        return (int64_t)(rng_next(s) % 512) - 256;
+    default:
+        return -(int64_t)(rng_next(s) >> 2);
     }
 }
 
@@ -102,7 +108,8 @@ static size_t random_bytes(uint64_t *s, char *out, size_t cap)
 {
     static const char alpha[] = {0, 1, 2, 'a', 'b', (char)0x7f, (char)0xfe, (char)0xff};
     size_t n = (size_t)(rng_next(s) % (cap + 1));
-    for (size_t i = 0; i < n; i++) out[i] = alpha[rng_next(s) % sizeof(alpha)];
+    for (size_t i = 0; i < n; i++)
+        out[i] = alpha[rng_next(s) % sizeof(alpha)];
     return n;
 }
 
@@ -143,9 +150,9 @@ START_TEST(byte_key_order_examples)
     static const struct {
         const char *s;
         size_t n;
-    } ordered[] = {{"", 0},       {"\0", 1},  {"\0\0", 2}, {"\x01", 1}, {"a", 1},
-                   {"a\0", 2},    {"a\0\0", 3}, {"a\0\x01", 3}, {"a\x01", 2}, {"ab", 2},
-                   {"b", 1},      {"\xff", 1}, {"\xff\xff", 2}};
+    } ordered[] = {{"", 0},    {"\0", 1},    {"\0\0", 2},    {"\x01", 1},  {"a", 1},
+                   {"a\0", 2}, {"a\0\0", 3}, {"a\0\x01", 3}, {"a\x01", 2}, {"ab", 2},
+                   {"b", 1},   {"\xff", 1},  {"\xff\xff", 2}};
     size_t n = sizeof(ordered) / sizeof(ordered[0]);
     struct trl_buf a, b;
     trl_buf_init(&a);
@@ -217,9 +224,12 @@ START_TEST(key_get_value_round_trips)
     for (int i = 0; i < 20000; i++) {
         struct trl_value v;
         int kind = (int)(rng_next(&seed) % 3);
-        if (kind == 0) v = (struct trl_value){.kind = TRL_V_NULL};
-        else if (kind == 1) v = vint(random_int(&seed));
-        else v = vbytes(x, random_bytes(&seed, x, sizeof(x)));
+        if (kind == 0)
+            v = (struct trl_value){.kind = TRL_V_NULL};
+        else if (kind == 1)
+            v = vint(random_int(&seed));
+        else
+            v = vbytes(x, random_bytes(&seed, x, sizeof(x)));
         enc(&b, &v);
         trl_buf_add_u64be(&b, 99); /* trailing id, as in index keys */
         struct trl_arena a;
@@ -250,22 +260,29 @@ START_TEST(key_get_value_refuses_corrupt_keys)
         const char *bytes;
         size_t n;
     } bad[] = {
-        {"", 0},                       /* nothing */
-        {"\x00", 1},                   /* unknown tag */
-        {"\x04", 1},                   /* unknown tag */
-        {"\x02\x80\x00\x00", 4},       /* truncated int */
-        {"\x03" "abc", 4},             /* bytes without terminator */
-        {"\x03" "abc\x00", 5},         /* half a terminator */
-        {"\x03" "a\x00\x02", 4},       /* NUL followed by neither FF nor 01 */
-        {"\x03" "a\x00\xff", 4},       /* escape then end */
+        {"", 0},                 /* nothing */
+        {"\x00", 1},             /* unknown tag */
+        {"\x04", 1},             /* unknown tag */
+        {"\x02\x80\x00\x00", 4}, /* truncated int */
+        {"\x03"
+         "abc",
+         4}, /* bytes without terminator */
+        {"\x03"
+         "abc\x00",
+         5}, /* half a terminator */
+        {"\x03"
+         "a\x00\x02",
+         4}, /* NUL followed by neither FF nor 01 */
+        {"\x03"
+         "a\x00\xff",
+         4}, /* escape then end */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct trl_arena a;
         trl_arena_init(&a);
         const unsigned char *p = (const unsigned char *)bad[i].bytes, *start = p;
         struct trl_value out;
-        ck_assert_msg(trl_key_get_value(&p, p + bad[i].n, &a, &out) == TRL_ECORRUPT, "case %zu",
-                      i);
+        ck_assert_msg(trl_key_get_value(&p, p + bad[i].n, &a, &out) == TRL_ECORRUPT, "case %zu", i);
         ck_assert_ptr_eq(p, start);
         trl_arena_free(&a);
     }
@@ -285,7 +302,12 @@ START_TEST(key_encodings_are_exact)
     v = vbytes("a\0b", 3);
     enc(&b, &v);
     ck_assert_uint_eq(b.len, 7);
-    ck_assert_int_eq(memcmp(b.data, "\x03" "a\x00\xff" "b\x00\x01", 7), 0);
+    ck_assert_int_eq(memcmp(b.data,
+                            "\x03"
+                            "a\x00\xff"
+                            "b\x00\x01",
+                            7),
+                     0);
     v = (struct trl_value){.kind = TRL_V_NULL};
     enc(&b, &v);
     ck_assert_uint_eq(b.len, 1);
@@ -317,7 +339,8 @@ static void sample_record(struct trl_record *r)
     r->created_by = sv("alice");
     r->updated_by = sv("张伟");
     r->hist_seq = 4;
-    for (int i = 0; i < 32; i++) r->hist_hash[i] = (unsigned char)(i * 7 + 1);
+    for (int i = 0; i < 32; i++)
+        r->hist_hash[i] = (unsigned char)(i * 7 + 1);
     struct trl_value v;
     v = sv("Spring 促销");
     ck_assert_int_eq(trl_record_set(r, 9, &v), 0);
@@ -338,11 +361,10 @@ static void sample_record(struct trl_record *r)
 static void value_eq(const struct trl_value *a, const struct trl_value *b)
 {
     LOOP_ASSERT(a->kind == b->kind, "kind %d != %d", a->kind, b->kind);
-    if (a->kind == TRL_V_INT) LOOP_ASSERT(a->i == b->i, "int %lld != %lld", (long long)a->i,
-                                          (long long)b->i);
+    if (a->kind == TRL_V_INT)
+        LOOP_ASSERT(a->i == b->i, "int %lld != %lld", (long long)a->i, (long long)b->i);
     if (a->kind == TRL_V_BYTES)
-        LOOP_ASSERT(a->n == b->n && (a->n == 0 || memcmp(a->s, b->s, a->n) == 0),
-                    "bytes differ");
+        LOOP_ASSERT(a->n == b->n && (a->n == 0 || memcmp(a->s, b->s, a->n) == 0), "bytes differ");
 }
 
 /* System text columns decode as bytes even when encoded from an empty or null value. */
@@ -378,7 +400,8 @@ START_TEST(record_set_keeps_fields_sorted)
     struct trl_record r;
     sample_record(&r);
     ck_assert_uint_eq(r.nvals, 7);
-    for (size_t i = 1; i < r.nvals; i++) ck_assert_uint_lt(r.vals[i - 1].fid, r.vals[i].fid);
+    for (size_t i = 1; i < r.nvals; i++)
+        ck_assert_uint_lt(r.vals[i - 1].fid, r.vals[i].fid);
     ck_assert_ptr_null(trl_record_get(&r, 5));
     ck_assert_int_eq(trl_record_get(&r, 2)->i, INT64_MIN);
     /* Replace in place. */
@@ -398,7 +421,8 @@ START_TEST(record_set_keeps_fields_sorted)
         v = vint(f);
         ck_assert_int_eq(trl_record_set(&r, f, &v), 0);
     }
-    for (size_t i = 1; i < r.nvals; i++) ck_assert_uint_lt(r.vals[i - 1].fid, r.vals[i].fid);
+    for (size_t i = 1; i < r.nvals; i++)
+        ck_assert_uint_lt(r.vals[i - 1].fid, r.vals[i].fid);
     ck_assert_int_eq(trl_record_get(&r, 555)->i, 555);
     trl_record_free(&r);
     ck_assert_ptr_null(r.vals);
@@ -455,10 +479,11 @@ START_TEST(record_random_round_trips)
         r.created_at = random_int(&seed);
         r.updated_at = random_int(&seed);
         r.hist_seq = (uint32_t)rng_next(&seed);
-        for (int i = 0; i < 32; i++) r.hist_hash[i] = (unsigned char)rng_next(&seed);
+        for (int i = 0; i < 32; i++)
+            r.hist_hash[i] = (unsigned char)rng_next(&seed);
         size_t used = 0;
-        struct trl_value *sys[] = {&r.name,  &r.state,      &r.owner,
-                                   &r.org,   &r.created_by, &r.updated_by};
+        struct trl_value *sys[] = {&r.name, &r.state,      &r.owner,
+                                   &r.org,  &r.created_by, &r.updated_by};
         for (size_t k = 0; k < 6; k++) {
             size_t n = random_bytes(&seed, pool[used], sizeof(pool[0]));
             *sys[k] = vbytes(pool[used++], n);
@@ -528,12 +553,14 @@ static void hand_record(struct trl_buf *b, uint8_t format, const void *tail, siz
 {
     trl_buf_clear(b);
     trl_buf_addc(b, (char)format);
-    trl_buf_add_varint(b, 1);  /* version */
-    trl_buf_add_varint(b, 0);  /* created_at */
-    trl_buf_add_varint(b, 0);  /* updated_at */
-    trl_buf_add_varint(b, 1);  /* hist_seq */
-    for (int i = 0; i < 32; i++) trl_buf_addc(b, 0);
-    for (int i = 0; i < 6; i++) trl_buf_add_varint(b, 0);
+    trl_buf_add_varint(b, 1); /* version */
+    trl_buf_add_varint(b, 0); /* created_at */
+    trl_buf_add_varint(b, 0); /* updated_at */
+    trl_buf_add_varint(b, 1); /* hist_seq */
+    for (int i = 0; i < 32; i++)
+        trl_buf_addc(b, 0);
+    for (int i = 0; i < 6; i++)
+        trl_buf_add_varint(b, 0);
     trl_buf_add(b, tail, tn);
 }
 
@@ -560,7 +587,9 @@ START_TEST(record_corrupt_structures_refused)
         {"\x02\x06\x01\x00\x05\x01\x00", 7, "field ids out of order"},
         {"\x01\x05\x00", 3, "null kind"},
         {"\x01\x05\x03\x00", 4, "unknown kind"},
-        {"\x01\x05\x02\x05" "abc", 7, "string longer than the input"},
+        {"\x01\x05\x02\x05"
+         "abc",
+         7, "string longer than the input"},
         {"\x01\x05\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 13, "huge string length"},
         {"\x05\x05\x01\x00", 4, "more fields than bytes"},
         {"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10, "huge field count"},
@@ -580,8 +609,10 @@ START_TEST(record_corrupt_structures_refused)
     trl_buf_clear(&b);
     trl_buf_add(&b, "\x01\x01\x00\x00", 4);
     trl_buf_add_varint(&b, (uint64_t)UINT32_MAX + 1);
-    for (int i = 0; i < 32; i++) trl_buf_addc(&b, 0);
-    for (int i = 0; i < 7; i++) trl_buf_add_varint(&b, 0);
+    for (int i = 0; i < 32; i++)
+        trl_buf_addc(&b, 0);
+    for (int i = 0; i < 7; i++)
+        trl_buf_add_varint(&b, 0);
     expect_corrupt(b.data, b.len, "hist_seq above u32");
     trl_buf_free(&b);
 }

@@ -15,7 +15,7 @@
  * loops of many thousand iterations, so loops test with this and only report failures. */
 #define LOOP_ASSERT(cond, ...)                                                                     \
     do {                                                                                           \
-        if (!(cond)) ck_abort_msg(__VA_ARGS__);                                                   \
+        if (!(cond)) ck_abort_msg(__VA_ARGS__);                                                    \
     } while (0)
 
 /* ---------------------------------------------------------------------------------------------
@@ -28,7 +28,10 @@ struct utf8_case {
     const char *what;  /* for the failure message */
 };
 
-#define U(lit, ok, what) {lit, sizeof(lit) - 1, ok, what}
+#define U(lit, ok, what)                                                                           \
+    {                                                                                              \
+        lit, sizeof(lit) - 1, ok, what                                                             \
+    }
 
 static const struct utf8_case utf8_cases[] = {
     U("", true, "empty"),
@@ -194,10 +197,11 @@ END_TEST
 
 START_TEST(decimal_refuses_non_decimal_text)
 {
-    static const char *bad[] = {"", "-", "+", ".", "1.", ".5", "1e3", "1E3", "0x10", "1,5",
-                                " 1", "1 ", "--1", "+-1", "1.2.3", "abc", "NaN", "Infinity",
-                                "١٢"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) dec_bad(bad[i], 2, "type");
+    static const char *bad[] = {"",      "-",    "+",   ".",        "1.", ".5",  "1e3",
+                                "1E3",   "0x10", "1,5", " 1",       "1 ", "--1", "+-1",
+                                "1.2.3", "abc",  "NaN", "Infinity", "١٢"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        dec_bad(bad[i], 2, "type");
 }
 END_TEST
 
@@ -227,9 +231,9 @@ END_TEST
 
 START_TEST(decimal_format_parse_round_trip)
 {
-    static const int64_t vals[] = {0,       1,        -1,       99,        100,       -100,
-                                   123456,  -987654,  5000000,  INT64_MAX, INT64_MIN, 10,
-                                   1000000000000LL};
+    static const int64_t vals[] = {
+        0,       1,       -1,        99,        100, -100,           123456,
+        -987654, 5000000, INT64_MAX, INT64_MIN, 10,  1000000000000LL};
     char out[32];
     for (int scale = 0; scale <= 9; scale++) {
         for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
@@ -287,11 +291,11 @@ END_TEST
 
 START_TEST(date_invalid_forms_refused)
 {
-    static const char *bad[] = {"",           "2026-13-01", "2026-00-10", "2026-01-00",
-                                "2026-01-32", "2026-04-31", "2026-06-31", "2026-1-01",
-                                "2026-01-1",  "20260101",   "2026/01/01", "2026-01-01T",
-                                " 2026-01-01", "2026-01-01 ", "２０２６-01-01", "abcd-ef-gh",
-                                "-026-01-01", "2026-+1-01"};
+    static const char *bad[] = {
+        "",           "2026-13-01",  "2026-00-10",  "2026-01-00",  "2026-01-32",
+        "2026-04-31", "2026-06-31",  "2026-1-01",   "2026-01-1",   "20260101",
+        "2026/01/01", "2026-01-01T", " 2026-01-01", "2026-01-01 ", "２０２６-01-01",
+        "abcd-ef-gh", "-026-01-01",  "2026-+1-01"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int32_t d;
         ck_assert_msg(trl_date_parse(bad[i], strlen(bad[i]), &d) == TRL_EINVAL, "%s accepted",
@@ -417,8 +421,8 @@ START_TEST(datetime_invalid_forms_refused)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t ms;
-        ck_assert_msg(trl_datetime_parse(bad[i], strlen(bad[i]), &ms) == TRL_EINVAL,
-                      "%s accepted", bad[i]);
+        ck_assert_msg(trl_datetime_parse(bad[i], strlen(bad[i]), &ms) == TRL_EINVAL, "%s accepted",
+                      bad[i]);
     }
 }
 END_TEST
@@ -448,7 +452,8 @@ START_TEST(buffer_grows_and_stays_terminated)
     ck_assert_int_eq(trl_buf_adds(&b, "abc"), 0);
     ck_assert_uint_eq(b.len, 3);
     ck_assert_str_eq(b.data, "abc");
-    for (int i = 0; i < 2000; i++) ck_assert_int_eq(trl_buf_printf(&b, "%04d", i), 0);
+    for (int i = 0; i < 2000; i++)
+        ck_assert_int_eq(trl_buf_printf(&b, "%04d", i), 0);
     ck_assert_uint_eq(b.len, 3 + 8000);
     ck_assert_uint_gt(b.cap, b.len);
     ck_assert_int_eq(b.data[b.len], 0);
@@ -538,11 +543,8 @@ START_TEST(varint_round_trip_and_lengths)
         uint64_t v;
         size_t len;
     } cases[] = {
-        {0, 1},           {1, 1},
-        {127, 1},         {128, 2},
-        {300, 2},         {16383, 2},
-        {16384, 3},       {(1ULL << 32), 5},
-        {(1ULL << 63), 10}, {UINT64_MAX, 10},
+        {0, 1},     {1, 1},     {127, 1},          {128, 2},           {300, 2},
+        {16383, 2}, {16384, 3}, {(1ULL << 32), 5}, {(1ULL << 63), 10}, {UINT64_MAX, 10},
     };
     struct trl_buf b;
     trl_buf_init(&b);
@@ -694,10 +696,10 @@ START_TEST(error_table_rows_are_well_formed)
         const char *tok = trl_err_token(code);
         ck_assert_uint_gt(strlen(tok), 0);
         for (const char *p = tok; *p; p++)
-            ck_assert_msg((*p >= 'a' && *p <= 'z') || *p == '_', "token %s is not snake_case",
-                          tok);
+            ck_assert_msg((*p >= 'a' && *p <= 'z') || *p == '_', "token %s is not snake_case", tok);
         /* Tokens are unique: they are the stable API. */
-        for (int k = 0; k < idx; k++) ck_assert_str_ne(trl_err_token(-k), tok);
+        for (int k = 0; k < idx; k++)
+            ck_assert_str_ne(trl_err_token(-k), tok);
         int st = trl_err_status(code);
         ck_assert_int_ge(st, 200);
         ck_assert_int_le(st, 599);
@@ -724,7 +726,8 @@ START_TEST(diagnostics_collect_and_move)
     ck_assert_str_eq(d.message_zh, "2 个字段");
     trl_diag_field(&d, "title");
     ck_assert_str_eq(d.field, "title");
-    for (int i = 0; i < 20; i++) ck_assert_int_eq(trl_diag_add_ferr(&d, "f", "required", NULL), 0);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(trl_diag_add_ferr(&d, "f", "required", NULL), 0);
     ck_assert_int_eq(trl_diag_add_ferr(&d, NULL, NULL, "x"), 0);
     ck_assert_uint_eq(d.nferrs, 21);
     ck_assert_str_eq(d.ferrs[20].field, "");
@@ -791,7 +794,8 @@ START_TEST(arena_allocations_are_aligned_and_distinct)
     /* Earlier allocations keep their bytes after the arena grew new chunks. */
     for (int i = 0; i < 300; i++) {
         size_t n = (size_t)(i % 37) + 1;
-        for (size_t k = 0; k < n; k++) ck_assert_uint_eq(prev[i][k], (unsigned)(i & 0xFF));
+        for (size_t k = 0; k < n; k++)
+            ck_assert_uint_eq(prev[i][k], (unsigned)(i & 0xFF));
     }
     /* Larger than a chunk. */
     unsigned char *big = trl_arena_alloc(&a, 100000);
@@ -821,8 +825,16 @@ START_TEST(parse_i64_is_exact)
     ck_assert_int_eq(v, INT64_MAX);
     ck_assert_int_eq(trl_parse_i64("-9223372036854775808", 20, &v), 0);
     ck_assert_int_eq(v, INT64_MIN);
-    static const char *bad[] = {"",    "-",   "+1", "1.0", "1e3", " 1", "1 ",
-                                "0x1", "9223372036854775808", "-9223372036854775809",
+    static const char *bad[] = {"",
+                                "-",
+                                "+1",
+                                "1.0",
+                                "1e3",
+                                " 1",
+                                "1 ",
+                                "0x1",
+                                "9223372036854775808",
+                                "-9223372036854775809",
                                 "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(trl_parse_i64(bad[i], strlen(bad[i]), &v) == TRL_EINVAL, "%s accepted",

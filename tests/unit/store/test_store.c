@@ -29,7 +29,8 @@
 /* ---------------------------------------------------------------------------------------------
  * Fixture: a temporary directory, and the store opened in it.
  */
-static char tmp_dir[128];
+static char base_dir[128]; /* per TCase: made and removed by Check's parent process */
+static char tmp_dir[192];  /* per test: inside base_dir */
 static struct trl_store *st;
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -40,9 +41,34 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
     return remove(path);
 }
 
-static void rm_rf(const char *dir)
+static void rm_tree(const char *dir)
 {
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Runs in Check's parent process around each TCase, so a failed test (whose forked child exits
+ * before its teardown) still leaves nothing behind under /tmp. */
+static void base_setup(void)
+{
+    snprintf(base_dir, sizeof(base_dir), "/tmp/trl-unit-store-XXXXXX");
+    if (!mkdtemp(base_dir)) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+static void base_teardown(void)
+{
+    rm_tree(base_dir);
+}
+
+/* A TCase with the base directory and the per-test fixture. */
+static TCase *tcase(const char *name, void (*su)(void), void (*td)(void))
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_checked_fixture(tc, su, td);
+    return tc;
 }
 
 static void path_in(char *out, size_t n, const char *name)
@@ -53,10 +79,8 @@ static void path_in(char *out, size_t n, const char *name)
 static struct trl_store *open_at(const char *dir, size_t map_initial, size_t map_max,
                                  bool read_only)
 {
-    struct trl_store_opts o = {.dir = dir,
-                               .map_initial = map_initial,
-                               .map_max = map_max,
-                               .read_only = read_only};
+    struct trl_store_opts o = {
+        .dir = dir, .map_initial = map_initial, .map_max = map_max, .read_only = read_only};
     struct trl_diag d;
     trl_diag_init(&d);
     struct trl_store *s = NULL;
@@ -76,7 +100,7 @@ static void open_store(size_t map_initial, size_t map_max)
 
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/trl-unit-store-XXXXXX");
+    snprintf(tmp_dir, sizeof(tmp_dir), "%s/t-XXXXXX", base_dir);
     ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
     st = NULL;
 }
@@ -91,7 +115,7 @@ static void teardown(void)
 {
     trl_store_close(st);
     st = NULL;
-    rm_rf(tmp_dir);
+    rm_tree(tmp_dir);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -105,7 +129,8 @@ static void key_u32(unsigned char k[4], uint32_t v)
 /* Value of key i: its length and bytes derive from i, so a reader can verify what it sees. */
 static size_t value_for(uint32_t i, size_t size, unsigned char *out)
 {
-    for (size_t k = 0; k < size; k++) out[k] = (unsigned char)(i * 31 + k);
+    for (size_t k = 0; k < size; k++)
+        out[k] = (unsigned char)(i * 31 + k);
     return size;
 }
 
@@ -123,8 +148,8 @@ struct put_range {
     enum trl_db db;
     uint32_t first, count;
     size_t vsize;
-    int fail_with;          /* return this after the puts (0: keep them) */
-    atomic_int runs;        /* times fn ran (reruns after growth count) */
+    int fail_with;   /* return this after the puts (0: keep them) */
+    atomic_int runs; /* times fn ran (reruns after growth count) */
 };
 
 static int put_range_fn(struct trl_txn *t, void *arg)
@@ -232,7 +257,8 @@ static int gate_fn(struct trl_txn *t, void *arg)
     pthread_mutex_lock(&g->m);
     g->started = true;
     pthread_cond_broadcast(&g->c);
-    while (!g->released) pthread_cond_wait(&g->c, &g->m);
+    while (!g->released)
+        pthread_cond_wait(&g->c, &g->m);
     pthread_mutex_unlock(&g->m);
     return 0;
 }
@@ -258,7 +284,8 @@ static void gate_close(struct gate *g)
     g->job.arg = g;
     ck_assert_int_eq(trl_store_submit(st, &g->job), 0);
     pthread_mutex_lock(&g->m);
-    while (!g->started) pthread_cond_wait(&g->c, &g->m);
+    while (!g->started)
+        pthread_cond_wait(&g->c, &g->m);
     pthread_mutex_unlock(&g->m);
 }
 
@@ -267,7 +294,8 @@ static void gate_open(struct gate *g)
     pthread_mutex_lock(&g->m);
     g->released = true;
     pthread_cond_broadcast(&g->c);
-    while (!g->done) pthread_cond_wait(&g->c, &g->m);
+    while (!g->done)
+        pthread_cond_wait(&g->c, &g->m);
     pthread_mutex_unlock(&g->m);
     pthread_mutex_destroy(&g->m);
     pthread_cond_destroy(&g->c);
@@ -556,7 +584,8 @@ START_TEST(steps_count_gets_and_cursor_moves)
     ck_assert_int_eq(trl_cursor_open(t, TRL_DB_IDX, &c), 0);
     ck_assert_uint_eq(trl_txn_steps(t), 2);
     trl_cursor_seek(c, NULL, 0);
-    for (int i = 0; i < 5; i++) trl_cursor_next(c);
+    for (int i = 0; i < 5; i++)
+        trl_cursor_next(c);
     ck_assert_uint_eq(trl_txn_steps(t), 8);
     trl_cursor_seek_before(c, k, 4); /* a seek plus a step back */
     ck_assert_uint_eq(trl_txn_steps(t), 10);
@@ -618,7 +647,7 @@ static void gc_prepare(struct gc_job *j, struct waiter *w, uint32_t key)
     j->visible_at_done = -1;
 }
 
-#define GC_THREADS 4
+#define GC_THREADS    4
 #define GC_PER_THREAD 500
 
 struct gc_thread {
@@ -641,7 +670,8 @@ START_TEST(group_commit_batches_jobs_from_many_threads)
     struct waiter w;
     waiter_init(&w, total);
     gc_store = st;
-    for (int i = 0; i < total; i++) gc_prepare(&jobs[i], &w, (uint32_t)i);
+    for (int i = 0; i < total; i++)
+        gc_prepare(&jobs[i], &w, (uint32_t)i);
     uint64_t b0, j0;
     trl_store_writer_stats(st, &b0, &j0);
 
@@ -687,7 +717,8 @@ START_TEST(group_commit_without_a_gate_still_batches)
     struct waiter w;
     waiter_init(&w, total);
     gc_store = st;
-    for (int i = 0; i < total; i++) gc_prepare(&jobs[i], &w, (uint32_t)(100000 + i));
+    for (int i = 0; i < total; i++)
+        gc_prepare(&jobs[i], &w, (uint32_t)(100000 + i));
     uint64_t b0, j0;
     trl_store_writer_stats(st, &b0, &j0);
     pthread_t th[GC_THREADS];
@@ -696,7 +727,8 @@ START_TEST(group_commit_without_a_gate_still_batches)
         args[i] = (struct gc_thread){.jobs = jobs + i * GC_PER_THREAD};
         ck_assert_int_eq(pthread_create(&th[i], NULL, gc_submitter, &args[i]), 0);
     }
-    for (int i = 0; i < GC_THREADS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < GC_THREADS; i++)
+        pthread_join(th[i], NULL);
     ck_assert_int_eq(waiter_wait(&w), 0);
     uint64_t b1, j1;
     trl_store_writer_stats(st, &b1, &j1);
@@ -717,14 +749,16 @@ START_TEST(failing_job_aborts_alone_in_its_batch)
     struct waiter w;
     waiter_init(&w, 5);
     gc_store = st;
-    for (int i = 0; i < 5; i++) gc_prepare(&jobs[i], &w, (uint32_t)(10 + i));
+    for (int i = 0; i < 5; i++)
+        gc_prepare(&jobs[i], &w, (uint32_t)(10 + i));
     jobs[1].fail = TRL_ECONFLICT;
     jobs[3].fail = TRL_EVALIDATION;
     uint64_t b0, j0;
     trl_store_writer_stats(st, &b0, &j0);
     struct gate g;
     gate_close(&g);
-    for (int i = 0; i < 5; i++) ck_assert_int_eq(trl_store_submit(st, &jobs[i].job), 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(trl_store_submit(st, &jobs[i].job), 0);
     gate_open(&g);
     ck_assert_int_eq(waiter_wait(&w), 0);
     uint64_t b1, j1;
@@ -796,7 +830,8 @@ START_TEST(barrier_jobs_run_in_a_batch_of_their_own)
     trl_store_writer_stats(st, &b0, &j0);
     struct gate g;
     gate_close(&g);
-    for (int i = 0; i < 5; i++) ck_assert_int_eq(trl_store_submit(st, &jobs[i].base.job), 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(trl_store_submit(st, &jobs[i].base.job), 0);
     gate_open(&g);
     ck_assert_int_eq(waiter_wait(&w), 0);
     uint64_t b1, j1;
@@ -826,12 +861,15 @@ START_TEST(close_finishes_queued_jobs)
     struct waiter w;
     waiter_init(&w, 200);
     gc_store = st;
-    for (int i = 0; i < 200; i++) gc_prepare(&jobs[i], &w, (uint32_t)(1000 + i));
-    for (int i = 0; i < 200; i++) ck_assert_int_eq(trl_store_submit(st, &jobs[i].job), 0);
+    for (int i = 0; i < 200; i++)
+        gc_prepare(&jobs[i], &w, (uint32_t)(1000 + i));
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(trl_store_submit(st, &jobs[i].job), 0);
     trl_store_close(st); /* waits for the queue */
     st = NULL;
     ck_assert_int_eq(waiter_wait(&w), 0);
-    for (int i = 0; i < 200; i++) ck_assert_int_eq(jobs[i].done_rc, 0);
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(jobs[i].done_rc, 0);
     open_store(0, 0);
     ck_assert_int_eq(count_present(st, TRL_DB_REC, 1000, 200, 16), 200);
     waiter_destroy(&w);
@@ -854,8 +892,8 @@ START_TEST(map_grows_from_a_tiny_start)
     /* ~10 MB: 40 jobs of 64 values of 4 KiB. */
     struct put_range p[40];
     for (int i = 0; i < 40; i++) {
-        p[i] = (struct put_range){.db = TRL_DB_REC, .first = (uint32_t)i * 64, .count = 64,
-                                  .vsize = 4096};
+        p[i] = (struct put_range){
+            .db = TRL_DB_REC, .first = (uint32_t)i * 64, .count = 64, .vsize = 4096};
         ck_assert_int_eq(trl_store_write(st, put_range_fn, &p[i]), 0);
     }
     size_t size1, max1, used1;
@@ -866,7 +904,8 @@ START_TEST(map_grows_from_a_tiny_start)
     ck_assert_uint_le(used1, size1);
     /* Some batches ran again after a growth; their data is there once. */
     int reruns = 0;
-    for (int i = 0; i < 40; i++) reruns += p[i].runs - 1;
+    for (int i = 0; i < 40; i++)
+        reruns += p[i].runs - 1;
     ck_assert_int_gt(reruns, 0);
     ck_assert_int_eq(count_present(st, TRL_DB_REC, 0, 40 * 64, 4096), 40 * 64);
     /* Reopened with the tiny initial size, the map covers at least the data, and grows on. */
@@ -896,8 +935,8 @@ START_TEST(map_cap_refuses_the_job_that_does_not_fit)
     int failed_at = -1;
     struct put_range p;
     for (int i = 0; i < 100; i++) {
-        p = (struct put_range){.db = TRL_DB_REC, .first = (uint32_t)i * 16, .count = 16,
-                               .vsize = 4096};
+        p = (struct put_range){
+            .db = TRL_DB_REC, .first = (uint32_t)i * 16, .count = 16, .vsize = 4096};
         int rc = trl_store_write(st, put_range_fn, &p);
         if (rc) {
             ck_assert_int_eq(rc, TRL_EFULL);
@@ -969,15 +1008,19 @@ START_TEST(map_cap_fails_a_whole_batch)
         jobs[i].job = (struct trl_write_job){.fn = cap_fn, .done = cap_done, .arg = &jobs[i]};
         jobs[i].w = &w;
         /* small, too big for the whole map, small */
-        jobs[i].p = (struct put_range){.db = TRL_DB_REC, .first = (uint32_t)i * 1000,
-                                       .count = i == 1 ? 800 : 1, .vsize = 4096};
+        jobs[i].p = (struct put_range){.db = TRL_DB_REC,
+                                       .first = (uint32_t)i * 1000,
+                                       .count = i == 1 ? 800 : 1,
+                                       .vsize = 4096};
     }
     struct gate g;
     gate_close(&g);
-    for (int i = 0; i < 3; i++) ck_assert_int_eq(trl_store_submit(st, &jobs[i].job), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(trl_store_submit(st, &jobs[i].job), 0);
     gate_open(&g);
     ck_assert_int_eq(waiter_wait(&w), 0);
-    for (int i = 0; i < 3; i++) ck_assert_int_eq(jobs[i].done_rc, TRL_EFULL);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(jobs[i].done_rc, TRL_EFULL);
     ck_assert_int_eq(count_present(st, TRL_DB_REC, 0, 1, 4096), 0);
     ck_assert_int_eq(count_present(st, TRL_DB_REC, 1000, 800, 4096), 0);
     ck_assert_int_eq(count_present(st, TRL_DB_REC, 2000, 1, 4096), 0);
@@ -993,8 +1036,8 @@ END_TEST
 struct reader_arg {
     atomic_bool stop;
     long iterations;
-    long bad;   /* wrong values seen */
-    int err;    /* first unexpected rc */
+    long bad; /* wrong values seen */
+    int err;  /* first unexpected rc */
 };
 
 static void *reader_loop(void *arg)
@@ -1010,7 +1053,8 @@ static void *reader_loop(void *arg)
         struct trl_cursor *c = NULL;
         if ((rc = trl_cursor_open(t, TRL_DB_REC, &c)) == 0) {
             int n = 0;
-            for (rc = trl_cursor_seek(c, NULL, 0); rc == 0 && n < 200; rc = trl_cursor_next(c), n++) {
+            for (rc = trl_cursor_seek(c, NULL, 0); rc == 0 && n < 200;
+                 rc = trl_cursor_next(c), n++) {
                 struct trl_slice k, v;
                 trl_cursor_get(c, &k, &v);
                 if (k.n != 4 || !value_ok(trl_get_u32be(k.p), &v, 4096)) r->bad++;
@@ -1023,8 +1067,10 @@ static void *reader_loop(void *arg)
         uint32_t probe = (uint32_t)(r->iterations * 7919 % 3000);
         key_u32(k, probe);
         int g = trl_txn_get(t, TRL_DB_REC, k, 4, &v);
-        if (g == 0 && !value_ok(probe, &v, 4096)) r->bad++;
-        else if (g && g != TRL_ENOTFOUND && !r->err) r->err = g;
+        if (g == 0 && !value_ok(probe, &v, 4096))
+            r->bad++;
+        else if (g && g != TRL_ENOTFOUND && !r->err)
+            r->err = g;
         if (rc && !r->err) r->err = rc;
         trl_txn_end(t);
         r->iterations++;
@@ -1070,7 +1116,8 @@ static void copy_file(const char *from, const char *to)
     ck_assert_ptr_nonnull(out);
     char buf[65536];
     size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
     fclose(in);
     ck_assert_int_eq(fclose(out), 0);
 }
@@ -1171,42 +1218,36 @@ END_TEST
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
-    TCase *tc = tcase_create("get_put_del");
-    tcase_add_checked_fixture(tc, setup_open, teardown);
+    TCase *tc = tcase("get_put_del", setup_open, teardown);
     tcase_add_test(tc, put_get_delete_in_a_write_job);
     tcase_add_test(tc, nooverwrite_refuses_an_existing_key);
     suite_add_tcase(s, tc);
-    tc = tcase_create("cursors");
-    tcase_add_checked_fixture(tc, setup_open, teardown);
+    tc = tcase("cursors", setup_open, teardown);
     tcase_add_test(tc, cursor_seek_finds_first_key_at_or_after);
     tcase_add_test(tc, cursor_seek_before_finds_last_key_below);
     tcase_add_test(tc, cursor_walks_a_range_both_ways);
     tcase_add_test(tc, cursor_on_an_empty_database);
     tcase_add_test(tc, steps_count_gets_and_cursor_moves);
     suite_add_tcase(s, tc);
-    tc = tcase_create("group_commit");
-    tcase_add_checked_fixture(tc, setup_open, teardown);
+    tc = tcase("group_commit", setup_open, teardown);
     tcase_add_test(tc, group_commit_batches_jobs_from_many_threads);
     tcase_add_test(tc, group_commit_without_a_gate_still_batches);
     tcase_add_test(tc, failing_job_aborts_alone_in_its_batch);
     tcase_add_test(tc, barrier_jobs_run_in_a_batch_of_their_own);
     tcase_add_test(tc, close_finishes_queued_jobs);
     suite_add_tcase(s, tc);
-    tc = tcase_create("map_size");
-    tcase_add_checked_fixture(tc, setup_open, teardown);
+    tc = tcase("map_size", setup_open, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, map_grows_from_a_tiny_start);
     tcase_add_test(tc, map_cap_refuses_the_job_that_does_not_fit);
     tcase_add_test(tc, map_cap_fails_a_whole_batch);
     tcase_add_test(tc, readers_run_while_the_map_grows);
     suite_add_tcase(s, tc);
-    tc = tcase_create("maintenance");
-    tcase_add_checked_fixture(tc, setup_open, teardown);
+    tc = tcase("maintenance", setup_open, teardown);
     tcase_add_test(tc, backup_copy_opens_with_the_same_data);
     tcase_add_test(tc, reader_check_clears_slots_of_dead_processes);
     suite_add_tcase(s, tc);
-    tc = tcase_create("open");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tcase("open", setup, teardown);
     tcase_add_test(tc, open_reports_unusable_directories);
     suite_add_tcase(s, tc);
     return s;
