@@ -245,6 +245,8 @@ void trl_txn_end(struct trl_txn *t)
 int trl_txn_get(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, struct trl_slice *v)
 {
     MDB_val key = {kn, (void *)k}, val;
+    v->p = NULL;
+    v->n = 0;
     t->steps++;
     int rc = mdb_get(t->txn, t->s->dbi[db], &key, &val);
     if (rc) return trl_store_rc(rc, "get");
@@ -280,7 +282,7 @@ int trl_txn_del(struct trl_txn *t, enum trl_db db, const void *k, size_t kn)
 
 int trl_txn_seq_next(struct trl_txn *t, const char *key, uint64_t *out)
 {
-    struct trl_slice v;
+    struct trl_slice v = {0};
     uint64_t cur = 0;
     size_t kn = strlen(key);
     int rc = trl_txn_get(t, TRL_DB_SEQ, key, kn, &v);
