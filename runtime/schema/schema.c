@@ -1082,8 +1082,7 @@ int trl_catalog_load(struct trl_txn *t, struct trl_catalog **out, struct trl_dia
         trl_catalog_unref(c);
         return rc;
     }
-    /* No types: c->types is NULL, which qsort may not be given even with a count of 0. */
-    if (c->ntypes > 1) qsort(c->types, c->ntypes, sizeof(*c->types), type_cmp);
+    qsort(c->types, c->ntypes, sizeof(*c->types), type_cmp);
     *out = c;
     return 0;
 }

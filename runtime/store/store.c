@@ -83,9 +83,7 @@ int trl_store_open(const struct trl_store_opts *o, struct trl_store **out, struc
     mdb_env_set_maxdbs(s->env, TRL_DB_COUNT + 4);
     mdb_env_set_maxreaders(s->env, o->max_readers ? o->max_readers : 256);
     mdb_env_set_mapsize(s->env, s->map_size);
-    /* MDB_NOMETASYNC: the writer flushes each commit's meta page itself before it answers
-     * (see writer.c); never MDB_NOSYNC. */
-    unsigned flags = MDB_NOTLS | (o->read_only ? MDB_RDONLY : MDB_NOMETASYNC);
+    unsigned flags = MDB_NOTLS | (o->read_only ? MDB_RDONLY : 0);
     rc = mdb_env_open(s->env, o->dir, flags, 0600);
     if (rc) {
         int code = rc == EAGAIN ? TRL_EUNAVAIL : TRL_EIO;

@@ -2,7 +2,6 @@
 #include "store_int.h"
 
 #include <stdlib.h>
-#include <unistd.h>
 
 /* Runs jobs [first, end) in one batch txn; fills job->next-independent results into rcs. */
 static int run_batch(struct trl_store *s, struct trl_write_job **jobs, size_t n, int *rcs)
@@ -52,7 +51,7 @@ static int run_batch(struct trl_store *s, struct trl_write_job **jobs, size_t n,
     }
 }
 
-static void finish(struct trl_write_job **jobs, size_t n, const int *rcs, int batch_rc)
+static void finish(struct trl_write_job **jobs, size_t n, int *rcs, int batch_rc)
 {
     for (size_t i = 0; i < n; i++) {
         int rc = batch_rc ? batch_rc : rcs[i];
@@ -61,128 +60,55 @@ static void finish(struct trl_write_job **jobs, size_t n, const int *rcs, int ba
     }
 }
 
-/* A batch: its jobs, their results, and the batch's own result. */
-struct batch {
-    struct trl_write_job **jobs; /* owned array */
-    int *rcs;                    /* owned array, one result per job */
-    size_t n, cap;               /* used and allocated entries */
-    int brc;                     /* commit result */
-    bool barrier;                /* holds a barrier job */
-};
-
-static bool batch_grow(struct batch *b)
-{
-    size_t nc = b->cap ? b->cap * 2 : 64;
-    struct trl_write_job **nj = realloc(b->jobs, nc * sizeof(*nj));
-    if (!nj) return false;
-    b->jobs = nj;
-    int *nr = realloc(b->rcs, nc * sizeof(*nr));
-    if (!nr) return false;
-    b->rcs = nr;
-    b->cap = nc;
-    return true;
-}
-
-static size_t last_txnid(struct trl_store *s)
-{
-    MDB_envinfo info;
-    mdb_env_info(s->env, &info);
-    return info.me_last_txnid;
-}
-
-/* Flushes the file so that the newest commit's meta page is on disk. A failed flush leaves
- * durability unknown: the process ends rather than acknowledge anything (clients retry). */
-static void sync_now(struct trl_store *s)
-{
-    int rc = mdb_env_sync(s->env, 1);
-    if (rc) {
-        trl_log(TRL_LOG_ERROR, "fdatasync of the store failed: %s; stopping", mdb_strerror(rc));
-        _exit(70);
-    }
-}
-
-/*
- * Durability is pipelined. The environment runs with MDB_NOMETASYNC: a commit writes its pages,
- * fdatasyncs them, then writes its meta page without a flush of its own. That meta page reaches
- * the disk with the next commit's fdatasync, or with an explicit sync when no work is waiting. A
- * batch is acknowledged only after one of those two, so every answer still follows durability,
- * while a busy writer pays one flush per commit instead of two.
- */
 void *trl_store_writer_main(void *arg)
 {
     struct trl_store *s = arg;
-    struct batch bs[2] = {{0}};
-    struct batch *pend = NULL; /* committed, waiting for its meta page to be flushed */
-    int cur = 0;
-    if (!batch_grow(&bs[0]) || !batch_grow(&bs[1])) {
+    size_t cap = 64;
+    struct trl_write_job **jobs = malloc(cap * sizeof(*jobs));
+    int *rcs = malloc(cap * sizeof(*rcs));
+    if (!jobs || !rcs) {
         trl_log(TRL_LOG_ERROR, "out of memory starting the writer");
         abort();
     }
     for (;;) {
         pthread_mutex_lock(&s->qlock);
-        while (!s->qhead && !s->stopping && !pend) pthread_cond_wait(&s->qcond, &s->qlock);
+        while (!s->qhead && !s->stopping) pthread_cond_wait(&s->qcond, &s->qlock);
         struct trl_write_job *list = s->qhead;
         s->qhead = s->qtail = NULL;
         bool stop = s->stopping;
         pthread_mutex_unlock(&s->qlock);
-        if (!list) {
-            /* Idle: make the last batch durable now and answer it. */
-            if (pend) {
-                sync_now(s);
-                finish(pend->jobs, pend->n, pend->rcs, 0);
-                pend = NULL;
-            }
-            if (stop) break;
-            continue;
-        }
+        if (!list && stop) break;
+
         /* Split the taken list into batches; a barrier job runs in a batch of its own. */
         while (list) {
-            struct batch *b = &bs[cur];
-            b->n = 0;
-            b->barrier = false;
+            size_t n = 0;
             while (list) {
-                if (list->barrier && b->n > 0) break;
-                if (b->n == b->cap && !batch_grow(b)) break; /* run what fits now */
+                if (list->barrier && n > 0) break;
+                if (n == cap) {
+                    size_t nc = cap * 2;
+                    struct trl_write_job **nj = realloc(jobs, nc * sizeof(*nj));
+                    if (nj) jobs = nj;
+                    int *nr = nj ? realloc(rcs, nc * sizeof(*nr)) : NULL;
+                    if (nr) rcs = nr;
+                    if (!nj || !nr) break; /* run what fits now */
+                    cap = nc;
+                }
                 struct trl_write_job *j = list;
                 list = list->next;
                 j->next = NULL;
-                b->jobs[b->n++] = j;
-                if (j->barrier) {
-                    b->barrier = true;
-                    break;
-                }
+                jobs[n++] = j;
+                if (j->barrier) break;
             }
-            size_t before = last_txnid(s);
-            b->brc = run_batch(s, b->jobs, b->n, b->rcs);
-            bool wrote = b->brc == 0 && last_txnid(s) != before;
-            if (pend) {
-                /* This commit's fdatasync carried the previous meta page; without a commit,
-                 * flush explicitly. */
-                if (!wrote) sync_now(s);
-                finish(pend->jobs, pend->n, pend->rcs, 0);
-                pend = NULL;
-            }
+            int brc = run_batch(s, jobs, n, rcs);
             pthread_mutex_lock(&s->qlock);
             s->batches++;
-            s->jobs += b->n;
+            s->jobs += n;
             pthread_mutex_unlock(&s->qlock);
-            if (!wrote) {
-                /* Failed, or nothing to make durable. */
-                finish(b->jobs, b->n, b->rcs, b->brc);
-            } else if (b->barrier) {
-                /* Definition changes are answered (and published) before the next batch. */
-                sync_now(s);
-                finish(b->jobs, b->n, b->rcs, 0);
-            } else {
-                pend = b;
-                cur ^= 1;
-            }
+            finish(jobs, n, rcs, brc);
         }
     }
-    for (int i = 0; i < 2; i++) {
-        free(bs[i].jobs);
-        free(bs[i].rcs);
-    }
+    free(jobs);
+    free(rcs);
     return NULL;
 }
 
