@@ -2,6 +2,8 @@
 #include "store_int.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Runs jobs [first, end) in one batch txn; fills job->next-independent results into rcs. */
 static int run_batch(struct trl_store *s, struct trl_write_job **jobs, size_t n, int *rcs)
@@ -60,6 +62,46 @@ static void finish(struct trl_write_job **jobs, size_t n, int *rcs, int batch_rc
     }
 }
 
+/*
+ * Keeps a region of written zeros past the end of the data in the file. A commit that extends
+ * the file makes its fdatasync also journal the new size and extents, which made commits about a
+ * third slower here; writing into blocks that already exist changes no metadata. The zeros are
+ * written while holding a write txn (LMDB's writer lock, shared with other processes such as
+ * `trellis import`), only past the file's current end, where no LMDB page lives, and never past
+ * the map. Failures only cost speed, so they are logged, not returned.
+ */
+#define ZERO_LOW ((off_t)4 << 20)   /* top up when less than this is left */
+#define ZERO_STEP ((off_t)16 << 20) /* at least this much at a time */
+
+static void keep_zeroed(struct trl_store *s)
+{
+    int fd;
+    struct stat st;
+    MDB_envinfo info;
+    MDB_stat ms;
+    if (mdb_env_get_fd(s->env, &fd) || fstat(fd, &st)) return;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &ms);
+    off_t used = (off_t)(info.me_last_pgno + 1) * ms.ms_psize;
+    if (st.st_size - used >= ZERO_LOW) return;
+    off_t step = used / 8 > ZERO_STEP ? used / 8 : ZERO_STEP;
+    off_t target = st.st_size + step;
+    if (target > (off_t)info.me_mapsize) target = (off_t)info.me_mapsize;
+    MDB_txn *txn;
+    if (mdb_txn_begin(s->env, NULL, 0, &txn)) return;
+    if (fstat(fd, &st) == 0 && st.st_size < target) {
+        static const char zeros[1 << 16];
+        bool ok = true;
+        for (off_t off = st.st_size; ok && off < target; off += (off_t)sizeof(zeros)) {
+            size_t n = target - off < (off_t)sizeof(zeros) ? (size_t)(target - off) : sizeof(zeros);
+            ok = pwrite(fd, zeros, n, off) == (ssize_t)n;
+        }
+        if (ok) ok = fdatasync(fd) == 0;
+        if (!ok) trl_log(TRL_LOG_WARN, "could not extend the store file ahead of its data");
+    }
+    mdb_txn_abort(txn);
+}
+
 void *trl_store_writer_main(void *arg)
 {
     struct trl_store *s = arg;
@@ -70,6 +112,7 @@ void *trl_store_writer_main(void *arg)
         trl_log(TRL_LOG_ERROR, "out of memory starting the writer");
         abort();
     }
+    keep_zeroed(s);
     for (;;) {
         pthread_mutex_lock(&s->qlock);
         while (!s->qhead && !s->stopping) pthread_cond_wait(&s->qcond, &s->qlock);
@@ -106,6 +149,7 @@ void *trl_store_writer_main(void *arg)
             pthread_mutex_unlock(&s->qlock);
             finish(jobs, n, rcs, brc);
         }
+        keep_zeroed(s);
     }
     free(jobs);
     free(rcs);
