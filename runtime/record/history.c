@@ -290,7 +290,8 @@ static int check_type(struct checker *ck, const struct trl_type *ty)
     unsigned char pre[4];
     trl_put_u32be(pre, ty->id);
     uint64_t nrec = 0, max_id = 0;
-    struct trl_idx_entry *e = malloc(TRL_REC_MAX_IDX * sizeof(*e));
+    size_t cap = trl_rec_index_cap(ty);
+    struct trl_idx_entry *e = malloc(cap * sizeof(*e));
     int rc = e ? trl_cursor_open(ck->t, TRL_DB_REC, &c) : TRL_ENOMEM;
     if (rc) {
         free(e);
@@ -314,7 +315,7 @@ static int check_type(struct checker *ck, const struct trl_type *ty)
         r.id = id;
         nrec++;
         if (id > max_id) max_id = id;
-        size_t n = trl_rec_index_entries(ty, &r, e, TRL_REC_MAX_IDX);
+        size_t n = trl_rec_index_entries(ty, &r, e, cap);
         for (size_t i = 0; i < n; i++) {
             struct trl_slice tmp;
             uint32_t iid = trl_index_id(ty, e[i].col);

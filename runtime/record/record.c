@@ -166,6 +166,11 @@ static int counter_add(struct trl_txn *t, const struct trl_buf *key, int64_t del
     return trl_txn_put(t, TRL_DB_CNT, key->data, key->len, b, 8, 0);
 }
 
+size_t trl_rec_index_cap(const struct trl_type *ty)
+{
+    return 4 + ty->nfields;
+}
+
 size_t trl_rec_index_entries(const struct trl_type *ty, const struct trl_record *r,
                              struct trl_idx_entry *out, size_t cap)
 {
@@ -204,11 +209,12 @@ static bool value_eq(const struct trl_value *a, const struct trl_value *b)
 static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struct trl_record *r,
                        const struct trl_record *old, bool add, struct trl_diag *d)
 {
-    struct trl_idx_entry *e = malloc(2 * TRL_REC_MAX_IDX * sizeof(*e));
+    size_t cap = trl_rec_index_cap(ty);
+    struct trl_idx_entry *e = malloc(2 * cap * sizeof(*e));
     if (!e) return TRL_ENOMEM;
-    struct trl_idx_entry *oe = e + TRL_REC_MAX_IDX;
-    size_t n = trl_rec_index_entries(ty, r, e, TRL_REC_MAX_IDX);
-    size_t on = old ? trl_rec_index_entries(ty, old, oe, TRL_REC_MAX_IDX) : 0;
+    struct trl_idx_entry *oe = e + cap;
+    size_t n = trl_rec_index_entries(ty, r, e, cap);
+    size_t on = old ? trl_rec_index_entries(ty, old, oe, cap) : 0;
     struct trl_buf k;
     trl_buf_init(&k);
     unsigned char idb[8];

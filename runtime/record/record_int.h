@@ -28,8 +28,8 @@ struct trl_idx_entry {
     bool counted;       /* has a value counter (state and enums) */
     struct trl_value v; /* value (borrowed from the record or the schema) */
 };
-/* Most index entries of one record (system columns + at most 500 fields). */
-#define TRL_REC_MAX_IDX 520
+/* Most index entries a record of ty can have (the system columns and every field). */
+size_t trl_rec_index_cap(const struct trl_type *ty);
 /* Fills at most cap entries; returns the number. */
 size_t trl_rec_index_entries(const struct trl_type *ty, const struct trl_record *r,
                              struct trl_idx_entry *out, size_t cap);
