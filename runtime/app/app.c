@@ -16,9 +16,8 @@ struct folder {
 };
 
 static const struct folder folders[] = {
-    {"types", "type", ".json"},       {"workflows", "workflow", ".json"},
-    {"forms", "form", ".json"},       {"reports", "report", ".json"},
-    {"i18n", "i18n", ".json"},        {"hooks", "hook", ".lua"},
+    {"types", "type", ".json"},     {"workflows", "workflow", ".json"}, {"forms", "form", ".json"},
+    {"reports", "report", ".json"}, {"i18n", "i18n", ".json"},          {"hooks", "hook", ".lua"},
     {"tests", "hooktest", ".lua"},
 };
 
@@ -141,8 +140,8 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
                             "app.json: needs \"name\" (lower-case letters, digits, _ and -) and "
                             "\"version\" strings");
     }
-    static const char *app_keys[] = {"name", "version", "labels", "description", "dependencies",
-                                     "roles"};
+    static const char *app_keys[] = {"name",        "version",      "labels",
+                                     "description", "dependencies", "roles"};
     for (const cJSON *k = j->child; k; k = k->next) {
         bool ok = false;
         for (size_t i = 0; i < sizeof(app_keys) / sizeof(app_keys[0]) && !ok; i++)
@@ -177,10 +176,11 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
             known = strcmp(fn, folders[fi].dir) == 0;
         if (!known) {
             trl_diag_field(d, fn);
-            rc = trl_diag_set(d, TRL_EINVAL,
-                              "%s: not part of an app (expected app.json, README.md and the folders "
-                              "types, workflows, forms, reports, i18n, hooks, tests)",
-                              fn);
+            rc =
+                trl_diag_set(d, TRL_EINVAL,
+                             "%s: not part of an app (expected app.json, README.md and the folders "
+                             "types, workflows, forms, reports, i18n, hooks, tests)",
+                             fn);
         }
     }
     closedir(top);
@@ -213,8 +213,9 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
             if (fl <= el || strcmp(fn + fl - el, folders[fi].ext) != 0) {
                 /* Never ignore a file silently. */
                 trl_diag_field(d, rel);
-                rc = trl_diag_set(d, TRL_EINVAL, "%s: unexpected file (only *%s files belong in %s/)",
-                                  rel, folders[fi].ext, folders[fi].dir);
+                rc = trl_diag_set(d, TRL_EINVAL,
+                                  "%s: unexpected file (only *%s files belong in %s/)", rel,
+                                  folders[fi].ext, folders[fi].dir);
                 break;
             }
             char base[256];
@@ -234,12 +235,14 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
                 }
                 cJSON *dj = cJSON_ParseWithLength(text, n);
                 const cJSON *dn = cJSON_GetObjectItemCaseSensitive(dj, "name");
-                if (!cJSON_IsObject(dj) || !cJSON_IsString(dn) || strcmp(dn->valuestring, base) != 0) {
+                if (!cJSON_IsObject(dj) || !cJSON_IsString(dn) ||
+                    strcmp(dn->valuestring, base) != 0) {
                     cJSON_Delete(dj);
                     free(text);
                     trl_diag_field(d, rel);
-                    rc = trl_diag_set(d, TRL_EINVAL, "%s: \"name\" must be \"%s\", as the file is named",
-                                      rel, base);
+                    rc = trl_diag_set(d, TRL_EINVAL,
+                                      "%s: \"name\" must be \"%s\", as the file is named", rel,
+                                      base);
                     break;
                 }
                 cJSON_Delete(dj);
@@ -251,7 +254,8 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
             }
             rc = add_file(b, folders[fi].kind, base, rel, text, n);
         }
-        for (size_t i = 0; i < nn; i++) free(names[i]);
+        for (size_t i = 0; i < nn; i++)
+            free(names[i]);
         free(names);
         if (rc) goto fail;
     }
@@ -289,7 +293,8 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
                 for (size_t k = 0; k < d->nferrs; k++) {
                     char *p = malloc(strlen(f->path) + strlen(d->ferrs[k].field) + 3);
                     if (!p) return TRL_ENOMEM;
-                    sprintf(p, "%s%s%s", f->path, *d->ferrs[k].field ? ": " : "", d->ferrs[k].field);
+                    sprintf(p, "%s%s%s", f->path, *d->ferrs[k].field ? ": " : "",
+                            d->ferrs[k].field);
                     free(d->ferrs[k].field);
                     d->ferrs[k].field = p;
                 }
@@ -306,8 +311,10 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
             if (!canon) return d->code ? d->code : TRL_ENOMEM;
             /* Definitions of other kinds are namespaced by app: "app/name". */
             char key[300];
-            if (strcmp(f->kind, "app") == 0) snprintf(key, sizeof(key), "%s", f->name);
-            else snprintf(key, sizeof(key), "%s/%s", b->name, f->name);
+            if (strcmp(f->kind, "app") == 0)
+                snprintf(key, sizeof(key), "%s", f->name);
+            else
+                snprintf(key, sizeof(key), "%s/%s", b->name, f->name);
             char *old = NULL;
             bool same = trl_meta_get(t, f->kind, key, &old) == 0 && strcmp(old, canon) == 0;
             free(old);
@@ -340,7 +347,8 @@ static int write_file(const char *dir, const char *sub, const char *name, const 
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s%s%s", dir, sub ? "/" : "", sub ? sub : "");
-    if (mkdirs(path)) return trl_diag_set(d, TRL_EIO, "cannot create %s: %s", path, strerror(errno));
+    if (mkdirs(path))
+        return trl_diag_set(d, TRL_EIO, "cannot create %s: %s", path, strerror(errno));
     snprintf(path, sizeof(path), "%s%s%s/%s%s", dir, sub ? "/" : "", sub ? sub : "", name, ext);
     FILE *f = fopen(path, "wb");
     if (!f) return trl_diag_set(d, TRL_EIO, "cannot write %s: %s", path, strerror(errno));
@@ -380,14 +388,19 @@ int trl_app_export(struct trl_txn *t, const char *name, const char *dir, struct 
 {
     char *app = NULL;
     int rc = trl_meta_get(t, "app", name, &app);
-    if (rc == TRL_ENOTFOUND) return trl_diag_set(d, TRL_ENOTFOUND, "no app '%s' is installed", name);
+    if (rc == TRL_ENOTFOUND)
+        return trl_diag_set(d, TRL_ENOTFOUND, "no app '%s' is installed", name);
     if (rc) return rc;
     rc = write_file(dir, NULL, "app", ".json", app, d);
     free(app);
     if (rc) return rc;
     for (size_t fi = 0; fi < sizeof(folders) / sizeof(folders[0]) && !rc; fi++) {
-        struct export_ctx e = {.app = name, .dir = dir, .sub = folders[fi].dir,
-                               .ext = folders[fi].ext, .t = t, .d = d,
+        struct export_ctx e = {.app = name,
+                               .dir = dir,
+                               .sub = folders[fi].dir,
+                               .ext = folders[fi].ext,
+                               .t = t,
+                               .d = d,
                                .types = strcmp(folders[fi].kind, "type") == 0};
         rc = trl_meta_each(t, folders[fi].kind, export_one, &e);
     }
@@ -426,7 +439,8 @@ static int list_app(void *ud, const char *name, const char *json, size_t n)
              trl_buf_adds(l->out, ",\"version\":");
     if (!rc && cJSON_IsString(ver))
         rc = trl_buf_add_json_str(l->out, ver->valuestring, strlen(ver->valuestring));
-    else if (!rc) rc = trl_buf_adds(l->out, "null");
+    else if (!rc)
+        rc = trl_buf_adds(l->out, "null");
     rc = rc || trl_buf_adds(l->out, ",\"labels\":") || trl_buf_adds(l->out, lab ? lab : "{}") ||
          trl_buf_adds(l->out, ",\"types\":[");
     free(lab);

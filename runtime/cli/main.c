@@ -24,9 +24,11 @@ static const char *usage_main =
     "  app export NAME DIR [--data DIR]           write app NAME's definitions into DIR\n"
     "  app list [--data DIR]                      list installed apps\n"
     "  backup FILE [--data DIR]                   hot, consistent, compacted copy of the store\n"
-    "  restore FILE [--data DIR]                  replace the store with a backup (server stopped)\n"
+    "  restore FILE [--data DIR]                  replace the store with a backup (server "
+    "stopped)\n"
     "  check [--data DIR]                         verify records, indexes, counters and history\n"
-    "  import TYPE FILE [--data DIR]              create records from JSON lines (one object a line)\n"
+    "  import TYPE FILE [--data DIR]              create records from JSON lines (one object a "
+    "line)\n"
     "  version                                    print the version\n"
     "\n"
     "Every command takes --data DIR (default ./data). `trellis COMMAND --help` says more.\n";
@@ -58,7 +60,8 @@ static const char *help_app =
 static const char *help_backup =
     "usage: trellis backup FILE [--data DIR]\n"
     "Writes a consistent, compacted copy of the store to FILE (which must not exist), also while\n"
-    "the server runs. Attachments live in DIR/files: copy that folder too (it is content-addressed,\n"
+    "the server runs. Attachments live in DIR/files: copy that folder too (it is "
+    "content-addressed,\n"
     "so a plain copy after the backup is consistent).\n";
 
 static const char *help_restore =
@@ -67,7 +70,8 @@ static const char *help_restore =
 
 static const char *help_import =
     "usage: trellis import TYPE FILE [--data DIR] [--batch N]\n"
-    "Creates one record of TYPE per line of FILE (a JSON object per line; - reads stdin), with the\n"
+    "Creates one record of TYPE per line of FILE (a JSON object per line; - reads stdin), with "
+    "the\n"
     "same validation, indexes, counters and history as POST /api/v1/records/TYPE. Lines are\n"
     "committed in batches of N (default 1000); the first invalid line stops the import, its batch\n"
     "is not stored, and the line number and every failing field are printed.\n";
@@ -123,9 +127,10 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
             if (need_value(i, argc, o)) return -1;
             a->port_file = argv[++i];
         } else if (strncmp(o, "--", 2) == 0) {
-            static const char *num[] = {"--batch", "--body-limit", "--file-limit", "--conn-limit",
-                                        "--per-ip-limit", "--idle-timeout", "--deadline",
-                                        "--threads", "--map-max", "--max-scan", "--map-initial"};
+            static const char *num[] = {"--batch",      "--body-limit",   "--file-limit",
+                                        "--conn-limit", "--per-ip-limit", "--idle-timeout",
+                                        "--deadline",   "--threads",      "--map-max",
+                                        "--max-scan",   "--map-initial"};
             size_t k;
             for (k = 0; k < sizeof(num) / sizeof(num[0]); k++)
                 if (strcmp(o, num[k]) == 0) break;
@@ -139,17 +144,39 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
                 return -1;
             }
             switch (k) {
-            case 0: a->batch = v; break;
-            case 1: a->so.body_limit = v; break;
-            case 2: a->so.file_limit = v; break;
-            case 3: a->so.conn_limit = (unsigned)v; break;
-            case 4: a->so.per_ip_limit = (unsigned)v; break;
-            case 5: a->so.idle_timeout_s = (unsigned)v; break;
-            case 6: a->so.deadline_s = (unsigned)v; break;
-            case 7: a->so.threads = (unsigned)v; break;
-            case 8: a->so.map_max = (size_t)v << 20; break;
-            case 9: a->so.max_scan = (int64_t)v; break;
-            case 10: a->so.map_initial = (size_t)v << 20; break;
+            case 0:
+                a->batch = v;
+                break;
+            case 1:
+                a->so.body_limit = v;
+                break;
+            case 2:
+                a->so.file_limit = v;
+                break;
+            case 3:
+                a->so.conn_limit = (unsigned)v;
+                break;
+            case 4:
+                a->so.per_ip_limit = (unsigned)v;
+                break;
+            case 5:
+                a->so.idle_timeout_s = (unsigned)v;
+                break;
+            case 6:
+                a->so.deadline_s = (unsigned)v;
+                break;
+            case 7:
+                a->so.threads = (unsigned)v;
+                break;
+            case 8:
+                a->so.map_max = (size_t)v << 20;
+                break;
+            case 9:
+                a->so.max_scan = (int64_t)v;
+                break;
+            case 10:
+                a->so.map_initial = (size_t)v << 20;
+                break;
             }
         } else {
             if (a->npos == 4) {
@@ -311,8 +338,10 @@ static int cmd_app(struct args *a)
         if (open_store(a->data, true, &s)) return 1;
         struct trl_txn *t;
         if (trl_store_read(s, &t) == 0) {
-            if (trl_app_export(t, a->pos[1], a->pos[2], &d)) print_diag(&d);
-            else rc = 0, printf("exported %s into %s\n", a->pos[1], a->pos[2]);
+            if (trl_app_export(t, a->pos[1], a->pos[2], &d))
+                print_diag(&d);
+            else
+                rc = 0, printf("exported %s into %s\n", a->pos[1], a->pos[2]);
             trl_txn_end(t);
         }
     } else if (strcmp(sub, "list") == 0) {
@@ -343,8 +372,10 @@ static int cmd_backup(struct args *a)
     struct trl_diag d;
     trl_diag_init(&d);
     int rc = trl_store_backup(s, a->pos[0], &d);
-    if (rc) print_diag(&d);
-    else printf("backup of %s written to %s\n", a->data, a->pos[0]);
+    if (rc)
+        print_diag(&d);
+    else
+        printf("backup of %s written to %s\n", a->data, a->pos[0]);
     trl_diag_reset(&d);
     trl_store_close(s);
     return rc ? 1 : 0;
@@ -390,8 +421,10 @@ static int cmd_restore(struct args *a)
     int rc = 1;
     struct stat bst;
     const char *why = NULL;
-    if (stat(a->pos[0], &bst)) why = strerror(errno);
-    else if (!S_ISREG(bst.st_mode) || bst.st_size < 8192) why = "too small to be a store";
+    if (stat(a->pos[0], &bst))
+        why = strerror(errno);
+    else if (!S_ISREG(bst.st_mode) || bst.st_size < 8192)
+        why = "too small to be a store";
     if (why) {
         fprintf(stderr, "trellis: %s is not a Trellis backup (%s)\n", a->pos[0], why);
         goto out;
@@ -442,8 +475,10 @@ static int cmd_check(struct args *a)
     int problems = -1;
     if (!rc) problems = trl_rec_check(t, cat, &report);
     trl_txn_end(t);
-    if (rc) print_diag(&d);
-    else if (problems < 0) fprintf(stderr, "trellis: check failed: %s\n", trl_err_title(problems, "en"));
+    if (rc)
+        print_diag(&d);
+    else if (problems < 0)
+        fprintf(stderr, "trellis: check failed: %s\n", trl_err_title(problems, "en"));
     else if (problems > 0) {
         fputs(report.data, stdout);
         printf("%d problem(s) found in %s\n", problems, a->data);
@@ -471,11 +506,11 @@ static int cmd_check(struct args *a)
 struct import_job {
     const struct trl_type *ty;
     const struct trl_catalog *cat;
-    char **lines;          /* the batch's lines (borrowed) */
-    size_t *lineno;        /* their line numbers */
-    size_t n;              /* lines in the batch */
-    size_t bad;            /* index of the failing line */
-    struct trl_diag *d;    /* its diagnostics */
+    char **lines;       /* the batch's lines (borrowed) */
+    size_t *lineno;     /* their line numbers */
+    size_t n;           /* lines in the batch */
+    size_t bad;         /* index of the failing line */
+    struct trl_diag *d; /* its diagnostics */
     struct trl_principal who;
 };
 
@@ -489,10 +524,15 @@ static int import_fn(struct trl_txn *t, void *arg)
         size_t nin = 0;
         void *tree = NULL;
         trl_diag_reset(j->d);
-        int rc = trl_json_object_inputs(j->lines[i], strlen(j->lines[i]), 64, &in, &nin, &tree, j->d);
+        int rc =
+            trl_json_object_inputs(j->lines[i], strlen(j->lines[i]), 64, &in, &nin, &tree, j->d);
         if (!rc) {
-            struct trl_rec_ctx cx = {.cat = j->cat, .who = &j->who, .now_ms = trl_clock_now(&clk),
-                                     .request_id = "import", .lang = "en", .d = j->d};
+            struct trl_rec_ctx cx = {.cat = j->cat,
+                                     .who = &j->who,
+                                     .now_ms = trl_clock_now(&clk),
+                                     .request_id = "import",
+                                     .lang = "en",
+                                     .d = j->d};
             uint64_t id;
             rc = trl_rec_create(t, &cx, j->ty, in, nin, &id, NULL);
         }
@@ -548,28 +588,32 @@ static int cmd_import(struct args *a)
                 break;
             }
             lineno++;
-            while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+            while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = 0;
             if (!len) continue;
             lines[n] = strdup(line);
             nos[n++] = lineno;
         }
         if (n) {
-            struct import_job j = {.ty = ty, .cat = cat, .lines = lines, .lineno = nos, .n = n,
-                                   .d = &d};
+            struct import_job j = {
+                .ty = ty, .cat = cat, .lines = lines, .lineno = nos, .n = n, .d = &d};
             snprintf(j.who.user, sizeof(j.who.user), "admin");
             j.who.admin = true;
             int wrc = trl_store_write(s, import_fn, &j);
             if (wrc) {
                 fprintf(stderr, "trellis: line %zu: ", nos[j.bad]);
                 print_diag(&d);
-                fprintf(stderr, "trellis: imported %zu record(s); nothing from line %zu on was "
-                                "stored\n", total, nos[0]);
+                fprintf(stderr,
+                        "trellis: imported %zu record(s); nothing from line %zu on was "
+                        "stored\n",
+                        total, nos[0]);
                 rc = 1;
             } else {
                 total += n;
             }
         }
-        for (size_t i = 0; i < n; i++) free(lines[i]);
+        for (size_t i = 0; i < n; i++)
+            free(lines[i]);
     }
     if (!rc) {
         double secs = (double)(trl_mono_ms() - t0) / 1000.0;

@@ -63,12 +63,12 @@ struct trl_fval {
 };
 
 struct trl_record {
-    uint32_t type_id;      /* type the record belongs to */
-    uint64_t id;           /* record id, unique per type, grows */
-    uint64_t version;      /* 1 after create, +1 per change; the ETag */
-    int64_t created_at;    /* UTC ms */
-    int64_t updated_at;    /* UTC ms */
-    struct trl_value name; /* autoname ("MR-2026-00001") or empty */
+    uint32_t type_id;            /* type the record belongs to */
+    uint64_t id;                 /* record id, unique per type, grows */
+    uint64_t version;            /* 1 after create, +1 per change; the ETag */
+    int64_t created_at;          /* UTC ms */
+    int64_t updated_at;          /* UTC ms */
+    struct trl_value name;       /* autoname ("MR-2026-00001") or empty */
     struct trl_value state;      /* workflow state, empty when the type has none */
     struct trl_value owner;      /* username of the owner */
     struct trl_value org;        /* org of the record */

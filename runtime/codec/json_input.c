@@ -15,14 +15,16 @@ void trl_json_tree_free(void *tree)
  * value (the walk needs no error handling: the text is known to be valid). */
 static const char *skip_ws(const char *p, const char *e)
 {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
     return p;
 }
 
 static const char *skip_string(const char *p, const char *e)
 {
     p++;
-    while (p < e && *p != '"') p += (*p == '\\') ? 2 : 1;
+    while (p < e && *p != '"')
+        p += (*p == '\\') ? 2 : 1;
     return p < e ? p + 1 : e;
 }
 
@@ -37,14 +39,16 @@ static const char *skip_value(const char *p, const char *e)
                 p = skip_string(p, e);
                 continue;
             }
-            if (*p == '{' || *p == '[') depth++;
-            else if ((*p == '}' || *p == ']') && --depth == 0) return p + 1;
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if ((*p == '}' || *p == ']') && --depth == 0)
+                return p + 1;
             p++;
         }
         return e;
     }
-    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
-           *p != '\n' && *p != '\r')
+    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\n' &&
+           *p != '\r')
         p++;
     return p;
 }

@@ -9,7 +9,8 @@ enum { TAG_NULL = 0x01, TAG_INT = 0x02, TAG_BYTES = 0x03 };
 int trl_key_add_value(struct trl_buf *b, const struct trl_value *v)
 {
     switch (v->kind) {
-    case TRL_V_NULL: return trl_buf_addc(b, TAG_NULL);
+    case TRL_V_NULL:
+        return trl_buf_addc(b, TAG_NULL);
     case TRL_V_INT:
         if (trl_buf_addc(b, TAG_INT)) return TRL_ENOMEM;
         return trl_buf_add_u64be(b, (uint64_t)v->i ^ 0x8000000000000000ull);
@@ -39,7 +40,9 @@ int trl_key_get_value(const unsigned char **pp, const unsigned char *end, struct
     if (p >= end) return TRL_ECORRUPT;
     memset(out, 0, sizeof(*out));
     switch (*p++) {
-    case TAG_NULL: out->kind = TRL_V_NULL; break;
+    case TAG_NULL:
+        out->kind = TRL_V_NULL;
+        break;
     case TAG_INT:
         if (end - p < 8) return TRL_ECORRUPT;
         out->kind = TRL_V_INT;
@@ -52,9 +55,12 @@ int trl_key_get_value(const unsigned char **pp, const unsigned char *end, struct
         for (;;) {
             if (end - p < 2) return TRL_ECORRUPT;
             if (p[0] == 0 && p[1] == 1) break;
-            if (p[0] == 0 && p[1] == 0xFF) escapes++, p += 2;
-            else if (p[0] == 0) return TRL_ECORRUPT;
-            else p++;
+            if (p[0] == 0 && p[1] == 0xFF)
+                escapes++, p += 2;
+            else if (p[0] == 0)
+                return TRL_ECORRUPT;
+            else
+                p++;
         }
         out->kind = TRL_V_BYTES;
         size_t raw = (size_t)(p - start);
@@ -75,7 +81,8 @@ int trl_key_get_value(const unsigned char **pp, const unsigned char *end, struct
         p += 2;
         break;
     }
-    default: return TRL_ECORRUPT;
+    default:
+        return TRL_ECORRUPT;
     }
     *pp = p;
     return 0;

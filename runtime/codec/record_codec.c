@@ -40,8 +40,10 @@ static size_t find(const struct trl_record *r, uint32_t fid, bool *found)
     size_t lo = 0, hi = r->nvals;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (r->vals[mid].fid < fid) lo = mid + 1;
-        else hi = mid;
+        if (r->vals[mid].fid < fid)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     *found = lo < r->nvals && r->vals[lo].fid == fid;
     return lo;

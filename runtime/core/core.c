@@ -52,22 +52,27 @@ const char *trl_lang_pick(const char *al)
     if (!al) return best;
     const char *p = al;
     while (*p) {
-        while (*p == ' ' || *p == ',') p++;
+        while (*p == ' ' || *p == ',')
+            p++;
         const char *tag = p;
-        while (*p && *p != ';' && *p != ',' && *p != ' ') p++;
+        while (*p && *p != ';' && *p != ',' && *p != ' ')
+            p++;
         size_t tlen = (size_t)(p - tag);
         double q = 1.0;
         while (*p && *p != ',') {
             if (p[0] == ';') {
                 const char *qq = p + 1;
-                while (*qq == ' ') qq++;
+                while (*qq == ' ')
+                    qq++;
                 if (qq[0] == 'q' && qq[1] == '=') q = strtod(qq + 2, NULL);
             }
             p++;
         }
         const char *lang = NULL;
-        if (tlen >= 2 && (strncasecmp(tag, "zh", 2) == 0)) lang = "zh-CN";
-        else if (tlen >= 2 && strncasecmp(tag, "en", 2) == 0) lang = "en";
+        if (tlen >= 2 && (strncasecmp(tag, "zh", 2) == 0))
+            lang = "zh-CN";
+        else if (tlen >= 2 && strncasecmp(tag, "en", 2) == 0)
+            lang = "en";
         if (lang && q > 0 && q > best_q) {
             best_q = q;
             best = lang;
@@ -351,13 +356,27 @@ int trl_buf_add_json_str(struct trl_buf *b, const char *s, size_t n)
         size_t el = 2;
         esc[0] = '\\';
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
         default:
             esc[1] = 'u';
             esc[2] = '0';
@@ -449,14 +468,22 @@ bool trl_utf8_valid(const char *str, size_t n)
         }
         size_t need;
         unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) need = 1;
-        else if (c == 0xE0) need = 2, lo = 0xA0;
-        else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) need = 2;
-        else if (c == 0xED) need = 2, hi = 0x9F;
-        else if (c == 0xF0) need = 3, lo = 0x90;
-        else if (c >= 0xF1 && c <= 0xF3) need = 3;
-        else if (c == 0xF4) need = 3, hi = 0x8F;
-        else return false;
+        if (c >= 0xC2 && c <= 0xDF)
+            need = 1;
+        else if (c == 0xE0)
+            need = 2, lo = 0xA0;
+        else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
+            need = 2;
+        else if (c == 0xED)
+            need = 2, hi = 0x9F;
+        else if (c == 0xF0)
+            need = 3, lo = 0x90;
+        else if (c >= 0xF1 && c <= 0xF3)
+            need = 3;
+        else if (c == 0xF4)
+            need = 3, hi = 0x8F;
+        else
+            return false;
         if (n - i <= need) return false;
         if (s[i + 1] < lo || s[i + 1] > hi) return false;
         for (size_t k = 2; k <= need; k++)
@@ -481,7 +508,7 @@ void trl_log_at(enum trl_log_level level, const char *file, int line, const char
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
     char ts[32];
-    trl_datetime_format(trl_clock_now(&(struct trl_clock){0}) , ts);
+    trl_datetime_format(trl_clock_now(&(struct trl_clock){0}), ts);
     const char *base = strrchr(file, '/');
     char msg[2048];
     va_list ap;
@@ -529,8 +556,8 @@ int trl_parse_i64(const char *s, size_t n, int64_t *out)
 }
 
 static const char *ftype_names[TRL_FT_COUNT] = {
-    "text", "longtext", "int", "decimal", "bool", "date",
-    "datetime", "enum", "ref", "user", "json", "attachment",
+    "text",     "longtext", "int", "decimal", "bool", "date",
+    "datetime", "enum",     "ref", "user",    "json", "attachment",
 };
 
 const char *trl_ftype_name(enum trl_ftype t)
@@ -553,8 +580,10 @@ bool trl_ftype_is_int(enum trl_ftype t)
     case TRL_FT_BOOL:
     case TRL_FT_DATE:
     case TRL_FT_DATETIME:
-    case TRL_FT_REF: return true;
-    default: return false;
+    case TRL_FT_REF:
+        return true;
+    default:
+        return false;
     }
 }
 

@@ -29,7 +29,7 @@
     X(TRL_EAUTH, "unauthenticated", 401, "Authentication required", "需要登录")                    \
     X(TRL_EFORBIDDEN, "forbidden", 403, "Not allowed", "无权执行此操作")                           \
     X(TRL_ENOTFOUND, "not_found", 404, "Not found", "未找到")                                      \
-    X(TRL_EMETHOD, "method_not_allowed", 405, "Method not allowed", "不支持该请求方法")             \
+    X(TRL_EMETHOD, "method_not_allowed", 405, "Method not allowed", "不支持该请求方法")            \
     X(TRL_ENOTACCEPT, "not_acceptable", 406, "Not acceptable", "无法提供请求的格式")               \
     X(TRL_ECONFLICT, "conflict", 409, "Conflict", "冲突")                                          \
     X(TRL_EEXIST, "already_exists", 409, "Already exists", "已存在")                               \
@@ -165,7 +165,7 @@ size_t trl_utf8_len(const char *s, size_t n);
  */
 struct trl_clock {
     int64_t (*now_ms)(const struct trl_clock *c); /* current UTC time in ms */
-    int64_t offset_ms;                             /* added by the system clock; tests move it */
+    int64_t offset_ms;                            /* added by the system clock; tests move it */
 };
 /* A clock reading CLOCK_REALTIME plus offset_ms. */
 void trl_clock_system(struct trl_clock *c);
@@ -252,11 +252,11 @@ struct trl_input {
  * Identity of the caller, as far as the engine needs it. Filled by http/ or cli/.
  */
 struct trl_principal {
-    char user[64];    /* username, "" for the system */
-    char org[64];     /* org name, "" when none */
-    char role[64];    /* primary role */
-    char region[64];  /* region, "" when none */
-    bool admin;       /* may use the meta API and see everything */
+    char user[64];   /* username, "" for the system */
+    char org[64];    /* org name, "" when none */
+    char role[64];   /* primary role */
+    char region[64]; /* region, "" when none */
+    bool admin;      /* may use the meta API and see everything */
 };
 
 /* ---------------------------------------------------------------------------------------------

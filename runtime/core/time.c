@@ -123,7 +123,8 @@ int trl_datetime_parse(const char *s, size_t n, int64_t *ms)
             i++;
         }
         if (i == start) return TRL_EINVAL;
-        while (k < 3) frac *= 10, k++;
+        while (k < 3)
+            frac *= 10, k++;
     }
     int64_t off_min = 0;
     if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
@@ -169,19 +170,22 @@ int trl_decimal_parse(const char *s, size_t n, int scale, int64_t *out, const ch
     *why = "type";
     if (n && (s[0] == '-' || s[0] == '+')) neg = s[0] == '-', i = 1;
     size_t int_start = i;
-    while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
     size_t int_len = i - int_start;
     size_t frac_start = i, frac_len = 0;
     if (i < n && s[i] == '.') {
         i++;
         frac_start = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
         frac_len = i - frac_start;
         if (frac_len == 0) return TRL_EINVAL;
     }
     if (i != n || int_len == 0) return TRL_EINVAL;
     /* Trailing zeros beyond the scale are harmless ("1.500" at scale 2). */
-    while (frac_len > (size_t)scale && s[frac_start + frac_len - 1] == '0') frac_len--;
+    while (frac_len > (size_t)scale && s[frac_start + frac_len - 1] == '0')
+        frac_len--;
     if (frac_len > (size_t)scale) {
         *why = "scale";
         return TRL_EINVAL;
@@ -214,7 +218,8 @@ void trl_decimal_format(int64_t v, int scale, char *out)
         digitsbuf[n++] = (char)('0' + (int)(a % 10));
         a /= 10;
     } while (a);
-    while (n <= scale) digitsbuf[n++] = '0';
+    while (n <= scale)
+        digitsbuf[n++] = '0';
     int o = 0;
     if (v < 0) out[o++] = '-';
     for (int k = n - 1; k >= 0; k--) {

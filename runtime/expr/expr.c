@@ -1436,7 +1436,8 @@ static size_t conjuncts(const struct node *nd)
 {
     if (nd->kind != NODE_AND) return 1;
     size_t n = 0;
-    for (const struct node *k = nd->kids; k; k = k->next) n += conjuncts(k);
+    for (const struct node *k = nd->kids; k; k = k->next)
+        n += conjuncts(k);
     return n;
 }
 

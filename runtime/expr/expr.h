@@ -39,18 +39,19 @@
 
 /* What the resolver says about a column. */
 struct trl_expr_field {
-    int id;                      /* caller's identifier of the column, passed back to get */
-    enum trl_ftype type;         /* static type */
-    int scale;                   /* decimal places for TRL_FT_DECIMAL */
-    bool indexed;                /* an index exists on it (for plans) */
-    const char *const *options;  /* enum options (borrowed, valid during the parse), or NULL */
-    size_t noptions;             /* number of options */
+    int id;                     /* caller's identifier of the column, passed back to get */
+    enum trl_ftype type;        /* static type */
+    int scale;                  /* decimal places for TRL_FT_DECIMAL */
+    bool indexed;               /* an index exists on it (for plans) */
+    const char *const *options; /* enum options (borrowed, valid during the parse), or NULL */
+    size_t noptions;            /* number of options */
 };
 
 /* Resolves a column name (not NUL-terminated, n bytes). Returns 0 and fills out, or
  * TRL_ENOTFOUND for an unknown column, or another TRL_E* (e.g. TRL_EFORBIDDEN when the caller may
  * not filter on it) — parse then fails with that code and the column in the message. */
-typedef int (*trl_expr_resolve_fn)(void *ud, const char *name, size_t n, struct trl_expr_field *out);
+typedef int (*trl_expr_resolve_fn)(void *ud, const char *name, size_t n,
+                                   struct trl_expr_field *out);
 
 /* Reads the current value of column `id` for evaluation. The value's bytes must stay valid until
  * trl_expr_eval returns. Returns 0 (a missing value is TRL_V_NULL) or a TRL_E* that aborts. */

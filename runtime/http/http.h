@@ -18,18 +18,18 @@
 #include "record/record.h"
 
 struct trl_server_opts {
-    const char *data_dir;      /* data directory (store, files) */
-    const char *listen;        /* "127.0.0.1:8080" */
-    size_t body_limit;         /* bytes (0: 1 MiB) */
-    size_t file_limit;         /* upload bytes for POST /api/v1/files (0: 16 MiB) */
-    unsigned conn_limit;       /* total connections (0: 1024) */
-    unsigned per_ip_limit;     /* connections per client address (0: 256) */
-    unsigned idle_timeout_s;   /* inactivity timeout (0: 30) */
-    unsigned deadline_s;       /* total per-request deadline (0: 60) */
-    unsigned threads;          /* HTTP threads (0: one per core) */
-    size_t map_initial;        /* store map initial bytes (0: default) */
-    size_t map_max;            /* store map cap bytes (0: default) */
-    int64_t max_scan;          /* most records one listing may examine (0: 200000) */
+    const char *data_dir;          /* data directory (store, files) */
+    const char *listen;            /* "127.0.0.1:8080" */
+    size_t body_limit;             /* bytes (0: 1 MiB) */
+    size_t file_limit;             /* upload bytes for POST /api/v1/files (0: 16 MiB) */
+    unsigned conn_limit;           /* total connections (0: 1024) */
+    unsigned per_ip_limit;         /* connections per client address (0: 256) */
+    unsigned idle_timeout_s;       /* inactivity timeout (0: 30) */
+    unsigned deadline_s;           /* total per-request deadline (0: 60) */
+    unsigned threads;              /* HTTP threads (0: one per core) */
+    size_t map_initial;            /* store map initial bytes (0: default) */
+    size_t map_max;                /* store map cap bytes (0: default) */
+    int64_t max_scan;              /* most records one listing may examine (0: 200000) */
     const struct trl_clock *clock; /* injectable clock (NULL: system) */
 };
 

@@ -10,44 +10,44 @@
 
 /* A tracked connection, for the per-request deadline watchdog. */
 struct conn_track {
-    int fd;                      /* socket (never closed by us: shutdown only) */
-    int64_t started_ms;          /* monotonic ms when the current phase began */
-    int64_t limit_ms;            /* how long the current phase may take */
-    size_t uri_len;              /* length of the current request's URI with its query */
-    bool busy;                   /* a request is being received or handled */
-    bool waiting_writer;         /* suspended on a write job (bounded by the writer) */
+    int fd;                         /* socket (never closed by us: shutdown only) */
+    int64_t started_ms;             /* monotonic ms when the current phase began */
+    int64_t limit_ms;               /* how long the current phase may take */
+    size_t uri_len;                 /* length of the current request's URI with its query */
+    bool busy;                      /* a request is being received or handled */
+    bool waiting_writer;            /* suspended on a write job (bounded by the writer) */
     struct conn_track *prev, *next; /* registry links */
 };
 
 struct trl_server {
-    struct trl_server_opts o;       /* options (strings borrowed for the server's life) */
-    char *files_dir;                /* <data>/files (owned) */
-    struct trl_store *store;        /* the store (owned) */
-    struct MHD_Daemon *mhd;         /* the daemon */
-    struct trl_clock sysclock;      /* default clock */
-    const struct trl_clock *clock;  /* clock in use */
-    pthread_mutex_t cat_lock;       /* guards cat */
-    struct trl_catalog *cat;        /* current catalog (one reference owned) */
-    pthread_mutex_t conn_lock;      /* guards the connection registry */
-    struct conn_track *conns;       /* registry of open connections */
-    pthread_t watchdog;             /* deadline and reader-slot timer */
-    pthread_mutex_t wd_lock;        /* guards wd_stop */
-    pthread_cond_t wd_cond;         /* wakes the watchdog to stop */
-    bool wd_stop;                   /* watchdog should end */
-    bool wd_started;                /* watchdog thread exists */
-    unsigned port;                  /* bound port */
-    uint64_t boot_id;               /* random per start, prefix of request ids */
-    atomic_uint_fast64_t req_seq;   /* request id counter */
+    struct trl_server_opts o;              /* options (strings borrowed for the server's life) */
+    char *files_dir;                       /* <data>/files (owned) */
+    struct trl_store *store;               /* the store (owned) */
+    struct MHD_Daemon *mhd;                /* the daemon */
+    struct trl_clock sysclock;             /* default clock */
+    const struct trl_clock *clock;         /* clock in use */
+    pthread_mutex_t cat_lock;              /* guards cat */
+    struct trl_catalog *cat;               /* current catalog (one reference owned) */
+    pthread_mutex_t conn_lock;             /* guards the connection registry */
+    struct conn_track *conns;              /* registry of open connections */
+    pthread_t watchdog;                    /* deadline and reader-slot timer */
+    pthread_mutex_t wd_lock;               /* guards wd_stop */
+    pthread_cond_t wd_cond;                /* wakes the watchdog to stop */
+    bool wd_stop;                          /* watchdog should end */
+    bool wd_started;                       /* watchdog thread exists */
+    unsigned port;                         /* bound port */
+    uint64_t boot_id;                      /* random per start, prefix of request ids */
+    atomic_uint_fast64_t req_seq;          /* request id counter */
     atomic_uint_fast64_t n_requests;       /* metrics: requests answered */
     atomic_uint_fast64_t n_status[6];      /* metrics: by class 1xx..5xx (index 1..5) */
     atomic_uint_fast64_t latency_us_sum;   /* metrics: total latency */
     atomic_uint_fast64_t n_deadline_kills; /* metrics: connections cut by the deadline */
     atomic_uint_fast64_t lat_bucket[12];   /* metrics: latency histogram buckets */
-    atomic_int pending_jobs;        /* write jobs submitted and not yet done */
-    struct trl_write_job purge_job; /* periodic purge of expired idempotency keys */
-    atomic_bool purge_busy;         /* purge_job is queued or running */
-    size_t purged;                  /* keys removed by the last purge (writer thread) */
-    atomic_bool stopping;           /* stop requested: new requests get 503 */
+    atomic_int pending_jobs;               /* write jobs submitted and not yet done */
+    struct trl_write_job purge_job;        /* periodic purge of expired idempotency keys */
+    atomic_bool purge_busy;                /* purge_job is queued or running */
+    size_t purged;                         /* keys removed by the last purge (writer thread) */
+    atomic_bool stopping;                  /* stop requested: new requests get 503 */
 };
 
 struct req;
@@ -55,46 +55,46 @@ typedef int (*write_exec_fn)(struct req *r, struct trl_txn *t);
 
 /* One HTTP request from first call to completion. */
 struct req {
-    struct trl_server *srv;        /* server */
-    struct MHD_Connection *conn;   /* its connection */
-    struct conn_track *track;      /* watchdog registry entry (borrowed) */
-    char method[8];                /* GET, POST, ... */
-    char *url;                     /* path (owned) */
-    int64_t t0_us;                 /* start, for latency */
-    struct trl_buf body;           /* request body */
-    bool too_big;                  /* body exceeded the limit */
-    size_t discarded;              /* body bytes dropped after the limit */
-    bool is_upload;                /* POST /api/v1/files: raw bytes */
-    struct trl_principal who;      /* caller */
-    const char *lang;              /* en / zh-CN */
-    char request_id[48];           /* X-Request-Id */
-    struct trl_diag d;             /* diagnostics */
-    struct trl_arena arena;        /* request memory */
-    struct trl_catalog *cat;       /* catalog snapshot (a reference) */
+    struct trl_server *srv;      /* server */
+    struct MHD_Connection *conn; /* its connection */
+    struct conn_track *track;    /* watchdog registry entry (borrowed) */
+    char method[8];              /* GET, POST, ... */
+    char *url;                   /* path (owned) */
+    int64_t t0_us;               /* start, for latency */
+    struct trl_buf body;         /* request body */
+    bool too_big;                /* body exceeded the limit */
+    size_t discarded;            /* body bytes dropped after the limit */
+    bool is_upload;              /* POST /api/v1/files: raw bytes */
+    struct trl_principal who;    /* caller */
+    const char *lang;            /* en / zh-CN */
+    char request_id[48];         /* X-Request-Id */
+    struct trl_diag d;           /* diagnostics */
+    struct trl_arena arena;      /* request memory */
+    struct trl_catalog *cat;     /* catalog snapshot (a reference) */
     /* Write jobs */
-    struct trl_write_job job;      /* queued to the writer */
-    write_exec_fn exec;            /* runs in the writer */
-    bool suspended;                /* waiting for the writer */
-    atomic_bool done;              /* writer finished */
-    int job_rc;                    /* job result */
-    const struct trl_type *ty;     /* target type (in cat) */
-    char *type_name;               /* target type name (owned) */
-    uint64_t id;                   /* target record id */
-    uint64_t if_match;             /* If-Match version, 0 none */
-    struct trl_input *in;          /* parsed body members (borrow the JSON tree) */
-    size_t nin;                    /* entries */
-    void *json;                    /* cJSON tree of the body (owned) */
-    char *idem_key;                /* Idempotency-Key (owned) */
-    void *aux;                     /* route-specific data in arena (file metadata) */
+    struct trl_write_job job;  /* queued to the writer */
+    write_exec_fn exec;        /* runs in the writer */
+    bool suspended;            /* waiting for the writer */
+    atomic_bool done;          /* writer finished */
+    int job_rc;                /* job result */
+    const struct trl_type *ty; /* target type (in cat) */
+    char *type_name;           /* target type name (owned) */
+    uint64_t id;               /* target record id */
+    uint64_t if_match;         /* If-Match version, 0 none */
+    struct trl_input *in;      /* parsed body members (borrow the JSON tree) */
+    size_t nin;                /* entries */
+    void *json;                /* cJSON tree of the body (owned) */
+    char *idem_key;            /* Idempotency-Key (owned) */
+    void *aux;                 /* route-specific data in arena (file metadata) */
     /* Response */
-    int status;                    /* HTTP status */
-    struct trl_buf out;            /* response body */
-    const char *ctype;             /* content type */
-    char etag[32];                 /* ETag value, "" none */
-    char location[256];            /* Location, "" none */
-    char allow[64];                /* Allow for 405, "" none */
-    char retry_after[16];          /* Retry-After, "" none */
-    bool responded;                /* a response was queued */
+    int status;           /* HTTP status */
+    struct trl_buf out;   /* response body */
+    const char *ctype;    /* content type */
+    char etag[32];        /* ETag value, "" none */
+    char location[256];   /* Location, "" none */
+    char allow[64];       /* Allow for 405, "" none */
+    char retry_after[16]; /* Retry-After, "" none */
+    bool responded;       /* a response was queued */
 };
 
 /* routes.c */

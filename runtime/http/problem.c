@@ -21,8 +21,7 @@ void trl_http_problem(struct req *r)
     int rc = trl_buf_printf(o, "{\"type\":\"urn:trellis:problem:%s\",\"title\":", tok) ||
              trl_buf_add_json_str(o, title, strlen(title)) ||
              trl_buf_printf(o, ",\"status\":%d,\"code\":\"%s\",\"detail\":", r->status, tok) ||
-             trl_buf_add_json_str(o, detail, strlen(detail)) ||
-             trl_buf_adds(o, ",\"instance\":") ||
+             trl_buf_add_json_str(o, detail, strlen(detail)) || trl_buf_adds(o, ",\"instance\":") ||
              trl_buf_add_json_str(o, r->url ? r->url : "", r->url ? strlen(r->url) : 0) ||
              trl_buf_adds(o, ",\"request_id\":") ||
              trl_buf_add_json_str(o, r->request_id, strlen(r->request_id));
@@ -36,7 +35,8 @@ void trl_http_problem(struct req *r)
             const struct trl_ferr *e = &d->ferrs[i];
             rc = trl_buf_adds(o, i ? ",{\"field\":" : "{\"field\":") ||
                  trl_buf_add_json_str(o, e->field, strlen(e->field)) ||
-                 trl_buf_adds(o, ",\"code\":") || trl_buf_add_json_str(o, e->code, strlen(e->code)) ||
+                 trl_buf_adds(o, ",\"code\":") ||
+                 trl_buf_add_json_str(o, e->code, strlen(e->code)) ||
                  trl_buf_adds(o, ",\"message\":") || trl_buf_add_json_str(o, msg, strlen(msg)) ||
                  trl_buf_addc(o, '}');
         }
@@ -66,16 +66,18 @@ int trl_http_parse_object(struct req *r)
 {
     const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
     size_t ml = ctype ? strcspn(ctype, ";") : 0;
-    while (ml && (ctype[ml - 1] == ' ' || ctype[ml - 1] == '\t')) ml--;
-    bool json = ctype && ((ml == 16 && strncasecmp(ctype, "application/json", 16) == 0) ||
-                          (ml == 28 && strncasecmp(ctype, "application/merge-patch+json", 28) == 0));
+    while (ml && (ctype[ml - 1] == ' ' || ctype[ml - 1] == '\t'))
+        ml--;
+    bool json =
+        ctype && ((ml == 16 && strncasecmp(ctype, "application/json", 16) == 0) ||
+                  (ml == 28 && strncasecmp(ctype, "application/merge-patch+json", 28) == 0));
     if (ctype && !json) {
         trl_http_fail(r, TRL_EMEDIATYPE, "", "send the body as application/json",
                       "请求体须为 application/json");
         return TRL_EMEDIATYPE;
     }
-    int rc = trl_json_object_inputs(r->body.data, r->body.len, 64, &r->in, &r->nin, &r->json,
-                                    &r->d);
+    int rc =
+        trl_json_object_inputs(r->body.data, r->body.len, 64, &r->in, &r->nin, &r->json, &r->d);
     if (rc) trl_http_problem(r);
     return rc;
 }

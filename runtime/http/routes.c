@@ -253,8 +253,7 @@ static int exec_put_type(struct req *r, struct trl_txn *t)
     free(def);
     ok_json(r, existed ? 200 : 201);
     (void)changed;
-    if (!existed)
-        snprintf(r->location, sizeof(r->location), "/api/v1/meta/types/%s", name);
+    if (!existed) snprintf(r->location, sizeof(r->location), "/api/v1/meta/types/%s", name);
     return 0;
 }
 
@@ -279,8 +278,10 @@ static int exec_file(struct req *r, struct trl_txn *t)
     trl_buf_init(&v);
     int rc = trl_buf_add_u64be(&v, fm->size) || trl_buf_adds(&v, fm->media) ||
              trl_buf_addc(&v, 0) || trl_buf_adds(&v, r->who.user);
-    if (rc) rc = TRL_ENOMEM;
-    else rc = trl_txn_put(t, TRL_DB_FILES, fm->sha, 64, v.data, v.len, 0);
+    if (rc)
+        rc = TRL_ENOMEM;
+    else
+        rc = trl_txn_put(t, TRL_DB_FILES, fm->sha, 64, v.data, v.len, 0);
     trl_buf_free(&v);
     if (rc) return rc;
     ok_json(r, 201);
@@ -302,8 +303,9 @@ static const char *const get_args[] = {"fields", "expand", "render", NULL};
 /* fields= and expand= must name columns of the type (expand: ref fields). */
 static bool names_arg(struct req *r, const char *param, bool refs_only)
 {
-    static const char *sys[] = {"id", "type", "name", "version", "state", "owner", "org",
-                                "created_at", "created_by", "updated_at", "updated_by"};
+    static const char *sys[] = {"id",         "type",       "name",      "version",
+                                "state",      "owner",      "org",       "created_at",
+                                "created_by", "updated_at", "updated_by"};
     const char *v = arg(r, param);
     if (!v) return true;
     for (const char *p = v; *p;) {
@@ -377,8 +379,10 @@ static void records_list(struct req *r)
     rec_ctx(r, &cx);
     int rc = trl_rec_list(t, &cx, r->ty, &o, &r->out);
     trl_txn_end(t);
-    if (rc) fail_d(r, rc);
-    else ok_json(r, 200);
+    if (rc)
+        fail_d(r, rc);
+    else
+        ok_json(r, 200);
 }
 
 static void records_get(struct req *r)
@@ -416,8 +420,10 @@ static void records_history(struct req *r)
     rec_ctx(r, &cx);
     int rc = trl_rec_history(t, &cx, r->ty, r->id, &r->out);
     trl_txn_end(t);
-    if (rc) fail_d(r, rc);
-    else ok_json(r, 200);
+    if (rc)
+        fail_d(r, rc);
+    else
+        ok_json(r, 200);
 }
 
 static bool prepare_body_write(struct req *r)
@@ -455,11 +461,13 @@ static void route_records(struct req *r, const char *rest)
     if (!slash || !slash[1]) {
         if (strcmp(m, "GET") == 0) return records_list(r);
         if (strcmp(m, "POST") == 0) {
-            const char *ik = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+            const char *ik =
+                MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
             if (ik) {
                 size_t n = strlen(ik);
                 bool ok = n > 0 && n <= 128 && trl_utf8_valid(ik, n);
-                for (size_t i = 0; i < n && ok; i++) ok = (unsigned char)ik[i] >= 0x20;
+                for (size_t i = 0; i < n && ok; i++)
+                    ok = (unsigned char)ik[i] >= 0x20;
                 if (!ok) {
                     trl_http_fail(r, TRL_EINVAL, "Idempotency-Key",
                                   "Idempotency-Key must be 1 to 128 printable characters",
@@ -511,7 +519,8 @@ static void route_records(struct req *r, const char *rest)
         return;
     }
     snprintf(r->allow, sizeof(r->allow), "GET, PATCH, DELETE");
-    trl_http_fail(r, TRL_EMETHOD, "", "use GET, PATCH or DELETE here", "此处只支持 GET、PATCH 或 DELETE");
+    trl_http_fail(r, TRL_EMETHOD, "", "use GET, PATCH or DELETE here",
+                  "此处只支持 GET、PATCH 或 DELETE");
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -530,7 +539,8 @@ static void meta_types(struct req *r, const char *name)
             const struct trl_type *ty = r->cat->types[i];
             if (i) trl_buf_addc(&r->out, ',');
             trl_buf_adds(&r->out, ty->definition);
-            while (r->out.len && r->out.data[r->out.len - 1] == '\n') r->out.len--;
+            while (r->out.len && r->out.data[r->out.len - 1] == '\n')
+                r->out.len--;
         }
         trl_buf_adds(&r->out, "]}");
         return ok_json(r, 200);
@@ -557,7 +567,8 @@ static void meta_types(struct req *r, const char *name)
     }
     if (strcmp(m, "DELETE") == 0) return queue_write(r, exec_delete_type, true);
     snprintf(r->allow, sizeof(r->allow), "GET, PUT, DELETE");
-    trl_http_fail(r, TRL_EMETHOD, "", "use GET, PUT or DELETE here", "此处只支持 GET、PUT 或 DELETE");
+    trl_http_fail(r, TRL_EMETHOD, "", "use GET, PUT or DELETE here",
+                  "此处只支持 GET、PUT 或 DELETE");
 }
 
 static void meta_apps(struct req *r, const char *name)
@@ -614,7 +625,8 @@ static void files_upload(struct req *r)
     trl_hex(h, 32, fm->sha);
     fm->size = r->body.len;
     size_t ml = strcspn(ct, ";");
-    while (ml && ct[ml - 1] == ' ') ml--;
+    while (ml && ct[ml - 1] == ' ')
+        ml--;
     snprintf(fm->media, sizeof(fm->media), "%.*s", (int)ml, ct);
     char dir[4200], path[4300], tmp[4300];
     snprintf(dir, sizeof(dir), "%s/%.2s", r->srv->files_dir, fm->sha);
@@ -661,7 +673,8 @@ static void files_get(struct req *r, const char *sha)
     if (!f) return trl_http_fail(r, TRL_EIO, "", "the file is missing on disk", "文件在磁盘上缺失");
     char buf[65536];
     size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) trl_buf_add(&r->out, buf, n);
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        trl_buf_add(&r->out, buf, n);
     fclose(f);
     r->status = 200;
     r->ctype = trl_arena_strndup(&r->arena, media, strlen(media));
@@ -695,14 +708,20 @@ static void schema_of_field(struct trl_buf *o, const struct trl_field *f)
     case TRL_FT_DECIMAL:
         /* Strings are answered; JSON numbers are accepted too (the pattern applies to strings). */
         if (f->scale)
-            trl_buf_printf(o, "{\"type\":[\"string\",\"number\",\"null\"],\"pattern\":"
-                              "\"^-?[0-9]+(\\\\.[0-9]{1,%d})?$\"",
+            trl_buf_printf(o,
+                           "{\"type\":[\"string\",\"number\",\"null\"],\"pattern\":"
+                           "\"^-?[0-9]+(\\\\.[0-9]{1,%d})?$\"",
                            f->scale);
         else
-            trl_buf_adds(o, "{\"type\":[\"string\",\"number\",\"null\"],\"pattern\":\"^-?[0-9]+$\"");
+            trl_buf_adds(o,
+                         "{\"type\":[\"string\",\"number\",\"null\"],\"pattern\":\"^-?[0-9]+$\"");
         break;
-    case TRL_FT_BOOL: trl_buf_adds(o, "{\"type\":[\"boolean\",\"null\"]"); break;
-    case TRL_FT_DATE: trl_buf_adds(o, "{\"type\":[\"string\",\"null\"],\"format\":\"date\""); break;
+    case TRL_FT_BOOL:
+        trl_buf_adds(o, "{\"type\":[\"boolean\",\"null\"]");
+        break;
+    case TRL_FT_DATE:
+        trl_buf_adds(o, "{\"type\":[\"string\",\"null\"],\"format\":\"date\"");
+        break;
     case TRL_FT_DATETIME:
         trl_buf_adds(o, "{\"type\":[\"string\",\"null\"],\"format\":\"date-time\"");
         break;
@@ -717,7 +736,9 @@ static void schema_of_field(struct trl_buf *o, const struct trl_field *f)
     case TRL_FT_ATTACHMENT:
         trl_buf_adds(o, "{\"type\":[\"string\",\"null\"],\"pattern\":\"^[0-9a-f]{64}$\"");
         break;
-    case TRL_FT_USER: trl_buf_adds(o, "{\"type\":[\"string\",\"null\"]"); break;
+    case TRL_FT_USER:
+        trl_buf_adds(o, "{\"type\":[\"string\",\"null\"]");
+        break;
     default: /* json: any JSON value; the object needs a first member before ",title" */
         trl_buf_adds(o, "{\"description\":\"Any JSON value\"");
         break;
@@ -736,57 +757,64 @@ static void openapi(struct req *r)
     trl_buf_adds(o, "{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"Trellis API\",\"version\":\"1\","
                     "\"description\":\"Records of the installed types, generated from their "
                     "definitions.\"},\"servers\":[{\"url\":\"/\"}],\"paths\":{");
-    static const char *problem = "{\"description\":\"%s\",\"content\":{\"application/problem+json\":"
-                                 "{\"schema\":{\"$ref\":\"#/components/schemas/Problem\"}}}}";
+    static const char *problem =
+        "{\"description\":\"%s\",\"content\":{\"application/problem+json\":"
+        "{\"schema\":{\"$ref\":\"#/components/schemas/Problem\"}}}}";
     trl_buf_adds(o, "\"/healthz\":{\"get\":{\"operationId\":\"healthz\",\"responses\":{\"200\":"
                     "{\"description\":\"The server and its store answer.\"}}}}");
     for (size_t i = 0; i < r->cat->ntypes; i++) {
         const char *n = r->cat->types[i]->name;
-        trl_buf_printf(o,
-                       ",\"/api/v1/records/%s\":{\"get\":{\"operationId\":\"list_%s\",\"summary\":"
-                       "\"List %s records\",\"parameters\":["
-                       "{\"name\":\"filter\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
-                       "{\"name\":\"sort\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
-                       "{\"name\":\"limit\",\"in\":\"query\",\"schema\":{\"type\":\"integer\","
-                       "\"minimum\":1,\"maximum\":1000}},"
-                       "{\"name\":\"cursor\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
-                       "{\"name\":\"count\",\"in\":\"query\",\"schema\":{\"enum\":[\"exact\"]}},"
-                       "{\"name\":\"fields\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}}],"
-                       "\"responses\":{\"200\":{\"description\":\"A page of records\",\"content\":"
-                       "{\"application/json\":{\"schema\":{\"type\":\"object\",\"properties\":{"
-                       "\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/%s\"}},"
-                       "\"next_cursor\":{\"type\":[\"string\",\"null\"]},\"count\":{\"type\":\"integer\"}}}}}},",
-                       n, n, n, n);
+        trl_buf_printf(
+            o,
+            ",\"/api/v1/records/%s\":{\"get\":{\"operationId\":\"list_%s\",\"summary\":"
+            "\"List %s records\",\"parameters\":["
+            "{\"name\":\"filter\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
+            "{\"name\":\"sort\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
+            "{\"name\":\"limit\",\"in\":\"query\",\"schema\":{\"type\":\"integer\","
+            "\"minimum\":1,\"maximum\":1000}},"
+            "{\"name\":\"cursor\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
+            "{\"name\":\"count\",\"in\":\"query\",\"schema\":{\"enum\":[\"exact\"]}},"
+            "{\"name\":\"fields\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}}],"
+            "\"responses\":{\"200\":{\"description\":\"A page of records\",\"content\":"
+            "{\"application/json\":{\"schema\":{\"type\":\"object\",\"properties\":{"
+            "\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/%s\"}},"
+            "\"next_cursor\":{\"type\":[\"string\",\"null\"]},\"count\":{\"type\":\"integer\"}}}}}}"
+            ",",
+            n, n, n, n);
         trl_buf_printf(o, "\"400\":");
         trl_buf_printf(o, problem, "Bad filter, sort, limit or cursor");
-        trl_buf_printf(o, "}},\"post\":{\"operationId\":\"create_%s\",\"parameters\":[{\"name\":"
-                          "\"Idempotency-Key\",\"in\":\"header\",\"schema\":{\"type\":\"string\"}}],"
-                          "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":"
-                          "{\"schema\":{\"$ref\":\"#/components/schemas/%s\"}}}},\"responses\":{"
-                          "\"201\":{\"description\":\"Created\",\"content\":{\"application/json\":"
-                          "{\"schema\":{\"$ref\":\"#/components/schemas/%s\"}}}},\"422\":",
+        trl_buf_printf(o,
+                       "}},\"post\":{\"operationId\":\"create_%s\",\"parameters\":[{\"name\":"
+                       "\"Idempotency-Key\",\"in\":\"header\",\"schema\":{\"type\":\"string\"}}],"
+                       "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":"
+                       "{\"schema\":{\"$ref\":\"#/components/schemas/%s\"}}}},\"responses\":{"
+                       "\"201\":{\"description\":\"Created\",\"content\":{\"application/json\":"
+                       "{\"schema\":{\"$ref\":\"#/components/schemas/%s\"}}}},\"422\":",
                        n, n, n);
         trl_buf_printf(o, problem, "Validation failed");
         trl_buf_adds(o, "}}}");
-        trl_buf_printf(o,
-                       ",\"/api/v1/records/%s/{id}\":{\"parameters\":[{\"name\":\"id\",\"in\":"
-                       "\"path\",\"required\":true,\"schema\":{\"type\":\"integer\"}}],"
-                       "\"get\":{\"operationId\":\"get_%s\",\"responses\":{\"200\":{\"description\":"
-                       "\"The record\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":"
-                       "\"#/components/schemas/%s\"}}}},\"404\":",
-                       n, n, n);
+        trl_buf_printf(
+            o,
+            ",\"/api/v1/records/%s/{id}\":{\"parameters\":[{\"name\":\"id\",\"in\":"
+            "\"path\",\"required\":true,\"schema\":{\"type\":\"integer\"}}],"
+            "\"get\":{\"operationId\":\"get_%s\",\"responses\":{\"200\":{\"description\":"
+            "\"The record\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":"
+            "\"#/components/schemas/%s\"}}}},\"404\":",
+            n, n, n);
         trl_buf_printf(o, problem, "Not found");
-        trl_buf_printf(o, "}},\"patch\":{\"operationId\":\"update_%s\",\"parameters\":[{\"name\":"
-                          "\"If-Match\",\"in\":\"header\",\"schema\":{\"type\":\"string\"}}],"
-                          "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":"
-                          "{\"schema\":{\"$ref\":\"#/components/schemas/%s\"}}}},\"responses\":{"
-                          "\"200\":{\"description\":\"Updated\"},\"412\":",
+        trl_buf_printf(o,
+                       "}},\"patch\":{\"operationId\":\"update_%s\",\"parameters\":[{\"name\":"
+                       "\"If-Match\",\"in\":\"header\",\"schema\":{\"type\":\"string\"}}],"
+                       "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":"
+                       "{\"schema\":{\"$ref\":\"#/components/schemas/%s\"}}}},\"responses\":{"
+                       "\"200\":{\"description\":\"Updated\"},\"412\":",
                        n, n);
         trl_buf_printf(o, problem, "Stale If-Match");
         trl_buf_printf(o, ",\"422\":");
         trl_buf_printf(o, problem, "Validation failed");
-        trl_buf_printf(o, "}},\"delete\":{\"operationId\":\"delete_%s\",\"responses\":{\"204\":"
-                          "{\"description\":\"Deleted\"}}}}",
+        trl_buf_printf(o,
+                       "}},\"delete\":{\"operationId\":\"delete_%s\",\"responses\":{\"204\":"
+                       "{\"description\":\"Deleted\"}}}}",
                        n);
         trl_buf_printf(o,
                        ",\"/api/v1/records/%s/{id}/history\":{\"get\":{\"operationId\":"
@@ -795,27 +823,29 @@ static void openapi(struct req *r)
                        "\"200\":{\"description\":\"Events in order\"}}}}",
                        n, n);
     }
-    trl_buf_adds(o, "},\"components\":{\"schemas\":{\"Problem\":{\"type\":\"object\",\"properties\":"
-                    "{\"type\":{\"type\":\"string\"},\"title\":{\"type\":\"string\"},\"status\":"
-                    "{\"type\":\"integer\"},\"code\":{\"type\":\"string\"},\"detail\":{\"type\":"
-                    "\"string\"},\"errors\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
-                    "\"properties\":{\"field\":{\"type\":\"string\"},\"code\":{\"type\":\"string\"},"
-                    "\"message\":{\"type\":\"string\"}}}}}}");
+    trl_buf_adds(o,
+                 "},\"components\":{\"schemas\":{\"Problem\":{\"type\":\"object\",\"properties\":"
+                 "{\"type\":{\"type\":\"string\"},\"title\":{\"type\":\"string\"},\"status\":"
+                 "{\"type\":\"integer\"},\"code\":{\"type\":\"string\"},\"detail\":{\"type\":"
+                 "\"string\"},\"errors\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+                 "\"properties\":{\"field\":{\"type\":\"string\"},\"code\":{\"type\":\"string\"},"
+                 "\"message\":{\"type\":\"string\"}}}}}}");
     for (size_t i = 0; i < r->cat->ntypes; i++) {
         const struct trl_type *ty = r->cat->types[i];
         trl_buf_printf(o, ",\"%s\":{\"type\":\"object\",\"title\":", ty->name);
         trl_buf_add_json_str(o, ty->labels.en, strlen(ty->labels.en));
-        trl_buf_adds(o, ",\"properties\":{\"id\":{\"type\":\"integer\",\"readOnly\":true},"
-                        "\"version\":{\"type\":\"integer\",\"readOnly\":true},"
-                        "\"type\":{\"type\":\"string\",\"readOnly\":true},"
-                        "\"name\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
-                        "\"owner\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
-                        "\"org\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
-                        "\"created_by\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
-                        "\"updated_by\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
-                        "\"state\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
-                        "\"created_at\":{\"type\":\"string\",\"format\":\"date-time\",\"readOnly\":true},"
-                        "\"updated_at\":{\"type\":\"string\",\"format\":\"date-time\",\"readOnly\":true}");
+        trl_buf_adds(
+            o, ",\"properties\":{\"id\":{\"type\":\"integer\",\"readOnly\":true},"
+               "\"version\":{\"type\":\"integer\",\"readOnly\":true},"
+               "\"type\":{\"type\":\"string\",\"readOnly\":true},"
+               "\"name\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+               "\"owner\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+               "\"org\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+               "\"created_by\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+               "\"updated_by\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+               "\"state\":{\"type\":[\"string\",\"null\"],\"readOnly\":true},"
+               "\"created_at\":{\"type\":\"string\",\"format\":\"date-time\",\"readOnly\":true},"
+               "\"updated_at\":{\"type\":\"string\",\"format\":\"date-time\",\"readOnly\":true}");
         for (size_t k = 0; k < ty->nfields; k++) {
             trl_buf_printf(o, ",\"%s\":", ty->fields[k].name);
             schema_of_field(o, &ty->fields[k]);
@@ -869,21 +899,27 @@ static void metrics(struct req *r)
                    (unsigned long long)cum);
     trl_buf_printf(o, "trellis_http_request_duration_seconds_sum %.6f\n",
                    (double)atomic_load(&s->latency_us_sum) / 1e6);
-    trl_buf_printf(o, "trellis_http_request_duration_seconds_count %llu\n", (unsigned long long)cum);
-    trl_buf_printf(o, "# HELP trellis_http_deadline_cuts_total Connections cut by the per-request deadline.\n"
-                      "# TYPE trellis_http_deadline_cuts_total counter\n"
-                      "trellis_http_deadline_cuts_total %llu\n",
-                   (unsigned long long)atomic_load(&s->n_deadline_kills));
-    trl_buf_printf(o, "# HELP trellis_store_commits_total Group commits of the writer.\n"
-                      "# TYPE trellis_store_commits_total counter\ntrellis_store_commits_total %llu\n"
-                      "# HELP trellis_store_write_jobs_total Write jobs run by the writer.\n"
-                      "# TYPE trellis_store_write_jobs_total counter\ntrellis_store_write_jobs_total %llu\n",
-                   (unsigned long long)batches, (unsigned long long)jobs);
-    trl_buf_printf(o, "# HELP trellis_store_map_bytes Store map size, cap and bytes in use.\n"
-                      "# TYPE trellis_store_map_bytes gauge\n"
-                      "trellis_store_map_bytes{kind=\"size\"} %zu\n"
-                      "trellis_store_map_bytes{kind=\"cap\"} %zu\n"
-                      "trellis_store_map_bytes{kind=\"used\"} %zu\n",
+    trl_buf_printf(o, "trellis_http_request_duration_seconds_count %llu\n",
+                   (unsigned long long)cum);
+    trl_buf_printf(
+        o,
+        "# HELP trellis_http_deadline_cuts_total Connections cut by the per-request deadline.\n"
+        "# TYPE trellis_http_deadline_cuts_total counter\n"
+        "trellis_http_deadline_cuts_total %llu\n",
+        (unsigned long long)atomic_load(&s->n_deadline_kills));
+    trl_buf_printf(
+        o,
+        "# HELP trellis_store_commits_total Group commits of the writer.\n"
+        "# TYPE trellis_store_commits_total counter\ntrellis_store_commits_total %llu\n"
+        "# HELP trellis_store_write_jobs_total Write jobs run by the writer.\n"
+        "# TYPE trellis_store_write_jobs_total counter\ntrellis_store_write_jobs_total %llu\n",
+        (unsigned long long)batches, (unsigned long long)jobs);
+    trl_buf_printf(o,
+                   "# HELP trellis_store_map_bytes Store map size, cap and bytes in use.\n"
+                   "# TYPE trellis_store_map_bytes gauge\n"
+                   "trellis_store_map_bytes{kind=\"size\"} %zu\n"
+                   "trellis_store_map_bytes{kind=\"cap\"} %zu\n"
+                   "trellis_store_map_bytes{kind=\"used\"} %zu\n",
                    map, cap, used);
     struct trl_txn *t;
     if (trl_store_read(s->store, &t) == 0) {

@@ -47,8 +47,10 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
         struct conn_track *t = *socket_ctx;
         if (!t) return;
         pthread_mutex_lock(&s->conn_lock);
-        if (t->prev) t->prev->next = t->next;
-        else s->conns = t->next;
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            s->conns = t->next;
         if (t->next) t->next->prev = t->prev;
         pthread_mutex_unlock(&s->conn_lock);
         free(t);
@@ -65,8 +67,10 @@ static int purge_fn(struct trl_txn *t, void *arg)
 static void purge_done(void *arg, int rc)
 {
     struct trl_server *s = arg;
-    if (rc) trl_log(TRL_LOG_WARN, "purging expired idempotency keys failed: %s", trl_err_token(rc));
-    else if (s->purged) trl_log(TRL_LOG_INFO, "purged %zu expired idempotency key(s)", s->purged);
+    if (rc)
+        trl_log(TRL_LOG_WARN, "purging expired idempotency keys failed: %s", trl_err_token(rc));
+    else if (s->purged)
+        trl_log(TRL_LOG_INFO, "purged %zu expired idempotency key(s)", s->purged);
     atomic_store(&s->purge_busy, false);
     atomic_fetch_sub(&s->pending_jobs, 1);
 }
@@ -187,17 +191,19 @@ static void observe(struct trl_server *s, int status, int64_t us)
     int cls = status / 100;
     if (cls >= 1 && cls <= 5) atomic_fetch_add(&s->n_status[cls], 1);
     atomic_fetch_add(&s->latency_us_sum, (uint64_t)us);
-    static const int64_t bounds_us[11] = {500,    1000,   2500,    5000,    10000,  25000,
+    static const int64_t bounds_us[11] = {500,   1000,   2500,   5000,   10000,  25000,
                                           50000, 100000, 250000, 500000, 1000000};
     int b = 0;
-    while (b < 11 && us > bounds_us[b]) b++;
+    while (b < 11 && us > bounds_us[b])
+        b++;
     atomic_fetch_add(&s->lat_bucket[b], 1);
 }
 
 static enum MHD_Result respond(struct req *r)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
-        r->out.len, r->out.data ? r->out.data : (void *)"", r->out.data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        r->out.len, r->out.data ? r->out.data : (void *)"",
+        r->out.data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
     trl_buf_init(&r->out); /* the response owns the bytes now */
     MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
@@ -217,11 +223,11 @@ static enum MHD_Result respond(struct req *r)
     return ret;
 }
 
-#define MAX_URI 16384
+#define MAX_URI     16384
 #define MAX_HEADERS 32768
 
 static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+                                    const char *value)
 {
     (void)kind;
     *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
@@ -259,9 +265,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         trl_buf_init(&r->out);
         snprintf(r->method, sizeof(r->method), "%s", method);
         r->url = strdup(url);
-        r->lang = trl_lang_pick(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Language"));
+        r->lang =
+            trl_lang_pick(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Language"));
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-        if (rid && valid_request_id(rid)) snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
+        if (rid && valid_request_id(rid))
+            snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
         else
             snprintf(r->request_id, sizeof(r->request_id), "%08llx-%06llx",
                      (unsigned long long)(s->boot_id & 0xFFFFFFFF),
@@ -345,7 +353,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     }
     if (atomic_load(&s->stopping))
         trl_http_fail(r, TRL_EUNAVAIL, "", "the server is shutting down", "服务正在关闭");
-    else trl_http_route(r);
+    else
+        trl_http_route(r);
     if (r->suspended) {
         if (r->track) {
             pthread_mutex_lock(&s->conn_lock);
@@ -382,7 +391,8 @@ void trl_http_job_done(void *arg, int rc)
                 if (rc == TRL_EFULL)
                     trl_diag_set(&r->d, rc,
                                  "the store reached its configured size cap; nothing was written");
-                else trl_diag_set(&r->d, rc, "the write could not be committed");
+                else
+                    trl_diag_set(&r->d, rc, "the write could not be committed");
                 if (rc == TRL_EFULL) trl_diag_zh(&r->d, "存储已达到配置的容量上限;未写入任何数据");
             }
             trl_http_problem(r);
@@ -503,8 +513,8 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         goto fail;
     }
     snprintf(s->files_dir, dl + 8, "%s/files", o->data_dir);
-    struct trl_store_opts so = {.dir = o->data_dir, .map_initial = o->map_initial,
-                                .map_max = o->map_max};
+    struct trl_store_opts so = {
+        .dir = o->data_dir, .map_initial = o->map_initial, .map_max = o->map_max};
     if ((rc = trl_store_open(&so, &s->store, d))) goto fail;
     mkdir(s->files_dir, 0700);
     if ((rc = trl_http_reload_catalog(s, d))) goto fail;
@@ -517,8 +527,8 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->o.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         s->o.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, s,
-        MHD_OPTION_NOTIFY_CONNECTION,
-        notify_connection, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+        MHD_OPTION_END);
     if (!s->mhd) {
         rc = trl_diag_set(d, TRL_EIO, "cannot listen on %s (in use, or not an address here)",
                           s->o.listen);
@@ -554,7 +564,8 @@ void trl_server_stop(struct trl_server *s)
         /* Refuse new work, let queued writes finish and resume their connections, then stop. */
         atomic_store(&s->stopping, true);
         MHD_quiesce_daemon(s->mhd);
-        for (int i = 0; i < 3000 && atomic_load(&s->pending_jobs) > 0; i++) usleep(10000);
+        for (int i = 0; i < 3000 && atomic_load(&s->pending_jobs) > 0; i++)
+            usleep(10000);
         MHD_stop_daemon(s->mhd);
     }
     trl_store_close(s->store);

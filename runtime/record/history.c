@@ -12,7 +12,8 @@ static void hist_key(unsigned char k[16], uint32_t type_id, uint64_t id, uint32_
     trl_put_u32be(k + 12, seq);
 }
 
-static void chain_hash(const unsigned char prev[32], const void *ev, size_t n, unsigned char out[32])
+static void chain_hash(const unsigned char prev[32], const void *ev, size_t n,
+                       unsigned char out[32])
 {
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
@@ -60,8 +61,10 @@ int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const s
     struct trl_slice v;
     uint64_t lseq = 0;
     rc = trl_txn_get(t, TRL_DB_SEQ, "log", 3, &v);
-    if (rc == 0 && v.n == 8) lseq = trl_get_u64be(v.p);
-    else if (rc && rc != TRL_ENOTFOUND) return rc;
+    if (rc == 0 && v.n == 8)
+        lseq = trl_get_u64be(v.p);
+    else if (rc && rc != TRL_ENOTFOUND)
+        return rc;
     lseq++;
     unsigned char lb[8], le[16];
     trl_put_u64be(lb, lseq);
@@ -124,8 +127,8 @@ static int idem_key(struct trl_buf *k, const char *user, const char *key)
     return 0;
 }
 
-int trl_idem_get(struct trl_txn *t, const char *user, const char *key, int64_t now_ms,
-                 bool *found, struct trl_idem *e)
+int trl_idem_get(struct trl_txn *t, const char *user, const char *key, int64_t now_ms, bool *found,
+                 struct trl_idem *e)
 {
     struct trl_buf k;
     struct trl_slice v;
@@ -161,10 +164,13 @@ int trl_idem_put(struct trl_txn *t, const char *user, const char *key, int64_t n
     trl_buf_init(&k);
     trl_buf_init(&v);
     int rc = idem_key(&k, user, key);
-    rc = rc || trl_buf_add_u64be(&v, (uint64_t)now_ms) || trl_buf_add_u16be(&v, (uint16_t)e->status) ||
-         trl_buf_adds(&v, e->fingerprint) || trl_buf_addc(&v, 0) || trl_buf_adds(&v, e->body);
-    if (rc) rc = TRL_ENOMEM;
-    else rc = trl_txn_put(t, TRL_DB_IDEM, k.data, k.len, v.data, v.len, 0);
+    rc = rc || trl_buf_add_u64be(&v, (uint64_t)now_ms) ||
+         trl_buf_add_u16be(&v, (uint16_t)e->status) || trl_buf_adds(&v, e->fingerprint) ||
+         trl_buf_addc(&v, 0) || trl_buf_adds(&v, e->body);
+    if (rc)
+        rc = TRL_ENOMEM;
+    else
+        rc = trl_txn_put(t, TRL_DB_IDEM, k.data, k.len, v.data, v.len, 0);
     trl_buf_free(&k);
     trl_buf_free(&v);
     return rc;
@@ -268,7 +274,8 @@ static int check_chain(struct checker *ck, const struct trl_type *ty, uint64_t i
                     *seq + 1);
         unsigned char h[32];
         if (v.n < 33) {
-            problem(ck, "%s %llu: history event %u is truncated", ty->name, (unsigned long long)id, s);
+            problem(ck, "%s %llu: history event %u is truncated", ty->name, (unsigned long long)id,
+                    s);
         } else {
             chain_hash(hash, (const unsigned char *)v.p + 32, v.n - 32, h);
             if (memcmp(h, v.p, 32) != 0)
@@ -323,7 +330,8 @@ static int check_type(struct checker *ck, const struct trl_type *ty)
                 trl_txn_get(ck->t, TRL_DB_IDX, k.data, k.len, &tmp) != 0)
                 problem(ck, "%s %llu: index entry for column %u is missing", ty->name,
                         (unsigned long long)id, e[i].col);
-            if (e[i].unique && e[i].v.kind != TRL_V_NULL && trl_rec_uniq_key(&k, iid, &e[i].v) == 0) {
+            if (e[i].unique && e[i].v.kind != TRL_V_NULL &&
+                trl_rec_uniq_key(&k, iid, &e[i].v) == 0) {
                 if (trl_txn_get(ck->t, TRL_DB_IDX, k.data, k.len, &tmp) != 0 || tmp.n != 8 ||
                     trl_get_u64be(tmp.p) != id)
                     problem(ck, "%s %llu: unique index entry for column %u is wrong", ty->name,
@@ -443,7 +451,8 @@ static int check_type(struct checker *ck, const struct trl_type *ty)
         trl_cursor_close(ic);
         if (want != have)
             problem(ck, "%s: value counter of column %u says %llu, the index holds %llu", ty->name,
-                    trl_get_u32be(pfx) & 0xFFFF, (unsigned long long)want, (unsigned long long)have);
+                    trl_get_u32be(pfx) & 0xFFFF, (unsigned long long)want,
+                    (unsigned long long)have);
     }
     trl_cursor_close(c);
     c = NULL;

@@ -33,10 +33,10 @@ struct lister {
     const struct trl_type *ty;
     struct trl_expr *expr;
     struct trl_expr_env env;
-    uint32_t sort_col;    /* TRL_COL_ID or an indexed column */
+    uint32_t sort_col; /* TRL_COL_ID or an indexed column */
     enum trl_ftype sort_type;
     bool desc;
-    bool by_id;           /* the sort is by id (id or created_at) */
+    bool by_id; /* the sort is by id (id or created_at) */
     struct stream *streams;
     size_t nstreams;
     int64_t scanned;
@@ -102,8 +102,8 @@ static int stream_start(struct stream *s, bool desc, const struct trl_buf *after
         }
     } else {
         const struct trl_buf *top = &s->hi;
-        if (after && after->len && (!s->hi.len || key_cmp(after->data, after->len, s->hi.data,
-                                                         s->hi.len) < 0))
+        if (after && after->len &&
+            (!s->hi.len || key_cmp(after->data, after->len, s->hi.data, s->hi.len) < 0))
             top = after;
         mv = trl_cursor_seek_before(s->c, top->len ? top->data : NULL, top->len);
     }
@@ -256,7 +256,8 @@ static int next_candidate(struct lister *l, uint64_t *id, bool *have)
     for (size_t i = 0; i < l->nstreams; i++) {
         struct stream *s = &l->streams[i];
         if (s->done) continue;
-        if (best == SIZE_MAX || (l->desc ? s->id > l->streams[best].id : s->id < l->streams[best].id))
+        if (best == SIZE_MAX ||
+            (l->desc ? s->id > l->streams[best].id : s->id < l->streams[best].id))
             best = i;
     }
     if (best == SIZE_MAX) return 0;
@@ -281,8 +282,10 @@ static int parse_sort(const struct trl_rec_ctx *cx, struct lister *l, const char
     if (!sort || !*sort) return 0;
     const char *p = sort;
     bool desc = false;
-    if (*p == '-') desc = true, p++;
-    else if (*p == '+') p++;
+    if (*p == '-')
+        desc = true, p++;
+    else if (*p == '+')
+        p++;
     size_t n = strcspn(p, ",");
     struct trl_expr_field f;
     char name[80];
@@ -305,7 +308,8 @@ static int parse_sort(const struct trl_rec_ctx *cx, struct lister *l, const char
                      "sort: '%s' is not indexed; sort by id, created_at, updated_at or an "
                      "indexed field",
                      name);
-        trl_diag_zh(cx->d, "sort:字段“%s”没有索引,只能按 id、created_at、updated_at 或有索引的字段排序",
+        trl_diag_zh(cx->d,
+                    "sort:字段“%s”没有索引,只能按 id、created_at、updated_at 或有索引的字段排序",
                     name);
         trl_diag_field(cx->d, "sort");
         return TRL_EQUERY;
@@ -314,8 +318,7 @@ static int parse_sort(const struct trl_rec_ctx *cx, struct lister *l, const char
         const char *rest = p + n + 1;
         if (*rest == '-' || *rest == '+') rest++;
         if (strcmp(rest, "id") != 0 && strcmp(rest, "created_at") != 0)
-            return bad_param(cx, "sort",
-                             "only one field can be sorted on; ties are ordered by id",
+            return bad_param(cx, "sort", "only one field can be sorted on; ties are ordered by id",
                              "只能按一个字段排序;相同值按 id 排序");
     }
     l->sort_col = (uint32_t)f.id;
@@ -351,8 +354,7 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
             snprintf(msg, sizeof(msg), "%s", cx->d->message);
             if (strncmp(msg, "filter", 6) != 0)
                 snprintf(cx->d->message, sizeof(cx->d->message), "filter: %.500s", msg);
-            if (!cx->d->message_zh[0])
-                trl_diag_zh(cx->d, "筛选条件 filter 无效:%.400s", msg);
+            if (!cx->d->message_zh[0]) trl_diag_zh(cx->d, "筛选条件 filter 无效:%.400s", msg);
             goto out;
         }
         if ((rc = trl_expr_plan_build(l.expr, &l.env, &plan))) goto out;
@@ -494,8 +496,14 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     if (rc) goto out;
     rc = trl_buf_adds(out, "],\"next_cursor\":");
     if (!rc && more) {
-        unsigned char hdr[8] = {2, 0, 0, 0, 0, (unsigned char)((l.sort_col >> 8) & 0xFF),
-                                (unsigned char)(l.sort_col & 0xFF), l.desc ? 1 : 0};
+        unsigned char hdr[8] = {2,
+                                0,
+                                0,
+                                0,
+                                0,
+                                (unsigned char)((l.sort_col >> 8) & 0xFF),
+                                (unsigned char)(l.sort_col & 0xFF),
+                                l.desc ? 1 : 0};
         trl_put_u32be(hdr + 1, ty->id);
         struct trl_buf raw;
         trl_buf_init(&raw);
@@ -568,7 +576,8 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     }
     if (!rc) rc = trl_buf_addc(out, '}');
 out:
-    for (size_t i = 0; i < l.nstreams; i++) stream_free(&l.streams[i]);
+    for (size_t i = 0; i < l.nstreams; i++)
+        stream_free(&l.streams[i]);
     free(l.streams);
     trl_expr_plan_free(&plan);
     trl_expr_free(l.expr);

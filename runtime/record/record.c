@@ -38,16 +38,36 @@ void trl_rec_column(const struct trl_type *ty, const struct trl_record *r, uint3
 {
     memset(out, 0, sizeof(*out));
     switch (col) {
-    case TRL_COL_ID: out->kind = TRL_V_INT, out->i = (int64_t)r->id; return;
-    case TRL_COL_VERSION: out->kind = TRL_V_INT, out->i = (int64_t)r->version; return;
-    case TRL_COL_CREATED_AT: out->kind = TRL_V_INT, out->i = r->created_at; return;
-    case TRL_COL_UPDATED_AT: out->kind = TRL_V_INT, out->i = r->updated_at; return;
-    case TRL_COL_STATE: *out = r->state; break;
-    case TRL_COL_OWNER: *out = r->owner; break;
-    case TRL_COL_ORG: *out = r->org; break;
-    case TRL_COL_CREATED_BY: *out = r->created_by; break;
-    case TRL_COL_UPDATED_BY: *out = r->updated_by; break;
-    case TRL_COL_NAME: *out = r->name; break;
+    case TRL_COL_ID:
+        out->kind = TRL_V_INT, out->i = (int64_t)r->id;
+        return;
+    case TRL_COL_VERSION:
+        out->kind = TRL_V_INT, out->i = (int64_t)r->version;
+        return;
+    case TRL_COL_CREATED_AT:
+        out->kind = TRL_V_INT, out->i = r->created_at;
+        return;
+    case TRL_COL_UPDATED_AT:
+        out->kind = TRL_V_INT, out->i = r->updated_at;
+        return;
+    case TRL_COL_STATE:
+        *out = r->state;
+        break;
+    case TRL_COL_OWNER:
+        *out = r->owner;
+        break;
+    case TRL_COL_ORG:
+        *out = r->org;
+        break;
+    case TRL_COL_CREATED_BY:
+        *out = r->created_by;
+        break;
+    case TRL_COL_UPDATED_BY:
+        *out = r->updated_by;
+        break;
+    case TRL_COL_NAME:
+        *out = r->name;
+        break;
     default: {
         const struct trl_value *v = trl_record_get(r, col);
         if (v) {
@@ -203,7 +223,6 @@ static bool value_eq(const struct trl_value *a, const struct trl_value *b)
     return true;
 }
 
-
 /* Adds (add=true) or removes r's index entries and counters; with old given, only the entries
  * whose value differs. */
 static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struct trl_record *r,
@@ -243,8 +262,10 @@ static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struc
         if (rc) break;
         rc = trl_rec_idx_key(&k, iid, &e[i].v, r->id);
         if (rc) break;
-        if (add) rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, "", 0, 0);
-        else if ((rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len)) == TRL_ENOTFOUND) rc = 0;
+        if (add)
+            rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, "", 0, 0);
+        else if ((rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len)) == TRL_ENOTFOUND)
+            rc = 0;
         if (!rc && e[i].unique && e[i].v.kind != TRL_V_NULL) {
             rc = trl_rec_uniq_key(&k, iid, &e[i].v);
             if (!rc && add) {
@@ -255,8 +276,8 @@ static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struc
                     if (f && e[i].v.kind == TRL_V_INT)
                         trl_field_format_int(f, e[i].v.i, shown, sizeof(shown));
                     else if (e[i].v.kind == TRL_V_BYTES)
-                        snprintf(shown, sizeof(shown), "\"%.*s\"", (int)(e[i].v.n < 80 ? e[i].v.n : 80),
-                                 e[i].v.s);
+                        snprintf(shown, sizeof(shown), "\"%.*s\"",
+                                 (int)(e[i].v.n < 80 ? e[i].v.n : 80), e[i].v.s);
                     trl_diag_add_ferr(d, f ? f->name : "", "unique", shown);
                     rc = TRL_EVALIDATION;
                 }
@@ -288,15 +309,19 @@ int trl_rec_value_json(const struct trl_field *f, const struct trl_value *v, str
     if (v->kind == TRL_V_NULL) return trl_buf_adds(out, "null");
     switch (f->type) {
     case TRL_FT_INT:
-    case TRL_FT_REF: return trl_buf_printf(out, "%lld", (long long)v->i);
-    case TRL_FT_BOOL: return trl_buf_adds(out, v->i ? "true" : "false");
+    case TRL_FT_REF:
+        return trl_buf_printf(out, "%lld", (long long)v->i);
+    case TRL_FT_BOOL:
+        return trl_buf_adds(out, v->i ? "true" : "false");
     case TRL_FT_DECIMAL:
     case TRL_FT_DATE:
     case TRL_FT_DATETIME:
         trl_field_format_int(f, v->i, tmp, sizeof(tmp));
         return trl_buf_add_json_str(out, tmp, strlen(tmp));
-    case TRL_FT_JSON: return trl_buf_add(out, v->s, v->n);
-    default: return trl_buf_add_json_str(out, v->s, v->n);
+    case TRL_FT_JSON:
+        return trl_buf_add(out, v->s, v->n);
+    default:
+        return trl_buf_add_json_str(out, v->s, v->n);
     }
 }
 
@@ -498,7 +523,8 @@ static int apply_and_validate(struct trl_txn *t, const struct trl_rec_ctx *cx,
         /* References and uniqueness are checked for what this write sets: a PATCH of another
          * field must not fail because a referenced record was deleted since. */
         bool touched = creating;
-        for (size_t k = 0; k < n && !touched; k++) touched = strcmp(in[k].name, f->name) == 0;
+        for (size_t k = 0; k < n && !touched; k++)
+            touched = strcmp(in[k].name, f->name) == 0;
         if (!touched) continue;
         rc = check_exists(t, cx, f, v, d);
         if (rc < 0) return rc;
@@ -512,8 +538,10 @@ static int apply_and_validate(struct trl_txn *t, const struct trl_rec_ctx *cx,
             trl_buf_free(&k);
             if (rc == 0 && hit.n == 8 && trl_get_u64be(hit.p) != r->id) {
                 char shown[96] = "";
-                if (v->kind == TRL_V_INT) trl_field_format_int(f, v->i, shown, sizeof(shown));
-                else snprintf(shown, sizeof(shown), "\"%.*s\"", (int)(v->n < 80 ? v->n : 80), v->s);
+                if (v->kind == TRL_V_INT)
+                    trl_field_format_int(f, v->i, shown, sizeof(shown));
+                else
+                    snprintf(shown, sizeof(shown), "\"%.*s\"", (int)(v->n < 80 ? v->n : 80), v->s);
                 if (trl_diag_add_ferr(d, f->name, "unique", shown)) return TRL_ENOMEM;
             } else if (rc && rc != TRL_ENOTFOUND) {
                 return rc;
@@ -631,7 +659,8 @@ out:
     return rc;
 }
 
-static int version_check(const struct trl_rec_ctx *cx, const struct trl_record *r, uint64_t if_match)
+static int version_check(const struct trl_rec_ctx *cx, const struct trl_record *r,
+                         uint64_t if_match)
 {
     if (if_match && if_match != r->version) {
         trl_diag_set(cx->d, TRL_EPRECOND,

@@ -60,9 +60,9 @@ int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
 
 /* Output options for reads. */
 struct trl_rec_out {
-    bool render_html;        /* longtext fields rendered to HTML (cmark, safe mode) */
-    const char *fields;      /* comma-separated projection, NULL for all */
-    const char *expand;      /* comma-separated ref fields to inline, NULL for none */
+    bool render_html;   /* longtext fields rendered to HTML (cmark, safe mode) */
+    const char *fields; /* comma-separated projection, NULL for all */
+    const char *expand; /* comma-separated ref fields to inline, NULL for none */
 };
 
 /* Appends the JSON of record id to out; *version receives its version (ETag).
@@ -72,11 +72,11 @@ int trl_rec_get(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct tr
 
 /* Listing parameters (DESIGN.md §5). Strings are borrowed. */
 struct trl_list_opts {
-    const char *filter;  /* expression, NULL or "" for all */
-    const char *sort;    /* "-created_at", "title", ... NULL for "-id" */
-    int64_t limit;       /* 1..1000 (0: 50) */
-    const char *cursor;  /* opaque cursor from a previous page, NULL for the first */
-    bool count_exact;    /* include "count" */
+    const char *filter;     /* expression, NULL or "" for all */
+    const char *sort;       /* "-created_at", "title", ... NULL for "-id" */
+    int64_t limit;          /* 1..1000 (0: 50) */
+    const char *cursor;     /* opaque cursor from a previous page, NULL for the first */
+    bool count_exact;       /* include "count" */
     struct trl_rec_out out; /* per-record output options */
 };
 
@@ -103,8 +103,8 @@ struct trl_idem {
     char *fingerprint; /* method + path + body hash of the first request (owned) */
 };
 /* 0 and *found set (entry owned by the caller: trl_idem_free), or TRL_EIO. */
-int trl_idem_get(struct trl_txn *t, const char *user, const char *key, int64_t now_ms,
-                 bool *found, struct trl_idem *e);
+int trl_idem_get(struct trl_txn *t, const char *user, const char *key, int64_t now_ms, bool *found,
+                 struct trl_idem *e);
 int trl_idem_put(struct trl_txn *t, const char *user, const char *key, int64_t now_ms,
                  const struct trl_idem *e);
 void trl_idem_free(struct trl_idem *e);

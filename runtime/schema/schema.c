@@ -93,12 +93,12 @@ int trl_meta_each(struct trl_txn *t, const char *kind,
  * Canonical JSON: known keys first in a fixed order, then the rest sorted; 2-space indent.
  */
 static const char *key_order[] = {
-    "name",       "value",        "type",        "version",     "labels",     "en",
-    "zh-CN",      "help",         "description", "title_field", "autoname",   "initial_state",
-    "required",   "unique",       "indexed",     "read_only",   "default",    "scale",
-    "min",        "max",          "min_length",  "max_length",  "pattern",    "options",
-    "ref_type",   "max_size",     "media_types", "renamed_from", "fields",    "roles",
-    "types",      "dependencies", "states",      "transitions",
+    "name",     "value",        "type",        "version",      "labels",   "en",
+    "zh-CN",    "help",         "description", "title_field",  "autoname", "initial_state",
+    "required", "unique",       "indexed",     "read_only",    "default",  "scale",
+    "min",      "max",          "min_length",  "max_length",   "pattern",  "options",
+    "ref_type", "max_size",     "media_types", "renamed_from", "fields",   "roles",
+    "types",    "dependencies", "states",      "transitions",
 };
 
 static int key_rank(const char *k)
@@ -138,7 +138,8 @@ static int print_canon(struct trl_buf *b, const cJSON *j, int indent)
         const cJSON **kids = malloc(n * sizeof(*kids));
         if (!kids) return TRL_ENOMEM;
         size_t i = 0;
-        for (const cJSON *c = j->child; c; c = c->next) kids[i++] = c;
+        for (const cJSON *c = j->child; c; c = c->next)
+            kids[i++] = c;
         if (obj) qsort(kids, n, sizeof(*kids), key_cmp);
         /* Arrays of scalars stay on one line: short and diff-friendly enough. */
         bool inl = !obj;
@@ -149,7 +150,8 @@ static int print_canon(struct trl_buf *b, const cJSON *j, int indent)
             if (i) rc = trl_buf_adds(b, inl ? ", " : ",");
             if (!inl) {
                 rc = rc ? rc : trl_buf_addc(b, '\n');
-                for (int k = 0; k < indent + 2 && !rc; k++) rc = trl_buf_addc(b, ' ');
+                for (int k = 0; k < indent + 2 && !rc; k++)
+                    rc = trl_buf_addc(b, ' ');
             }
             if (obj && !rc) {
                 rc = trl_buf_add_json_str(b, kids[i]->string, strlen(kids[i]->string));
@@ -159,7 +161,8 @@ static int print_canon(struct trl_buf *b, const cJSON *j, int indent)
         }
         if (!inl && !rc) {
             rc = trl_buf_addc(b, '\n');
-            for (int k = 0; k < indent && !rc; k++) rc = trl_buf_addc(b, ' ');
+            for (int k = 0; k < indent && !rc; k++)
+                rc = trl_buf_addc(b, ' ');
         }
         free(kids);
         return rc ? rc : trl_buf_addc(b, obj ? '}' : ']');
@@ -215,7 +218,8 @@ static void field_free(struct trl_field *f)
     free(f->options);
     free(f->option_values);
     free(f->ref_type);
-    for (size_t i = 0; i < f->nmedia_types; i++) free(f->media_types[i]);
+    for (size_t i = 0; i < f->nmedia_types; i++)
+        free(f->media_types[i]);
     free(f->media_types);
 }
 
@@ -228,7 +232,8 @@ static void type_free(struct trl_type *t)
     free(t->title_field);
     free(t->autoname);
     free(t->initial_state);
-    for (size_t i = 0; i < t->nfields; i++) field_free(&t->fields[i]);
+    for (size_t i = 0; i < t->nfields; i++)
+        field_free(&t->fields[i]);
     free(t->fields);
     free(t->definition);
     free(t);
@@ -244,7 +249,8 @@ void trl_catalog_unref(struct trl_catalog *c)
 {
     if (!c) return;
     if (atomic_fetch_sub_explicit((_Atomic int *)&c->refs, 1, memory_order_acq_rel) != 1) return;
-    for (size_t i = 0; i < c->ntypes; i++) type_free(c->types[i]);
+    for (size_t i = 0; i < c->ntypes; i++)
+        type_free(c->types[i]);
     free(c->types);
     free(c);
 }
@@ -256,8 +262,10 @@ const struct trl_type *trl_catalog_type(const struct trl_catalog *c, const char 
         size_t mid = (lo + hi) / 2;
         int cmp = strcmp(c->types[mid]->name, name);
         if (cmp == 0) return c->types[mid];
-        if (cmp < 0) lo = mid + 1;
-        else hi = mid;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -291,11 +299,20 @@ void trl_field_format_int(const struct trl_field *f, int64_t v, char *out, size_
 {
     char tmp[40];
     switch (f->type) {
-    case TRL_FT_DECIMAL: trl_decimal_format(v, f->scale, tmp); break;
-    case TRL_FT_DATE: trl_date_format((int32_t)v, tmp); break;
-    case TRL_FT_DATETIME: trl_datetime_format(v, tmp); break;
-    case TRL_FT_BOOL: snprintf(tmp, sizeof(tmp), "%s", v ? "true" : "false"); break;
-    default: snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+    case TRL_FT_DECIMAL:
+        trl_decimal_format(v, f->scale, tmp);
+        break;
+    case TRL_FT_DATE:
+        trl_date_format((int32_t)v, tmp);
+        break;
+    case TRL_FT_DATETIME:
+        trl_datetime_format(v, tmp);
+        break;
+    case TRL_FT_BOOL:
+        snprintf(tmp, sizeof(tmp), "%s", v ? "true" : "false");
+        break;
+    default:
+        snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
     }
     snprintf(out, n, "%s", tmp);
 }
@@ -423,7 +440,8 @@ int trl_field_convert(const struct trl_field *f, const struct trl_input *in,
         out->s = in->s;
         out->n = in->n;
         return 0;
-    default: break;
+    default:
+        break;
     }
     return conv_fail(d, f, "type", tname ? tname : "?");
 }
@@ -460,7 +478,8 @@ int trl_field_check(const struct trl_field *f, const struct trl_value *v, struct
         /* Options may have been removed since the value was stored. */
         bool ok = false;
         for (size_t i = 0; i < f->noptions && !ok; i++)
-            ok = strlen(f->options[i].value) == v->n && memcmp(f->options[i].value, v->s, v->n) == 0;
+            ok =
+                strlen(f->options[i].value) == v->n && memcmp(f->options[i].value, v->s, v->n) == 0;
         if (!ok) {
             char opts[512] = "";
             size_t o = 0;
@@ -551,12 +570,12 @@ static void compile_labels(struct compile *c, const cJSON *j, const char *path,
 }
 
 static const char *field_keys[] = {
-    "name",  "type",       "labels",     "help",    "required", "unique",   "indexed",
-    "read_only", "default", "scale",     "min",     "max",      "min_length", "max_length",
-    "pattern", "options",  "ref_type",   "max_size", "media_types", "renamed_from",
+    "name",      "type",    "labels",   "help",     "required",    "unique",       "indexed",
+    "read_only", "default", "scale",    "min",      "max",         "min_length",   "max_length",
+    "pattern",   "options", "ref_type", "max_size", "media_types", "renamed_from",
 };
 static const char *type_keys[] = {
-    "name",  "labels", "description", "title_field", "autoname", "initial_state", "fields",
+    "name", "labels", "description", "title_field", "autoname", "initial_state", "fields",
 };
 
 static void check_keys(struct compile *c, const cJSON *j, const char *path, const char **keys,
@@ -564,7 +583,8 @@ static void check_keys(struct compile *c, const cJSON *j, const char *path, cons
 {
     for (const cJSON *k = j->child; k; k = k->next) {
         bool ok = false;
-        for (size_t i = 0; i < nkeys && !ok; i++) ok = strcmp(k->string, keys[i]) == 0;
+        for (size_t i = 0; i < nkeys && !ok; i++)
+            ok = strcmp(k->string, keys[i]) == 0;
         if (!ok) {
             char p[200];
             snprintf(p, sizeof(p), "%s%s%s", path, *path ? "." : "", k->string);
@@ -621,8 +641,8 @@ static void to_input(const cJSON *v, struct trl_input *in, char *tmp, size_t tmp
 }
 
 /* min/max/default through the field's own conversion, so the units always agree. */
-static bool convert_member(struct compile *c, struct trl_field *f, const cJSON *v,
-                           const char *path, struct trl_value *out, struct trl_arena *arena)
+static bool convert_member(struct compile *c, struct trl_field *f, const cJSON *v, const char *path,
+                           struct trl_value *out, struct trl_arena *arena)
 {
     struct trl_input in;
     char tmp[64];
@@ -632,8 +652,10 @@ static bool convert_member(struct compile *c, struct trl_field *f, const cJSON *
     int rc = trl_field_convert(f, &in, arena, out, &tmpd);
     if (rc) {
         char msg[300];
-        if (tmpd.nferrs) trl_ferr_message(&tmpd.ferrs[0], "en", msg, sizeof(msg));
-        else snprintf(msg, sizeof(msg), "invalid value");
+        if (tmpd.nferrs)
+            trl_ferr_message(&tmpd.ferrs[0], "en", msg, sizeof(msg));
+        else
+            snprintf(msg, sizeof(msg), "invalid value");
         cerr(c, path, "%s %s", f->name, msg);
         trl_diag_reset(&tmpd);
         return false;
@@ -642,8 +664,8 @@ static bool convert_member(struct compile *c, struct trl_field *f, const cJSON *
     return true;
 }
 
-static void compile_field(struct compile *c, const cJSON *j, const char *path,
-                          struct trl_field *f, struct trl_arena *arena)
+static void compile_field(struct compile *c, const cJSON *j, const char *path, struct trl_field *f,
+                          struct trl_arena *arena)
 {
     char p[200];
     memset(f, 0, sizeof(*f));
@@ -662,9 +684,9 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path,
         f->name = strdup("");
     } else {
         f->name = strdup(name->valuestring);
-        static const char *reserved[] = {"id",         "state",      "owner", "org",
-                                         "created_at", "updated_at", "created_by",
-                                         "updated_by", "name",       "version", "type"};
+        static const char *reserved[] = {"id",         "state",      "owner",      "org",
+                                         "created_at", "updated_at", "created_by", "updated_by",
+                                         "name",       "version",    "type"};
         for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
             if (strcmp(f->name, reserved[i]) == 0)
                 cerr(c, p, "'%s' is a system column and cannot be a field name", f->name);
@@ -697,11 +719,13 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path,
     const cJSON *scale = cJSON_GetObjectItemCaseSensitive(j, "scale");
     if (scale) {
         snprintf(p, sizeof(p), "%s.scale", path);
-        if (f->type != TRL_FT_DECIMAL) cerr(c, p, "only decimal fields have a scale");
+        if (f->type != TRL_FT_DECIMAL)
+            cerr(c, p, "only decimal fields have a scale");
         else if (!cJSON_IsNumber(scale) || scale->valuedouble < 0 || scale->valuedouble > 9 ||
                  scale->valuedouble != (int)scale->valuedouble)
             cerr(c, p, "must be an integer from 0 to 9");
-        else f->scale = (int)scale->valuedouble;
+        else
+            f->scale = (int)scale->valuedouble;
     } else if (f->type == TRL_FT_DECIMAL) {
         f->scale = 2;
     }
@@ -716,8 +740,10 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path,
         else if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e9 ||
                  v->valuedouble != (double)(int64_t)v->valuedouble)
             cerr(c, p, "must be a non-negative integer");
-        else if (k == 0) f->min_length = (int64_t)v->valuedouble;
-        else f->max_length = (int64_t)v->valuedouble;
+        else if (k == 0)
+            f->min_length = (int64_t)v->valuedouble;
+        else
+            f->max_length = (int64_t)v->valuedouble;
     }
 
     const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "options");
@@ -738,7 +764,8 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path,
                 char op[220];
                 snprintf(op, sizeof(op), "%s.options[%zu]", path, i);
                 struct trl_option *opt = &f->options[f->noptions];
-                const cJSON *val = cJSON_IsString(o) ? o : cJSON_GetObjectItemCaseSensitive(o, "value");
+                const cJSON *val =
+                    cJSON_IsString(o) ? o : cJSON_GetObjectItemCaseSensitive(o, "value");
                 if (!cJSON_IsString(val) || !*val->valuestring ||
                     !trl_utf8_valid(val->valuestring, strlen(val->valuestring))) {
                     cerr(c, op, "an option is a string or {\"value\": ..., \"labels\": ...}");
@@ -750,8 +777,9 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path,
                 opt->value = strdup(val->valuestring);
                 char lp[240];
                 snprintf(lp, sizeof(lp), "%s.labels", op);
-                compile_labels(c, cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "labels") : NULL,
-                               lp, &opt->labels, val->valuestring);
+                compile_labels(
+                    c, cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "labels") : NULL, lp,
+                    &opt->labels, val->valuestring);
                 f->option_values[f->noptions] = opt->value;
                 f->noptions++;
             }
@@ -766,7 +794,8 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path,
         snprintf(p, sizeof(p), "%s.ref_type", path);
         if (!cJSON_IsString(ref) || !valid_ident(ref->valuestring))
             cerr(c, p, "a ref field needs the name of the referenced type");
-        else f->ref_type = strdup(ref->valuestring);
+        else
+            f->ref_type = strdup(ref->valuestring);
     } else if (ref) {
         snprintf(p, sizeof(p), "%s.ref_type", path);
         cerr(c, p, "only ref fields have ref_type");
@@ -806,7 +835,8 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path,
             snprintf(p, sizeof(p), "%s.max_size", path);
             if (!cJSON_IsNumber(msize) || msize->valuedouble < 1)
                 cerr(c, p, "must be a positive number of bytes");
-            else f->max_size = (int64_t)msize->valuedouble;
+            else
+                f->max_size = (int64_t)msize->valuedouble;
         }
         if (mtypes) {
             snprintf(p, sizeof(p), "%s.media_types", path);
@@ -822,7 +852,8 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path,
                 for (const cJSON *m = mtypes->child; m; m = m->next)
                     if (cJSON_IsString(m) && strchr(m->valuestring, '/'))
                         f->media_types[f->nmedia_types++] = strdup(m->valuestring);
-                    else cerr(c, p, "each media type is a string such as \"image/png\"");
+                    else
+                        cerr(c, p, "each media type is a string such as \"image/png\"");
             }
         }
     }
@@ -839,8 +870,10 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path,
         }
         struct trl_value bv;
         if (convert_member(c, f, v, p, &bv, arena) && bv.kind == TRL_V_INT) {
-            if (k == 0) f->has_min = true, f->min = bv.i;
-            else f->has_max = true, f->max = bv.i;
+            if (k == 0)
+                f->has_min = true, f->min = bv.i;
+            else
+                f->has_max = true, f->max = bv.i;
         }
     }
     if (f->has_min && f->has_max && f->min > f->max) {
@@ -949,7 +982,8 @@ static int compile_type(const char *name, const char *def, size_t n, const char 
     if (an) {
         if (!cJSON_IsString(an) || !strstr(an->valuestring, "{#"))
             cerr(&c, "autoname", "must be a pattern with a counter, e.g. \"MR-{YYYY}-{#####}\"");
-        else t->autoname = strdup(an->valuestring);
+        else
+            t->autoname = strdup(an->valuestring);
     }
     const cJSON *is = cJSON_GetObjectItemCaseSensitive(j, "initial_state");
     if (is && (!cJSON_IsString(is) || !valid_ident(is->valuestring)))
@@ -1008,7 +1042,8 @@ static int compile_type(const char *name, const char *def, size_t n, const char 
     if (tf) {
         if (!cJSON_IsString(tf) || !trl_type_field(t, tf->valuestring, strlen(tf->valuestring)))
             cerr(&c, "title_field", "must name one of the type's fields");
-        else t->title_field = strdup(tf->valuestring);
+        else
+            t->title_field = strdup(tf->valuestring);
     }
     t->definition = trl_schema_canonical_json(def, n, d);
 done:
@@ -1082,7 +1117,7 @@ int trl_catalog_load(struct trl_txn *t, struct trl_catalog **out, struct trl_dia
         trl_catalog_unref(c);
         return rc;
     }
-    qsort(c->types, c->ntypes, sizeof(*c->types), type_cmp);
+    if (c->ntypes > 1) qsort(c->types, c->ntypes, sizeof(*c->types), type_cmp);
     *out = c;
     return 0;
 }
@@ -1381,12 +1416,12 @@ int trl_schema_put_type(struct trl_txn *t, const char *name, const char *def, si
         bool had_plain = of && of->indexed && of->type == nf->type;
         bool had_unique = of && of->unique && of->type == nf->type;
         /* A new default changes what absent values index as: rebuild. */
-        bool dflt_changed = of && (of->has_default != nf->has_default ||
-                                   (nf->has_default && (of->dflt.kind != nf->dflt.kind ||
-                                                        of->dflt.i != nf->dflt.i ||
-                                                        of->dflt.n != nf->dflt.n ||
-                                                        (of->dflt.n && memcmp(of->dflt.s, nf->dflt.s,
-                                                                              nf->dflt.n)))));
+        bool dflt_changed =
+            of &&
+            (of->has_default != nf->has_default ||
+             (nf->has_default && (of->dflt.kind != nf->dflt.kind || of->dflt.i != nf->dflt.i ||
+                                  of->dflt.n != nf->dflt.n ||
+                                  (of->dflt.n && memcmp(of->dflt.s, nf->dflt.s, nf->dflt.n)))));
         if (dflt_changed && had_plain) {
             if ((rc = drop_index(t, trl_index_id(nt, nf->id)))) goto out;
             had_plain = false;
@@ -1400,8 +1435,8 @@ int trl_schema_put_type(struct trl_txn *t, const char *name, const char *def, si
         if ((plain || uniq) && exists && (rc = build_index(t, nt, nf, plain, uniq, d))) goto out;
     }
 
-    *changed = !old || strcmp(old->definition, nt->definition) != 0 ||
-               strcmp(old->app, nt->app) != 0;
+    *changed =
+        !old || strcmp(old->definition, nt->definition) != 0 || strcmp(old->app, nt->app) != 0;
     if ((rc = trl_meta_put(t, "type", name, nt->definition, strlen(nt->definition)))) goto out;
     if ((rc = trl_meta_put(t, "typeapp", name, app ? app : "", strlen(app ? app : "")))) goto out;
     if ((rc = typeinfo_store(t, name, &ti))) goto out;
@@ -1436,8 +1471,7 @@ int trl_schema_delete_type(struct trl_txn *t, const char *name, struct trl_diag 
     bool has = false;
     rc = type_has_records(t, ti.id, &has);
     if (!rc && has) {
-        rc = trl_diag_set(d, TRL_ECONFLICT, "type '%s' still has records; delete them first",
-                          name);
+        rc = trl_diag_set(d, TRL_ECONFLICT, "type '%s' still has records; delete them first", name);
         trl_diag_zh(d, "类型“%s”仍有记录,请先删除记录", name);
     }
     if (!rc) {
@@ -1477,13 +1511,19 @@ static void expand(const struct trl_type *t, int64_t ms, uint64_t seq, bool with
             if (e) {
                 size_t tl = (size_t)(e - p - 1);
                 char tmp[32] = "";
-                if (tl == 4 && strncmp(p + 1, "YYYY", 4) == 0) snprintf(tmp, sizeof(tmp), "%04d", (int)y);
-                else if (tl == 2 && strncmp(p + 1, "YY", 2) == 0) snprintf(tmp, sizeof(tmp), "%02d", (int)(y % 100));
-                else if (tl == 2 && strncmp(p + 1, "MM", 2) == 0) snprintf(tmp, sizeof(tmp), "%02u", m);
-                else if (tl == 2 && strncmp(p + 1, "DD", 2) == 0) snprintf(tmp, sizeof(tmp), "%02u", dd);
+                if (tl == 4 && strncmp(p + 1, "YYYY", 4) == 0)
+                    snprintf(tmp, sizeof(tmp), "%04d", (int)y);
+                else if (tl == 2 && strncmp(p + 1, "YY", 2) == 0)
+                    snprintf(tmp, sizeof(tmp), "%02d", (int)(y % 100));
+                else if (tl == 2 && strncmp(p + 1, "MM", 2) == 0)
+                    snprintf(tmp, sizeof(tmp), "%02u", m);
+                else if (tl == 2 && strncmp(p + 1, "DD", 2) == 0)
+                    snprintf(tmp, sizeof(tmp), "%02u", dd);
                 else if (tl >= 1 && p[1] == '#') {
-                    if (with_seq) snprintf(tmp, sizeof(tmp), "%0*llu", (int)tl, (unsigned long long)seq);
-                    else snprintf(tmp, sizeof(tmp), "#");
+                    if (with_seq)
+                        snprintf(tmp, sizeof(tmp), "%0*llu", (int)tl, (unsigned long long)seq);
+                    else
+                        snprintf(tmp, sizeof(tmp), "#");
                 } else {
                     snprintf(tmp, sizeof(tmp), "%.*s", (int)(tl + 2 < 31 ? tl + 2 : 31), p);
                 }

@@ -1,11 +1,12 @@
 /*
  * schema — object types: fields, rules, indexes, autonaming and schema evolution.
  *
- * A type is defined by a JSON document (a file in an app's types/ folder or PUT /api/v1/meta/types/{name}).
- * Definitions are stored in the `meta` database together with the store's private bookkeeping
- * (numeric type id, stable field ids, retired field ids), and compiled into an immutable
- * catalog: struct trl_catalog, shared by every thread through reference counting. A change of any
- * definition builds a new catalog; requests that hold the old one keep using it until they end.
+ * A type is defined by a JSON document (a file in an app's types/ folder or PUT
+ * /api/v1/meta/types/{name}). Definitions are stored in the `meta` database together with the
+ * store's private bookkeeping (numeric type id, stable field ids, retired field ids), and compiled
+ * into an immutable catalog: struct trl_catalog, shared by every thread through reference counting.
+ * A change of any definition builds a new catalog; requests that hold the old one keep using it
+ * until they end.
  *
  * Field ids are stable: a renamed field ("renamed_from") keeps its id and so its data; a removed
  * field's id is retired and never reused, so its data is no longer served; an added field gets a
@@ -49,31 +50,31 @@ struct trl_option {
 };
 
 struct trl_field {
-    uint32_t id;              /* stable field id (< TRL_COL_SYSTEM) */
-    char *name;               /* field name (owned) */
-    enum trl_ftype type;      /* field type */
-    struct trl_labels labels; /* display labels */
-    struct trl_labels help;   /* help text */
-    bool required;            /* must have a value after every write */
-    bool unique;              /* no two records share a value */
-    bool indexed;             /* has an index (also true for enum, ref, user, unique) */
-    bool read_only;           /* not writable through the records API */
-    int scale;                /* decimal places (decimal) */
-    bool has_min, has_max;    /* bounds present */
-    int64_t min, max;         /* int, decimal (scaled), date (days), datetime (ms) */
-    int64_t min_length;       /* text: minimum characters (0: none) */
-    int64_t max_length;       /* text: maximum characters (0: none) */
-    char *pattern;            /* PCRE2 source (owned) or NULL */
-    void *re;                 /* compiled pattern (pcre2_code *), owned */
-    bool has_default;         /* a default exists */
-    struct trl_value dflt;    /* default value; bytes owned by the field */
-    struct trl_option *options;  /* enum options (owned) */
-    const char **option_values;  /* option values array for the expression resolver (owned) */
-    size_t noptions;             /* number of options */
-    char *ref_type;           /* ref: name of the referenced type (owned) */
-    int64_t max_size;         /* attachment: maximum bytes (0: server default) */
-    char **media_types;       /* attachment: allowed media types (owned), NULL = any */
-    size_t nmedia_types;      /* entries in media_types */
+    uint32_t id;                /* stable field id (< TRL_COL_SYSTEM) */
+    char *name;                 /* field name (owned) */
+    enum trl_ftype type;        /* field type */
+    struct trl_labels labels;   /* display labels */
+    struct trl_labels help;     /* help text */
+    bool required;              /* must have a value after every write */
+    bool unique;                /* no two records share a value */
+    bool indexed;               /* has an index (also true for enum, ref, user, unique) */
+    bool read_only;             /* not writable through the records API */
+    int scale;                  /* decimal places (decimal) */
+    bool has_min, has_max;      /* bounds present */
+    int64_t min, max;           /* int, decimal (scaled), date (days), datetime (ms) */
+    int64_t min_length;         /* text: minimum characters (0: none) */
+    int64_t max_length;         /* text: maximum characters (0: none) */
+    char *pattern;              /* PCRE2 source (owned) or NULL */
+    void *re;                   /* compiled pattern (pcre2_code *), owned */
+    bool has_default;           /* a default exists */
+    struct trl_value dflt;      /* default value; bytes owned by the field */
+    struct trl_option *options; /* enum options (owned) */
+    const char **option_values; /* option values array for the expression resolver (owned) */
+    size_t noptions;            /* number of options */
+    char *ref_type;             /* ref: name of the referenced type (owned) */
+    int64_t max_size;           /* attachment: maximum bytes (0: server default) */
+    char **media_types;         /* attachment: allowed media types (owned), NULL = any */
+    size_t nmedia_types;        /* entries in media_types */
 };
 
 struct trl_type {
@@ -90,10 +91,10 @@ struct trl_type {
 };
 
 struct trl_catalog {
-    uint64_t version;         /* increases with every definition change */
-    struct trl_type **types;  /* sorted by name (owned) */
-    size_t ntypes;            /* number of types */
-    int refs;                 /* reference count (atomic) */
+    uint64_t version;        /* increases with every definition change */
+    struct trl_type **types; /* sorted by name (owned) */
+    size_t ntypes;           /* number of types */
+    int refs;                /* reference count (atomic) */
 };
 
 /* Reference counting: trl_catalog_ref returns c; unref frees at zero. Both accept NULL. */
@@ -120,9 +121,10 @@ static inline uint32_t trl_index_id(const struct trl_type *t, uint32_t col)
  * inside write txn t: assigns ids, keeps renamed fields' ids, retires removed ones, builds added
  * indexes from existing records, drops removed indexes, and refuses incompatible changes (a field's
  * type changed, a unique rule over existing duplicates, a name clash). app names the installing
- * app; NULL keeps the type's current app ("" for a new type: the meta API). Returns 0, TRL_EVALIDATION (d->ferrs name the definition path, e.g.
- * "fields[2].max_length"), TRL_ECONFLICT (incompatible with stored data), TRL_ENOMEM, TRL_EIO.
- * *changed is set false when the stored definition was identical. */
+ * app; NULL keeps the type's current app ("" for a new type: the meta API). Returns 0,
+ * TRL_EVALIDATION (d->ferrs name the definition path, e.g. "fields[2].max_length"), TRL_ECONFLICT
+ * (incompatible with stored data), TRL_ENOMEM, TRL_EIO. *changed is set false when the stored
+ * definition was identical. */
 int trl_schema_put_type(struct trl_txn *t, const char *name, const char *def, size_t n,
                         const char *app, bool *changed, struct trl_diag *d);
 /* Checks a type definition (JSON text def[0..n)) named name without storing anything: the same
@@ -134,8 +136,7 @@ int trl_schema_delete_type(struct trl_txn *t, const char *name, struct trl_diag 
 
 /* Generic definitions of other kinds (apps, workflows, forms, reports...) stored verbatim
  * (canonical JSON) under (kind, name). get returns owned text (free()). */
-int trl_meta_put(struct trl_txn *t, const char *kind, const char *name, const char *json,
-                 size_t n);
+int trl_meta_put(struct trl_txn *t, const char *kind, const char *name, const char *json, size_t n);
 int trl_meta_get(struct trl_txn *t, const char *kind, const char *name, char **out);
 int trl_meta_del(struct trl_txn *t, const char *kind, const char *name);
 /* Calls fn for each (name, json) of a kind in name order; stops on a non-zero return. */

@@ -16,10 +16,14 @@ static const char *db_names[TRL_DB_COUNT] = {
 int trl_store_rc(int rc, const char *what)
 {
     switch (rc) {
-    case MDB_SUCCESS: return 0;
-    case MDB_NOTFOUND: return TRL_ENOTFOUND;
-    case MDB_KEYEXIST: return TRL_EEXIST;
-    case MDB_MAP_FULL: return TRL_EMAPFULL;
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return TRL_ENOTFOUND;
+    case MDB_KEYEXIST:
+        return TRL_EEXIST;
+    case MDB_MAP_FULL:
+        return TRL_EMAPFULL;
     case MDB_PANIC:
     case MDB_CORRUPTED:
     case MDB_VERSION_MISMATCH:
@@ -27,8 +31,10 @@ int trl_store_rc(int rc, const char *what)
         /* The environment cannot be trusted any more: never carry on. */
         trl_log(TRL_LOG_ERROR, "fatal LMDB error in %s: %s; stopping", what, mdb_strerror(rc));
         _exit(70);
-    case MDB_READERS_FULL: return TRL_EUNAVAIL;
-    case ENOMEM: return TRL_ENOMEM;
+    case MDB_READERS_FULL:
+        return TRL_EUNAVAIL;
+    case ENOMEM:
+        return TRL_ENOMEM;
     default:
         trl_log(TRL_LOG_ERROR, "LMDB error in %s: %s", what, mdb_strerror(rc));
         return TRL_EIO;
@@ -188,8 +194,7 @@ int trl_store_grow(struct trl_store *s)
 int trl_store_backup(struct trl_store *s, const char *path, struct trl_diag *d)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0)
-        return trl_diag_set(d, TRL_EIO, "cannot create %s: %s", path, strerror(errno));
+    if (fd < 0) return trl_diag_set(d, TRL_EIO, "cannot create %s: %s", path, strerror(errno));
     pthread_rwlock_rdlock(&s->resize);
     int rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
     pthread_rwlock_unlock(&s->resize);
@@ -284,8 +289,10 @@ int trl_txn_seq_next(struct trl_txn *t, const char *key, uint64_t *out)
     uint64_t cur = 0;
     size_t kn = strlen(key);
     int rc = trl_txn_get(t, TRL_DB_SEQ, key, kn, &v);
-    if (rc == 0 && v.n == 8) cur = trl_get_u64be(v.p);
-    else if (rc && rc != TRL_ENOTFOUND) return rc;
+    if (rc == 0 && v.n == 8)
+        cur = trl_get_u64be(v.p);
+    else if (rc && rc != TRL_ENOTFOUND)
+        return rc;
     unsigned char b[8];
     trl_put_u64be(b, cur + 1);
     rc = trl_txn_put(t, TRL_DB_SEQ, key, kn, b, 8, 0);

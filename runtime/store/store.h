@@ -44,11 +44,11 @@ struct trl_txn;
 struct trl_cursor;
 
 struct trl_store_opts {
-    const char *dir;        /* data directory (created if absent) */
-    size_t map_initial;     /* initial map size in bytes (0: 64 MiB) */
-    size_t map_max;         /* growth cap in bytes (0: 64 GiB) */
-    unsigned max_readers;   /* reader slots (0: 256) */
-    bool read_only;         /* open for reading only (check, export) */
+    const char *dir;      /* data directory (created if absent) */
+    size_t map_initial;   /* initial map size in bytes (0: 64 MiB) */
+    size_t map_max;       /* growth cap in bytes (0: 64 GiB) */
+    unsigned max_readers; /* reader slots (0: 256) */
+    bool read_only;       /* open for reading only (check, export) */
 };
 
 /* Opens (creating if needed) the environment in opts->dir, clears stale reader slots, creates
@@ -82,8 +82,9 @@ struct trl_slice {
 int trl_txn_get(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, struct trl_slice *v);
 /* Put flags. */
 #define TRL_PUT_NOOVERWRITE 1u /* TRL_EEXIST when the key is present */
-#define TRL_PUT_APPEND 2u      /* the key is probably past every key: append (full pages); a
-                                  plain put when it is not */
+#define TRL_PUT_APPEND                                                                             \
+    2u /* the key is probably past every key: append (full pages); a                               \
+          plain put when it is not */
 /* 0, TRL_EEXIST, TRL_EMAPFULL (the writer retries after growth), TRL_EIO. */
 int trl_txn_put(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, const void *v,
                 size_t vn, unsigned flags);
@@ -125,11 +126,11 @@ typedef int (*trl_write_fn)(struct trl_txn *t, void *arg);
 typedef void (*trl_write_done_fn)(void *arg, int rc);
 
 struct trl_write_job {
-    trl_write_fn fn;                /* the work */
-    trl_write_done_fn done;         /* completion, after durability */
-    void *arg;                      /* passed to both */
-    bool barrier;                   /* commit before and after this job (schema changes) */
-    struct trl_write_job *next;     /* queue link, owned by the store while queued */
+    trl_write_fn fn;            /* the work */
+    trl_write_done_fn done;     /* completion, after durability */
+    void *arg;                  /* passed to both */
+    bool barrier;               /* commit before and after this job (schema changes) */
+    struct trl_write_job *next; /* queue link, owned by the store while queued */
 };
 
 /* Queues job (borrowed until done is called). 0, or TRL_EUNAVAIL when the store is closing. */

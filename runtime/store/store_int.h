@@ -8,20 +8,20 @@
 #include <pthread.h>
 
 struct trl_store {
-    MDB_env *env;               /* the environment */
-    MDB_dbi dbi[TRL_DB_COUNT];  /* named databases */
-    char *dir;                  /* data directory (owned) */
-    size_t map_size;            /* current map size */
-    size_t map_max;             /* growth cap */
-    bool read_only;             /* opened read-only: no writer */
-    pthread_rwlock_t resize;    /* readers hold it shared; map growth takes it exclusive */
-    pthread_mutex_t qlock;      /* guards the queue and stopping */
-    pthread_cond_t qcond;       /* signalled when a job is queued or on stop */
+    MDB_env *env;                        /* the environment */
+    MDB_dbi dbi[TRL_DB_COUNT];           /* named databases */
+    char *dir;                           /* data directory (owned) */
+    size_t map_size;                     /* current map size */
+    size_t map_max;                      /* growth cap */
+    bool read_only;                      /* opened read-only: no writer */
+    pthread_rwlock_t resize;             /* readers hold it shared; map growth takes it exclusive */
+    pthread_mutex_t qlock;               /* guards the queue and stopping */
+    pthread_cond_t qcond;                /* signalled when a job is queued or on stop */
     struct trl_write_job *qhead, *qtail; /* queued jobs, FIFO */
-    bool stopping;              /* close requested */
-    bool writer_started;        /* writer thread exists */
-    pthread_t writer;           /* the writer thread */
-    uint64_t batches, jobs;     /* writer statistics (guarded by qlock) */
+    bool stopping;                       /* close requested */
+    bool writer_started;                 /* writer thread exists */
+    pthread_t writer;                    /* the writer thread */
+    uint64_t batches, jobs;              /* writer statistics (guarded by qlock) */
 };
 
 struct trl_txn {

@@ -70,7 +70,7 @@ static void finish(struct trl_write_job **jobs, size_t n, int *rcs, int batch_rc
  * `trellis import`), only past the file's current end, where no LMDB page lives, and never past
  * the map. Failures only cost speed, so they are logged, not returned.
  */
-#define ZERO_LOW ((off_t)4 << 20)   /* top up when less than this is left */
+#define ZERO_LOW  ((off_t)4 << 20)  /* top up when less than this is left */
 #define ZERO_STEP ((off_t)16 << 20) /* at least this much at a time */
 
 static void keep_zeroed(struct trl_store *s)
@@ -115,7 +115,8 @@ void *trl_store_writer_main(void *arg)
     keep_zeroed(s);
     for (;;) {
         pthread_mutex_lock(&s->qlock);
-        while (!s->qhead && !s->stopping) pthread_cond_wait(&s->qcond, &s->qlock);
+        while (!s->qhead && !s->stopping)
+            pthread_cond_wait(&s->qcond, &s->qlock);
         struct trl_write_job *list = s->qhead;
         s->qhead = s->qtail = NULL;
         bool stop = s->stopping;
@@ -164,8 +165,10 @@ int trl_store_submit(struct trl_store *s, struct trl_write_job *job)
         pthread_mutex_unlock(&s->qlock);
         return TRL_EUNAVAIL;
     }
-    if (s->qtail) s->qtail->next = job;
-    else s->qhead = job;
+    if (s->qtail)
+        s->qtail->next = job;
+    else
+        s->qhead = job;
     s->qtail = job;
     pthread_cond_signal(&s->qcond);
     pthread_mutex_unlock(&s->qlock);
@@ -210,7 +213,8 @@ int trl_store_write(struct trl_store *s, trl_write_fn fn, void *arg)
     int rc = trl_store_submit(s, &sj.job);
     if (rc == 0) {
         pthread_mutex_lock(&sj.m);
-        while (!sj.done) pthread_cond_wait(&sj.c, &sj.m);
+        while (!sj.done)
+            pthread_cond_wait(&sj.c, &sj.m);
         pthread_mutex_unlock(&sj.m);
         rc = sj.rc;
     }

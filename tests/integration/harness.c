@@ -56,10 +56,12 @@ int run_trellis(const char *const *argv, char **out, int timeout_s)
         dup2(fd, 1);
         dup2(fd, 2);
         int n = 0;
-        while (argv[n]) n++;
+        while (argv[n])
+            n++;
         char **av = calloc((size_t)n + 2, sizeof(char *));
         av[0] = (char *)trellis_bin();
-        for (int i = 0; i < n; i++) av[i + 1] = (char *)argv[i];
+        for (int i = 0; i < n; i++)
+            av[i + 1] = (char *)argv[i];
         execv(trellis_bin(), av);
         _exit(127);
     }
@@ -97,8 +99,10 @@ int srv_init(struct srv *s, const char *app_dir)
     if (!mkdtemp(s->dir)) return -1;
     snprintf(s->log, sizeof(s->log), "%s.log", s->dir);
     char app[4096];
-    if (app_dir) snprintf(app, sizeof(app), "%s", app_dir);
-    else snprintf(app, sizeof(app), "%s/samples/marketing", trellis_src());
+    if (app_dir)
+        snprintf(app, sizeof(app), "%s", app_dir);
+    else
+        snprintf(app, sizeof(app), "%s/samples/marketing", trellis_src());
     char *out = NULL;
     const char *argv[] = {"app", "install", app, "--data", s->dir, NULL};
     int rc = run_trellis(argv, &out, 60);
@@ -134,7 +138,8 @@ int srv_start(struct srv *s)
         av[n++] = portfile;
         char extra[512];
         snprintf(extra, sizeof(extra), "%s", s->extra);
-        for (char *tok = strtok(extra, " "); tok && n < 62; tok = strtok(NULL, " ")) av[n++] = tok;
+        for (char *tok = strtok(extra, " "); tok && n < 62; tok = strtok(NULL, " "))
+            av[n++] = tok;
         av[n] = NULL;
         execv(trellis_bin(), av);
         _exit(127);
@@ -231,7 +236,8 @@ int http(const struct srv *s, const char *method, const char *path, const char *
     char url[8192];
     snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", s->port, path);
     struct curl_slist *hl = NULL;
-    for (const char *const *h = headers; h && *h; h++) hl = curl_slist_append(hl, *h);
+    for (const char *const *h = headers; h && *h; h++)
+        hl = curl_slist_append(hl, *h);
     hl = curl_slist_append(hl, "Expect:");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -277,7 +283,8 @@ const char *resp_header(const struct resp *r, const char *name, char *buf, size_
         if (!e) e = p + strlen(p);
         if ((size_t)(e - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
             const char *v = p + nl + 1;
-            while (*v == ' ') v++;
+            while (*v == ' ')
+                v++;
             snprintf(buf, n, "%.*s", (int)(e - v), v);
             return buf;
         }

@@ -14,18 +14,18 @@
 #include <sys/types.h>
 
 struct srv {
-    pid_t pid;          /* child process, 0 when not running */
-    unsigned port;      /* bound port */
-    char dir[256];      /* data directory (owned by the test; removed by srv_cleanup) */
-    char log[300];      /* server log file */
-    char extra[512];    /* extra serve arguments */
+    pid_t pid;       /* child process, 0 when not running */
+    unsigned port;   /* bound port */
+    char dir[256];   /* data directory (owned by the test; removed by srv_cleanup) */
+    char log[300];   /* server log file */
+    char extra[512]; /* extra serve arguments */
 };
 
 struct resp {
-    long status;        /* HTTP status, 0 on transport failure */
-    char *body;         /* response body, NUL-terminated (owned) */
-    size_t n;           /* body length */
-    char *headers;      /* raw response headers (owned) */
+    long status;   /* HTTP status, 0 on transport failure */
+    char *body;    /* response body, NUL-terminated (owned) */
+    size_t n;      /* body length */
+    char *headers; /* raw response headers (owned) */
 };
 
 /* Path of the trellis binary and of the source tree. */

@@ -84,7 +84,8 @@ START_TEST(crud_round_trip)
     resp_free(&r);
     http(&S, "GET", hpath, NULL, 0, NULL, &r);
     ck_assert_int_eq(r.status, 200);
-    ck_assert(json_contains(r.body, "{\"items\":[{\"seq\":1},{\"seq\":2},{\"seq\":3,\"action\":\"delete\"}]}"));
+    ck_assert(json_contains(
+        r.body, "{\"items\":[{\"seq\":1},{\"seq\":2},{\"seq\":3,\"action\":\"delete\"}]}"));
     resp_free(&r);
 }
 END_TEST
@@ -94,9 +95,10 @@ START_TEST(listing_filter_sort_cursor)
     static const char *regions[] = {"north", "south", "east", "west"};
     for (int i = 0; i < 40; i++) {
         char body[256];
-        snprintf(body, sizeof(body),
-                 "{\"title\":\"Req %d\",\"partner\":\"P%d\",\"region\":\"%s\",\"budget\":\"%d.25\"}",
-                 i, i % 3, regions[i % 4], i * 100);
+        snprintf(
+            body, sizeof(body),
+            "{\"title\":\"Req %d\",\"partner\":\"P%d\",\"region\":\"%s\",\"budget\":\"%d.25\"}", i,
+            i % 3, regions[i % 4], i * 100);
         create(body);
     }
     /* east: i = 2, 6, ..., 38 -> 10 records; newest first, pages of 3. */
@@ -112,7 +114,8 @@ START_TEST(listing_filter_sort_cursor)
         http(&S, "GET", path, NULL, 0, NULL, &r);
         ck_assert_msg(r.status == 200, "%s", r.body);
         /* Pull ids out in order. */
-        for (const char *p = r.body; (p = strstr(p, "{\"id\":")); p += 6) seen[n++] = atoll(p + 6);
+        for (const char *p = r.body; (p = strstr(p, "{\"id\":")); p += 6)
+            seen[n++] = atoll(p + 6);
         const char *nc = strstr(r.body, "\"next_cursor\":\"");
         if (nc) {
             nc += 15;
@@ -121,14 +124,19 @@ START_TEST(listing_filter_sort_cursor)
         resp_free(&r);
         if (!nc) break;
         /* Records added while paging do not disturb the keyset. */
-        if (page == 1) create("{\"title\":\"late\",\"partner\":\"P\",\"region\":\"east\",\"budget\":1}");
+        if (page == 1)
+            create("{\"title\":\"late\",\"partner\":\"P\",\"region\":\"east\",\"budget\":1}");
     }
     ck_assert_int_eq(n, 10);
-    for (int i = 1; i < n; i++) ck_assert_int_lt(seen[i], seen[i - 1]);
+    for (int i = 1; i < n; i++)
+        ck_assert_int_lt(seen[i], seen[i - 1]);
 
     /* count=exact with a range filter; sort by an indexed field (region, an enum) ascending. */
     struct resp r;
-    snprintf(path, sizeof(path), "%s?filter=budget%%20%%3E%%3D%%201000%%20%%26%%26%%20budget%%20%%3C%%202000&sort=created_at&count=exact&limit=100", MR);
+    snprintf(path, sizeof(path),
+             "%s?filter=budget%%20%%3E%%3D%%201000%%20%%26%%26%%20budget%%20%%3C%%202000&sort="
+             "created_at&count=exact&limit=100",
+             MR);
     http(&S, "GET", path, NULL, 0, NULL, &r);
     ck_assert_msg(r.status == 200, "%s", r.body);
     ck_assert_int_eq(json_int(r.body, "count", -1), 10);

@@ -33,7 +33,9 @@ static void write_lines(const char *path, int n, int bad_at)
         if (i == bad_at)
             fprintf(f, "{\"title\":\"bad %d\",\"partner\":\"P\",\"budget\":\"1.234\"}\n", i);
         else
-            fprintf(f, "{\"title\":\"导入 %d\",\"partner\":\"P%d\",\"region\":\"east\",\"budget\":\"%d.50\"}\n",
+            fprintf(f,
+                    "{\"title\":\"导入 "
+                    "%d\",\"partner\":\"P%d\",\"region\":\"east\",\"budget\":\"%d.50\"}\n",
                     i, i % 7, i);
         if (i % 5 == 0) fprintf(f, "\n"); /* blank lines are skipped */
     }
@@ -54,7 +56,8 @@ START_TEST(import_creates_every_line)
     snprintf(path, sizeof(path), "%s/in.jsonl", S.dir);
     write_lines(path, 250, 0);
     char *out = NULL;
-    const char *argv[] = {"import", "marketing_request", path, "--data", S.dir, "--batch", "100", NULL};
+    const char *argv[] = {"import", "marketing_request", path,  "--data",
+                          S.dir,    "--batch",           "100", NULL};
     int rc = run_trellis(argv, &out, 120);
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_msg(strstr(out, "imported 250 marketing_request") != NULL, "%s", out);
@@ -70,7 +73,8 @@ START_TEST(import_stops_at_the_first_bad_line)
     /* Line numbers count blank lines: item 150 is on line 150 + 29 blank lines = 179. */
     write_lines(path, 250, 150);
     char *out = NULL;
-    const char *argv[] = {"import", "marketing_request", path, "--data", S.dir, "--batch", "100", NULL};
+    const char *argv[] = {"import", "marketing_request", path,  "--data",
+                          S.dir,    "--batch",           "100", NULL};
     int rc = run_trellis(argv, &out, 120);
     ck_assert_int_eq(rc, 1);
     ck_assert_msg(strstr(out, "line 179") != NULL, "%s", out);
