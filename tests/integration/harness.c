@@ -350,3 +350,47 @@ bool json_contains(const char *json, const char *subset)
     cJSON_Delete(w);
     return ok;
 }
+
+/* Temporary folders are listed in a folder the parent process creates, and removed by it after
+ * the tests: a failing test (a forked child) ends at once, before any teardown of its own. */
+static char reg[64]; /* the registry folder, "" when none */
+
+void tmpreg_setup(void)
+{
+    snprintf(reg, sizeof(reg), "/tmp/trellis-test-XXXXXX");
+    if (!mkdtemp(reg)) reg[0] = 0;
+}
+
+void tmpreg_add(const char *dir)
+{
+    char p[128];
+    snprintf(p, sizeof(p), "%s/dirs", reg);
+    FILE *f = reg[0] ? fopen(p, "a") : NULL;
+    if (!f) return;
+    fprintf(f, "%s\n", dir);
+    fclose(f);
+}
+
+void tmpreg_teardown(void)
+{
+    if (!reg[0]) return;
+    char p[128], line[512], cmd[1200];
+    snprintf(p, sizeof(p), "%s/dirs", reg);
+    FILE *f = fopen(p, "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "/tmp/trellis-test-", 18) != 0 || strchr(line, '\'') ||
+            strstr(line, ".."))
+            continue;
+        snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s' '%s.log'", line, line);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", line);
+    }
+    if (f) fclose(f);
+    snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s'", reg);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", reg);
+}
+
+const char *tmpreg_dir(void)
+{
+    return reg;
+}

@@ -62,6 +62,15 @@ int store_check(const char *dir, char **out);
 /* Number of records of a type through the API (count=exact); -1 on failure. */
 long count_records(const struct srv *s, const char *type);
 
+/* A registry of temporary folders that the suite's parent process removes after the tests (a
+ * failing Check test ends its forked child at once, before any teardown of its own). Use
+ * tmpreg_setup/tmpreg_teardown as an unchecked fixture and tmpreg_add for each folder. */
+void tmpreg_setup(void);
+void tmpreg_add(const char *dir);
+void tmpreg_teardown(void);
+/* The registry folder itself (a place for a suite's scratch folders), "" when none. */
+const char *tmpreg_dir(void);
+
 /* JSON helpers over cJSON: integer member of a top-level object, or def. */
 long long json_int(const char *json, const char *key, long long def);
 /* True when every member of `subset` (a JSON text) appears with an equal value in `json`

@@ -21,49 +21,11 @@
  * Helpers
  */
 
-/* Temporary folders are listed in a folder the parent process creates, and removed by it after
- * the tests: a failing test (a forked child) ends at once, before any teardown of its own. */
-static char reg[64];
-
-static void reg_setup(void)
-{
-    snprintf(reg, sizeof(reg), "/tmp/trellis-test-XXXXXX");
-    if (!mkdtemp(reg)) reg[0] = 0;
-}
-
-static void reg_add(const char *dir)
-{
-    char p[128];
-    snprintf(p, sizeof(p), "%s/dirs", reg);
-    FILE *f = reg[0] ? fopen(p, "a") : NULL;
-    if (!f) return;
-    fprintf(f, "%s\n", dir);
-    fclose(f);
-}
-
-static void reg_teardown(void)
-{
-    if (!reg[0]) return;
-    char p[128], line[512], cmd[1200];
-    snprintf(p, sizeof(p), "%s/dirs", reg);
-    FILE *f = fopen(p, "r");
-    while (f && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = 0;
-        if (strncmp(line, "/tmp/trellis-test-", 18) != 0 || strchr(line, '\'') ||
-            strstr(line, ".."))
-            continue;
-        snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s' '%s.log'", line, line);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", line);
-    }
-    if (f) fclose(f);
-    snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s'", reg);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", reg);
-}
 
 /* A fresh temporary folder inside reg (removed by rm_tree, or with reg at the end). */
 static void make_tmp(char *out, size_t n)
 {
-    snprintf(out, n, "%s/tXXXXXX", reg);
+    snprintf(out, n, "%s/tXXXXXX", tmpreg_dir());
     ck_assert_ptr_nonnull(mkdtemp(out));
 }
 
@@ -514,7 +476,7 @@ static void zeta_with(const char *dir, const char *rel, const char *text)
 START_TEST(broken_apps_refused_whole)
 {
     int irc = srv_init(&S, NULL);
-    reg_add(S.dir);
+    tmpreg_add(S.dir);
     ck_assert_int_eq(irc, 0);
     char src[128];
     make_tmp(src, sizeof(src));
@@ -599,7 +561,7 @@ END_TEST
 START_TEST(api_edit_stays_in_app_export)
 {
     int irc = srv_init(&S, NULL);
-    reg_add(S.dir);
+    tmpreg_add(S.dir);
     ck_assert_int_eq(irc, 0);
     ck_assert_int_eq(srv_start(&S), 0);
     struct resp r;
@@ -729,7 +691,7 @@ int main(void)
 {
     Suite *s = suite_create("integration_apps");
     TCase *tc = tcase_create("apps");
-    tcase_add_unchecked_fixture(tc, reg_setup, reg_teardown);
+    tcase_add_unchecked_fixture(tc, tmpreg_setup, tmpreg_teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, sample_round_trip_byte_for_byte);
     tcase_add_test(tc, non_canonical_app_exports_canonical);

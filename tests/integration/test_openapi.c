@@ -26,44 +26,6 @@
 static struct srv S;
 static char tools[PATH_MAX]; /* BUILD/openapi-tools */
 
-/* Temporary folders are listed in a folder the parent process creates, and removed by it after
- * the tests: a failing test (a forked child) ends at once, before any teardown of its own. */
-static char reg[64];
-
-static void reg_setup(void)
-{
-    snprintf(reg, sizeof(reg), "/tmp/trellis-test-XXXXXX");
-    if (!mkdtemp(reg)) reg[0] = 0;
-}
-
-static void reg_add(const char *dir)
-{
-    char p[128];
-    snprintf(p, sizeof(p), "%s/dirs", reg);
-    FILE *f = reg[0] ? fopen(p, "a") : NULL;
-    if (!f) return;
-    fprintf(f, "%s\n", dir);
-    fclose(f);
-}
-
-static void reg_teardown(void)
-{
-    if (!reg[0]) return;
-    char p[128], line[512], cmd[1200];
-    snprintf(p, sizeof(p), "%s/dirs", reg);
-    FILE *f = fopen(p, "r");
-    while (f && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = 0;
-        if (strncmp(line, "/tmp/trellis-test-", 18) != 0 || strchr(line, '\'') ||
-            strstr(line, ".."))
-            continue;
-        snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s' '%s.log'", line, line);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", line);
-    }
-    if (f) fclose(f);
-    snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s'", reg);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", reg);
-}
 
 /* ---------------------------------------------------------------------------------------------
  * Helpers
@@ -265,7 +227,7 @@ START_TEST(openapi_is_valid_openapi_3_1)
               "extends:\n  - spec\n");
 
     int irc = srv_init(&S, NULL);
-    reg_add(S.dir);
+    tmpreg_add(S.dir);
     ck_assert_int_eq(irc, 0);
     ck_assert_int_eq(srv_start(&S), 0);
     struct resp r;
@@ -363,7 +325,7 @@ int main(void)
 {
     Suite *s = suite_create("integration_openapi");
     TCase *tc = tcase_create("openapi");
-    tcase_add_unchecked_fixture(tc, reg_setup, reg_teardown);
+    tcase_add_unchecked_fixture(tc, tmpreg_setup, tmpreg_teardown);
     tcase_set_timeout(tc, 900); /* a first `npm ci` may download */
     tcase_add_test(tc, openapi_is_valid_openapi_3_1);
     suite_add_tcase(s, tc);

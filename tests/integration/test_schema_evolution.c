@@ -14,49 +14,11 @@
 
 static struct srv S;
 
-/* Temporary folders are listed in a folder the parent process creates, and removed by it after
- * the tests: a failing test (a forked child) ends at once, before any teardown of its own. */
-static char reg[64];
-
-static void reg_setup(void)
-{
-    snprintf(reg, sizeof(reg), "/tmp/trellis-test-XXXXXX");
-    if (!mkdtemp(reg)) reg[0] = 0;
-}
-
-static void reg_add(const char *dir)
-{
-    char p[128];
-    snprintf(p, sizeof(p), "%s/dirs", reg);
-    FILE *f = reg[0] ? fopen(p, "a") : NULL;
-    if (!f) return;
-    fprintf(f, "%s\n", dir);
-    fclose(f);
-}
-
-static void reg_teardown(void)
-{
-    if (!reg[0]) return;
-    char p[128], line[512], cmd[1200];
-    snprintf(p, sizeof(p), "%s/dirs", reg);
-    FILE *f = fopen(p, "r");
-    while (f && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = 0;
-        if (strncmp(line, "/tmp/trellis-test-", 18) != 0 || strchr(line, '\'') ||
-            strstr(line, ".."))
-            continue;
-        snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s' '%s.log'", line, line);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", line);
-    }
-    if (f) fclose(f);
-    snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s'", reg);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", reg);
-}
 
 static void setup(void)
 {
     int rc = srv_init(&S, NULL);
-    reg_add(S.dir);
+    tmpreg_add(S.dir);
     ck_assert_int_eq(rc, 0);
     ck_assert_int_eq(srv_start(&S), 0);
 }
@@ -763,7 +725,7 @@ int main(void)
 {
     Suite *s = suite_create("integration_schema_evolution");
     TCase *tc = tcase_create("evolution");
-    tcase_add_unchecked_fixture(tc, reg_setup, reg_teardown);
+    tcase_add_unchecked_fixture(tc, tmpreg_setup, tmpreg_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, add_field_with_default);
