@@ -274,6 +274,40 @@ static int next_candidate(struct lister *l, uint64_t *id, bool *have)
     return 0;
 }
 
+/* The next record of the streams that matches the filter, loaded into r (the caller frees it);
+ * *have is false at the end. Past max_scan candidates it fails with TRL_EINVAL naming param. */
+static int next_match(struct lister *l, const char *param, struct trl_record *r, bool *have)
+{
+    for (;;) {
+        uint64_t id;
+        int rc = next_candidate(l, &id, have);
+        if (rc || !*have) return rc;
+        if (++l->scanned > l->max_scan) {
+            trl_diag_set(l->cx->d, TRL_EINVAL,
+                         "%s: the query examines more than %lld records; narrow the filter with an "
+                         "equality on an indexed field",
+                         param, (long long)l->max_scan);
+            trl_diag_zh(l->cx->d, "%s:查询需要检查超过 %lld 条记录;请在有索引的字段上加等值条件",
+                        param, (long long)l->max_scan);
+            trl_diag_field(l->cx->d, param);
+            return TRL_EINVAL;
+        }
+        rc = trl_rec_load(l->t, l->ty, id, NULL, r);
+        if (rc == TRL_ENOTFOUND) continue; /* an index entry of a record deleted meanwhile */
+        if (rc) return rc;
+        bool match = true;
+        if (l->expr) {
+            struct getctx g = {.ty = l->ty, .r = r};
+            rc = trl_expr_eval(l->expr, get_col, &g, &l->env, &match, l->cx->d);
+        }
+        if (rc || match) {
+            if (rc) trl_record_free(r);
+            return rc;
+        }
+        trl_record_free(r);
+    }
+}
+
 static int parse_sort(const struct trl_rec_ctx *cx, struct lister *l, const char *sort)
 {
     l->sort_col = TRL_COL_ID;
@@ -453,44 +487,18 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     int64_t n = 0;
     bool more = false;
     while (!rc) {
-        uint64_t id;
-        bool have;
-        if ((rc = next_candidate(&l, &id, &have))) break;
-        if (!have) break;
-        if (++l.scanned > l.max_scan) {
-            trl_diag_set(cx->d, TRL_EINVAL,
-                         "filter: the query examined more than %lld records; narrow it with an "
-                         "equality on an indexed field",
-                         (long long)l.max_scan);
-            trl_diag_zh(cx->d, "filter:查询检查的记录超过 %lld 条;请在有索引的字段上加等值条件",
-                        (long long)l.max_scan);
-            trl_diag_field(cx->d, "filter");
-            rc = TRL_EINVAL;
-            break;
-        }
         struct trl_record r;
-        int lr = trl_rec_load(t, ty, id, NULL, &r);
-        if (lr == TRL_ENOTFOUND) continue;
-        if (lr) {
-            rc = lr;
+        bool have;
+        if ((rc = next_match(&l, "filter", &r, &have)) || !have) break;
+        if (n == limit) {
+            more = true;
+            trl_record_free(&r);
             break;
         }
-        bool match = true;
-        if (l.expr) {
-            struct getctx g = {.ty = ty, .r = &r};
-            rc = trl_expr_eval(l.expr, get_col, &g, &l.env, &match, cx->d);
-        }
-        if (!rc && match) {
-            if (n == limit) {
-                more = true;
-                trl_record_free(&r);
-                break;
-            }
-            if (n) rc = trl_buf_addc(out, ',');
-            if (!rc) rc = trl_rec_json(t, cx, ty, &r, &o->out, out);
-            if (!rc) rc = sort_key(&l, &r, &key);
-            n++;
-        }
+        if (n) rc = trl_buf_addc(out, ',');
+        if (!rc) rc = trl_rec_json(t, cx, ty, &r, &o->out, out);
+        if (!rc) rc = sort_key(&l, &r, &key);
+        n++;
         trl_record_free(&r);
     }
     if (rc) goto out;
@@ -546,29 +554,10 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
                 rc = stream_start(&l.streams[i], l.desc, NULL);
             l.scanned = 0;
             while (!rc) {
-                uint64_t id;
-                bool have;
-                if ((rc = next_candidate(&l, &id, &have)) || !have) break;
-                if (++l.scanned > l.max_scan) {
-                    trl_diag_set(cx->d, TRL_EINVAL,
-                                 "count: counting would examine more than %lld records",
-                                 (long long)l.max_scan);
-                    trl_diag_zh(cx->d, "count:计数需要检查超过 %lld 条记录", (long long)l.max_scan);
-                    trl_diag_field(cx->d, "count");
-                    rc = TRL_EINVAL;
-                    break;
-                }
                 struct trl_record r;
-                int lr = trl_rec_load(t, ty, id, NULL, &r);
-                if (lr == TRL_ENOTFOUND) continue;
-                if (lr) {
-                    rc = lr;
-                    break;
-                }
-                bool match = true;
-                struct getctx g = {.ty = ty, .r = &r};
-                rc = trl_expr_eval(l.expr, get_col, &g, &l.env, &match, cx->d);
-                if (match) count++;
+                bool have;
+                if ((rc = next_match(&l, "count", &r, &have)) || !have) break;
+                count++;
                 trl_record_free(&r);
             }
         }
