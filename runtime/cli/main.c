@@ -1,5 +1,6 @@
 /* main.c — the `trellis` command: where the modules are wired together. */
 #include "app/app.h"
+#include "auth/auth.h"
 #include "http/http.h"
 #include "record/record.h"
 
@@ -76,6 +77,28 @@ static const char *help_import =
     "committed in batches of N (default 1000); the first invalid line stops the import, its batch\n"
     "is not stored, and the line number and every failing field are printed.\n";
 
+static const char *help_user =
+    "usage: trellis user add NAME --role ROLE [--role ROLE]... [--org ORG] [--display TEXT]\n"
+    "                        [--email ADDR] [--lang en|zh-CN] [--region R] [--manager USER]\n"
+    "                        [--password-stdin] [--data DIR]\n"
+    "       trellis user passwd NAME [--data DIR]      (reads the new password from stdin)\n"
+    "       trellis user disable|enable NAME [--data DIR]\n"
+    "       trellis user list [--data DIR]\n"
+    "Passwords are read from standard input (one line), never from the command line, and stored\n"
+    "only as Argon2id hashes (2 passes, 19 MiB).\n";
+
+static const char *help_org =
+    "usage: trellis org add NAME [--label-en TEXT] [--label-zh TEXT] [--data DIR]\n"
+    "       trellis org list [--data DIR]\n";
+
+static const char *help_token =
+    "usage: trellis token create USER [--name NAME] [--role ROLE]... [--expires DAYS] [--data "
+    "DIR]\n"
+    "       trellis token list [--data DIR]\n"
+    "       trellis token revoke NAME [--data DIR]\n"
+    "create prints a Bearer token for USER once (only its hash is stored); --role limits it to\n"
+    "some of the user's roles (default: all of them); --expires makes it expire after DAYS days.\n";
+
 static const char *help_check =
     "usage: trellis check [--data DIR]\n"
     "Verifies that records, indexes, unique indexes, counters, sequences and hash-chained history\n"
@@ -89,6 +112,11 @@ struct args {
     struct trl_server_opts so;
     const char *port_file;
     unsigned long long batch;
+    const char *roles[TRL_AUTH_MAX_ROLES]; /* --role, repeatable */
+    size_t nroles;
+    const char *org, *display, *email, *lang, *region, *manager, *name, *label_en, *label_zh;
+    bool password_stdin;
+    unsigned long long expires_days;
 };
 
 static int need_value(int i, int argc, const char *opt)
@@ -123,14 +151,48 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
         } else if (strcmp(o, "--listen") == 0) {
             if (need_value(i, argc, o)) return -1;
             a->so.listen = argv[++i];
+        } else if (strcmp(o, "--password-stdin") == 0) {
+            a->password_stdin = true;
+        } else if (strcmp(o, "--role") == 0) {
+            if (need_value(i, argc, o)) return -1;
+            if (a->nroles == TRL_AUTH_MAX_ROLES) {
+                fprintf(stderr, "trellis: at most %d roles\n", TRL_AUTH_MAX_ROLES);
+                return -1;
+            }
+            a->roles[a->nroles++] = argv[++i];
+        } else if (strcmp(o, "--org") == 0 || strcmp(o, "--display") == 0 ||
+                   strcmp(o, "--email") == 0 || strcmp(o, "--lang") == 0 ||
+                   strcmp(o, "--region") == 0 || strcmp(o, "--manager") == 0 ||
+                   strcmp(o, "--name") == 0 || strcmp(o, "--label-en") == 0 ||
+                   strcmp(o, "--label-zh") == 0) {
+            if (need_value(i, argc, o)) return -1;
+            const char *v = argv[++i];
+            if (strcmp(o, "--org") == 0)
+                a->org = v;
+            else if (strcmp(o, "--display") == 0)
+                a->display = v;
+            else if (strcmp(o, "--email") == 0)
+                a->email = v;
+            else if (strcmp(o, "--lang") == 0)
+                a->lang = v;
+            else if (strcmp(o, "--region") == 0)
+                a->region = v;
+            else if (strcmp(o, "--manager") == 0)
+                a->manager = v;
+            else if (strcmp(o, "--name") == 0)
+                a->name = v;
+            else if (strcmp(o, "--label-en") == 0)
+                a->label_en = v;
+            else
+                a->label_zh = v;
         } else if (strcmp(o, "--port-file") == 0) {
             if (need_value(i, argc, o)) return -1;
             a->port_file = argv[++i];
         } else if (strncmp(o, "--", 2) == 0) {
-            static const char *num[] = {"--batch",      "--body-limit",   "--file-limit",
-                                        "--conn-limit", "--per-ip-limit", "--idle-timeout",
-                                        "--deadline",   "--threads",      "--map-max",
-                                        "--max-scan",   "--map-initial"};
+            static const char *num[] = {"--expires",      "--batch",      "--body-limit",
+                                        "--file-limit",   "--conn-limit", "--per-ip-limit",
+                                        "--idle-timeout", "--deadline",   "--threads",
+                                        "--map-max",      "--max-scan",   "--map-initial"};
             size_t k;
             for (k = 0; k < sizeof(num) / sizeof(num[0]); k++)
                 if (strcmp(o, num[k]) == 0) break;
@@ -143,41 +205,31 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
                 fprintf(stderr, "trellis: %s needs a number, not '%s'\n", o, argv[i]);
                 return -1;
             }
-            switch (k) {
-            case 0:
+            /* By name, so that the list above can change order freely. */
+            if (strcmp(o, "--expires") == 0)
+                a->expires_days = v;
+            else if (strcmp(o, "--batch") == 0)
                 a->batch = v;
-                break;
-            case 1:
+            else if (strcmp(o, "--body-limit") == 0)
                 a->so.body_limit = v;
-                break;
-            case 2:
+            else if (strcmp(o, "--file-limit") == 0)
                 a->so.file_limit = v;
-                break;
-            case 3:
+            else if (strcmp(o, "--conn-limit") == 0)
                 a->so.conn_limit = (unsigned)v;
-                break;
-            case 4:
+            else if (strcmp(o, "--per-ip-limit") == 0)
                 a->so.per_ip_limit = (unsigned)v;
-                break;
-            case 5:
+            else if (strcmp(o, "--idle-timeout") == 0)
                 a->so.idle_timeout_s = (unsigned)v;
-                break;
-            case 6:
+            else if (strcmp(o, "--deadline") == 0)
                 a->so.deadline_s = (unsigned)v;
-                break;
-            case 7:
+            else if (strcmp(o, "--threads") == 0)
                 a->so.threads = (unsigned)v;
-                break;
-            case 8:
+            else if (strcmp(o, "--map-max") == 0)
                 a->so.map_max = (size_t)v << 20;
-                break;
-            case 9:
+            else if (strcmp(o, "--max-scan") == 0)
                 a->so.max_scan = (int64_t)v;
-                break;
-            case 10:
+            else if (strcmp(o, "--map-initial") == 0)
                 a->so.map_initial = (size_t)v << 20;
-                break;
-            }
         } else {
             if (a->npos == 4) {
                 fprintf(stderr, "trellis: too many arguments\n");
@@ -630,6 +682,236 @@ static int cmd_import(struct args *a)
     return rc ? 1 : 0;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Users, orgs and tokens
+ */
+/* Clears a secret so it does not linger in memory (the compiler may not drop volatile writes). */
+static void secret_clear(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+/* Reads one line from stdin into buf (without the newline). 0, or -1 at EOF/error. */
+static int read_secret(char *buf, size_t n)
+{
+    if (!fgets(buf, (int)n, stdin)) return -1;
+    buf[strcspn(buf, "\r\n")] = 0;
+    return 0;
+}
+
+enum auth_op {
+    OP_USER_ADD,
+    OP_USER_PASSWD,
+    OP_USER_ACTIVE,
+    OP_ORG_ADD,
+    OP_TOKEN_CREATE,
+    OP_TOKEN_REVOKE
+};
+
+struct auth_job {
+    enum auth_op op;
+    struct args *a;
+    struct trl_diag *d;
+    const char *pwhash; /* computed before the txn (hashing takes 50 ms) */
+    bool active;        /* OP_USER_ACTIVE */
+    char secret[80];    /* OP_TOKEN_CREATE output */
+};
+
+static int auth_fn(struct trl_txn *t, void *arg)
+{
+    struct auth_job *j = arg;
+    struct args *a = j->a;
+    struct trl_clock clk;
+    trl_clock_system(&clk);
+    int64_t now = trl_clock_now(&clk);
+    trl_diag_reset(j->d);
+    struct trl_user u;
+    int rc;
+    switch (j->op) {
+    case OP_USER_ADD:
+        if (trl_auth_user_get(t, a->pos[1], &u) == 0) {
+            trl_diag_set(j->d, TRL_EEXIST, "user '%s' exists", a->pos[1]);
+            return TRL_EEXIST;
+        }
+        memset(&u, 0, sizeof(u));
+        snprintf(u.name, sizeof(u.name), "%s", a->pos[1]);
+        snprintf(u.display, sizeof(u.display), "%s", a->display ? a->display : a->pos[1]);
+        snprintf(u.email, sizeof(u.email), "%s", a->email ? a->email : "");
+        snprintf(u.lang, sizeof(u.lang), "%s", a->lang ? a->lang : "en");
+        snprintf(u.org, sizeof(u.org), "%s", a->org ? a->org : "");
+        snprintf(u.region, sizeof(u.region), "%s", a->region ? a->region : "");
+        snprintf(u.manager, sizeof(u.manager), "%s", a->manager ? a->manager : "");
+        for (size_t i = 0; i < a->nroles; i++)
+            snprintf(u.roles[i], 64, "%s", a->roles[i]);
+        u.nroles = a->nroles;
+        u.active = true;
+        u.created_at = now;
+        if (j->pwhash) {
+            snprintf(u.pwhash, sizeof(u.pwhash), "%s", j->pwhash);
+            u.pw_changed_at = now;
+        }
+        return trl_auth_user_put(t, &u, j->d);
+    case OP_USER_PASSWD:
+    case OP_USER_ACTIVE:
+        if ((rc = trl_auth_user_get(t, a->pos[1], &u))) {
+            trl_diag_set(j->d, rc, "no user '%s'", a->pos[1]);
+            return rc;
+        }
+        if (j->op == OP_USER_PASSWD) {
+            snprintf(u.pwhash, sizeof(u.pwhash), "%s", j->pwhash);
+            u.pw_changed_at = now;
+        } else {
+            u.active = j->active;
+        }
+        return trl_auth_user_put(t, &u, j->d);
+    case OP_ORG_ADD:
+        return trl_auth_org_put(t, a->pos[1], a->label_en, a->label_zh, j->d);
+    case OP_TOKEN_CREATE: {
+        struct trl_token tok = {0};
+        if ((rc = trl_auth_user_get(t, a->pos[1], &u))) {
+            trl_diag_set(j->d, rc, "no user '%s'", a->pos[1]);
+            return rc;
+        }
+        if (a->name)
+            snprintf(tok.name, sizeof(tok.name), "%s", a->name);
+        else
+            snprintf(tok.name, sizeof(tok.name), "%.40s-%lld", u.name, (long long)(now / 1000));
+        snprintf(tok.user, sizeof(tok.user), "%s", u.name);
+        if (a->nroles) {
+            for (size_t i = 0; i < a->nroles; i++)
+                snprintf(tok.roles[i], 64, "%s", a->roles[i]);
+            tok.nroles = a->nroles;
+        } else {
+            memcpy(tok.roles, u.roles, sizeof(tok.roles));
+            tok.nroles = u.nroles;
+        }
+        tok.created_at = now;
+        tok.expires_at = a->expires_days ? now + (int64_t)a->expires_days * 86400000 : 0;
+        return trl_auth_token_create(t, &tok, j->secret, j->d);
+    }
+    case OP_TOKEN_REVOKE:
+        rc = trl_auth_token_revoke(t, a->pos[1]);
+        if (rc == TRL_ENOTFOUND) trl_diag_set(j->d, rc, "no token '%s'", a->pos[1]);
+        return rc;
+    }
+    return TRL_EINVAL;
+}
+
+static int run_auth(struct args *a, struct auth_job *j)
+{
+    struct trl_store *s = NULL;
+    if (open_store(a->data, false, &s)) return 1;
+    int rc = trl_store_write(s, auth_fn, j);
+    trl_store_close(s);
+    if (rc) {
+        if (!j->d->code) trl_diag_set(j->d, rc, "%s", trl_err_title(rc, "en"));
+        print_diag(j->d);
+        return 1;
+    }
+    return 0;
+}
+
+static int list_auth(struct args *a, int (*fn)(struct trl_txn *, struct trl_buf *))
+{
+    struct trl_store *s = NULL;
+    if (open_store(a->data, true, &s)) return 1;
+    struct trl_txn *t = NULL;
+    struct trl_buf out;
+    trl_buf_init(&out);
+    int rc = trl_store_read(s, &t);
+    if (!rc) rc = fn(t, &out);
+    trl_txn_end(t);
+    if (!rc) printf("%s\n", out.data);
+    trl_buf_free(&out);
+    trl_store_close(s);
+    return rc ? 1 : 0;
+}
+
+static int cmd_user(struct args *a)
+{
+    if (a->help || a->npos < 1) return fputs(help_user, a->help ? stdout : stderr), a->help ? 0 : 2;
+    const char *sub = a->pos[0];
+    if (strcmp(sub, "list") == 0) return list_auth(a, trl_auth_user_list);
+    if (a->npos != 2) return fputs(help_user, stderr), 2;
+    struct trl_diag d;
+    trl_diag_init(&d);
+    struct auth_job j = {.a = a, .d = &d};
+    char pw[1100], hash[128];
+    int rc;
+    if (strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0) {
+        bool want_pw = strcmp(sub, "passwd") == 0 || a->password_stdin;
+        if (strcmp(sub, "add") == 0 && a->nroles == 0) {
+            fprintf(stderr, "trellis: user add needs at least one --role\n");
+            return 2;
+        }
+        if (want_pw) {
+            if (read_secret(pw, sizeof(pw))) {
+                fprintf(stderr, "trellis: no password on standard input\n");
+                return 1;
+            }
+            rc = trl_auth_password_hash(pw, hash, &d);
+            secret_clear(pw, sizeof(pw));
+            if (rc) {
+                print_diag(&d);
+                trl_diag_reset(&d);
+                return 1;
+            }
+            j.pwhash = hash;
+        }
+        j.op = strcmp(sub, "add") == 0 ? OP_USER_ADD : OP_USER_PASSWD;
+    } else if (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) {
+        j.op = OP_USER_ACTIVE;
+        j.active = strcmp(sub, "enable") == 0;
+    } else {
+        return fputs(help_user, stderr), 2;
+    }
+    rc = run_auth(a, &j);
+    if (!rc) printf("user %s: %s done\n", a->pos[1], sub);
+    trl_diag_reset(&d);
+    return rc;
+}
+
+static int cmd_org(struct args *a)
+{
+    if (a->help || a->npos < 1) return fputs(help_org, a->help ? stdout : stderr), a->help ? 0 : 2;
+    if (strcmp(a->pos[0], "list") == 0) return list_auth(a, trl_auth_org_list);
+    if (strcmp(a->pos[0], "add") != 0 || a->npos != 2) return fputs(help_org, stderr), 2;
+    struct trl_diag d;
+    trl_diag_init(&d);
+    struct auth_job j = {.op = OP_ORG_ADD, .a = a, .d = &d};
+    int rc = run_auth(a, &j);
+    if (!rc) printf("org %s added\n", a->pos[1]);
+    trl_diag_reset(&d);
+    return rc;
+}
+
+static int cmd_token(struct args *a)
+{
+    if (a->help || a->npos < 1)
+        return fputs(help_token, a->help ? stdout : stderr), a->help ? 0 : 2;
+    if (strcmp(a->pos[0], "list") == 0) return list_auth(a, trl_auth_token_list);
+    if (a->npos != 2) return fputs(help_token, stderr), 2;
+    struct trl_diag d;
+    trl_diag_init(&d);
+    struct auth_job j = {.a = a, .d = &d};
+    if (strcmp(a->pos[0], "create") == 0)
+        j.op = OP_TOKEN_CREATE;
+    else if (strcmp(a->pos[0], "revoke") == 0)
+        j.op = OP_TOKEN_REVOKE;
+    else
+        return fputs(help_token, stderr), 2;
+    int rc = run_auth(a, &j);
+    if (!rc && j.op == OP_TOKEN_CREATE)
+        printf("%s\n", j.secret); /* the only time it is shown */
+    else if (!rc)
+        printf("token %s revoked\n", a->pos[1]);
+    secret_clear(j.secret, sizeof(j.secret));
+    trl_diag_reset(&d);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -650,6 +932,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "restore") == 0) return cmd_restore(&a);
     if (strcmp(cmd, "check") == 0) return cmd_check(&a);
     if (strcmp(cmd, "import") == 0) return cmd_import(&a);
+    if (strcmp(cmd, "user") == 0) return cmd_user(&a);
+    if (strcmp(cmd, "org") == 0) return cmd_org(&a);
+    if (strcmp(cmd, "token") == 0) return cmd_token(&a);
     fprintf(stderr, "trellis: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

@@ -1,0 +1,452 @@
+/* auth.c — users, orgs, passwords and API tokens in TRL_DB_AUTH. */
+#include "auth.h"
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PW_OPSLIMIT 2ULL               /* OWASP: at least 2 passes ... */
+#define PW_MEMLIMIT ((size_t)19 << 20) /* ... over at least 19 MiB */
+#define PW_MIN      8
+#define PW_MAX      1024
+
+bool trl_auth_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+int trl_auth_password_hash(const char *pw, char *out, struct trl_diag *d)
+{
+    size_t n = strlen(pw);
+    if (n < PW_MIN || n > PW_MAX || !trl_utf8_valid(pw, n)) {
+        trl_diag_set(d, TRL_EVALIDATION, "a password is 8 to 1024 characters of UTF-8 text");
+        trl_diag_zh(d, "密码须为 8 到 1024 个字符的 UTF-8 文本");
+        trl_diag_field(d, "password");
+        return TRL_EVALIDATION;
+    }
+    char buf[crypto_pwhash_STRBYTES];
+    if (crypto_pwhash_str_alg(buf, pw, n, PW_OPSLIMIT, PW_MEMLIMIT, crypto_pwhash_ALG_ARGON2ID13))
+        return trl_diag_set(d, TRL_ENOMEM, "not enough memory to hash a password");
+    snprintf(out, 128, "%s", buf);
+    sodium_memzero(buf, sizeof(buf));
+    return 0;
+}
+
+bool trl_auth_password_verify(const char *hash, const char *pw)
+{
+    if (!hash[0]) return false;
+    return crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Keys and JSON
+ */
+static int key(struct trl_buf *k, char kind, const char *name)
+{
+    trl_buf_clear(k);
+    if (trl_buf_addc(k, kind) || trl_buf_addc(k, 0) || trl_buf_adds(k, name)) return TRL_ENOMEM;
+    return 0;
+}
+
+static int put_json(struct trl_txn *t, char kind, const char *name, cJSON *j)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    if (!s) return TRL_ENOMEM;
+    struct trl_buf k;
+    trl_buf_init(&k);
+    int rc = key(&k, kind, name);
+    if (!rc) rc = trl_txn_put(t, TRL_DB_AUTH, k.data, k.len, s, strlen(s), 0);
+    trl_buf_free(&k);
+    free(s);
+    return rc;
+}
+
+/* Loads and parses the JSON under (kind, name); *out owned (cJSON_Delete). */
+static int get_json(struct trl_txn *t, char kind, const char *name, cJSON **out)
+{
+    struct trl_buf k;
+    struct trl_slice v;
+    trl_buf_init(&k);
+    int rc = key(&k, kind, name);
+    if (!rc) rc = trl_txn_get(t, TRL_DB_AUTH, k.data, k.len, &v);
+    trl_buf_free(&k);
+    if (rc) return rc;
+    *out = cJSON_ParseWithLength(v.p, v.n);
+    return *out ? 0 : TRL_ECORRUPT;
+}
+
+static void str_field(const cJSON *j, const char *k, char *out, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    snprintf(out, n, "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
+static int64_t num_field(const cJSON *j, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+static size_t list_field(const cJSON *j, const char *k, char (*out)[64], size_t cap)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, k);
+    size_t n = 0;
+    for (const cJSON *e = cJSON_IsArray(a) ? a->child : NULL; e && n < cap; e = e->next)
+        if (cJSON_IsString(e)) snprintf(out[n++], 64, "%s", e->valuestring);
+    return n;
+}
+
+static cJSON *str_list(char (*v)[64], size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+    return a;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Users
+ */
+static cJSON *user_to_json(const struct trl_user *u, bool with_hash)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    cJSON_AddStringToObject(j, "name", u->name);
+    cJSON_AddStringToObject(j, "display_name", u->display);
+    cJSON_AddStringToObject(j, "email", u->email);
+    cJSON_AddStringToObject(j, "language", u->lang);
+    cJSON_AddStringToObject(j, "org", u->org);
+    cJSON_AddStringToObject(j, "manager", u->manager);
+    cJSON_AddStringToObject(j, "region", u->region);
+    cJSON_AddItemToObject(j, "roles", str_list((char(*)[64])u->roles, u->nroles));
+    cJSON_AddItemToObject(j, "skills", str_list((char(*)[64])u->skills, u->nskills));
+    cJSON_AddBoolToObject(j, "active", u->active);
+    cJSON_AddNumberToObject(j, "created_at", (double)u->created_at);
+    cJSON_AddNumberToObject(j, "password_changed_at", (double)u->pw_changed_at);
+    if (with_hash) cJSON_AddStringToObject(j, "password_hash", u->pwhash);
+    return j;
+}
+
+int trl_auth_user_json(const struct trl_user *u, struct trl_buf *out)
+{
+    cJSON *j = user_to_json(u, false);
+    if (!j) return TRL_ENOMEM;
+    /* Times as RFC 3339 for people and clients. */
+    char ts[32];
+    trl_datetime_format(u->created_at, ts);
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "created_at", cJSON_CreateString(ts));
+    if (u->pw_changed_at) {
+        trl_datetime_format(u->pw_changed_at, ts);
+        cJSON_ReplaceItemInObjectCaseSensitive(j, "password_changed_at", cJSON_CreateString(ts));
+    } else {
+        cJSON_ReplaceItemInObjectCaseSensitive(j, "password_changed_at", cJSON_CreateNull());
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s) return TRL_ENOMEM;
+    int rc = trl_buf_adds(out, s);
+    free(s);
+    return rc;
+}
+
+static int user_from_json(const cJSON *j, struct trl_user *u)
+{
+    memset(u, 0, sizeof(*u));
+    str_field(j, "name", u->name, sizeof(u->name));
+    str_field(j, "display_name", u->display, sizeof(u->display));
+    str_field(j, "email", u->email, sizeof(u->email));
+    str_field(j, "language", u->lang, sizeof(u->lang));
+    str_field(j, "org", u->org, sizeof(u->org));
+    str_field(j, "manager", u->manager, sizeof(u->manager));
+    str_field(j, "region", u->region, sizeof(u->region));
+    str_field(j, "password_hash", u->pwhash, sizeof(u->pwhash));
+    u->nroles = list_field(j, "roles", u->roles, TRL_AUTH_MAX_ROLES);
+    u->nskills = list_field(j, "skills", u->skills, TRL_AUTH_MAX_SKILLS);
+    u->active = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "active"));
+    u->created_at = num_field(j, "created_at");
+    u->pw_changed_at = num_field(j, "password_changed_at");
+    return u->name[0] ? 0 : TRL_ECORRUPT;
+}
+
+static int bad(struct trl_diag *d, const char *field, const char *en, const char *zh)
+{
+    trl_diag_add_ferr(d, field, "invalid", en);
+    trl_diag_set(d, TRL_EVALIDATION, "%s: %s", field, en);
+    trl_diag_zh(d, "%s:%s", field, zh);
+    trl_diag_field(d, field);
+    return TRL_EVALIDATION;
+}
+
+int trl_auth_user_put(struct trl_txn *t, const struct trl_user *u, struct trl_diag *d)
+{
+    if (!trl_auth_name_valid(u->name))
+        return bad(d, "name", "use 1 to 63 of a-z, 0-9, _ . -",
+                   "只能使用 1 到 63 个 a-z、0-9、_ . -");
+    if (strcmp(u->lang, "en") != 0 && strcmp(u->lang, "zh-CN") != 0)
+        return bad(d, "language", "must be en or zh-CN", "必须是 en 或 zh-CN");
+    if (!trl_utf8_valid(u->display, strlen(u->display)))
+        return bad(d, "display_name", "is not valid UTF-8", "不是有效的 UTF-8");
+    for (size_t i = 0; i < u->nroles; i++)
+        if (!trl_auth_name_valid(u->roles[i]))
+            return bad(d, "roles", "role names use a-z, 0-9, _ . -",
+                       "角色名只能使用 a-z、0-9、_ . -");
+    if (u->org[0] && !trl_auth_org_exists(t, u->org)) {
+        char en[128], zh[128];
+        snprintf(en, sizeof(en), "no org '%.60s'; add it first", u->org);
+        snprintf(zh, sizeof(zh), "组织“%.60s”不存在,请先添加", u->org);
+        return bad(d, "org", en, zh);
+    }
+    if (u->manager[0]) {
+        struct trl_user m;
+        if (strcmp(u->manager, u->name) == 0 || trl_auth_user_get(t, u->manager, &m) != 0)
+            return bad(d, "manager", "must be another existing user", "必须是另一个已存在的用户");
+    }
+    cJSON *j = user_to_json(u, true);
+    if (!j) return TRL_ENOMEM;
+    int rc = put_json(t, 'u', u->name, j);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int trl_auth_user_get(struct trl_txn *t, const char *name, struct trl_user *u)
+{
+    cJSON *j = NULL;
+    int rc = get_json(t, 'u', name, &j);
+    if (rc) return rc;
+    rc = user_from_json(j, u);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* Calls fn for every entry of kind in name order. */
+static int each(struct trl_txn *t, char kind, int (*fn)(void *ud, const void *v, size_t n),
+                void *ud)
+{
+    struct trl_cursor *c = NULL;
+    char pre[2] = {kind, 0};
+    int rc = trl_cursor_open(t, TRL_DB_AUTH, &c);
+    if (rc) return rc;
+    for (rc = trl_cursor_seek(c, pre, 2); rc == 0; rc = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n < 2 || memcmp(k.p, pre, 2) != 0) break;
+        if ((rc = fn(ud, v.p, v.n))) break;
+    }
+    trl_cursor_close(c);
+    return rc == TRL_ENOTFOUND ? 0 : rc;
+}
+
+struct lister {
+    struct trl_buf *out;
+    size_t n;
+};
+
+static int list_user(void *ud, const void *v, size_t n)
+{
+    struct lister *l = ud;
+    cJSON *j = cJSON_ParseWithLength(v, n);
+    struct trl_user u;
+    int rc = j ? user_from_json(j, &u) : TRL_ECORRUPT;
+    cJSON_Delete(j);
+    if (rc) return rc;
+    if (l->n++ && trl_buf_addc(l->out, ',')) return TRL_ENOMEM;
+    return trl_auth_user_json(&u, l->out);
+}
+
+int trl_auth_user_list(struct trl_txn *t, struct trl_buf *out)
+{
+    struct lister l = {.out = out};
+    int rc = trl_buf_addc(out, '[');
+    if (!rc) rc = each(t, 'u', list_user, &l);
+    if (!rc) rc = trl_buf_addc(out, ']');
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Orgs
+ */
+int trl_auth_org_put(struct trl_txn *t, const char *name, const char *label_en,
+                     const char *label_zh, struct trl_diag *d)
+{
+    if (!trl_auth_name_valid(name))
+        return bad(d, "name", "use 1 to 63 of a-z, 0-9, _ . -",
+                   "只能使用 1 到 63 个 a-z、0-9、_ . -");
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return TRL_ENOMEM;
+    cJSON_AddStringToObject(j, "name", name);
+    cJSON *labels = cJSON_AddObjectToObject(j, "labels");
+    cJSON_AddStringToObject(labels, "en", label_en && *label_en ? label_en : name);
+    cJSON_AddStringToObject(labels, "zh-CN", label_zh && *label_zh ? label_zh : name);
+    int rc = put_json(t, 'o', name, j);
+    cJSON_Delete(j);
+    return rc;
+}
+
+bool trl_auth_org_exists(struct trl_txn *t, const char *name)
+{
+    cJSON *j = NULL;
+    if (get_json(t, 'o', name, &j)) return false;
+    cJSON_Delete(j);
+    return true;
+}
+
+static int list_raw(void *ud, const void *v, size_t n)
+{
+    struct lister *l = ud;
+    if (l->n++ && trl_buf_addc(l->out, ',')) return TRL_ENOMEM;
+    return trl_buf_add(l->out, v, n);
+}
+
+int trl_auth_org_list(struct trl_txn *t, struct trl_buf *out)
+{
+    struct lister l = {.out = out};
+    int rc = trl_buf_addc(out, '[');
+    if (!rc) rc = each(t, 'o', list_raw, &l);
+    if (!rc) rc = trl_buf_addc(out, ']');
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Tokens
+ */
+static void token_hash_hex(const char *secret, char hex[65])
+{
+    unsigned char h[32];
+    crypto_hash_sha256(h, (const unsigned char *)secret, strlen(secret));
+    trl_hex(h, 32, hex);
+}
+
+static cJSON *token_to_json(const struct trl_token *tok, const char *hash)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    cJSON_AddStringToObject(j, "name", tok->name);
+    cJSON_AddStringToObject(j, "user", tok->user);
+    cJSON_AddItemToObject(j, "roles", str_list((char(*)[64])tok->roles, tok->nroles));
+    cJSON_AddNumberToObject(j, "created_at", (double)tok->created_at);
+    cJSON_AddNumberToObject(j, "expires_at", (double)tok->expires_at);
+    if (hash) cJSON_AddStringToObject(j, "hash", hash);
+    return j;
+}
+
+int trl_auth_token_create(struct trl_txn *t, const struct trl_token *tok, char *secret,
+                          struct trl_diag *d)
+{
+    if (!trl_auth_name_valid(tok->name))
+        return bad(d, "name", "use 1 to 63 of a-z, 0-9, _ . -",
+                   "只能使用 1 到 63 个 a-z、0-9、_ . -");
+    struct trl_user u;
+    if (trl_auth_user_get(t, tok->user, &u) != 0 || !u.active)
+        return bad(d, "user", "must be an existing, active user", "必须是已存在且启用的用户");
+    for (size_t i = 0; i < tok->nroles; i++) {
+        bool has = false;
+        for (size_t k = 0; k < u.nroles && !has; k++)
+            has = strcmp(u.roles[k], tok->roles[i]) == 0;
+        if (!has)
+            return bad(d, "roles", "a token can only hold roles its user has",
+                       "令牌只能拥有其用户已有的角色");
+    }
+    cJSON *old = NULL;
+    if (get_json(t, 'n', tok->name, &old) == 0) {
+        cJSON_Delete(old);
+        trl_diag_set(d, TRL_EEXIST, "a token named '%s' exists; revoke it first", tok->name);
+        trl_diag_zh(d, "名为“%s”的令牌已存在,请先吊销", tok->name);
+        trl_diag_field(d, "name");
+        return TRL_EEXIST;
+    }
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof(raw));
+    char hex[65], hash[65];
+    trl_hex(raw, sizeof(raw), hex);
+    sodium_memzero(raw, sizeof(raw));
+    snprintf(secret, 80, "trl_%s", hex);
+    sodium_memzero(hex, sizeof(hex));
+    token_hash_hex(secret, hash);
+    cJSON *j = token_to_json(tok, hash);
+    if (!j) return TRL_ENOMEM;
+    int rc = put_json(t, 't', hash, j);
+    if (!rc) rc = put_json(t, 'n', tok->name, j);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int token_from_json(const cJSON *j, struct trl_token *tok)
+{
+    memset(tok, 0, sizeof(*tok));
+    str_field(j, "name", tok->name, sizeof(tok->name));
+    str_field(j, "user", tok->user, sizeof(tok->user));
+    tok->nroles = list_field(j, "roles", tok->roles, TRL_AUTH_MAX_ROLES);
+    tok->created_at = num_field(j, "created_at");
+    tok->expires_at = num_field(j, "expires_at");
+    return tok->name[0] ? 0 : TRL_ECORRUPT;
+}
+
+int trl_auth_token_check(struct trl_txn *t, const char *secret, int64_t now_ms,
+                         struct trl_token *tok)
+{
+    if (strncmp(secret, "trl_", 4) != 0 || strlen(secret) != 68) return TRL_EAUTH;
+    char hash[65];
+    token_hash_hex(secret, hash);
+    cJSON *j = NULL;
+    if (get_json(t, 't', hash, &j)) return TRL_EAUTH;
+    int rc = token_from_json(j, tok);
+    cJSON_Delete(j);
+    if (rc) return TRL_EAUTH;
+    if (tok->expires_at && now_ms >= tok->expires_at) return TRL_EAUTH;
+    struct trl_user u;
+    if (trl_auth_user_get(t, tok->user, &u) != 0 || !u.active) return TRL_EAUTH;
+    return 0;
+}
+
+int trl_auth_token_revoke(struct trl_txn *t, const char *name)
+{
+    cJSON *j = NULL;
+    int rc = get_json(t, 'n', name, &j);
+    if (rc) return rc;
+    char hash[65];
+    str_field(j, "hash", hash, sizeof(hash));
+    cJSON_Delete(j);
+    struct trl_buf k;
+    trl_buf_init(&k);
+    rc = key(&k, 't', hash);
+    if (!rc) {
+        rc = trl_txn_del(t, TRL_DB_AUTH, k.data, k.len);
+        if (rc == TRL_ENOTFOUND) rc = 0;
+    }
+    if (!rc) rc = key(&k, 'n', name);
+    if (!rc) rc = trl_txn_del(t, TRL_DB_AUTH, k.data, k.len);
+    trl_buf_free(&k);
+    return rc;
+}
+
+static int list_token(void *ud, const void *v, size_t n)
+{
+    struct lister *l = ud;
+    cJSON *j = cJSON_ParseWithLength(v, n);
+    if (!j) return TRL_ECORRUPT;
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "hash");
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s) return TRL_ENOMEM;
+    int rc = (l->n++ && trl_buf_addc(l->out, ',')) || trl_buf_adds(l->out, s) ? TRL_ENOMEM : 0;
+    free(s);
+    return rc;
+}
+
+int trl_auth_token_list(struct trl_txn *t, struct trl_buf *out)
+{
+    struct lister l = {.out = out};
+    int rc = trl_buf_addc(out, '[');
+    if (!rc) rc = each(t, 'n', list_token, &l);
+    if (!rc) rc = trl_buf_addc(out, ']');
+    return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * auth — identities: users, orgs, roles, passwords and API tokens (issue 3, first part).
+ *
+ * Users and orgs live in TRL_DB_AUTH as small JSON documents under "u\0<name>" and
+ * "o\0<name>". Passwords are Argon2id hashes from libsodium (crypto_pwhash_str_alg) at OWASP's
+ * minimum or above: 2 passes over 19 MiB; the password itself is never stored or logged.
+ * API tokens are 256-bit random secrets shown once; only their SHA-256 is stored, under
+ * "t\0<hex>" (by hash, for authentication) and "n\0<name>" (by name, for listing and revocation).
+ *
+ * Every function that writes runs inside a write txn given by the caller; reads run in any txn.
+ * Names are lower-case identifiers ([a-z0-9_.-], 1..63 characters); display texts are UTF-8.
+ */
+#ifndef TRL_AUTH_H
+#define TRL_AUTH_H
+
+#include "core/core.h"
+#include "store/store.h"
+
+#define TRL_AUTH_MAX_ROLES  16 /* roles per user or token */
+#define TRL_AUTH_MAX_SKILLS 32 /* skills per user */
+
+struct trl_user {
+    char name[64];                        /* login name, unique */
+    char display[128];                    /* display name */
+    char email[128];                      /* e-mail address, "" when none */
+    char lang[8];                         /* "en" or "zh-CN" */
+    char org[64];                         /* org name, "" for none */
+    char manager[64];                     /* manager's user name, "" for none */
+    char region[64];                      /* region, "" for none */
+    char roles[TRL_AUTH_MAX_ROLES][64];   /* role names */
+    size_t nroles;                        /* entries in roles */
+    char skills[TRL_AUTH_MAX_SKILLS][64]; /* skills for dispatch */
+    size_t nskills;                       /* entries in skills */
+    bool active;                          /* false: disabled, cannot log in */
+    char pwhash[128];                     /* Argon2id string, "" when no password is set */
+    int64_t created_at;                   /* UTC ms */
+    int64_t pw_changed_at;                /* UTC ms of the last password change, 0 never */
+};
+
+struct trl_token {
+    char name[64];                      /* token name, unique */
+    char user[64];                      /* the user it acts as */
+    char roles[TRL_AUTH_MAX_ROLES][64]; /* roles it is scoped to (a subset of the user's) */
+    size_t nroles;                      /* entries in roles */
+    int64_t created_at;                 /* UTC ms */
+    int64_t expires_at;                 /* UTC ms, 0 for never */
+};
+
+/* True for a valid user, org, role or token name. */
+bool trl_auth_name_valid(const char *s);
+
+/* Hashes a password (Argon2id, 2 passes, 19 MiB) into out (>= 128 bytes). Passwords must be
+ * 8..1024 bytes of UTF-8: TRL_EVALIDATION with d otherwise; TRL_ENOMEM when the hash cannot get
+ * its memory. Costs about 50 ms: callers bound how many run at once. */
+int trl_auth_password_hash(const char *pw, char *out, struct trl_diag *d);
+/* True when pw matches the stored hash (constant-time comparison inside libsodium). */
+bool trl_auth_password_verify(const char *hash, const char *pw);
+
+/* Users. put creates or replaces (the org and manager must exist, names must be valid:
+ * TRL_EVALIDATION naming the field; roles are names that apps define);
+ * get returns TRL_ENOTFOUND for an unknown name. */
+int trl_auth_user_put(struct trl_txn *t, const struct trl_user *u, struct trl_diag *d);
+int trl_auth_user_get(struct trl_txn *t, const char *name, struct trl_user *u);
+/* Appends a JSON array of users (without password hashes) to out. */
+int trl_auth_user_list(struct trl_txn *t, struct trl_buf *out);
+/* Appends one user as JSON (without the password hash) to out. */
+int trl_auth_user_json(const struct trl_user *u, struct trl_buf *out);
+
+/* Orgs: {name, labels}. put is idempotent; exists answers whether one is defined. */
+int trl_auth_org_put(struct trl_txn *t, const char *name, const char *label_en,
+                     const char *label_zh, struct trl_diag *d);
+bool trl_auth_org_exists(struct trl_txn *t, const char *name);
+int trl_auth_org_list(struct trl_txn *t, struct trl_buf *out);
+
+/* API tokens. create makes a new random secret for user (which must exist and be active),
+ * stores its hash, and writes the secret ("trl_" + 64 hex characters) to secret (>= 80 bytes):
+ * it is shown once and cannot be recovered. expires_at 0 for never. TRL_EEXIST for a taken
+ * name. */
+int trl_auth_token_create(struct trl_txn *t, const struct trl_token *tok, char *secret,
+                          struct trl_diag *d);
+/* Finds the token for a presented secret: 0 and *tok, or TRL_EAUTH (unknown, revoked, expired
+ * at now_ms, or its user disabled). */
+int trl_auth_token_check(struct trl_txn *t, const char *secret, int64_t now_ms,
+                         struct trl_token *tok);
+/* Revokes a token by name: TRL_ENOTFOUND when none. */
+int trl_auth_token_revoke(struct trl_txn *t, const char *name);
+/* Appends a JSON array of tokens (never their secrets) to out. */
+int trl_auth_token_list(struct trl_txn *t, struct trl_buf *out);
+
+#endif
