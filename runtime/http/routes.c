@@ -806,7 +806,7 @@ static void openapi(struct req *r)
                        "}},\"patch\":{\"operationId\":\"update_%s\",\"parameters\":[{\"name\":"
                        "\"If-Match\",\"in\":\"header\",\"schema\":{\"type\":\"string\"}}],"
                        "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":"
-                       "{\"schema\":{\"$ref\":\"#/components/schemas/%s\"}}}},\"responses\":{"
+                       "{\"schema\":{\"$ref\":\"#/components/schemas/%s_patch\"}}}},\"responses\":{"
                        "\"200\":{\"description\":\"Updated\"},\"412\":",
                        n, n);
         trl_buf_printf(o, problem, "Stale If-Match");
@@ -857,6 +857,15 @@ static void openapi(struct req *r)
                 trl_buf_printf(o, "%s\"%s\"", nreq++ ? "," : ",\"required\":[", ty->fields[k].name);
         if (nreq) trl_buf_addc(o, ']');
         trl_buf_addc(o, '}');
+        /* PATCH bodies: any subset of the fields, nothing required; null removes a value. */
+        trl_buf_printf(o,
+                       ",\"%s_patch\":{\"type\":\"object\",\"description\":\"Any subset of "
+                       "the fields of %s; null removes a value.\",\"properties\":{",
+                       ty->name, ty->name);
+        for (size_t k = 0; k < ty->nfields; k++)
+            trl_buf_printf(o, "%s\"%s\":{\"$ref\":\"#/components/schemas/%s/properties/%s\"}",
+                           k ? "," : "", ty->fields[k].name, ty->name, ty->fields[k].name);
+        trl_buf_adds(o, "}}");
     }
     trl_buf_adds(o, "}}}");
     ok_json(r, 200);
