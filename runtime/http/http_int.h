@@ -94,6 +94,8 @@ struct req {
     char location[256];   /* Location, "" none */
     char allow[64];       /* Allow for 405, "" none */
     char retry_after[16]; /* Retry-After, "" none */
+    char www_auth[96];    /* WWW-Authenticate for 401, "" none */
+    char token_name[64];  /* name of the API token that authenticated the request */
     bool responded;       /* a response was queued */
 };
 

@@ -2,6 +2,8 @@
  * metrics. Reads answer at once; writes are prepared here and executed in the writer thread. */
 #include "http_int.h"
 
+#include "auth/auth.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -965,12 +967,85 @@ static void only_get(struct req *r, void (*fn)(struct req *))
     fn(r);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Authentication: a Bearer API token (issue 3 adds cookie sessions). Fills r->who.
+ */
+static bool has_role(const char (*roles)[64], size_t n, const char *role)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(roles[i], role) == 0) return true;
+    return false;
+}
+
+static bool authenticate(struct req *r)
+{
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        snprintf(r->www_auth, sizeof(r->www_auth), "Bearer realm=\"trellis\"");
+        trl_http_fail(r, TRL_EAUTH, "Authorization",
+                      "send an API token: Authorization: Bearer <token> (trellis token create)",
+                      "请发送 API 令牌:Authorization: Bearer <令牌>(trellis token create)");
+        return false;
+    }
+    const char *secret = h + 7;
+    while (*secret == ' ') secret++;
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return false;
+    struct trl_token tok;
+    struct trl_user u;
+    int rc = trl_auth_token_check(t, secret, trl_clock_now(r->srv->clock), &tok);
+    if (!rc) rc = trl_auth_user_get(t, tok.user, &u);
+    trl_txn_end(t);
+    if (rc) {
+        snprintf(r->www_auth, sizeof(r->www_auth),
+                 "Bearer realm=\"trellis\", error=\"invalid_token\"");
+        trl_http_fail(r, TRL_EAUTH, "Authorization",
+                      "the token is unknown, revoked or expired, or its user is disabled",
+                      "令牌无效、已吊销或已过期,或其用户已停用");
+        return false;
+    }
+    snprintf(r->who.user, sizeof(r->who.user), "%s", u.name);
+    snprintf(r->who.org, sizeof(r->who.org), "%s", u.org);
+    snprintf(r->who.region, sizeof(r->who.region), "%s", u.region);
+    snprintf(r->who.role, sizeof(r->who.role), "%s", tok.nroles ? tok.roles[0] : "");
+    r->who.admin = has_role((const char (*)[64])tok.roles, tok.nroles, "admin");
+    snprintf(r->token_name, sizeof(r->token_name), "%s", tok.name);
+    return true;
+}
+
+static bool admin_only(struct req *r)
+{
+    if (r->who.admin) return true;
+    trl_http_fail(r, TRL_EFORBIDDEN, "", "only administrators may do this", "只有管理员可以执行此操作");
+    return false;
+}
+
+static void auth_me(struct req *r)
+{
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return;
+    struct trl_user u;
+    int rc = trl_auth_user_get(t, r->who.user, &u);
+    trl_txn_end(t);
+    if (rc) return trl_http_fail(r, TRL_EAUTH, "", "the user is gone", "用户不存在");
+    trl_buf_adds(&r->out, "{\"user\":");
+    trl_auth_user_json(&u, &r->out);
+    trl_buf_adds(&r->out, ",\"token\":");
+    trl_buf_add_json_str(&r->out, r->token_name, strlen(r->token_name));
+    trl_buf_printf(&r->out, ",\"admin\":%s}", r->who.admin ? "true" : "false");
+    ok_json(r, 200);
+}
+
 void trl_http_route(struct req *r)
 {
     const char *u = r->url, *rest;
     r->cat = trl_http_catalog(r->srv);
     if (strcmp(u, "/healthz") == 0) return only_get(r, healthz);
     if (strcmp(u, "/metrics") == 0) return only_get(r, metrics);
+    if (!authenticate(r)) return;
+    if (strcmp(u, "/api/v1/auth/me") == 0) return only_get(r, auth_me);
+    /* The meta API is for administrators (issue 3 brings per-type permissions to records). */
+    if (prefix(u, "/api/v1/meta/", &rest) && !admin_only(r)) return;
     if (strcmp(u, "/api/v1/openapi.json") == 0) return only_get(r, openapi);
     if (prefix(u, "/api/v1/records/", &rest)) return route_records(r, rest);
     if (strcmp(u, "/api/v1/meta/types") == 0) return meta_types(r, "");

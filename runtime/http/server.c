@@ -214,6 +214,7 @@ static enum MHD_Result respond(struct req *r)
     if (r->location[0]) MHD_add_response_header(resp, "Location", r->location);
     if (r->allow[0]) MHD_add_response_header(resp, "Allow", r->allow);
     if (r->retry_after[0]) MHD_add_response_header(resp, "Retry-After", r->retry_after);
+    if (r->www_auth[0]) MHD_add_response_header(resp, "WWW-Authenticate", r->www_auth);
     if (r->status == 413 || r->status == 414 || r->status == 431)
         MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
@@ -274,10 +275,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             snprintf(r->request_id, sizeof(r->request_id), "%08llx-%06llx",
                      (unsigned long long)(s->boot_id & 0xFFFFFFFF),
                      (unsigned long long)atomic_fetch_add(&s->req_seq, 1));
-        /* Until issue 3's authentication lands every caller acts as the local administrator. */
-        snprintf(r->who.user, sizeof(r->who.user), "admin");
-        snprintf(r->who.role, sizeof(r->who.role), "admin");
-        r->who.admin = true;
+        /* Anonymous until trl_http_route authenticates the request. */
         r->is_upload = strcmp(method, "POST") == 0 && strcmp(url, "/api/v1/files") == 0;
         *con_cls = r;
         if (!r->url) return MHD_NO;
@@ -527,7 +525,7 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->o.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         s->o.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, s,
-        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
         MHD_OPTION_END);
     if (!s->mhd) {
         rc = trl_diag_set(d, TRL_EIO, "cannot listen on %s (in use, or not an address here)",

@@ -59,6 +59,7 @@ int client_init(struct client *cl, const struct srv *s)
 {
     cl->c = curl_easy_init();
     cl->port = s->port;
+    snprintf(cl->auth, sizeof(cl->auth), "%s", s->auth);
     return cl->c ? 0 : -1;
 }
 
@@ -77,6 +78,7 @@ int client_req(struct client *cl, const char *method, const char *path, const ch
     snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", cl->port, path);
     struct curl_slist *hl = NULL;
     hl = curl_slist_append(hl, "Expect:");
+    if (cl->auth[0]) hl = curl_slist_append(hl, cl->auth);
     if (body) hl = curl_slist_append(hl, "Content-Type: application/json");
     CURL *c = cl->c;
     curl_easy_setopt(c, CURLOPT_URL, url);

@@ -66,6 +66,7 @@ int load_inflight(const struct load *l);
 struct client {
     CURL *c;
     unsigned port;
+    char auth[128]; /* the harness's Authorization header */
 };
 int client_init(struct client *cl, const struct srv *s);
 void client_free(struct client *cl);

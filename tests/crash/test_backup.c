@@ -148,6 +148,9 @@ START_TEST(hot_backup_during_load_restores)
 
     /* Restore into a fresh directory; the result passes check. */
     memset(&R, 0, sizeof(R));
+    /* The backup holds S's users and tokens: the same credentials open the restored copy. */
+    snprintf(R.token, sizeof(R.token), "%s", S.token);
+    snprintf(R.auth, sizeof(R.auth), "%s", S.auth);
     scratch_dir(R.dir, sizeof(R.dir));
     snprintf(R.log, sizeof(R.log), "%s.log", R.dir);
     rc = trellis(&out, "restore", file, "--data", R.dir);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -108,7 +109,24 @@ int srv_init(struct srv *s, const char *app_dir)
     int rc = run_trellis(argv, &out, 60);
     if (rc != 0) fprintf(stderr, "harness: app install failed (%d): %s\n", rc, out ? out : "");
     free(out);
-    return rc == 0 ? 0 : -1;
+    if (rc) return -1;
+    const char *add[] = {"user", "add", "admin", "--role", "admin", "--data", s->dir, NULL};
+    rc = run_trellis(add, &out, 60);
+    if (rc != 0) fprintf(stderr, "harness: user add failed (%d): %s\n", rc, out ? out : "");
+    free(out);
+    if (rc) return -1;
+    const char *tok[] = {"token", "create", "admin", "--name", "harness", "--data", s->dir, NULL};
+    rc = run_trellis(tok, &out, 60);
+    const char *p = out ? strstr(out, "trl_") : NULL;
+    if (rc != 0 || !p) {
+        fprintf(stderr, "harness: token create failed (%d): %s\n", rc, out ? out : "");
+        free(out);
+        return -1;
+    }
+    snprintf(s->token, sizeof(s->token), "%.68s", p);
+    snprintf(s->auth, sizeof(s->auth), "Authorization: Bearer %s", s->token);
+    free(out);
+    return 0;
 }
 
 int srv_start(struct srv *s)
@@ -226,8 +244,26 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+static int http_do(const struct srv *s, const char *method, const char *path, const char *body,
+                   size_t n, const char *const *headers, bool auth, struct resp *out);
+
 int http(const struct srv *s, const char *method, const char *path, const char *body, size_t n,
          const char *const *headers, struct resp *out)
+{
+    bool own = false;
+    for (const char *const *h = headers; h && *h && !own; h++)
+        own = strncasecmp(*h, "Authorization:", 14) == 0;
+    return http_do(s, method, path, body, n, headers, !own && s->auth[0], out);
+}
+
+int http_anon(const struct srv *s, const char *method, const char *path, const char *body,
+              size_t n, const char *const *headers, struct resp *out)
+{
+    return http_do(s, method, path, body, n, headers, false, out);
+}
+
+static int http_do(const struct srv *s, const char *method, const char *path, const char *body,
+                   size_t n, const char *const *headers, bool auth, struct resp *out)
 {
     memset(out, 0, sizeof(*out));
     out->body = calloc(1, 1);
@@ -238,6 +274,7 @@ int http(const struct srv *s, const char *method, const char *path, const char *
     struct curl_slist *hl = NULL;
     for (const char *const *h = headers; h && *h; h++)
         hl = curl_slist_append(hl, *h);
+    if (auth) hl = curl_slist_append(hl, s->auth);
     hl = curl_slist_append(hl, "Expect:");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);

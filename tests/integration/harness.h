@@ -19,6 +19,8 @@ struct srv {
     char dir[256];   /* data directory (owned by the test; removed by srv_cleanup) */
     char log[300];   /* server log file */
     char extra[512]; /* extra serve arguments */
+    char token[80];  /* an admin API token made by srv_init (`trellis token create`) */
+    char auth[128];  /* "Authorization: Bearer <token>", for raw-socket requests */
 };
 
 struct resp {
@@ -33,7 +35,8 @@ const char *trellis_bin(void);
 const char *trellis_src(void);
 const char *trellis_shared(void);
 
-/* Creates a data dir with the sample app installed (app_dir NULL: samples/marketing). */
+/* Creates a data dir with the sample app installed (app_dir NULL: samples/marketing), an admin
+ * user and an admin API token (s->token). */
 int srv_init(struct srv *s, const char *app_dir);
 /* Starts serving s->dir (extra arguments in s->extra); 0 or -1. */
 int srv_start(struct srv *s);
@@ -44,9 +47,14 @@ void srv_kill9(struct srv *s);
 /* srv_stop and remove the data directory. */
 void srv_cleanup(struct srv *s);
 
-/* One request. headers: NULL-terminated array of "Name: value". body may be NULL. */
+/* One request. headers: NULL-terminated array of "Name: value". body may be NULL. The admin
+ * token is sent unless headers carry an Authorization header of their own (use http_anon for
+ * none at all). */
 int http(const struct srv *s, const char *method, const char *path, const char *body, size_t n,
          const char *const *headers, struct resp *out);
+/* The same without any credentials. */
+int http_anon(const struct srv *s, const char *method, const char *path, const char *body,
+              size_t n, const char *const *headers, struct resp *out);
 /* Shorthands with Content-Type: application/json. */
 int http_json(const struct srv *s, const char *method, const char *path, const char *body,
               struct resp *out);

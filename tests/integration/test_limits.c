@@ -263,10 +263,10 @@ START_TEST(chunked_body_under_limit_is_read)
     const char *obj = "{\"title\":\"chunked\",\"partner\":\"p\",\"budget\":\"1\"}";
     size_t half = strlen(obj) / 2;
     snprintf(req, sizeof(req),
-             "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "POST %s HTTP/1.1\r\nHost: t\r\n%s\r\nContent-Type: application/json\r\n"
              "Transfer-Encoding: chunked\r\nConnection: "
              "close\r\n\r\n%zx\r\n%.*s\r\n%zx\r\n%s\r\n0\r\n\r\n",
-             MR, half, (int)half, obj, strlen(obj) - half, obj + half);
+             MR, S.auth, half, (int)half, obj, strlen(obj) - half, obj + half);
     ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
     char buf[8192];
     int closed;
@@ -691,6 +691,8 @@ START_TEST(keep_alive_reuses_the_connection)
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     long st = 0, conns = 0, port1 = 0, port2 = 0;
+    struct curl_slist *auth = curl_slist_append(NULL, S.auth);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, auth);
     ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
     curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &conns);
@@ -704,6 +706,7 @@ START_TEST(keep_alive_reuses_the_connection)
     curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &conns);
     curl_easy_getinfo(c, CURLINFO_LOCAL_PORT, &port2);
     curl_easy_cleanup(c);
+    curl_slist_free_all(auth);
     ck_assert_int_eq(st, 200);
     ck_assert_msg(conns == 0 && port1 == port2,
                   "the second request opened a new connection (%ld new, ports %ld/%ld)", conns,
@@ -716,18 +719,18 @@ START_TEST(keep_alive_reuses_the_connection)
     char req[512], buf[8192];
     int closed;
     snprintf(req, sizeof(req),
-             "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "POST %s HTTP/1.1\r\nHost: t\r\n%s\r\nContent-Type: application/json\r\n"
              "Content-Length: %zu\r\n\r\n%s",
-             MR, strlen(obj), obj);
+             MR, S.auth, strlen(obj), obj);
     ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
     recv_some(fd, buf, sizeof(buf), 5000, true, &closed);
     ck_assert_msg(status_of(buf) == 201 && !closed, "first request: %.300s", buf);
-    snprintf(req, sizeof(req), "GET %s/1 HTTP/1.1\r\nHost: t\r\n\r\n", MR);
+    snprintf(req, sizeof(req), "GET %s/1 HTTP/1.1\r\nHost: t\r\n%s\r\n\r\n", MR, S.auth);
     ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
     recv_some(fd, buf, sizeof(buf), 5000, true, &closed);
     ck_assert_msg(status_of(buf) == 200 && !closed, "second request: %.300s", buf);
     ck_assert(strstr(buf, "\"title\":\"ka\"") != NULL);
-    snprintf(req, sizeof(req), "GET %s/999 HTTP/1.1\r\nHost: t\r\n\r\n", MR);
+    snprintf(req, sizeof(req), "GET %s/999 HTTP/1.1\r\nHost: t\r\n%s\r\n\r\n", MR, S.auth);
     ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
     recv_some(fd, buf, sizeof(buf), 5000, true, &closed);
     ck_assert_msg(status_of(buf) == 404 && !closed, "third request: %.300s", buf);

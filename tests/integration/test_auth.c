@@ -1,0 +1,164 @@
+/* Authentication over HTTP: Bearer API tokens, 401s that say why, admin-only meta API, revocation
+ * and disabling taking effect at once, the actor in history. */
+#include "harness.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct srv S;
+
+static void setup(void)
+{
+    ck_assert_int_eq(srv_init(&S, NULL), 0);
+    ck_assert_int_eq(srv_start(&S), 0);
+}
+
+static void teardown(void)
+{
+    srv_cleanup(&S);
+}
+
+static const char *MR = "/api/v1/records/marketing_request";
+
+static int cli(char **out, const char *a1, const char *a2, const char *a3, const char *a4,
+               const char *a5)
+{
+    const char *argv[12];
+    int n = 0;
+    const char *in[] = {a1, a2, a3, a4, a5};
+    for (int i = 0; i < 5; i++)
+        if (in[i]) argv[n++] = in[i];
+    argv[n++] = "--data";
+    argv[n++] = S.dir;
+    argv[n] = NULL;
+    return run_trellis(argv, out, 60);
+}
+
+/* A token for a new non-admin user; returns the Authorization header in hdr. */
+static void partner_token(char *hdr, size_t n)
+{
+    char *out = NULL;
+    ck_assert_int_eq(cli(&out, "org", "add", "acme", NULL, NULL), 0);
+    free(out);
+    const char *argv[] = {"user", "add", "pat", "--role", "partner", "--org", "acme",
+                          "--data", S.dir, NULL};
+    ck_assert_int_eq(run_trellis(argv, &out, 60), 0);
+    free(out);
+    ck_assert_int_eq(cli(&out, "token", "create", "pat", "--name", "pat-ci"), 0);
+    const char *p = strstr(out, "trl_");
+    ck_assert_ptr_nonnull(p);
+    snprintf(hdr, n, "Authorization: Bearer %.68s", p);
+    free(out);
+}
+
+START_TEST(requests_without_a_token_are_401_and_say_why)
+{
+    struct resp r;
+    char buf[200];
+    http_anon(&S, "GET", MR, NULL, 0, NULL, &r);
+    ck_assert_int_eq(r.status, 401);
+    ck_assert(json_contains(r.body, "{\"status\":401,\"code\":\"unauthenticated\"}"));
+    ck_assert_ptr_nonnull(resp_header(&r, "WWW-Authenticate", buf, sizeof(buf)));
+    ck_assert(strncmp(buf, "Bearer", 6) == 0);
+    resp_free(&r);
+    const char *bad[] = {"Authorization: Bearer trl_0000000000000000000000000000000000000000000000000000000000000000",
+                         "Accept-Language: zh-CN", NULL};
+    long before = count_records(&S, "marketing_request");
+    http(&S, "POST", MR, "{\"title\":\"x\",\"partner\":\"p\",\"budget\":1}", 38, bad, &r);
+    ck_assert_int_eq(r.status, 401);
+    ck_assert(strstr(r.body, "令牌") != NULL);
+    ck_assert(strstr(resp_header(&r, "WWW-Authenticate", buf, sizeof(buf)), "invalid_token"));
+    resp_free(&r);
+    ck_assert_int_eq(count_records(&S, "marketing_request"), before);
+    /* Health and metrics stay open for probes. */
+    http_anon(&S, "GET", "/healthz", NULL, 0, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+}
+END_TEST
+
+START_TEST(a_token_acts_as_its_user)
+{
+    char hdr[128];
+    partner_token(hdr, sizeof(hdr));
+    const char *h[] = {hdr, "Content-Type: application/json", NULL};
+    struct resp r;
+    http(&S, "GET", "/api/v1/auth/me", NULL, 0, h, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(json_contains(r.body, "{\"user\":{\"name\":\"pat\",\"org\":\"acme\",\"roles\":"
+                                        "[\"partner\"]},\"token\":\"pat-ci\",\"admin\":false}"),
+                  "%s", r.body);
+    resp_free(&r);
+    const char *body = "{\"title\":\"by pat\",\"partner\":\"Acme\",\"budget\":\"10\"}";
+    http(&S, "POST", MR, body, strlen(body), h, &r);
+    ck_assert_int_eq(r.status, 201);
+    ck_assert(json_contains(r.body, "{\"owner\":\"pat\",\"org\":\"acme\",\"created_by\":\"pat\"}"));
+    long long id = json_int(r.body, "id", 0);
+    resp_free(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%lld/history", MR, id);
+    http(&S, "GET", path, NULL, 0, h, &r);
+    ck_assert(json_contains(r.body, "{\"items\":[{\"actor\":\"pat\"}]}"));
+    resp_free(&r);
+    /* The meta API is for administrators only. */
+    http(&S, "GET", "/api/v1/meta/types", NULL, 0, h, &r);
+    ck_assert_int_eq(r.status, 403);
+    resp_free(&r);
+    http(&S, "PUT", "/api/v1/meta/types/x", "{\"name\":\"x\",\"fields\":[]}", 24, h, &r);
+    ck_assert_int_eq(r.status, 403);
+    resp_free(&r);
+    http(&S, "GET", "/api/v1/meta/types", NULL, 0, NULL, &r); /* the harness's admin token */
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+}
+END_TEST
+
+START_TEST(revoking_a_token_or_disabling_its_user_takes_effect_at_once)
+{
+    char hdr[128], *out = NULL;
+    partner_token(hdr, sizeof(hdr));
+    const char *h[] = {hdr, NULL};
+    struct resp r;
+    http(&S, "GET", MR, NULL, 0, h, &r);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+    ck_assert_int_eq(cli(&out, "user", "disable", "pat", NULL, NULL), 0);
+    free(out);
+    http(&S, "GET", MR, NULL, 0, h, &r);
+    ck_assert_int_eq(r.status, 401);
+    resp_free(&r);
+    ck_assert_int_eq(cli(&out, "user", "enable", "pat", NULL, NULL), 0);
+    free(out);
+    http(&S, "GET", MR, NULL, 0, h, &r);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+    ck_assert_int_eq(cli(&out, "token", "revoke", "pat-ci", NULL, NULL), 0);
+    free(out);
+    http(&S, "GET", MR, NULL, 0, h, &r);
+    ck_assert_int_eq(r.status, 401);
+    resp_free(&r);
+    /* Listing tokens never shows a secret. */
+    ck_assert_int_eq(cli(&out, "token", "list", NULL, NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "trl_") == NULL && strstr(out, S.token + 4) == NULL, "%s", out);
+    free(out);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("integration_auth");
+    TCase *tc = tcase_create("auth");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, requests_without_a_token_are_401_and_say_why);
+    tcase_add_test(tc, a_token_acts_as_its_user);
+    tcase_add_test(tc, revoking_a_token_or_disabling_its_user_takes_effect_at_once);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
