@@ -391,7 +391,7 @@ static int token_from_json(const cJSON *j, struct trl_token *tok)
 }
 
 int trl_auth_token_check(struct trl_txn *t, const char *secret, int64_t now_ms,
-                         struct trl_token *tok)
+                         struct trl_token *tok, struct trl_user *user)
 {
     if (strncmp(secret, "trl_", 4) != 0 || strlen(secret) != 68) return TRL_EAUTH;
     char hash[65];
@@ -402,8 +402,9 @@ int trl_auth_token_check(struct trl_txn *t, const char *secret, int64_t now_ms,
     cJSON_Delete(j);
     if (rc) return TRL_EAUTH;
     if (tok->expires_at && now_ms >= tok->expires_at) return TRL_EAUTH;
-    struct trl_user u;
-    if (trl_auth_user_get(t, tok->user, &u) != 0 || !u.active) return TRL_EAUTH;
+    struct trl_user mine;
+    struct trl_user *u = user ? user : &mine;
+    if (trl_auth_user_get(t, tok->user, u) != 0 || !u->active) return TRL_EAUTH;
     return 0;
 }
 

@@ -78,10 +78,10 @@ int trl_auth_org_list(struct trl_txn *t, struct trl_buf *out);
  * name. */
 int trl_auth_token_create(struct trl_txn *t, const struct trl_token *tok, char *secret,
                           struct trl_diag *d);
-/* Finds the token for a presented secret: 0 and *tok, or TRL_EAUTH (unknown, revoked, expired
- * at now_ms, or its user disabled). */
+/* Finds the token for a presented secret: 0 with *tok and its user in *u (may be NULL), or
+ * TRL_EAUTH (unknown, revoked, expired at now_ms, or its user disabled). */
 int trl_auth_token_check(struct trl_txn *t, const char *secret, int64_t now_ms,
-                         struct trl_token *tok);
+                         struct trl_token *tok, struct trl_user *u);
 /* Revokes a token by name: TRL_ENOTFOUND when none. */
 int trl_auth_token_revoke(struct trl_txn *t, const char *name);
 /* Appends a JSON array of tokens (never their secrets) to out. */

@@ -993,8 +993,7 @@ static bool authenticate(struct req *r)
     if (read_begin(r, &t)) return false;
     struct trl_token tok;
     struct trl_user u;
-    int rc = trl_auth_token_check(t, secret, trl_clock_now(r->srv->clock), &tok);
-    if (!rc) rc = trl_auth_user_get(t, tok.user, &u);
+    int rc = trl_auth_token_check(t, secret, trl_clock_now(r->srv->clock), &tok, &u);
     trl_txn_end(t);
     if (rc) {
         snprintf(r->www_auth, sizeof(r->www_auth),

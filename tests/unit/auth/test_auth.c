@@ -162,11 +162,11 @@ START_TEST(tokens_are_shown_once_stored_hashed_and_revocable)
     struct trl_txn *t;
     struct trl_token tok;
     ck_assert_int_eq(trl_store_read(st, &t), 0);
-    ck_assert_int_eq(trl_auth_token_check(t, first, 4999, &tok), 0);
+    ck_assert_int_eq(trl_auth_token_check(t, first, 4999, &tok, NULL), 0);
     ck_assert_str_eq(tok.user, "alice");
-    ck_assert_int_eq(trl_auth_token_check(t, first, 5000, &tok), TRL_EAUTH); /* expired */
+    ck_assert_int_eq(trl_auth_token_check(t, first, 5000, &tok, NULL), TRL_EAUTH); /* expired */
     first[10] ^= 1;
-    ck_assert_int_eq(trl_auth_token_check(t, first, 10, &tok), TRL_EAUTH);
+    ck_assert_int_eq(trl_auth_token_check(t, first, 10, &tok, NULL), TRL_EAUTH);
     first[10] ^= 1;
     struct trl_buf out;
     trl_buf_init(&out);
@@ -180,19 +180,19 @@ START_TEST(tokens_are_shown_once_stored_hashed_and_revocable)
     c.u.active = false;
     ck_assert_int_eq(do_write(put_user, &c), 0);
     ck_assert_int_eq(trl_store_read(st, &t), 0);
-    ck_assert_int_eq(trl_auth_token_check(t, first, 10, &tok), TRL_EAUTH);
+    ck_assert_int_eq(trl_auth_token_check(t, first, 10, &tok, NULL), TRL_EAUTH);
     trl_txn_end(t);
     c.u.active = true;
     ck_assert_int_eq(do_write(put_user, &c), 0);
     ck_assert_int_eq(trl_store_read(st, &t), 0);
-    ck_assert_int_eq(trl_auth_token_check(t, first, 10, &tok), 0);
+    ck_assert_int_eq(trl_auth_token_check(t, first, 10, &tok, NULL), 0);
     trl_txn_end(t);
 
     c.name = "ci";
     ck_assert_int_eq(do_write(do_revoke, &c), 0);
     ck_assert_int_eq(do_write(do_revoke, &c), TRL_ENOTFOUND);
     ck_assert_int_eq(trl_store_read(st, &t), 0);
-    ck_assert_int_eq(trl_auth_token_check(t, first, 10, &tok), TRL_EAUTH);
+    ck_assert_int_eq(trl_auth_token_check(t, first, 10, &tok, NULL), TRL_EAUTH);
     trl_txn_end(t);
 }
 END_TEST
