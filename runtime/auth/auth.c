@@ -408,6 +408,16 @@ int trl_auth_token_check(struct trl_txn *t, const char *secret, int64_t now_ms,
     return 0;
 }
 
+int trl_auth_token_get(struct trl_txn *t, const char *name, struct trl_token *tok)
+{
+    cJSON *j = NULL;
+    int rc = get_json(t, 'n', name, &j);
+    if (rc) return rc;
+    rc = token_from_json(j, tok);
+    cJSON_Delete(j);
+    return rc;
+}
+
 int trl_auth_token_revoke(struct trl_txn *t, const char *name)
 {
     cJSON *j = NULL;

@@ -82,6 +82,8 @@ int trl_auth_token_create(struct trl_txn *t, const struct trl_token *tok, char *
  * TRL_EAUTH (unknown, revoked, expired at now_ms, or its user disabled). */
 int trl_auth_token_check(struct trl_txn *t, const char *secret, int64_t now_ms,
                          struct trl_token *tok, struct trl_user *u);
+/* A token by name (never its secret): 0, TRL_ENOTFOUND. */
+int trl_auth_token_get(struct trl_txn *t, const char *name, struct trl_token *tok);
 /* Revokes a token by name: TRL_ENOTFOUND when none. */
 int trl_auth_token_revoke(struct trl_txn *t, const char *name);
 /* Appends a JSON array of tokens (never their secrets) to out. */

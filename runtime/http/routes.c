@@ -4,6 +4,8 @@
 
 #include "auth/auth.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -988,7 +990,8 @@ static bool authenticate(struct req *r)
         return false;
     }
     const char *secret = h + 7;
-    while (*secret == ' ') secret++;
+    while (*secret == ' ')
+        secret++;
     struct trl_txn *t;
     if (read_begin(r, &t)) return false;
     struct trl_token tok;
@@ -1007,7 +1010,7 @@ static bool authenticate(struct req *r)
     snprintf(r->who.org, sizeof(r->who.org), "%s", u.org);
     snprintf(r->who.region, sizeof(r->who.region), "%s", u.region);
     snprintf(r->who.role, sizeof(r->who.role), "%s", tok.nroles ? tok.roles[0] : "");
-    r->who.admin = has_role((const char (*)[64])tok.roles, tok.nroles, "admin");
+    r->who.admin = has_role((const char(*)[64])tok.roles, tok.nroles, "admin");
     snprintf(r->token_name, sizeof(r->token_name), "%s", tok.name);
     return true;
 }
@@ -1015,7 +1018,8 @@ static bool authenticate(struct req *r)
 static bool admin_only(struct req *r)
 {
     if (r->who.admin) return true;
-    trl_http_fail(r, TRL_EFORBIDDEN, "", "only administrators may do this", "只有管理员可以执行此操作");
+    trl_http_fail(r, TRL_EFORBIDDEN, "", "only administrators may do this",
+                  "只有管理员可以执行此操作");
     return false;
 }
 
@@ -1035,6 +1039,319 @@ static void auth_me(struct req *r)
     ok_json(r, 200);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Users, orgs and API tokens (administrators; a user may read and change some of their own)
+ */
+struct user_edit {
+    struct trl_user u;    /* the user as it should be stored (filled in the writer for PATCH) */
+    cJSON *patch;         /* the PATCH body (borrowed from r->json) */
+    bool create;          /* POST */
+    char pwhash[128];     /* a new password's hash, "" for none */
+    struct trl_token tok; /* token to create */
+    char secret[80];      /* the new token's secret */
+};
+
+static bool json_strings(const cJSON *a, char (*out)[64], size_t cap, size_t *n)
+{
+    *n = 0;
+    if (!cJSON_IsArray(a)) return false;
+    for (const cJSON *e = a->child; e; e = e->next) {
+        if (!cJSON_IsString(e) || *n == cap || strlen(e->valuestring) >= 64) return false;
+        snprintf(out[(*n)++], 64, "%s", e->valuestring);
+    }
+    return true;
+}
+
+/* Applies the members of j to u; refuses unknown members and wrong types naming the field. */
+static int user_apply(struct req *r, const cJSON *j, struct trl_user *u, bool self_only)
+{
+    static const char *self_ok[] = {"display_name", "email", "language", "password"};
+    for (const cJSON *m = j->child; m; m = m->next) {
+        const char *k = m->string;
+        bool allowed = !self_only;
+        for (size_t i = 0; i < 4 && !allowed; i++)
+            allowed = strcmp(k, self_ok[i]) == 0;
+        if (!allowed) {
+            trl_diag_add_ferr(&r->d, k, "read_only", "");
+            continue;
+        }
+        char *dst = NULL;
+        size_t cap = 0;
+        if (strcmp(k, "name") == 0)
+            dst = u->name, cap = sizeof(u->name);
+        else if (strcmp(k, "display_name") == 0)
+            dst = u->display, cap = sizeof(u->display);
+        else if (strcmp(k, "email") == 0)
+            dst = u->email, cap = sizeof(u->email);
+        else if (strcmp(k, "language") == 0)
+            dst = u->lang, cap = sizeof(u->lang);
+        else if (strcmp(k, "org") == 0)
+            dst = u->org, cap = sizeof(u->org);
+        else if (strcmp(k, "manager") == 0)
+            dst = u->manager, cap = sizeof(u->manager);
+        else if (strcmp(k, "region") == 0)
+            dst = u->region, cap = sizeof(u->region);
+        if (dst) {
+            if (cJSON_IsNull(m))
+                dst[0] = 0;
+            else if (!cJSON_IsString(m) || strlen(m->valuestring) >= cap)
+                trl_diag_add_ferr(&r->d, k, "type", "a string");
+            else
+                snprintf(dst, cap, "%s", m->valuestring);
+        } else if (strcmp(k, "roles") == 0) {
+            if (!json_strings(m, u->roles, TRL_AUTH_MAX_ROLES, &u->nroles))
+                trl_diag_add_ferr(&r->d, k, "type", "a list of role names");
+        } else if (strcmp(k, "skills") == 0) {
+            if (!json_strings(m, u->skills, TRL_AUTH_MAX_SKILLS, &u->nskills))
+                trl_diag_add_ferr(&r->d, k, "type", "a list of skills");
+        } else if (strcmp(k, "active") == 0) {
+            if (!cJSON_IsBool(m))
+                trl_diag_add_ferr(&r->d, k, "type", "true or false");
+            else
+                u->active = cJSON_IsTrue(m);
+        } else if (strcmp(k, "password") != 0) {
+            trl_diag_add_ferr(&r->d, k, "unknown_field", "");
+        }
+    }
+    if (!r->d.nferrs) return 0;
+    trl_diag_set(&r->d, TRL_EVALIDATION, "the user has invalid members");
+    trl_diag_zh(&r->d, "用户数据无效");
+    return TRL_EVALIDATION;
+}
+
+static int exec_user(struct req *r, struct trl_txn *t)
+{
+    struct user_edit *e = r->aux;
+    int64_t now = trl_clock_now(r->srv->clock);
+    struct trl_user cur;
+    int rc = trl_auth_user_get(t, e->create ? e->u.name : r->type_name, &cur);
+    if (e->create) {
+        if (rc == 0) {
+            trl_diag_set(&r->d, TRL_EEXIST, "user '%s' exists", e->u.name);
+            trl_diag_zh(&r->d, "用户“%s”已存在", e->u.name);
+            trl_diag_field(&r->d, "name");
+            return TRL_EEXIST;
+        }
+        e->u.created_at = now;
+    } else {
+        if (rc) {
+            trl_diag_set(&r->d, TRL_ENOTFOUND, "no user '%s'", r->type_name);
+            return TRL_ENOTFOUND;
+        }
+        struct trl_user next = cur;
+        if ((rc = user_apply(r, e->patch, &next, !r->who.admin))) return rc;
+        if (strcmp(next.name, cur.name) != 0) {
+            trl_diag_add_ferr(&r->d, "name", "read_only", "");
+            trl_diag_set(&r->d, TRL_EVALIDATION, "a user cannot be renamed");
+            return TRL_EVALIDATION;
+        }
+        e->u = next;
+    }
+    if (e->pwhash[0]) {
+        snprintf(e->u.pwhash, sizeof(e->u.pwhash), "%s", e->pwhash);
+        e->u.pw_changed_at = now;
+    }
+    if ((rc = trl_auth_user_put(t, &e->u, &r->d))) return rc;
+    rc = trl_auth_user_json(&e->u, &r->out);
+    ok_json(r, e->create ? 201 : 200);
+    return rc;
+}
+
+static void users_route(struct req *r, const char *name)
+{
+    const char *m = r->method;
+    bool self = *name && strcmp(name, r->who.user) == 0;
+    if (!*name) {
+        if (!admin_only(r)) return;
+        if (strcmp(m, "GET") == 0) {
+            struct trl_txn *t;
+            if (read_begin(r, &t)) return;
+            trl_buf_adds(&r->out, "{\"items\":");
+            int rc = trl_auth_user_list(t, &r->out);
+            trl_txn_end(t);
+            if (rc) return fail_d(r, rc);
+            trl_buf_addc(&r->out, '}');
+            return ok_json(r, 200);
+        }
+        if (strcmp(m, "POST") != 0) {
+            snprintf(r->allow, sizeof(r->allow), "GET, POST");
+            return trl_http_fail(r, TRL_EMETHOD, "", "use GET or POST here",
+                                 "此处只支持 GET 或 POST");
+        }
+    } else if (!self && !admin_only(r)) {
+        return;
+    }
+    if (*name && strcmp(m, "GET") == 0) {
+        struct trl_txn *t;
+        if (read_begin(r, &t)) return;
+        struct trl_user u;
+        int rc = trl_auth_user_get(t, name, &u);
+        trl_txn_end(t);
+        if (rc) return trl_http_fail(r, TRL_ENOTFOUND, "name", "no such user", "不存在该用户");
+        trl_auth_user_json(&u, &r->out);
+        return ok_json(r, 200);
+    }
+    if (*name && strcmp(m, "PATCH") != 0) {
+        snprintf(r->allow, sizeof(r->allow), "GET, PATCH");
+        return trl_http_fail(r, TRL_EMETHOD, "", "use GET or PATCH here",
+                             "此处只支持 GET 或 PATCH");
+    }
+    /* POST /users or PATCH /users/{name}: the body is a JSON object. */
+    if (trl_http_parse_object(r)) return;
+    struct user_edit *e = trl_arena_alloc(&r->arena, sizeof(*e));
+    if (!e) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    memset(e, 0, sizeof(*e));
+    e->create = !*name;
+    e->patch = r->json;
+    if (e->create) {
+        snprintf(e->u.lang, sizeof(e->u.lang), "en");
+        e->u.active = true;
+        if (user_apply(r, r->json, &e->u, false)) return trl_http_problem(r);
+        if (!e->u.display[0]) snprintf(e->u.display, sizeof(e->u.display), "%s", e->u.name);
+    }
+    const cJSON *pw = cJSON_GetObjectItemCaseSensitive(r->json, "password");
+    if (pw) {
+        /* Hashed here, not in the writer: it takes about 50 ms. */
+        if (!cJSON_IsString(pw) || trl_auth_password_hash(pw->valuestring, e->pwhash, &r->d))
+            return fail_d(r, r->d.code ? r->d.code : TRL_EVALIDATION);
+    }
+    r->aux = e;
+    r->type_name = strdup(name);
+    if (!r->type_name) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    r->ty = NULL;
+    queue_write(r, exec_user, false);
+}
+
+static int exec_org(struct req *r, struct trl_txn *t)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(r->json, "name");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(r->json, "labels");
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(l, "en");
+    const cJSON *zh = cJSON_GetObjectItemCaseSensitive(l, "zh-CN");
+    if (!cJSON_IsString(n)) {
+        trl_diag_add_ferr(&r->d, "name", "required", "");
+        return trl_diag_set(&r->d, TRL_EVALIDATION, "an org needs a name");
+    }
+    int rc = trl_auth_org_put(t, n->valuestring, cJSON_IsString(en) ? en->valuestring : NULL,
+                              cJSON_IsString(zh) ? zh->valuestring : NULL, &r->d);
+    if (rc) return rc;
+    trl_buf_adds(&r->out, "{\"name\":");
+    trl_buf_add_json_str(&r->out, n->valuestring, strlen(n->valuestring));
+    trl_buf_addc(&r->out, '}');
+    ok_json(r, 201);
+    return 0;
+}
+
+static void orgs_route(struct req *r)
+{
+    if (!admin_only(r)) return;
+    if (strcmp(r->method, "GET") == 0) {
+        struct trl_txn *t;
+        if (read_begin(r, &t)) return;
+        trl_buf_adds(&r->out, "{\"items\":");
+        int rc = trl_auth_org_list(t, &r->out);
+        trl_txn_end(t);
+        if (rc) return fail_d(r, rc);
+        trl_buf_addc(&r->out, '}');
+        return ok_json(r, 200);
+    }
+    if (strcmp(r->method, "POST") != 0) {
+        snprintf(r->allow, sizeof(r->allow), "GET, POST");
+        return trl_http_fail(r, TRL_EMETHOD, "", "use GET or POST here", "此处只支持 GET 或 POST");
+    }
+    if (trl_http_parse_object(r)) return;
+    queue_write(r, exec_org, false);
+}
+
+static int exec_token(struct req *r, struct trl_txn *t)
+{
+    struct user_edit *e = r->aux;
+    if (strcmp(r->method, "DELETE") == 0) {
+        /* Only administrators revoke other users' tokens (others' are not found for them). */
+        struct trl_token tok;
+        int rc = trl_auth_token_get(t, r->type_name, &tok);
+        if (!rc && strcmp(tok.user, r->who.user) != 0 && !r->who.admin) rc = TRL_ENOTFOUND;
+        if (!rc) rc = trl_auth_token_revoke(t, r->type_name);
+        if (rc == TRL_ENOTFOUND) {
+            trl_diag_set(&r->d, rc, "no token '%s'", r->type_name);
+            trl_diag_zh(&r->d, "不存在令牌“%s”", r->type_name);
+        }
+        if (!rc) r->status = 204;
+        return rc;
+    }
+    e->tok.created_at = trl_clock_now(r->srv->clock);
+    if (e->tok.expires_at) e->tok.expires_at = e->tok.created_at + e->tok.expires_at * 86400000;
+    if (e->tok.nroles == 0) {
+        struct trl_user u;
+        if (trl_auth_user_get(t, e->tok.user, &u) == 0) {
+            memcpy(e->tok.roles, u.roles, sizeof(e->tok.roles));
+            e->tok.nroles = u.nroles;
+        }
+    }
+    int rc = trl_auth_token_create(t, &e->tok, e->secret, &r->d);
+    if (rc) return rc;
+    trl_buf_adds(&r->out, "{\"name\":");
+    trl_buf_add_json_str(&r->out, e->tok.name, strlen(e->tok.name));
+    trl_buf_adds(&r->out, ",\"user\":");
+    trl_buf_add_json_str(&r->out, e->tok.user, strlen(e->tok.user));
+    trl_buf_printf(&r->out, ",\"token\":\"%s\"}", e->secret);
+    ok_json(r, 201);
+    return 0;
+}
+
+static void tokens_route(struct req *r, const char *name)
+{
+    if (!*name && strcmp(r->method, "GET") == 0) {
+        if (!admin_only(r)) return;
+        struct trl_txn *t;
+        if (read_begin(r, &t)) return;
+        trl_buf_adds(&r->out, "{\"items\":");
+        int rc = trl_auth_token_list(t, &r->out);
+        trl_txn_end(t);
+        if (rc) return fail_d(r, rc);
+        trl_buf_addc(&r->out, '}');
+        return ok_json(r, 200);
+    }
+    struct user_edit *e = trl_arena_alloc(&r->arena, sizeof(*e));
+    if (!e) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    memset(e, 0, sizeof(*e));
+    r->aux = e;
+    if (*name && strcmp(r->method, "DELETE") == 0) {
+        r->type_name = strdup(name);
+        if (!r->type_name) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+        return queue_write(r, exec_token, false);
+    }
+    if (*name || strcmp(r->method, "POST") != 0) {
+        snprintf(r->allow, sizeof(r->allow), *name ? "DELETE" : "GET, POST");
+        return trl_http_fail(r, TRL_EMETHOD, "", "use POST to create, DELETE to revoke",
+                             "用 POST 创建,用 DELETE 吊销");
+    }
+    if (trl_http_parse_object(r)) return;
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(r->json, "name");
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(r->json, "user");
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(r->json, "expires_days");
+    const cJSON *roles = cJSON_GetObjectItemCaseSensitive(r->json, "roles");
+    if (!cJSON_IsString(n) || strlen(n->valuestring) >= 64)
+        trl_diag_add_ferr(&r->d, "name", "required", "");
+    if (u && (!cJSON_IsString(u) || strlen(u->valuestring) >= 64))
+        trl_diag_add_ferr(&r->d, "user", "type", "a string");
+    if (x && (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > 3650))
+        trl_diag_add_ferr(&r->d, "expires_days", "range", "");
+    if (roles && !json_strings(roles, e->tok.roles, TRL_AUTH_MAX_ROLES, &e->tok.nroles))
+        trl_diag_add_ferr(&r->d, "roles", "type", "a list of role names");
+    if (r->d.nferrs) {
+        trl_diag_set(&r->d, TRL_EVALIDATION, "the token request is invalid");
+        trl_diag_zh(&r->d, "令牌请求无效");
+        return trl_http_problem(r);
+    }
+    snprintf(e->tok.name, sizeof(e->tok.name), "%s", n->valuestring);
+    snprintf(e->tok.user, sizeof(e->tok.user), "%s", u ? u->valuestring : r->who.user);
+    /* A user makes tokens for themself; administrators for anyone. */
+    if (strcmp(e->tok.user, r->who.user) != 0 && !admin_only(r)) return;
+    e->tok.expires_at = x ? (int64_t)x->valuedouble : 0; /* days; made absolute in the writer */
+    queue_write(r, exec_token, false);
+}
+
 void trl_http_route(struct req *r)
 {
     const char *u = r->url, *rest;
@@ -1043,6 +1360,11 @@ void trl_http_route(struct req *r)
     if (strcmp(u, "/metrics") == 0) return only_get(r, metrics);
     if (!authenticate(r)) return;
     if (strcmp(u, "/api/v1/auth/me") == 0) return only_get(r, auth_me);
+    if (strcmp(u, "/api/v1/users") == 0) return users_route(r, "");
+    if (prefix(u, "/api/v1/users/", &rest)) return users_route(r, rest);
+    if (strcmp(u, "/api/v1/orgs") == 0) return orgs_route(r);
+    if (strcmp(u, "/api/v1/auth/tokens") == 0) return tokens_route(r, "");
+    if (prefix(u, "/api/v1/auth/tokens/", &rest)) return tokens_route(r, rest);
     /* The meta API is for administrators (issue 3 brings per-type permissions to records). */
     if (prefix(u, "/api/v1/meta/", &rest) && !admin_only(r)) return;
     if (strcmp(u, "/api/v1/openapi.json") == 0) return only_get(r, openapi);

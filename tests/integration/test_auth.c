@@ -42,8 +42,8 @@ static void partner_token(char *hdr, size_t n)
     char *out = NULL;
     ck_assert_int_eq(cli(&out, "org", "add", "acme", NULL, NULL), 0);
     free(out);
-    const char *argv[] = {"user", "add", "pat", "--role", "partner", "--org", "acme",
-                          "--data", S.dir, NULL};
+    const char *argv[] = {"user",  "add",  "pat",    "--role", "partner",
+                          "--org", "acme", "--data", S.dir,    NULL};
     ck_assert_int_eq(run_trellis(argv, &out, 60), 0);
     free(out);
     ck_assert_int_eq(cli(&out, "token", "create", "pat", "--name", "pat-ci"), 0);
@@ -63,7 +63,8 @@ START_TEST(requests_without_a_token_are_401_and_say_why)
     ck_assert_ptr_nonnull(resp_header(&r, "WWW-Authenticate", buf, sizeof(buf)));
     ck_assert(strncmp(buf, "Bearer", 6) == 0);
     resp_free(&r);
-    const char *bad[] = {"Authorization: Bearer trl_0000000000000000000000000000000000000000000000000000000000000000",
+    const char *bad[] = {"Authorization: Bearer "
+                         "trl_0000000000000000000000000000000000000000000000000000000000000000",
                          "Accept-Language: zh-CN", NULL};
     long before = count_records(&S, "marketing_request");
     http(&S, "POST", MR, "{\"title\":\"x\",\"partner\":\"p\",\"budget\":1}", 38, bad, &r);
@@ -146,6 +147,81 @@ START_TEST(revoking_a_token_or_disabling_its_user_takes_effect_at_once)
 }
 END_TEST
 
+START_TEST(admins_manage_users_orgs_and_tokens_over_the_api)
+{
+    struct resp r;
+    const char *org = "{\"name\":\"globex\",\"labels\":{\"en\":\"Globex\",\"zh-CN\":\"环球\"}}";
+    http_json(&S, "POST", "/api/v1/orgs", org, &r);
+    ck_assert_msg(r.status == 201, "%s", r.body);
+    resp_free(&r);
+    /* Every invalid member at once; nothing stored. */
+    http_json(&S, "POST", "/api/v1/users",
+              "{\"name\":\"gus\",\"roles\":\"partner\",\"colour\":\"red\",\"active\":1}", &r);
+    ck_assert_int_eq(r.status, 422);
+    ck_assert(json_contains(r.body, "{\"errors\":[{\"field\":\"roles\",\"code\":\"type\"},"
+                                    "{\"field\":\"colour\",\"code\":\"unknown_field\"},"
+                                    "{\"field\":\"active\",\"code\":\"type\"}]}"));
+    resp_free(&r);
+    http_json(&S, "POST", "/api/v1/users",
+              "{\"name\":\"gus\",\"roles\":[\"partner\"],\"org\":\"globex\",\"language\":"
+              "\"zh-CN\",\"password\":\"long enough secret\"}",
+              &r);
+    ck_assert_msg(r.status == 201, "%s", r.body);
+    ck_assert(json_contains(r.body, "{\"name\":\"gus\",\"org\":\"globex\",\"active\":true}"));
+    ck_assert(strstr(r.body, "argon2") == NULL && strstr(r.body, "long enough") == NULL);
+    resp_free(&r);
+    http_json(&S, "POST", "/api/v1/users", "{\"name\":\"gus\",\"roles\":[\"x\"]}", &r);
+    ck_assert_int_eq(r.status, 409);
+    resp_free(&r);
+    http_json(&S, "POST", "/api/v1/users", "{\"name\":\"nope\",\"roles\":[\"x\"],\"org\":\"none\"}",
+              &r);
+    ck_assert_int_eq(r.status, 422);
+    resp_free(&r);
+
+    /* A token for gus, made by the admin; gus may change his display name but not his roles. */
+    http_json(&S, "POST", "/api/v1/auth/tokens", "{\"name\":\"gus-1\",\"user\":\"gus\"}", &r);
+    ck_assert_msg(r.status == 201, "%s", r.body);
+    const char *p = strstr(r.body, "trl_");
+    ck_assert_ptr_nonnull(p);
+    char hdr[128];
+    snprintf(hdr, sizeof(hdr), "Authorization: Bearer %.68s", p);
+    resp_free(&r);
+    const char *h[] = {hdr, "Content-Type: application/json", NULL};
+    const char *up = "{\"roles\":[\"admin\"]}";
+    http(&S, "PATCH", "/api/v1/users/gus", up, strlen(up), h, &r);
+    ck_assert_int_eq(r.status, 422);
+    ck_assert(json_contains(r.body, "{\"errors\":[{\"field\":\"roles\",\"code\":\"read_only\"}]}"));
+    resp_free(&r);
+    const char *dn = "{\"display_name\":\"古斯\"}";
+    http(&S, "PATCH", "/api/v1/users/gus", dn, strlen(dn), h, &r);
+    ck_assert_msg(r.status == 200, "%s", r.body);
+    ck_assert(json_contains(r.body, "{\"display_name\":\"古斯\",\"roles\":[\"partner\"]}"));
+    resp_free(&r);
+    /* Not an admin: other users and the user list are out of reach. */
+    http(&S, "GET", "/api/v1/users/admin", NULL, 0, h, &r);
+    ck_assert_int_eq(r.status, 403);
+    resp_free(&r);
+    http(&S, "GET", "/api/v1/users", NULL, 0, h, &r);
+    ck_assert_int_eq(r.status, 403);
+    resp_free(&r);
+    /* The admin disables gus through the API: his token stops at once. */
+    http_json(&S, "PATCH", "/api/v1/users/gus", "{\"active\":false}", &r);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+    http(&S, "GET", "/api/v1/auth/me", NULL, 0, h, &r);
+    ck_assert_int_eq(r.status, 401);
+    resp_free(&r);
+    /* Revoke through the API. */
+    http(&S, "DELETE", "/api/v1/auth/tokens/gus-1", NULL, 0, NULL, &r);
+    ck_assert_int_eq(r.status, 204);
+    resp_free(&r);
+    http(&S, "GET", "/api/v1/auth/tokens", NULL, 0, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(strstr(r.body, "gus-1") == NULL && strstr(r.body, "trl_") == NULL);
+    resp_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("integration_auth");
@@ -155,6 +231,7 @@ int main(void)
     tcase_add_test(tc, requests_without_a_token_are_401_and_say_why);
     tcase_add_test(tc, a_token_acts_as_its_user);
     tcase_add_test(tc, revoking_a_token_or_disabling_its_user_takes_effect_at_once);
+    tcase_add_test(tc, admins_manage_users_orgs_and_tokens_over_the_api);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
