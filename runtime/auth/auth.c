@@ -210,6 +210,14 @@ int trl_auth_user_put(struct trl_txn *t, const struct trl_user *u, struct trl_di
         if (strcmp(u->manager, u->name) == 0 || trl_auth_user_get(t, u->manager, &m) != 0)
             return bad(d, "manager", "must be another existing user", "必须是另一个已存在的用户");
     }
+    /* Disabling a user or changing their password ends their sessions, in this same txn. */
+    struct trl_user old;
+    if (trl_auth_user_get(t, u->name, &old) == 0 &&
+        ((old.active && !u->active) || strcmp(old.pwhash, u->pwhash) != 0)) {
+        size_t ended;
+        int erc = trl_auth_sessions_end_user(t, u->name, &ended);
+        if (erc) return erc;
+    }
     cJSON *j = user_to_json(u, true);
     if (!j) return TRL_ENOMEM;
     int rc = put_json(t, 'u', u->name, j);
@@ -459,5 +467,165 @@ int trl_auth_token_list(struct trl_txn *t, struct trl_buf *out)
     int rc = trl_buf_addc(out, '[');
     if (!rc) rc = each(t, 'n', list_token, &l);
     if (!rc) rc = trl_buf_addc(out, ']');
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Sessions
+ */
+static int session_index_key(struct trl_buf *k, const char *user, const char *hash)
+{
+    trl_buf_clear(k);
+    if (trl_buf_addc(k, 'S') || trl_buf_addc(k, 0) || trl_buf_adds(k, user) || trl_buf_addc(k, 0) ||
+        trl_buf_adds(k, hash))
+        return TRL_ENOMEM;
+    return 0;
+}
+
+static cJSON *session_to_json(const struct trl_session *s)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    cJSON_AddStringToObject(j, "user", s->user);
+    cJSON_AddStringToObject(j, "csrf", s->csrf);
+    cJSON_AddNumberToObject(j, "created_at", (double)s->created_at);
+    cJSON_AddNumberToObject(j, "last_seen_at", (double)s->last_seen_at);
+    cJSON_AddNumberToObject(j, "idle_ms", (double)s->idle_ms);
+    cJSON_AddNumberToObject(j, "expires_at", (double)s->expires_at);
+    return j;
+}
+
+static void session_from_json(const cJSON *j, struct trl_session *s)
+{
+    memset(s, 0, sizeof(*s));
+    str_field(j, "user", s->user, sizeof(s->user));
+    str_field(j, "csrf", s->csrf, sizeof(s->csrf));
+    s->created_at = num_field(j, "created_at");
+    s->last_seen_at = num_field(j, "last_seen_at");
+    s->idle_ms = num_field(j, "idle_ms");
+    s->expires_at = num_field(j, "expires_at");
+}
+
+int trl_auth_session_create(struct trl_txn *t, const char *user, int64_t now, int64_t idle_ms,
+                            int64_t absolute_ms, char *secret, struct trl_session *out)
+{
+    unsigned char raw[32], c[32];
+    char hex[65], hash[65];
+    randombytes_buf(raw, sizeof(raw));
+    randombytes_buf(c, sizeof(c));
+    trl_hex(raw, sizeof(raw), hex);
+    snprintf(secret, 80, "s_%s", hex);
+    sodium_memzero(raw, sizeof(raw));
+    sodium_memzero(hex, sizeof(hex));
+    token_hash_hex(secret, hash);
+    memset(out, 0, sizeof(*out));
+    snprintf(out->user, sizeof(out->user), "%s", user);
+    trl_hex(c, sizeof(c), out->csrf);
+    out->created_at = out->last_seen_at = now;
+    out->idle_ms = idle_ms;
+    out->expires_at = now + absolute_ms;
+    cJSON *j = session_to_json(out);
+    if (!j) return TRL_ENOMEM;
+    int rc = put_json(t, 's', hash, j);
+    cJSON_Delete(j);
+    struct trl_buf k;
+    trl_buf_init(&k);
+    if (!rc) rc = session_index_key(&k, user, hash);
+    if (!rc) rc = trl_txn_put(t, TRL_DB_AUTH, k.data, k.len, "", 0, 0);
+    trl_buf_free(&k);
+    return rc;
+}
+
+int trl_auth_session_check(struct trl_txn *t, const char *secret, int64_t now,
+                           struct trl_session *s, struct trl_user *u)
+{
+    if (strncmp(secret, "s_", 2) != 0 || strlen(secret) != 66) return TRL_EAUTH;
+    char hash[65];
+    token_hash_hex(secret, hash);
+    cJSON *j = NULL;
+    if (get_json(t, 's', hash, &j)) return TRL_EAUTH;
+    session_from_json(j, s);
+    cJSON_Delete(j);
+    if (now >= s->expires_at || now - s->last_seen_at >= s->idle_ms) return TRL_EAUTH;
+    if (trl_auth_user_get(t, s->user, u) != 0 || !u->active) return TRL_EAUTH;
+    return 0;
+}
+
+int trl_auth_session_touch(struct trl_txn *t, const char *secret, int64_t now)
+{
+    char hash[65];
+    token_hash_hex(secret, hash);
+    cJSON *j = NULL;
+    int rc = get_json(t, 's', hash, &j);
+    if (rc) return rc;
+    struct trl_session s;
+    session_from_json(j, &s);
+    cJSON_Delete(j);
+    if (now > s.last_seen_at) s.last_seen_at = now;
+    j = session_to_json(&s);
+    if (!j) return TRL_ENOMEM;
+    rc = put_json(t, 's', hash, j);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int session_end_hash(struct trl_txn *t, const char *user, const char *hash)
+{
+    struct trl_buf k;
+    trl_buf_init(&k);
+    int rc = key(&k, 's', hash);
+    if (!rc) rc = trl_txn_del(t, TRL_DB_AUTH, k.data, k.len);
+    if (!rc || rc == TRL_ENOTFOUND) {
+        int irc = session_index_key(&k, user, hash);
+        if (!irc) irc = trl_txn_del(t, TRL_DB_AUTH, k.data, k.len);
+        if (irc && irc != TRL_ENOTFOUND) rc = irc;
+    }
+    trl_buf_free(&k);
+    return rc;
+}
+
+int trl_auth_session_end(struct trl_txn *t, const char *secret)
+{
+    char hash[65];
+    token_hash_hex(secret, hash);
+    cJSON *j = NULL;
+    int rc = get_json(t, 's', hash, &j);
+    if (rc) return rc;
+    struct trl_session s;
+    session_from_json(j, &s);
+    cJSON_Delete(j);
+    return session_end_hash(t, s.user, hash);
+}
+
+int trl_auth_sessions_end_user(struct trl_txn *t, const char *user, size_t *n)
+{
+    /* Collect the hashes first: deleting under an open cursor would move it. */
+    struct trl_buf pre, found;
+    trl_buf_init(&pre);
+    trl_buf_init(&found);
+    *n = 0;
+    int rc = trl_buf_addc(&pre, 'S') || trl_buf_addc(&pre, 0) || trl_buf_adds(&pre, user) ||
+                     trl_buf_addc(&pre, 0)
+                 ? TRL_ENOMEM
+                 : 0;
+    struct trl_cursor *c = NULL;
+    if (!rc) rc = trl_cursor_open(t, TRL_DB_AUTH, &c);
+    int mv = rc ? rc : trl_cursor_seek(c, pre.data, pre.len);
+    for (; !rc && mv == 0; mv = trl_cursor_next(c)) {
+        struct trl_slice k;
+        trl_cursor_get(c, &k, NULL);
+        if (k.n != pre.len + 64 || memcmp(k.p, pre.data, pre.len) != 0) break;
+        if (trl_buf_add(&found, (const char *)k.p + pre.len, 64)) rc = TRL_ENOMEM;
+    }
+    trl_cursor_close(c);
+    for (size_t off = 0; !rc && off + 64 <= found.len; off += 64) {
+        char hash[65];
+        memcpy(hash, found.data + off, 64);
+        hash[64] = 0;
+        rc = session_end_hash(t, user, hash);
+        if (!rc) (*n)++;
+    }
+    trl_buf_free(&pre);
+    trl_buf_free(&found);
     return rc;
 }

@@ -89,4 +89,33 @@ int trl_auth_token_revoke(struct trl_txn *t, const char *name);
 /* Appends a JSON array of tokens (never their secrets) to out. */
 int trl_auth_token_list(struct trl_txn *t, struct trl_buf *out);
 
+/* ---------------------------------------------------------------------------------------------
+ * Sessions (browser logins): 256-bit random secrets sent as a cookie; only their SHA-256 is
+ * stored, under "s\0<hex>", with an index "S\0<user>\0<hex>" so that disabling a user or changing
+ * their password ends every session of theirs in the same transaction.
+ */
+struct trl_session {
+    char user[64];        /* who is logged in */
+    char csrf[65];        /* per-session token the client echoes in X-CSRF-Token on writes */
+    int64_t created_at;   /* UTC ms */
+    int64_t last_seen_at; /* UTC ms of the last refresh */
+    int64_t idle_ms;      /* idle expiry */
+    int64_t expires_at;   /* absolute expiry, UTC ms */
+};
+
+/* Creates a session for user at now: writes the secret ("s_" + 64 hex) to secret (>= 80 bytes)
+ * and fills *out. 0, TRL_EIO. */
+int trl_auth_session_create(struct trl_txn *t, const char *user, int64_t now, int64_t idle_ms,
+                            int64_t absolute_ms, char *secret, struct trl_session *out);
+/* Finds a live session: 0 with *s and its user in *u, or TRL_EAUTH (unknown, idle or absolute
+ * expiry passed at now, user disabled). */
+int trl_auth_session_check(struct trl_txn *t, const char *secret, int64_t now,
+                           struct trl_session *s, struct trl_user *u);
+/* Refreshes last_seen of a session (idle expiry slides). 0, TRL_ENOTFOUND. */
+int trl_auth_session_touch(struct trl_txn *t, const char *secret, int64_t now);
+/* Ends one session (logout). 0, TRL_ENOTFOUND. */
+int trl_auth_session_end(struct trl_txn *t, const char *secret);
+/* Ends every session of user; *n receives how many. */
+int trl_auth_sessions_end_user(struct trl_txn *t, const char *user, size_t *n);
+
 #endif

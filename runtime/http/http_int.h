@@ -48,6 +48,13 @@ struct trl_server {
     atomic_bool purge_busy;                /* purge_job is queued or running */
     size_t purged;                         /* keys removed by the last purge (writer thread) */
     atomic_bool stopping;                  /* stop requested: new requests get 503 */
+    pthread_t hashers[2];      /* password hashing: at most two at a time, off HTTP threads */
+    int nhashers;              /* hashers started */
+    pthread_mutex_t hlock;     /* guards the hashing queue */
+    pthread_cond_t hcond;      /* signals queued hashing work or stop */
+    struct req *hhead, *htail; /* queued logins */
+    bool hstop;                /* hashers should end */
+    char dummy_hash[128];      /* hash checked for unknown users, so timing tells nothing */
 };
 
 struct req;
@@ -86,6 +93,10 @@ struct req {
     void *json;                /* cJSON tree of the body (owned) */
     char *idem_key;            /* Idempotency-Key (owned) */
     void *aux;                 /* route-specific data in arena (file metadata) */
+    bool hashing;         /* the suspended request waits for the hashing pool, not the writer */
+    struct req *hnext;    /* hashing queue link */
+    char set_cookie[200]; /* Set-Cookie, "" none */
+    char session[80];     /* the session secret that authenticated the request, "" none */
     /* Response */
     int status;           /* HTTP status */
     struct trl_buf out;   /* response body */
@@ -109,7 +120,13 @@ int trl_http_job_fn(struct trl_txn *t, void *arg);
 int trl_http_reload_catalog(struct trl_server *s, struct trl_diag *d);
 struct trl_catalog *trl_http_catalog(struct trl_server *s);
 
+/* routes.c, run by a hashing thread for a queued login: verifies the password, then either
+ * queues the session's write job or answers. */
+void trl_http_login_hash(struct req *r);
+
 /* server.c */
+/* Submits r's write job to the store (r stays suspended until it is done). */
+void trl_http_submit_write(struct req *r);
 void trl_http_job_done(void *arg, int rc);
 
 /* problem.c */

@@ -979,39 +979,130 @@ static bool has_role(const char (*roles)[64], size_t n, const char *role)
     return false;
 }
 
+#define SESSION_COOKIE      "trellis_session"
+#define SESSION_IDLE_MS     (30LL * 60 * 1000)   /* 30 minutes without a request */
+#define SESSION_ABSOLUTE_MS (12LL * 3600 * 1000) /* 12 hours in all */
+
+static void fill_who(struct req *r, const struct trl_user *u, const char (*roles)[64],
+                     size_t nroles)
+{
+    snprintf(r->who.user, sizeof(r->who.user), "%s", u->name);
+    snprintf(r->who.org, sizeof(r->who.org), "%s", u->org);
+    snprintf(r->who.region, sizeof(r->who.region), "%s", u->region);
+    snprintf(r->who.role, sizeof(r->who.role), "%s", nroles ? roles[0] : "");
+    r->who.admin = has_role(roles, nroles, "admin");
+}
+
+struct touch_job {
+    struct trl_write_job job; /* queued to the writer */
+    struct trl_server *srv;   /* for the pending count */
+    char secret[80];          /* the session to refresh */
+    int64_t now;              /* when it was seen */
+};
+
+static int touch_fn(struct trl_txn *t, void *arg)
+{
+    struct touch_job *tj = arg;
+    int rc = trl_auth_session_touch(t, tj->secret, tj->now);
+    return rc == TRL_ENOTFOUND ? 0 : rc;
+}
+
+static void touch_done(void *arg, int rc)
+{
+    struct touch_job *tj = arg;
+    (void)rc;
+    atomic_fetch_sub(&tj->srv->pending_jobs, 1);
+    free(tj);
+}
+
+/* Idle expiry slides: a session seen again after a minute is refreshed by a small write job. */
+static void touch_session(struct req *r, const struct trl_session *ss, int64_t now)
+{
+    if (now - ss->last_seen_at < 60000) return;
+    struct touch_job *tj = calloc(1, sizeof(*tj));
+    if (!tj) return;
+    tj->srv = r->srv;
+    tj->now = now;
+    snprintf(tj->secret, sizeof(tj->secret), "%s", r->session);
+    tj->job.fn = touch_fn;
+    tj->job.done = touch_done;
+    tj->job.arg = tj;
+    atomic_fetch_add(&r->srv->pending_jobs, 1);
+    if (trl_store_submit(r->srv->store, &tj->job)) {
+        atomic_fetch_sub(&r->srv->pending_jobs, 1);
+        free(tj);
+    }
+}
+
+static bool session_cookie(struct req *r, char *out, size_t n)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+    if (!v || strlen(v) >= n) return false;
+    snprintf(out, n, "%s", v);
+    return true;
+}
+
+static bool unauthenticated(struct req *r, const char *www, const char *en, const char *zh)
+{
+    snprintf(r->www_auth, sizeof(r->www_auth), "%s", www);
+    trl_http_fail(r, TRL_EAUTH, "Authorization", en, zh);
+    return false;
+}
+
+/* A Bearer API token, or the session cookie of a browser login (whose writes must also carry
+ * the session's X-CSRF-Token). Fills r->who. */
 static bool authenticate(struct req *r)
 {
     const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
-        snprintf(r->www_auth, sizeof(r->www_auth), "Bearer realm=\"trellis\"");
-        trl_http_fail(r, TRL_EAUTH, "Authorization",
-                      "send an API token: Authorization: Bearer <token> (trellis token create)",
-                      "请发送 API 令牌:Authorization: Bearer <令牌>(trellis token create)");
-        return false;
-    }
-    const char *secret = h + 7;
-    while (*secret == ' ')
-        secret++;
+    char cookie[80];
+    bool bearer = h && strncasecmp(h, "Bearer ", 7) == 0;
+    if (!bearer && !session_cookie(r, cookie, sizeof(cookie)))
+        return unauthenticated(
+            r, "Bearer realm=\"trellis\"",
+            "log in (POST /api/v1/auth/login) or send an API token: Authorization: Bearer <token>",
+            "请先登录(POST /api/v1/auth/login)或发送 API 令牌:Authorization: Bearer <令牌>");
     struct trl_txn *t;
     if (read_begin(r, &t)) return false;
-    struct trl_token tok;
     struct trl_user u;
-    int rc = trl_auth_token_check(t, secret, trl_clock_now(r->srv->clock), &tok, &u);
-    trl_txn_end(t);
-    if (rc) {
-        snprintf(r->www_auth, sizeof(r->www_auth),
-                 "Bearer realm=\"trellis\", error=\"invalid_token\"");
-        trl_http_fail(r, TRL_EAUTH, "Authorization",
-                      "the token is unknown, revoked or expired, or its user is disabled",
-                      "令牌无效、已吊销或已过期,或其用户已停用");
-        return false;
+    int64_t now = trl_clock_now(r->srv->clock);
+    int rc;
+    if (bearer) {
+        const char *secret = h + 7;
+        while (*secret == ' ')
+            secret++;
+        struct trl_token tok;
+        rc = trl_auth_token_check(t, secret, now, &tok, &u);
+        trl_txn_end(t);
+        if (rc)
+            return unauthenticated(r, "Bearer realm=\"trellis\", error=\"invalid_token\"",
+                                   "the token is unknown, revoked or expired, or its user is "
+                                   "disabled",
+                                   "令牌无效、已吊销或已过期,或其用户已停用");
+        fill_who(r, &u, (const char(*)[64])tok.roles, tok.nroles);
+        snprintf(r->token_name, sizeof(r->token_name), "%s", tok.name);
+        return true;
     }
-    snprintf(r->who.user, sizeof(r->who.user), "%s", u.name);
-    snprintf(r->who.org, sizeof(r->who.org), "%s", u.org);
-    snprintf(r->who.region, sizeof(r->who.region), "%s", u.region);
-    snprintf(r->who.role, sizeof(r->who.role), "%s", tok.nroles ? tok.roles[0] : "");
-    r->who.admin = has_role((const char(*)[64])tok.roles, tok.nroles, "admin");
-    snprintf(r->token_name, sizeof(r->token_name), "%s", tok.name);
+    struct trl_session ss;
+    rc = trl_auth_session_check(t, cookie, now, &ss, &u);
+    trl_txn_end(t);
+    if (rc)
+        return unauthenticated(r, "Bearer realm=\"trellis\"",
+                               "the session has ended or expired; log in again",
+                               "会话已结束或已过期,请重新登录");
+    snprintf(r->session, sizeof(r->session), "%s", cookie);
+    bool safe = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+    if (!safe) {
+        /* CSRF: a cookie rides along on any cross-site request; the token does not. */
+        const char *x = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+        if (!x || strlen(x) != 64 || sodium_memcmp(x, ss.csrf, 64) != 0) {
+            trl_http_fail(r, TRL_EFORBIDDEN, "X-CSRF-Token",
+                          "writes with a session cookie need the session's X-CSRF-Token header",
+                          "使用会话 Cookie 的写操作需要该会话的 X-CSRF-Token 请求头");
+            return false;
+        }
+    }
+    fill_who(r, &u, (const char(*)[64])u.roles, u.nroles);
+    touch_session(r, &ss, now);
     return true;
 }
 
@@ -1352,14 +1443,128 @@ static void tokens_route(struct req *r, const char *name)
     queue_write(r, exec_token, false);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Browser login: POST /api/v1/auth/login {username, password} -> session cookie + CSRF token
+ */
+struct login {
+    char user[64];        /* the name given */
+    char password[1100];  /* cleared after hashing */
+    char hash[128];       /* the stored hash, or a dummy one (same cost for unknown users) */
+    bool known;           /* the user exists and is active */
+    char old_session[80]; /* a session cookie the client already had (login rotates it) */
+    char secret[80];      /* the new session */
+    struct trl_session s; /* its record */
+};
+
+static int exec_login(struct req *r, struct trl_txn *t)
+{
+    struct login *lg = r->aux;
+    int64_t now = trl_clock_now(r->srv->clock);
+    /* A new session every time (no fixation); the one the client came with ends. */
+    if (lg->old_session[0]) {
+        int rc = trl_auth_session_end(t, lg->old_session);
+        if (rc && rc != TRL_ENOTFOUND) return rc;
+    }
+    int rc = trl_auth_session_create(t, lg->user, now, SESSION_IDLE_MS, SESSION_ABSOLUTE_MS,
+                                     lg->secret, &lg->s);
+    if (rc) return rc;
+    snprintf(r->set_cookie, sizeof(r->set_cookie),
+             "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld", SESSION_COOKIE, lg->secret,
+             SESSION_ABSOLUTE_MS / 1000);
+    struct trl_user u;
+    if ((rc = trl_auth_user_get(t, lg->user, &u))) return rc;
+    trl_buf_adds(&r->out, "{\"user\":");
+    trl_auth_user_json(&u, &r->out);
+    trl_buf_printf(&r->out, ",\"csrf_token\":\"%s\"}", lg->s.csrf);
+    ok_json(r, 200);
+    return 0;
+}
+
+void trl_http_login_hash(struct req *r)
+{
+    struct login *lg = r->aux;
+    bool ok = trl_auth_password_verify(lg->hash, lg->password) && lg->known;
+    sodium_memzero(lg->password, sizeof(lg->password));
+    if (ok) {
+        r->hashing = false;
+        r->exec = exec_login;
+        return trl_http_submit_write(r);
+    }
+    trl_http_fail(r, TRL_EAUTH, "password", "wrong user name or password", "用户名或密码错误");
+    struct trl_server *s = r->srv;
+    atomic_store(&r->done, true);
+    MHD_resume_connection(r->conn);
+    atomic_fetch_sub(&s->pending_jobs, 1);
+}
+
+static void login_route(struct req *r)
+{
+    if (strcmp(r->method, "POST") != 0) {
+        snprintf(r->allow, sizeof(r->allow), "POST");
+        return trl_http_fail(r, TRL_EMETHOD, "", "use POST here", "此处只支持 POST");
+    }
+    if (trl_http_parse_object(r)) return;
+    const cJSON *un = cJSON_GetObjectItemCaseSensitive(r->json, "username");
+    const cJSON *pw = cJSON_GetObjectItemCaseSensitive(r->json, "password");
+    if (!cJSON_IsString(un) || !cJSON_IsString(pw) || strlen(un->valuestring) >= 64 ||
+        strlen(pw->valuestring) >= 1100) {
+        if (!cJSON_IsString(un)) trl_diag_add_ferr(&r->d, "username", "required", "");
+        if (!cJSON_IsString(pw)) trl_diag_add_ferr(&r->d, "password", "required", "");
+        trl_diag_set(&r->d, TRL_EVALIDATION, "send {\"username\": ..., \"password\": ...}");
+        trl_diag_zh(&r->d, "请发送 {\"username\": ..., \"password\": ...}");
+        return trl_http_problem(r);
+    }
+    struct login *lg = trl_arena_alloc(&r->arena, sizeof(*lg));
+    if (!lg) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    memset(lg, 0, sizeof(*lg));
+    snprintf(lg->user, sizeof(lg->user), "%s", un->valuestring);
+    snprintf(lg->password, sizeof(lg->password), "%s", pw->valuestring);
+    session_cookie(r, lg->old_session, sizeof(lg->old_session));
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return;
+    struct trl_user u;
+    lg->known = trl_auth_user_get(t, lg->user, &u) == 0 && u.active && u.pwhash[0];
+    trl_txn_end(t);
+    /* Unknown users cost the same hash as known ones, so timing does not tell which exist. */
+    snprintf(lg->hash, sizeof(lg->hash), "%s", lg->known ? u.pwhash : r->srv->dummy_hash);
+    r->aux = lg;
+    r->hashing = true;
+    r->suspended = true;
+}
+
+static int exec_logout(struct req *r, struct trl_txn *t)
+{
+    int rc = trl_auth_session_end(t, r->session);
+    if (rc && rc != TRL_ENOTFOUND) return rc;
+    snprintf(r->set_cookie, sizeof(r->set_cookie), "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
+             SESSION_COOKIE);
+    r->status = 204;
+    return 0;
+}
+
+static void logout_route(struct req *r)
+{
+    if (strcmp(r->method, "POST") != 0) {
+        snprintf(r->allow, sizeof(r->allow), "POST");
+        return trl_http_fail(r, TRL_EMETHOD, "", "use POST here", "此处只支持 POST");
+    }
+    if (!r->session[0])
+        return trl_http_fail(r, TRL_EINVAL, "",
+                             "only a browser session can log out; revoke a token instead",
+                             "只有浏览器会话可以注销;API 令牌请吊销");
+    queue_write(r, exec_logout, false);
+}
+
 void trl_http_route(struct req *r)
 {
     const char *u = r->url, *rest;
     r->cat = trl_http_catalog(r->srv);
     if (strcmp(u, "/healthz") == 0) return only_get(r, healthz);
     if (strcmp(u, "/metrics") == 0) return only_get(r, metrics);
+    if (strcmp(u, "/api/v1/auth/login") == 0) return login_route(r);
     if (!authenticate(r)) return;
     if (strcmp(u, "/api/v1/auth/me") == 0) return only_get(r, auth_me);
+    if (strcmp(u, "/api/v1/auth/logout") == 0) return logout_route(r);
     if (strcmp(u, "/api/v1/users") == 0) return users_route(r, "");
     if (prefix(u, "/api/v1/users/", &rest)) return users_route(r, rest);
     if (strcmp(u, "/api/v1/orgs") == 0) return orgs_route(r);

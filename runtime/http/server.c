@@ -2,6 +2,8 @@
  * limits, the deadline watchdog, start and stop. */
 #include "http_int.h"
 
+#include "auth/auth.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -215,6 +217,7 @@ static enum MHD_Result respond(struct req *r)
     if (r->allow[0]) MHD_add_response_header(resp, "Allow", r->allow);
     if (r->retry_after[0]) MHD_add_response_header(resp, "Retry-After", r->retry_after);
     if (r->www_auth[0]) MHD_add_response_header(resp, "WWW-Authenticate", r->www_auth);
+    if (r->set_cookie[0]) MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
     if (r->status == 413 || r->status == 414 || r->status == 431)
         MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
@@ -360,20 +363,58 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             pthread_mutex_unlock(&s->conn_lock);
         }
         MHD_suspend_connection(conn);
-        r->job.fn = trl_http_job_fn;
-        r->job.done = trl_http_job_done;
-        r->job.arg = r;
         atomic_fetch_add(&s->pending_jobs, 1);
-        int rc = trl_store_submit(s->store, &r->job);
-        if (rc) {
-            atomic_fetch_sub(&s->pending_jobs, 1);
-            trl_http_fail(r, TRL_EUNAVAIL, "", "the server is shutting down", "服务正在关闭");
-            atomic_store(&r->done, true);
-            MHD_resume_connection(conn);
+        if (r->hashing) {
+            pthread_mutex_lock(&s->hlock);
+            r->hnext = NULL;
+            if (s->htail)
+                s->htail->hnext = r;
+            else
+                s->hhead = r;
+            s->htail = r;
+            pthread_cond_signal(&s->hcond);
+            pthread_mutex_unlock(&s->hlock);
+        } else {
+            trl_http_submit_write(r);
         }
         return MHD_YES;
     }
     return respond(r);
+}
+
+void trl_http_submit_write(struct req *r)
+{
+    struct trl_server *s = r->srv;
+    r->job.fn = trl_http_job_fn;
+    r->job.done = trl_http_job_done;
+    r->job.arg = r;
+    if (trl_store_submit(s->store, &r->job)) {
+        trl_http_fail(r, TRL_EUNAVAIL, "", "the server is shutting down", "服务正在关闭");
+        atomic_store(&r->done, true);
+        MHD_resume_connection(r->conn);
+        atomic_fetch_sub(&s->pending_jobs, 1);
+    }
+}
+
+/* The hashing pool: password checks cost about 50 ms of CPU and 19 MiB each, so at most two run
+ * at once, and never on the HTTP threads (a login flood must not slow other routes). */
+static void *hasher_main(void *arg)
+{
+    struct trl_server *s = arg;
+    pthread_mutex_lock(&s->hlock);
+    for (;;) {
+        while (!s->hhead && !s->hstop)
+            pthread_cond_wait(&s->hcond, &s->hlock);
+        struct req *r = s->hhead;
+        if (!r) break;
+        s->hhead = r->hnext;
+        if (!s->hhead) s->htail = NULL;
+        pthread_mutex_unlock(&s->hlock);
+        trl_http_login_hash(r); /* queues a write job, or answers and resumes */
+        pthread_mutex_lock(&s->hlock);
+    }
+    pthread_mutex_unlock(&s->hlock);
+    return NULL;
 }
 
 void trl_http_job_done(void *arg, int rc)
@@ -503,6 +544,8 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
     pthread_mutex_init(&s->conn_lock, NULL);
     pthread_mutex_init(&s->wd_lock, NULL);
     pthread_cond_init(&s->wd_cond, NULL);
+    pthread_mutex_init(&s->hlock, NULL);
+    pthread_cond_init(&s->hcond, NULL);
     if ((rc = parse_listen(s->o.listen, &sa, d))) goto fail;
     size_t dl = strlen(o->data_dir);
     s->files_dir = malloc(dl + 8);
@@ -525,8 +568,7 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->o.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         s->o.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, s,
-        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_END);
     if (!s->mhd) {
         rc = trl_diag_set(d, TRL_EIO, "cannot listen on %s (in use, or not an address here)",
                           s->o.listen);
@@ -535,6 +577,22 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : ntohs(sa.sin_port);
     if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0) s->wd_started = true;
+    {
+        struct trl_diag hd;
+        trl_diag_init(&hd);
+        if (trl_auth_password_hash("timing-equaliser-for-unknown-users", s->dummy_hash, &hd)) {
+            rc = trl_diag_set(d, TRL_ENOMEM, "cannot hash a password: %s", hd.message);
+            trl_diag_reset(&hd);
+            goto fail;
+        }
+        trl_diag_reset(&hd);
+    }
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&s->hashers[s->nhashers], NULL, hasher_main, s) == 0) s->nhashers++;
+    if (!s->nhashers) {
+        rc = trl_diag_set(d, TRL_EUNAVAIL, "cannot start the password hashing threads");
+        goto fail;
+    }
     print_loaded(s);
     *out = s;
     return 0;
@@ -566,12 +624,20 @@ void trl_server_stop(struct trl_server *s)
             usleep(10000);
         MHD_stop_daemon(s->mhd);
     }
+    pthread_mutex_lock(&s->hlock);
+    s->hstop = true;
+    pthread_cond_broadcast(&s->hcond);
+    pthread_mutex_unlock(&s->hlock);
+    for (int i = 0; i < s->nhashers; i++)
+        pthread_join(s->hashers[i], NULL);
     trl_store_close(s->store);
     trl_catalog_unref(s->cat);
     pthread_mutex_destroy(&s->cat_lock);
     pthread_mutex_destroy(&s->conn_lock);
     pthread_mutex_destroy(&s->wd_lock);
     pthread_cond_destroy(&s->wd_cond);
+    pthread_mutex_destroy(&s->hlock);
+    pthread_cond_destroy(&s->hcond);
     free(s->files_dir);
     free(s);
 }

@@ -222,6 +222,104 @@ START_TEST(admins_manage_users_orgs_and_tokens_over_the_api)
 }
 END_TEST
 
+/* The value of the trellis_session cookie in a response's Set-Cookie, into out. */
+static bool cookie_of(const struct resp *r, char *out, size_t n)
+{
+    char sc[300];
+    if (!resp_header(r, "Set-Cookie", sc, sizeof(sc))) return false;
+    if (strncmp(sc, "trellis_session=", 16) != 0) return false;
+    snprintf(out, n, "trellis_session=%.*s", (int)strcspn(sc + 16, ";"), sc + 16);
+    return true;
+}
+
+static long login(const char *user, const char *pw, const char *old_cookie, char *cookie, size_t cn,
+                  char *csrf, size_t xn)
+{
+    char body[256], hc[200];
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"%s\"}", user, pw);
+    snprintf(hc, sizeof(hc), "Cookie: %s", old_cookie ? old_cookie : "");
+    const char *h[] = {"Content-Type: application/json", old_cookie ? hc : NULL, NULL};
+    struct resp r;
+    http_anon(&S, "POST", "/api/v1/auth/login", body, strlen(body), h, &r);
+    long st = r.status;
+    if (st == 200) {
+        char sc[300];
+        ck_assert_ptr_nonnull(resp_header(&r, "Set-Cookie", sc, sizeof(sc)));
+        ck_assert_msg(strstr(sc, "HttpOnly") && strstr(sc, "SameSite=Lax") && strstr(sc, "Path=/"),
+                      "%s", sc);
+        ck_assert(cookie_of(&r, cookie, cn));
+        const char *x = strstr(r.body, "\"csrf_token\":\"");
+        ck_assert_ptr_nonnull(x);
+        snprintf(csrf, xn, "X-CSRF-Token: %.64s", x + 14);
+    }
+    resp_free(&r);
+    return st;
+}
+
+static long with_cookie(const char *method, const char *path, const char *body, const char *cookie,
+                        const char *csrf)
+{
+    char hc[200];
+    snprintf(hc, sizeof(hc), "Cookie: %s", cookie);
+    const char *h[] = {hc, "Content-Type: application/json", csrf, NULL};
+    struct resp r;
+    http_anon(&S, method, path, body, body ? strlen(body) : 0, h, &r);
+    long st = r.status;
+    resp_free(&r);
+    return st;
+}
+
+START_TEST(browser_sessions_login_csrf_rotation_logout)
+{
+    char *out = NULL;
+    /* A user with a password (through the API: it is hashed off the HTTP threads). */
+    struct resp r;
+    http_json(&S, "POST", "/api/v1/users",
+              "{\"name\":\"lee\",\"roles\":[\"reviewer\"],\"password\":\"lee's long password\"}",
+              &r);
+    ck_assert_msg(r.status == 201, "%s", r.body);
+    resp_free(&r);
+    char cookie[160], csrf[100], c2[160], x2[100];
+    ck_assert_int_eq(
+        login("lee", "wrong password!", NULL, cookie, sizeof(cookie), csrf, sizeof(csrf)), 401);
+    ck_assert_int_eq(
+        login("nobody", "whatever123", NULL, cookie, sizeof(cookie), csrf, sizeof(csrf)), 401);
+    ck_assert_int_eq(
+        login("lee", "lee's long password", NULL, cookie, sizeof(cookie), csrf, sizeof(csrf)), 200);
+    ck_assert_int_eq(with_cookie("GET", "/api/v1/auth/me", NULL, cookie, NULL), 200);
+    const char *body = "{\"title\":\"by cookie\",\"partner\":\"P\",\"budget\":\"1\"}";
+    long before = count_records(&S, "marketing_request");
+    ck_assert_int_eq(with_cookie("POST", MR, body, cookie, NULL), 403); /* no CSRF token */
+    ck_assert_int_eq(with_cookie("POST", MR, body, cookie, "X-CSRF-Token: 0000"), 403);
+    ck_assert_int_eq(count_records(&S, "marketing_request"), before);
+    ck_assert_int_eq(with_cookie("POST", MR, body, cookie, csrf), 201);
+    /* Logging in again rotates: the old session ends. */
+    ck_assert_int_eq(login("lee", "lee's long password", cookie, c2, sizeof(c2), x2, sizeof(x2)),
+                     200);
+    ck_assert_str_ne(cookie, c2);
+    ck_assert_int_eq(with_cookie("GET", "/api/v1/auth/me", NULL, cookie, NULL), 401);
+    ck_assert_int_eq(with_cookie("GET", "/api/v1/auth/me", NULL, c2, NULL), 200);
+    /* Logout ends it. */
+    ck_assert_int_eq(with_cookie("POST", "/api/v1/auth/logout", NULL, c2, x2), 204);
+    ck_assert_int_eq(with_cookie("GET", "/api/v1/auth/me", NULL, c2, NULL), 401);
+    /* A password change ends every session of the user. */
+    ck_assert_int_eq(login("lee", "lee's long password", NULL, c2, sizeof(c2), x2, sizeof(x2)),
+                     200);
+    http_json(&S, "PATCH", "/api/v1/users/lee", "{\"password\":\"a brand new password\"}", &r);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+    ck_assert_int_eq(with_cookie("GET", "/api/v1/auth/me", NULL, c2, NULL), 401);
+    /* So does disabling the user (from the CLI, another process). */
+    ck_assert_int_eq(login("lee", "a brand new password", NULL, c2, sizeof(c2), x2, sizeof(x2)),
+                     200);
+    ck_assert_int_eq(cli(&out, "user", "disable", "lee", NULL, NULL), 0);
+    free(out);
+    ck_assert_int_eq(with_cookie("GET", "/api/v1/auth/me", NULL, c2, NULL), 401);
+    ck_assert_int_eq(login("lee", "a brand new password", NULL, c2, sizeof(c2), x2, sizeof(x2)),
+                     401);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("integration_auth");
@@ -232,6 +330,7 @@ int main(void)
     tcase_add_test(tc, a_token_acts_as_its_user);
     tcase_add_test(tc, revoking_a_token_or_disabling_its_user_takes_effect_at_once);
     tcase_add_test(tc, admins_manage_users_orgs_and_tokens_over_the_api);
+    tcase_add_test(tc, browser_sessions_login_csrf_rotation_logout);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
