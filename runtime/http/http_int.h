@@ -55,6 +55,13 @@ struct trl_server {
     struct req *hhead, *htail; /* queued logins */
     bool hstop;                /* hashers should end */
     char dummy_hash[128];      /* hash checked for unknown users, so timing tells nothing */
+    pthread_mutex_t tlock;     /* guards throttle */
+    struct throttle {
+        char key[80];      /* "u:<user>" or "a:<client address>", "" free */
+        unsigned failures; /* failed logins in a row */
+        int64_t last_ms;   /* monotonic ms of the last failure */
+        int64_t until_ms;  /* no login attempt before this monotonic ms */
+    } throttle[1024];      /* failed-login throttle (brute force) */
 };
 
 struct req;
@@ -97,6 +104,7 @@ struct req {
     struct req *hnext;    /* hashing queue link */
     char set_cookie[200]; /* Set-Cookie, "" none */
     char session[80];     /* the session secret that authenticated the request, "" none */
+    char client[64];      /* client address text */
     /* Response */
     int status;           /* HTTP status */
     struct trl_buf out;   /* response body */

@@ -1480,11 +1480,86 @@ static int exec_login(struct req *r, struct trl_txn *t)
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Brute-force throttle: after 3 failures in a row, each further attempt for that account (or
+ * from that client address) must wait 1, 2, 4 ... seconds, at most 60 s for an account (so an
+ * attacker cannot lock a real user out for long) and 15 minutes for an address. A success clears
+ * the account; an hour without failures forgets both.
+ */
+#define THROTTLE_FREE      3
+#define THROTTLE_FORGET_MS (3600LL * 1000)
+
+static struct throttle *throttle_slot(struct trl_server *s, const char *key, bool create)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    size_t n = sizeof(s->throttle) / sizeof(s->throttle[0]);
+    struct throttle *oldest = NULL;
+    for (size_t i = 0; i < 16; i++) {
+        struct throttle *t = &s->throttle[(h + i) % n];
+        if (strcmp(t->key, key) == 0) return t;
+        if (!oldest || !t->key[0] || t->last_ms < oldest->last_ms) oldest = t;
+    }
+    if (!create) return NULL;
+    memset(oldest, 0, sizeof(*oldest));
+    snprintf(oldest->key, sizeof(oldest->key), "%s", key);
+    return oldest;
+}
+
+/* Milliseconds the caller must still wait (0: go ahead). */
+static int64_t throttle_wait(struct trl_server *s, const char *user, const char *client)
+{
+    char k[2][80];
+    snprintf(k[0], sizeof(k[0]), "u:%.70s", user);
+    snprintf(k[1], sizeof(k[1]), "a:%.70s", client);
+    int64_t now = trl_mono_ms(), wait = 0;
+    pthread_mutex_lock(&s->tlock);
+    for (int i = 0; i < 2; i++) {
+        struct throttle *t = throttle_slot(s, k[i], false);
+        if (!t) continue;
+        if (now - t->last_ms > THROTTLE_FORGET_MS) {
+            t->key[0] = 0;
+            continue;
+        }
+        if (t->until_ms - now > wait) wait = t->until_ms - now;
+    }
+    pthread_mutex_unlock(&s->tlock);
+    return wait;
+}
+
+static void throttle_result(struct trl_server *s, const char *user, const char *client, bool ok)
+{
+    char k[2][80];
+    snprintf(k[0], sizeof(k[0]), "u:%.70s", user);
+    snprintf(k[1], sizeof(k[1]), "a:%.70s", client);
+    int64_t now = trl_mono_ms();
+    pthread_mutex_lock(&s->tlock);
+    for (int i = 0; i < 2; i++) {
+        struct throttle *t = throttle_slot(s, k[i], !ok);
+        if (!t) continue;
+        if (ok) {
+            if (i == 0) t->key[0] = 0; /* the account is fine again */
+            continue;
+        }
+        t->failures++;
+        t->last_ms = now;
+        if (t->failures > THROTTLE_FREE) {
+            unsigned shift = t->failures - THROTTLE_FREE - 1;
+            int64_t cap = i == 0 ? 60000 : 900000;
+            int64_t d = shift > 20 ? cap : (int64_t)1000 << shift;
+            t->until_ms = now + (d < cap ? d : cap);
+        }
+    }
+    pthread_mutex_unlock(&s->tlock);
+}
+
 void trl_http_login_hash(struct req *r)
 {
     struct login *lg = r->aux;
     bool ok = trl_auth_password_verify(lg->hash, lg->password) && lg->known;
     sodium_memzero(lg->password, sizeof(lg->password));
+    throttle_result(r->srv, lg->user, r->client, ok);
     if (ok) {
         r->hashing = false;
         r->exec = exec_login;
@@ -1513,6 +1588,13 @@ static void login_route(struct req *r)
         trl_diag_set(&r->d, TRL_EVALIDATION, "send {\"username\": ..., \"password\": ...}");
         trl_diag_zh(&r->d, "请发送 {\"username\": ..., \"password\": ...}");
         return trl_http_problem(r);
+    }
+    int64_t wait = throttle_wait(r->srv, un->valuestring, r->client);
+    if (wait > 0) {
+        snprintf(r->retry_after, sizeof(r->retry_after), "%u",
+                 (unsigned)((wait + 999) / 1000 % 100000));
+        return trl_http_fail(r, TRL_ERATELIMIT, "", "too many failed logins; wait and try again",
+                             "登录失败次数过多,请稍后再试");
     }
     struct login *lg = trl_arena_alloc(&r->arena, sizeof(*lg));
     if (!lg) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");

@@ -280,6 +280,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                      (unsigned long long)atomic_fetch_add(&s->req_seq, 1));
         /* Anonymous until trl_http_route authenticates the request. */
         r->is_upload = strcmp(method, "POST") == 0 && strcmp(url, "/api/v1/files") == 0;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, r->client,
+                      sizeof(r->client));
+        else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr,
+                      r->client, sizeof(r->client));
         *con_cls = r;
         if (!r->url) return MHD_NO;
         /* Our own limits sit below libmicrohttpd's memory pool, so that these refusals are
@@ -545,6 +553,7 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
     pthread_mutex_init(&s->wd_lock, NULL);
     pthread_cond_init(&s->wd_cond, NULL);
     pthread_mutex_init(&s->hlock, NULL);
+    pthread_mutex_init(&s->tlock, NULL);
     pthread_cond_init(&s->hcond, NULL);
     if ((rc = parse_listen(s->o.listen, &sa, d))) goto fail;
     size_t dl = strlen(o->data_dir);
@@ -637,6 +646,7 @@ void trl_server_stop(struct trl_server *s)
     pthread_mutex_destroy(&s->wd_lock);
     pthread_cond_destroy(&s->wd_cond);
     pthread_mutex_destroy(&s->hlock);
+    pthread_mutex_destroy(&s->tlock);
     pthread_cond_destroy(&s->hcond);
     free(s->files_dir);
     free(s);

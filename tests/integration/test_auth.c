@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct srv S;
 
@@ -320,6 +321,41 @@ START_TEST(browser_sessions_login_csrf_rotation_logout)
 }
 END_TEST
 
+START_TEST(failed_logins_are_throttled_then_forgiven)
+{
+    struct resp r;
+    http_json(&S, "POST", "/api/v1/users",
+              "{\"name\":\"kim\",\"roles\":[\"reviewer\"],\"password\":\"kim's long password\"}",
+              &r);
+    ck_assert_int_eq(r.status, 201);
+    resp_free(&r);
+    char cookie[160], csrf[100];
+    /* Three free failures, then each attempt must wait (1 s after the 4th failure). */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(
+            login("kim", "not the password", NULL, cookie, sizeof(cookie), csrf, sizeof(csrf)),
+            401);
+    const char *body = "{\"username\":\"kim\",\"password\":\"kim's long password\"}";
+    const char *h[] = {"Content-Type: application/json", NULL};
+    http_anon(&S, "POST", "/api/v1/auth/login", body, strlen(body), h, &r);
+    ck_assert_int_eq(r.status, 429);
+    char ra[32];
+    ck_assert_ptr_nonnull(resp_header(&r, "Retry-After", ra, sizeof(ra)));
+    int wait = atoi(ra);
+    ck_assert(wait >= 1 && wait <= 60);
+    ck_assert(json_contains(r.body, "{\"code\":\"rate_limited\"}"));
+    resp_free(&r);
+    /* Other routes are not slowed down meanwhile. */
+    http(&S, "GET", "/api/v1/auth/me", NULL, 0, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+    /* The throttle expires: after the wait, the right password works. */
+    sleep((unsigned)wait);
+    ck_assert_int_eq(
+        login("kim", "kim's long password", NULL, cookie, sizeof(cookie), csrf, sizeof(csrf)), 200);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("integration_auth");
@@ -331,6 +367,7 @@ int main(void)
     tcase_add_test(tc, revoking_a_token_or_disabling_its_user_takes_effect_at_once);
     tcase_add_test(tc, admins_manage_users_orgs_and_tokens_over_the_api);
     tcase_add_test(tc, browser_sessions_login_csrf_rotation_logout);
+    tcase_add_test(tc, failed_logins_are_throttled_then_forgiven);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
