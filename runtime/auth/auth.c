@@ -629,3 +629,62 @@ int trl_auth_sessions_end_user(struct trl_txn *t, const char *user, size_t *n)
     trl_buf_free(&found);
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Audit log
+ */
+int trl_auth_audit(struct trl_txn *t, int64_t now, const struct trl_audit *a)
+{
+    uint64_t seq;
+    int rc = trl_txn_seq_next(t, "audit", &seq);
+    if (rc) return rc;
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return TRL_ENOMEM;
+    char ts[32];
+    trl_datetime_format(now, ts);
+    cJSON_AddNumberToObject(j, "seq", (double)seq);
+    cJSON_AddStringToObject(j, "at", ts);
+    cJSON_AddStringToObject(j, "actor", a->actor ? a->actor : "");
+    cJSON_AddStringToObject(j, "action", a->action ? a->action : "");
+    cJSON_AddStringToObject(j, "target", a->target ? a->target : "");
+    cJSON_AddStringToObject(j, "client", a->client ? a->client : "");
+    cJSON_AddStringToObject(j, "detail", a->detail ? a->detail : "");
+    char *txt = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!txt) return TRL_ENOMEM;
+    unsigned char k[9] = {'a'};
+    trl_put_u64be(k + 1, seq);
+    rc = trl_txn_put(t, TRL_DB_AUTH, k, sizeof(k), txt, strlen(txt), TRL_PUT_APPEND);
+    free(txt);
+    return rc;
+}
+
+int trl_auth_audit_list(struct trl_txn *t, size_t limit, uint64_t before, struct trl_buf *out)
+{
+    struct trl_cursor *c = NULL;
+    unsigned char k[9] = {'a'};
+    trl_put_u64be(k + 1, before ? before : UINT64_MAX);
+    int rc = trl_cursor_open(t, TRL_DB_AUTH, &c);
+    if (rc) return rc;
+    rc = trl_buf_adds(out, "{\"items\":[");
+    size_t n = 0;
+    uint64_t last = 0;
+    int mv;
+    for (mv = trl_cursor_seek_before(c, k, sizeof(k)); !rc && mv == 0 && n < limit;
+         mv = trl_cursor_prev(c)) {
+        struct trl_slice key, v;
+        trl_cursor_get(c, &key, &v);
+        if (key.n != 9 || ((const unsigned char *)key.p)[0] != 'a') break;
+        last = trl_get_u64be((const unsigned char *)key.p + 1);
+        if (n++) rc = trl_buf_addc(out, ',');
+        if (!rc) rc = trl_buf_add(out, v.p, v.n);
+    }
+    trl_cursor_close(c);
+    if (!rc) {
+        if (n == limit && last > 1)
+            rc = trl_buf_printf(out, "],\"next_before\":%llu}", (unsigned long long)last);
+        else
+            rc = trl_buf_adds(out, "],\"next_before\":null}");
+    }
+    return rc;
+}

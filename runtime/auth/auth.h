@@ -118,4 +118,22 @@ int trl_auth_session_end(struct trl_txn *t, const char *secret);
 /* Ends every session of user; *n receives how many. */
 int trl_auth_sessions_end_user(struct trl_txn *t, const char *user, size_t *n);
 
+/* ---------------------------------------------------------------------------------------------
+ * Audit log: logins, logouts, failed logins, token and user changes, permission refusals.
+ * Entries are appended under "a" + u64be sequence (never rewritten) and read by administrators.
+ */
+struct trl_audit {
+    const char *actor;  /* who acted ("" when unknown, "cli" for the command line) */
+    const char *action; /* login, login_failed, logout, token_create, token_revoke, user_create,
+                           user_update, forbidden, ... */
+    const char *target; /* what it concerns (a user, a token, a path) */
+    const char *client; /* client address, "" when none */
+    const char *detail; /* free text, "" when none */
+};
+/* Appends an entry at now. 0, or a put error. */
+int trl_auth_audit(struct trl_txn *t, int64_t now, const struct trl_audit *a);
+/* Appends {"items":[...newest first...],"next_before":N|null} with at most limit entries older
+ * than sequence before (0: from the newest). */
+int trl_auth_audit_list(struct trl_txn *t, size_t limit, uint64_t before, struct trl_buf *out);
+
 #endif

@@ -719,9 +719,31 @@ struct auth_job {
     char secret[80];    /* OP_TOKEN_CREATE output */
 };
 
+static int auth_op(struct trl_txn *t, struct auth_job *j);
+
+/* Every change from the command line is audited, with "cli" as the actor. */
 static int auth_fn(struct trl_txn *t, void *arg)
 {
     struct auth_job *j = arg;
+    int rc = auth_op(t, j);
+    if (rc) return rc;
+    static const char *actions[] = {"user_create", "user_update",  "user_update",
+                                    "org_create",  "token_create", "token_revoke"};
+    struct trl_clock clk;
+    trl_clock_system(&clk);
+    const char *detail = j->op == OP_USER_ACTIVE ? (j->active ? "enabled" : "disabled")
+                         : j->pwhash             ? "password set"
+                                                 : "";
+    struct trl_audit a = {.actor = "cli",
+                          .action = actions[j->op],
+                          .target = j->a->pos[1],
+                          .client = "",
+                          .detail = detail};
+    return trl_auth_audit(t, trl_clock_now(&clk), &a);
+}
+
+static int auth_op(struct trl_txn *t, struct auth_job *j)
+{
     struct args *a = j->a;
     struct trl_clock clk;
     trl_clock_system(&clk);

@@ -979,6 +979,8 @@ static bool has_role(const char (*roles)[64], size_t n, const char *role)
     return false;
 }
 
+static void audit_async(struct req *r, const char *action, const char *target, const char *detail);
+
 #define SESSION_COOKIE      "trellis_session"
 #define SESSION_IDLE_MS     (30LL * 60 * 1000)   /* 30 minutes without a request */
 #define SESSION_ABSOLUTE_MS (12LL * 3600 * 1000) /* 12 hours in all */
@@ -1095,6 +1097,8 @@ static bool authenticate(struct req *r)
         /* CSRF: a cookie rides along on any cross-site request; the token does not. */
         const char *x = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
         if (!x || strlen(x) != 64 || sodium_memcmp(x, ss.csrf, 64) != 0) {
+            fill_who(r, &u, (const char(*)[64])u.roles, u.nroles);
+            audit_async(r, "forbidden", r->url, "missing or wrong X-CSRF-Token");
             trl_http_fail(r, TRL_EFORBIDDEN, "X-CSRF-Token",
                           "writes with a session cookie need the session's X-CSRF-Token header",
                           "使用会话 Cookie 的写操作需要该会话的 X-CSRF-Token 请求头");
@@ -1106,9 +1110,72 @@ static bool authenticate(struct req *r)
     return true;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Audit: in the txn of the change it records, or as a small write job of its own (refusals and
+ * failed logins, which change nothing else).
+ */
+static int audit_now(struct req *r, struct trl_txn *t, const char *action, const char *target,
+                     const char *detail)
+{
+    struct trl_audit a = {.actor = r->who.user,
+                          .action = action,
+                          .target = target,
+                          .client = r->client,
+                          .detail = detail};
+    return trl_auth_audit(t, trl_clock_now(r->srv->clock), &a);
+}
+
+struct audit_job {
+    struct trl_write_job job; /* queued to the writer */
+    struct trl_server *srv;   /* for the pending count */
+    int64_t now;              /* when it happened */
+    char actor[64], action[32], target[256], client[64], detail[128];
+};
+
+static int audit_fn(struct trl_txn *t, void *arg)
+{
+    struct audit_job *j = arg;
+    struct trl_audit a = {.actor = j->actor,
+                          .action = j->action,
+                          .target = j->target,
+                          .client = j->client,
+                          .detail = j->detail};
+    return trl_auth_audit(t, j->now, &a);
+}
+
+static void audit_done(void *arg, int rc)
+{
+    struct audit_job *j = arg;
+    if (rc) trl_log(TRL_LOG_WARN, "audit entry %s lost: %s", j->action, trl_err_token(rc));
+    atomic_fetch_sub(&j->srv->pending_jobs, 1);
+    free(j);
+}
+
+static void audit_async(struct req *r, const char *action, const char *target, const char *detail)
+{
+    struct audit_job *j = calloc(1, sizeof(*j));
+    if (!j) return;
+    j->srv = r->srv;
+    j->now = trl_clock_now(r->srv->clock);
+    snprintf(j->actor, sizeof(j->actor), "%s", r->who.user);
+    snprintf(j->action, sizeof(j->action), "%s", action);
+    snprintf(j->target, sizeof(j->target), "%s", target ? target : "");
+    snprintf(j->client, sizeof(j->client), "%s", r->client);
+    snprintf(j->detail, sizeof(j->detail), "%s", detail ? detail : "");
+    j->job.fn = audit_fn;
+    j->job.done = audit_done;
+    j->job.arg = j;
+    atomic_fetch_add(&r->srv->pending_jobs, 1);
+    if (trl_store_submit(r->srv->store, &j->job)) {
+        atomic_fetch_sub(&r->srv->pending_jobs, 1);
+        free(j);
+    }
+}
+
 static bool admin_only(struct req *r)
 {
     if (r->who.admin) return true;
+    audit_async(r, "forbidden", r->url, r->method);
     trl_http_fail(r, TRL_EFORBIDDEN, "", "only administrators may do this",
                   "只有管理员可以执行此操作");
     return false;
@@ -1243,6 +1310,9 @@ static int exec_user(struct req *r, struct trl_txn *t)
         e->u.pw_changed_at = now;
     }
     if ((rc = trl_auth_user_put(t, &e->u, &r->d))) return rc;
+    if ((rc = audit_now(r, t, e->create ? "user_create" : "user_update", e->u.name,
+                        e->pwhash[0] ? "password set" : "")))
+        return rc;
     rc = trl_auth_user_json(&e->u, &r->out);
     ok_json(r, e->create ? 201 : 200);
     return rc;
@@ -1363,6 +1433,7 @@ static int exec_token(struct req *r, struct trl_txn *t)
         int rc = trl_auth_token_get(t, r->type_name, &tok);
         if (!rc && strcmp(tok.user, r->who.user) != 0 && !r->who.admin) rc = TRL_ENOTFOUND;
         if (!rc) rc = trl_auth_token_revoke(t, r->type_name);
+        if (!rc) rc = audit_now(r, t, "token_revoke", r->type_name, tok.user);
         if (rc == TRL_ENOTFOUND) {
             trl_diag_set(&r->d, rc, "no token '%s'", r->type_name);
             trl_diag_zh(&r->d, "不存在令牌“%s”", r->type_name);
@@ -1381,6 +1452,7 @@ static int exec_token(struct req *r, struct trl_txn *t)
     }
     int rc = trl_auth_token_create(t, &e->tok, e->secret, &r->d);
     if (rc) return rc;
+    if ((rc = audit_now(r, t, "token_create", e->tok.name, e->tok.user))) return rc;
     trl_buf_adds(&r->out, "{\"name\":");
     trl_buf_add_json_str(&r->out, e->tok.name, strlen(e->tok.name));
     trl_buf_adds(&r->out, ",\"user\":");
@@ -1468,6 +1540,8 @@ static int exec_login(struct req *r, struct trl_txn *t)
     int rc = trl_auth_session_create(t, lg->user, now, SESSION_IDLE_MS, SESSION_ABSOLUTE_MS,
                                      lg->secret, &lg->s);
     if (rc) return rc;
+    snprintf(r->who.user, sizeof(r->who.user), "%s", lg->user);
+    if ((rc = audit_now(r, t, "login", lg->user, ""))) return rc;
     snprintf(r->set_cookie, sizeof(r->set_cookie),
              "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld", SESSION_COOKIE, lg->secret,
              SESSION_ABSOLUTE_MS / 1000);
@@ -1566,6 +1640,8 @@ void trl_http_login_hash(struct req *r)
         return trl_http_submit_write(r);
     }
     trl_http_fail(r, TRL_EAUTH, "password", "wrong user name or password", "用户名或密码错误");
+    audit_async(r, "login_failed", lg->user,
+                lg->known ? "wrong password" : "unknown or inactive user");
     struct trl_server *s = r->srv;
     atomic_store(&r->done, true);
     MHD_resume_connection(r->conn);
@@ -1593,6 +1669,7 @@ static void login_route(struct req *r)
     if (wait > 0) {
         snprintf(r->retry_after, sizeof(r->retry_after), "%u",
                  (unsigned)((wait + 999) / 1000 % 100000));
+        audit_async(r, "login_throttled", un->valuestring, "");
         return trl_http_fail(r, TRL_ERATELIMIT, "", "too many failed logins; wait and try again",
                              "登录失败次数过多,请稍后再试");
     }
@@ -1618,6 +1695,7 @@ static int exec_logout(struct req *r, struct trl_txn *t)
 {
     int rc = trl_auth_session_end(t, r->session);
     if (rc && rc != TRL_ENOTFOUND) return rc;
+    if ((rc = audit_now(r, t, "logout", r->who.user, ""))) return rc;
     snprintf(r->set_cookie, sizeof(r->set_cookie), "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
              SESSION_COOKIE);
     r->status = 204;
@@ -1650,6 +1728,23 @@ void trl_http_route(struct req *r)
     if (strcmp(u, "/api/v1/users") == 0) return users_route(r, "");
     if (prefix(u, "/api/v1/users/", &rest)) return users_route(r, rest);
     if (strcmp(u, "/api/v1/orgs") == 0) return orgs_route(r);
+    if (strcmp(u, "/api/v1/audit") == 0) {
+        if (!admin_only(r)) return;
+        if (!check_args(r, (const char *const[]){"limit", "before", NULL})) return;
+        const char *l = arg(r, "limit"), *b = arg(r, "before");
+        int64_t lim = 100, before = 0;
+        if ((l && (trl_parse_i64(l, strlen(l), &lim) || lim < 1 || lim > 1000)) ||
+            (b && (trl_parse_i64(b, strlen(b), &before) || before < 1)))
+            return trl_http_fail(r, TRL_EQUERY, l ? "limit" : "before",
+                                 "limit is 1 to 1000 and before a sequence number",
+                                 "limit 为 1 到 1000,before 为序号");
+        struct trl_txn *t;
+        if (read_begin(r, &t)) return;
+        int rc = trl_auth_audit_list(t, (size_t)lim, (uint64_t)before, &r->out);
+        trl_txn_end(t);
+        if (rc) return fail_d(r, rc);
+        return ok_json(r, 200);
+    }
     if (strcmp(u, "/api/v1/auth/tokens") == 0) return tokens_route(r, "");
     if (prefix(u, "/api/v1/auth/tokens/", &rest)) return tokens_route(r, rest);
     /* The meta API is for administrators (issue 3 brings per-type permissions to records). */

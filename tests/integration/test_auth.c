@@ -356,6 +356,50 @@ START_TEST(failed_logins_are_throttled_then_forgiven)
 }
 END_TEST
 
+START_TEST(the_audit_log_records_logins_tokens_and_refusals)
+{
+    struct resp r;
+    char cookie[160], csrf[100], hdr[128];
+    http_json(&S, "POST", "/api/v1/users",
+              "{\"name\":\"ann\",\"roles\":[\"reviewer\"],\"password\":\"ann's long password\"}",
+              &r);
+    ck_assert_int_eq(r.status, 201);
+    resp_free(&r);
+    ck_assert_int_eq(login("ann", "wrong one!!", NULL, cookie, sizeof(cookie), csrf, sizeof(csrf)),
+                     401);
+    ck_assert_int_eq(
+        login("ann", "ann's long password", NULL, cookie, sizeof(cookie), csrf, sizeof(csrf)), 200);
+    ck_assert_int_eq(with_cookie("GET", "/api/v1/users", NULL, cookie, NULL), 403);
+    ck_assert_int_eq(with_cookie("POST", "/api/v1/auth/logout", NULL, cookie, csrf), 204);
+    partner_token(hdr, sizeof(hdr)); /* CLI: org add, user add, token create */
+    const char *h[] = {hdr, NULL};
+    http(&S, "GET", "/api/v1/audit", NULL, 0, h, &r); /* not an admin */
+    ck_assert_int_eq(r.status, 403);
+    resp_free(&r);
+    /* Newest first; the 403 just above is the newest entry (its write may trail the answer). */
+    for (int i = 0; i < 50; i++) {
+        http(&S, "GET", "/api/v1/audit?limit=20", NULL, 0, NULL, &r);
+        if (strstr(r.body, "\"/api/v1/audit\"")) break;
+        resp_free(&r);
+        usleep(20000);
+    }
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(json_contains(r.body, "{\"items\":[{\"actor\":\"pat\",\"action\":\"forbidden\","
+                                        "\"target\":\"/api/v1/audit\"}]}"),
+                  "%s", r.body);
+    const char *want[] = {"\"action\":\"user_create\",\"target\":\"ann\"",
+                          "\"action\":\"login_failed\",\"target\":\"ann\"",
+                          "\"actor\":\"ann\",\"action\":\"login\"",
+                          "\"actor\":\"ann\",\"action\":\"forbidden\",\"target\":\"/api/v1/users\"",
+                          "\"actor\":\"ann\",\"action\":\"logout\"",
+                          "\"actor\":\"cli\",\"action\":\"token_create\",\"target\":\"pat\"",
+                          "\"client\":\"127.0.0.1\""};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        ck_assert_msg(strstr(r.body, want[i]) != NULL, "missing %s in %s", want[i], r.body);
+    resp_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("integration_auth");
@@ -368,6 +412,7 @@ int main(void)
     tcase_add_test(tc, admins_manage_users_orgs_and_tokens_over_the_api);
     tcase_add_test(tc, browser_sessions_login_csrf_rotation_logout);
     tcase_add_test(tc, failed_logins_are_throttled_then_forgiven);
+    tcase_add_test(tc, the_audit_log_records_logins_tokens_and_refusals);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
