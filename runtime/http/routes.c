@@ -760,12 +760,25 @@ static void openapi(struct req *r)
     struct trl_buf *o = &r->out;
     trl_buf_adds(o, "{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"Trellis API\",\"version\":\"1\","
                     "\"description\":\"Records of the installed types, generated from their "
-                    "definitions.\"},\"servers\":[{\"url\":\"/\"}],\"paths\":{");
+                    "definitions.\"},\"servers\":[{\"url\":\"/\"}],"
+                    "\"security\":[{\"bearer\":[]},{\"session\":[]}],\"paths\":{");
     static const char *problem =
         "{\"description\":\"%s\",\"content\":{\"application/problem+json\":"
         "{\"schema\":{\"$ref\":\"#/components/schemas/Problem\"}}}}";
-    trl_buf_adds(o, "\"/healthz\":{\"get\":{\"operationId\":\"healthz\",\"responses\":{\"200\":"
-                    "{\"description\":\"The server and its store answer.\"}}}}");
+    trl_buf_adds(o,
+                 "\"/healthz\":{\"get\":{\"operationId\":\"healthz\",\"security\":[],"
+                 "\"responses\":{\"200\":{\"description\":\"The server and its store answer.\"}}}},"
+                 "\"/api/v1/auth/login\":{\"post\":{\"operationId\":\"login\",\"security\":[],"
+                 "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":{"
+                 "\"schema\":{\"type\":\"object\",\"required\":[\"username\",\"password\"],"
+                 "\"properties\":{\"username\":{\"type\":\"string\"},\"password\":{\"type\":"
+                 "\"string\"}}}}}},\"responses\":{\"200\":{\"description\":\"Logged in: a "
+                 "session cookie and the csrf_token to send as X-CSRF-Token on writes\"},"
+                 "\"401\":{\"description\":\"Wrong user name or password\"},\"429\":{"
+                 "\"description\":\"Too many failed logins; see Retry-After\"}}}},"
+                 "\"/api/v1/auth/me\":{\"get\":{\"operationId\":\"me\",\"responses\":{\"200\":"
+                 "{\"description\":\"The caller\"},\"401\":{\"description\":\"Not "
+                 "authenticated\"}}}}");
     for (size_t i = 0; i < r->cat->ntypes; i++) {
         const char *n = r->cat->types[i]->name;
         trl_buf_printf(
@@ -828,7 +841,12 @@ static void openapi(struct req *r)
                        n, n);
     }
     trl_buf_adds(o,
-                 "},\"components\":{\"schemas\":{\"Problem\":{\"type\":\"object\",\"properties\":"
+                 "},\"components\":{\"securitySchemes\":{\"bearer\":{\"type\":\"http\","
+                 "\"scheme\":\"bearer\",\"description\":\"API token from trellis token create or "
+                 "POST /api/v1/auth/tokens\"},\"session\":{\"type\":\"apiKey\",\"in\":\"cookie\","
+                 "\"name\":\"trellis_session\",\"description\":\"Browser session from POST "
+                 "/api/v1/auth/login; writes also need the X-CSRF-Token header\"}},"
+                 "\"schemas\":{\"Problem\":{\"type\":\"object\",\"properties\":"
                  "{\"type\":{\"type\":\"string\"},\"title\":{\"type\":\"string\"},\"status\":"
                  "{\"type\":\"integer\"},\"code\":{\"type\":\"string\"},\"detail\":{\"type\":"
                  "\"string\"},\"errors\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
