@@ -57,6 +57,17 @@ static int key(struct trl_buf *k, char kind, const char *name)
     return 0;
 }
 
+/* Appends j printed compactly to out and frees j (takes ownership; NULL is out of memory). */
+static int buf_add_cjson(struct trl_buf *out, cJSON *j)
+{
+    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!s) return TRL_ENOMEM;
+    int rc = trl_buf_adds(out, s);
+    free(s);
+    return rc;
+}
+
 static int put_json(struct trl_txn *t, char kind, const char *name, cJSON *j)
 {
     char *s = cJSON_PrintUnformatted(j);
@@ -150,12 +161,7 @@ int trl_auth_user_json(const struct trl_user *u, struct trl_buf *out)
     } else {
         cJSON_ReplaceItemInObjectCaseSensitive(j, "password_changed_at", cJSON_CreateNull());
     }
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    if (!s) return TRL_ENOMEM;
-    int rc = trl_buf_adds(out, s);
-    free(s);
-    return rc;
+    return buf_add_cjson(out, j);
 }
 
 static int user_from_json(const cJSON *j, struct trl_user *u)
@@ -453,12 +459,11 @@ static int list_token(void *ud, const void *v, size_t n)
     cJSON *j = cJSON_ParseWithLength(v, n);
     if (!j) return TRL_ECORRUPT;
     cJSON_DeleteItemFromObjectCaseSensitive(j, "hash");
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    if (!s) return TRL_ENOMEM;
-    int rc = (l->n++ && trl_buf_addc(l->out, ',')) || trl_buf_adds(l->out, s) ? TRL_ENOMEM : 0;
-    free(s);
-    return rc;
+    if (l->n++ && trl_buf_addc(l->out, ',')) {
+        cJSON_Delete(j);
+        return TRL_ENOMEM;
+    }
+    return buf_add_cjson(l->out, j);
 }
 
 int trl_auth_token_list(struct trl_txn *t, struct trl_buf *out)
