@@ -100,11 +100,12 @@ struct req {
     void *json;                /* cJSON tree of the body (owned) */
     char *idem_key;            /* Idempotency-Key (owned) */
     void *aux;                 /* route-specific data in arena (file metadata) */
-    bool hashing;         /* the suspended request waits for the hashing pool, not the writer */
-    struct req *hnext;    /* hashing queue link */
-    char set_cookie[200]; /* Set-Cookie, "" none */
-    char session[80];     /* the session secret that authenticated the request, "" none */
-    char client[64];      /* client address text */
+    bool hashing;          /* the suspended request waits for the hashing pool, not the writer */
+    struct req *hnext;     /* hashing queue link */
+    char set_cookie[200];  /* Set-Cookie, "" none */
+    char session[80];      /* the session secret that authenticated the request, "" none */
+    char client[64];       /* client address text */
+    struct trl_access acc; /* the caller's rights on ty (record routes) */
     /* Response */
     int status;           /* HTTP status */
     struct trl_buf out;   /* response body */

@@ -46,6 +46,7 @@ static bool parse_id(const char *s, size_t n, uint64_t *id)
 static void rec_ctx(struct req *r, struct trl_rec_ctx *cx)
 {
     memset(cx, 0, sizeof(*cx));
+    cx->acc = r->acc.fields ? &r->acc : NULL;
     cx->cat = r->cat;
     cx->who = &r->who;
     cx->now_ms = trl_clock_now(r->srv->clock);
@@ -108,6 +109,18 @@ static uint64_t if_match(struct req *r, bool *bad)
     return v;
 }
 
+/* The caller's rights on r->ty (for record routes). */
+static bool compute_access(struct req *r)
+{
+    unsigned char *modes = trl_arena_alloc(&r->arena, r->ty->nfields + 1);
+    if (!modes) {
+        trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+        return false;
+    }
+    trl_rec_access(r->ty, &r->who, &r->acc, modes);
+    return true;
+}
+
 static int read_begin(struct req *r, struct trl_txn **t)
 {
     int rc = trl_store_read(r->srv->store, t);
@@ -144,6 +157,11 @@ int trl_http_job_fn(struct trl_txn *t, void *arg)
     r->cat = cur;
     if (r->ty && r->type_name) { /* record operations: the type must still exist */
         r->ty = trl_catalog_type(r->cat, r->type_name);
+        if (r->ty && r->acc.fields) {
+            unsigned char *modes = trl_arena_alloc(&r->arena, r->ty->nfields + 1);
+            if (!modes) return TRL_ENOMEM;
+            trl_rec_access(r->ty, &r->who, &r->acc, modes);
+        }
         if (!r->ty) {
             trl_diag_set(&r->d, TRL_ENOTFOUND, "no type '%s'", r->type_name);
             trl_diag_zh(&r->d, "不存在类型“%s”", r->type_name);
@@ -461,6 +479,15 @@ static void route_records(struct req *r, const char *rest)
         trl_http_fail(r, TRL_ENOTFOUND, "type", en, zh);
         return;
     }
+    if (!compute_access(r)) return;
+    if (r->acc.read == TRL_SCOPE_NONE && r->acc.create == TRL_SCOPE_NONE) {
+        /* A type the caller has no rights on does not exist for them. */
+        char en[160], zh[160];
+        snprintf(en, sizeof(en), "no type '%s' is installed", tname);
+        snprintf(zh, sizeof(zh), "未安装类型“%s”", tname);
+        trl_http_fail(r, TRL_ENOTFOUND, "type", en, zh);
+        return;
+    }
     const char *m = r->method;
     if (!slash || !slash[1]) {
         if (strcmp(m, "GET") == 0) return records_list(r);
@@ -666,11 +693,19 @@ static void files_get(struct req *r, const char *sha)
     struct trl_slice v;
     int rc = trl_txn_get(t, TRL_DB_FILES, sha, 64, &v);
     char media[128] = "application/octet-stream";
-    if (rc == 0 && v.n > 8)
-        snprintf(media, sizeof(media), "%.*s", (int)strnlen((const char *)v.p + 8, v.n - 8),
-                 (const char *)v.p + 8);
+    bool may = r->who.admin;
+    if (rc == 0 && v.n > 8) {
+        size_t ml = strnlen((const char *)v.p + 8, v.n - 8);
+        snprintf(media, sizeof(media), "%.*s", (int)ml, (const char *)v.p + 8);
+        /* The uploader may fetch it; so may anyone who may read a record holding it. */
+        const char *up = (const char *)v.p + 8 + ml + 1;
+        if (8 + ml + 1 < v.n && strlen(r->who.user) == v.n - 8 - ml - 1 &&
+            memcmp(up, r->who.user, v.n - 8 - ml - 1) == 0)
+            may = true;
+    }
+    if (rc == 0 && !may) rc = trl_rec_file_visible(t, r->cat, &r->who, sha, &may);
     trl_txn_end(t);
-    if (rc) return trl_http_fail(r, TRL_ENOTFOUND, "id", "no such file", "不存在该文件");
+    if (rc || !may) return trl_http_fail(r, TRL_ENOTFOUND, "id", "no such file", "不存在该文件");
     char path[4300];
     snprintf(path, sizeof(path), "%s/%.2s/%s", r->srv->files_dir, sha, sha);
     FILE *f = fopen(path, "rb");
@@ -1010,6 +1045,9 @@ static void fill_who(struct req *r, const struct trl_user *u, const char (*roles
     snprintf(r->who.org, sizeof(r->who.org), "%s", u->org);
     snprintf(r->who.region, sizeof(r->who.region), "%s", u->region);
     snprintf(r->who.role, sizeof(r->who.role), "%s", nroles ? roles[0] : "");
+    r->who.nroles = 0;
+    for (size_t i = 0; i < nroles && i < 16; i++)
+        snprintf(r->who.roles[r->who.nroles++], 64, "%s", roles[i]);
     r->who.admin = has_role(roles, nroles, "admin");
 }
 

@@ -233,9 +233,23 @@ static int get_col(void *ud, int id, struct trl_value *out)
     return 0;
 }
 
+struct resolver {
+    const struct trl_type *ty;
+    const struct trl_rec_ctx *cx;
+    char hidden[64]; /* the hidden field a filter named */
+};
+
 static int resolve(void *ud, const char *name, size_t n, struct trl_expr_field *out)
 {
-    return trl_rec_resolve(ud, name, n, out);
+    struct resolver *rs = ud;
+    int rc = trl_rec_resolve(rs->ty, name, n, out);
+    if (rc) return rc;
+    const struct trl_field *f = trl_type_field(rs->ty, name, n);
+    if (f && trl_rec_field_mode(rs->cx, rs->ty, f) == TRL_FIELD_HIDDEN) {
+        snprintf(rs->hidden, sizeof(rs->hidden), "%.*s", (int)(n < 63 ? n : 63), name);
+        return TRL_EFORBIDDEN;
+    }
+    return 0;
 }
 
 /* Sort key of a record in the stream's key format (for the next cursor). */
@@ -295,6 +309,10 @@ static int next_match(struct lister *l, const char *param, struct trl_record *r,
         rc = trl_rec_load(l->t, l->ty, id, NULL, r);
         if (rc == TRL_ENOTFOUND) continue; /* an index entry of a record deleted meanwhile */
         if (rc) return rc;
+        if (!trl_rec_in_scope(l->cx, l->cx->acc ? l->cx->acc->read : TRL_SCOPE_ALL, r)) {
+            trl_record_free(r); /* out of the caller's scope: as if absent */
+            continue;
+        }
         bool match = true;
         if (l->expr) {
             struct getctx g = {.ty = l->ty, .r = r};
@@ -329,6 +347,13 @@ static int parse_sort(const struct trl_rec_ctx *cx, struct lister *l, const char
         trl_diag_zh(cx->d, "sort:未知字段“%s”", name);
         trl_diag_field(cx->d, "sort");
         return TRL_EQUERY;
+    }
+    const struct trl_field *sf = trl_type_field(l->ty, p, n);
+    if (sf && trl_rec_field_mode(cx, l->ty, sf) == TRL_FIELD_HIDDEN) {
+        trl_diag_set(cx->d, TRL_EFORBIDDEN, "sort: you may not sort on '%s'", name);
+        trl_diag_zh(cx->d, "sort:你无权按“%s”排序", name);
+        trl_diag_field(cx->d, "sort");
+        return TRL_EFORBIDDEN;
     }
     l->desc = desc;
     l->sort_type = f.type;
@@ -379,7 +404,14 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     }
     if ((rc = parse_sort(cx, &l, o->sort))) goto out;
     if (o->filter && *o->filter) {
-        rc = trl_expr_parse(o->filter, strlen(o->filter), resolve, (void *)ty, &l.expr, cx->d);
+        struct resolver rs = {.ty = ty, .cx = cx};
+        rc = trl_expr_parse(o->filter, strlen(o->filter), resolve, &rs, &l.expr, cx->d);
+        if (rc == TRL_EFORBIDDEN) {
+            trl_diag_set(cx->d, TRL_EFORBIDDEN, "filter: you may not filter on '%s'", rs.hidden);
+            trl_diag_zh(cx->d, "filter:你无权按“%s”筛选", rs.hidden);
+            trl_diag_field(cx->d, rs.hidden);
+            goto out;
+        }
         if (rc) {
             if (rc == TRL_ENOTFOUND) rc = TRL_EQUERY;
             if (!cx->d->code) trl_diag_set(cx->d, rc, "filter is invalid");
@@ -527,10 +559,11 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
         uint64_t count = 0;
         const struct trl_expr_pred *p0 = plan.npreds == 1 ? &plan.preds[0] : NULL;
         const struct trl_field *pf = p0 ? trl_type_field_by_id(ty, (uint32_t)p0->id) : NULL;
-        bool counted = p0 && (p0->kind == TRL_PRED_EQ || p0->kind == TRL_PRED_IN) &&
+        bool all_rows = !cx->acc || cx->acc->read == TRL_SCOPE_ALL;
+        bool counted = all_rows && p0 && (p0->kind == TRL_PRED_EQ || p0->kind == TRL_PRED_IN) &&
                        (p0->id == TRL_COL_STATE || (pf && pf->type == TRL_FT_ENUM)) &&
                        trl_expr_conjuncts(l.expr) == 1;
-        if (!l.expr) {
+        if (!l.expr && all_rows) {
             rc = trl_rec_count(t, ty, &count);
         } else if (counted) {
             /* The filter is exactly `col = v` / `col in (...)` on a counted column: O(1). */

@@ -83,6 +83,49 @@ void trl_rec_column(const struct trl_type *ty, const struct trl_record *r, uint3
     if (out->kind == TRL_V_BYTES && out->n == 0) memset(out, 0, sizeof(*out));
 }
 
+void trl_rec_access(const struct trl_type *ty, const struct trl_principal *who,
+                    struct trl_access *a, unsigned char *fields)
+{
+    memset(a, 0, sizeof(*a));
+    memset(fields, who && who->admin ? TRL_FIELD_WRITE : TRL_FIELD_HIDDEN, ty->nfields);
+    a->fields = fields;
+    if (!who || who->admin) {
+        a->create = a->read = a->update = a->del = TRL_SCOPE_ALL;
+        return;
+    }
+    for (size_t i = 0; i < ty->nperms; i++) {
+        const struct trl_perm *p = &ty->perms[i];
+        bool has = false;
+        for (size_t k = 0; k < who->nroles && !has; k++)
+            has = strcmp(who->roles[k], p->role) == 0;
+        if (!has) continue;
+        if (p->create > a->create) a->create = p->create;
+        if (p->read > a->read) a->read = p->read;
+        if (p->update > a->update) a->update = p->update;
+        if (p->del > a->del) a->del = p->del;
+        for (size_t f = 0; f < ty->nfields; f++)
+            if (p->fields[f] > fields[f]) fields[f] = p->fields[f];
+    }
+}
+
+bool trl_rec_in_scope(const struct trl_rec_ctx *cx, enum trl_scope scope,
+                      const struct trl_record *r)
+{
+    if (!cx->acc || scope == TRL_SCOPE_ALL) return true;
+    if (scope == TRL_SCOPE_NONE || !cx->who) return false;
+    const struct trl_value *v = scope == TRL_SCOPE_ORG ? &r->org : &r->owner;
+    const char *mine = scope == TRL_SCOPE_ORG ? cx->who->org : cx->who->user;
+    size_t n = strlen(mine);
+    return n && v->kind == TRL_V_BYTES && v->n == n && memcmp(v->s, mine, n) == 0;
+}
+
+enum trl_fmode trl_rec_field_mode(const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                                  const struct trl_field *f)
+{
+    if (!cx || !cx->acc) return TRL_FIELD_WRITE;
+    return (enum trl_fmode)cx->acc->fields[f - ty->fields];
+}
+
 struct syscol {
     const char *name;
     uint32_t col;
@@ -391,6 +434,7 @@ int trl_rec_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     for (size_t i = 0; i < ty->nfields && !rc; i++) {
         const struct trl_field *f = &ty->fields[i];
         if (!in_list(fl, f->name)) continue;
+        if (trl_rec_field_mode(cx, ty, f) == TRL_FIELD_HIDDEN) continue;
         struct trl_value v;
         trl_rec_column(ty, r, f->id, &v);
         rc = add_key(out, &first, f->name);
@@ -494,6 +538,20 @@ static int apply_and_validate(struct trl_txn *t, const struct trl_rec_ctx *cx,
         if (f->read_only) {
             if (trl_diag_add_ferr(d, f->name, "read_only", "")) return TRL_ENOMEM;
             continue;
+        }
+        enum trl_fmode mode = trl_rec_field_mode(cx, ty, f);
+        if (mode == TRL_FIELD_HIDDEN) {
+            /* A field this caller may not see does not exist for them. */
+            if (trl_diag_add_ferr(d, in[i].name, "unknown_field", "")) return TRL_ENOMEM;
+            continue;
+        }
+        if (mode == TRL_FIELD_READ) {
+            /* Not a validation matter: this caller may not write the field at all. */
+            trl_diag_reset(d);
+            trl_diag_set(d, TRL_EFORBIDDEN, "you may not change '%s'", f->name);
+            trl_diag_zh(d, "你无权修改“%s”", f->name);
+            trl_diag_field(d, f->name);
+            return TRL_EFORBIDDEN;
         }
         struct trl_value v;
         rc = trl_field_convert(f, &in[i], arena, &v, d);
@@ -614,6 +672,11 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     trl_record_init(&r);
     trl_arena_init(&arena);
     trl_buf_init(&diff);
+    if (cx->acc && cx->acc->create == TRL_SCOPE_NONE) {
+        trl_diag_set(cx->d, TRL_EFORBIDDEN, "your roles may not create %s records", ty->name);
+        trl_diag_zh(cx->d, "你的角色无权创建 %s 记录", ty->name);
+        return TRL_EFORBIDDEN;
+    }
     int rc = apply_and_validate(t, cx, ty, &r, in, n, &arena, true);
     if (rc == TRL_EVALIDATION) {
         validation_failed(cx, ty);
@@ -696,6 +759,15 @@ int trl_rec_patch(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
         trl_arena_free(&arena);
         return rc;
     }
+    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &old)) {
+        rc = not_found(cx, ty, id);
+        goto out;
+    }
+    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->update : TRL_SCOPE_ALL, &old)) {
+        rc = trl_diag_set(cx->d, TRL_EFORBIDDEN, "your roles may not change this %s", ty->name);
+        trl_diag_zh(cx->d, "你的角色无权修改此 %s", ty->name);
+        goto out;
+    }
     if ((rc = version_check(cx, &old, if_match))) goto out;
     /* r starts as a copy of old (values borrow the same txn memory). */
     r = old;
@@ -756,6 +828,15 @@ int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
         trl_arena_free(&arena);
         return rc;
     }
+    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &r)) {
+        rc = not_found(cx, ty, id);
+        goto out;
+    }
+    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->del : TRL_SCOPE_ALL, &r)) {
+        rc = trl_diag_set(cx->d, TRL_EFORBIDDEN, "your roles may not delete this %s", ty->name);
+        trl_diag_zh(cx->d, "你的角色无权删除此 %s", ty->name);
+        goto out;
+    }
     if ((rc = version_check(cx, &r, if_match))) goto out;
     size_t nch;
     if ((rc = index_apply(t, ty, &r, NULL, false, cx->d))) goto out;
@@ -785,6 +866,10 @@ int trl_rec_get(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct tr
     int rc = trl_rec_load(t, ty, id, NULL, &r);
     if (rc == TRL_ENOTFOUND) return not_found(cx, ty, id);
     if (rc) return rc;
+    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &r)) {
+        trl_record_free(&r);
+        return not_found(cx, ty, id); /* out of scope looks like absent: nothing leaks */
+    }
     if (version) *version = r.version;
     rc = trl_rec_json(t, cx, ty, &r, o, out);
     trl_record_free(&r);
@@ -797,6 +882,55 @@ int trl_rec_count(struct trl_txn *t, const struct trl_type *ty, uint64_t *n)
     trl_buf_init(&k);
     int rc = trl_rec_cnt_total_key(&k, ty->id);
     if (!rc) rc = trl_rec_counter(t, &k, n);
+    trl_buf_free(&k);
+    return rc;
+}
+
+int trl_rec_file_visible(struct trl_txn *t, const struct trl_catalog *cat,
+                         const struct trl_principal *who, const char *sha, bool *visible)
+{
+    *visible = false;
+    struct trl_value v = {.kind = TRL_V_BYTES, .s = sha, .n = 64};
+    struct trl_buf k;
+    trl_buf_init(&k);
+    int rc = 0;
+    for (size_t ti = 0; ti < cat->ntypes && !rc && !*visible; ti++) {
+        const struct trl_type *ty = cat->types[ti];
+        unsigned char *modes = malloc(ty->nfields ? ty->nfields : 1);
+        if (!modes) return TRL_ENOMEM;
+        struct trl_access acc;
+        trl_rec_access(ty, who, &acc, modes);
+        struct trl_rec_ctx cx = {.cat = cat, .acc = &acc, .who = who};
+        for (size_t fi = 0; fi < ty->nfields && !rc && !*visible && acc.read; fi++) {
+            const struct trl_field *f = &ty->fields[fi];
+            if (f->type != TRL_FT_ATTACHMENT || modes[fi] == TRL_FIELD_HIDDEN) continue;
+            /* Index entries (iid, sha, id): the records holding this file in this field. */
+            trl_buf_clear(&k);
+            if (trl_buf_add_u32be(&k, trl_index_id(ty, f->id)) || trl_key_add_value(&k, &v)) {
+                rc = TRL_ENOMEM;
+                break;
+            }
+            struct trl_cursor *c = NULL;
+            if ((rc = trl_cursor_open(t, TRL_DB_IDX, &c))) break;
+            int mv;
+            int seen = 0;
+            for (mv = trl_cursor_seek(c, k.data, k.len); mv == 0 && seen < 1000;
+                 mv = trl_cursor_next(c), seen++) {
+                struct trl_slice key;
+                trl_cursor_get(c, &key, NULL);
+                if (key.n != k.len + 8 || memcmp(key.p, k.data, k.len) != 0) break;
+                struct trl_record r;
+                if (trl_rec_load(t, ty, trl_get_u64be((const unsigned char *)key.p + k.len), NULL,
+                                 &r) != 0)
+                    continue;
+                *visible = trl_rec_in_scope(&cx, acc.read, &r);
+                trl_record_free(&r);
+                if (*visible) break;
+            }
+            trl_cursor_close(c);
+        }
+        free(modes);
+    }
     trl_buf_free(&k);
     return rc;
 }

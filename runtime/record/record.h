@@ -30,8 +30,20 @@
 #include "schema/schema.h"
 
 /* What a record operation needs to know about its request. */
+/* What the caller may do with one type: row scopes and a mode per field (schema.h). */
+struct trl_access {
+    enum trl_scope create, read, update, del; /* row scopes */
+    const unsigned char *fields;              /* enum trl_fmode per field index (borrowed) */
+};
+
+/* Computes the union of what who's roles may do with ty into a; fields must hold ty->nfields
+ * bytes and becomes a->fields. Administrators get everything. */
+void trl_rec_access(const struct trl_type *ty, const struct trl_principal *who,
+                    struct trl_access *a, unsigned char *fields);
+
 struct trl_rec_ctx {
     const struct trl_catalog *cat;   /* schema snapshot (borrowed) */
+    const struct trl_access *acc;    /* the caller's rights on the type; NULL: unrestricted */
     const struct trl_principal *who; /* caller (borrowed) */
     int64_t now_ms;                  /* time of the request */
     const char *request_id;          /* request id for history, "" when none */
@@ -90,6 +102,11 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
  * never existed. */
 int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                     uint64_t id, struct trl_buf *out);
+
+/* Whether who may read some record that holds the file sha (64 hex) in an attachment field they
+ * may see. 0 with *visible set, or a read error. */
+int trl_rec_file_visible(struct trl_txn *t, const struct trl_catalog *cat,
+                         const struct trl_principal *who, const char *sha, bool *visible);
 
 /* Records of a type (from the maintained counter). */
 int trl_rec_count(struct trl_txn *t, const struct trl_type *ty, uint64_t *n);

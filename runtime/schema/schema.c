@@ -235,6 +235,11 @@ static void type_free(struct trl_type *t)
     for (size_t i = 0; i < t->nfields; i++)
         field_free(&t->fields[i]);
     free(t->fields);
+    for (size_t i = 0; i < t->nperms; i++) {
+        free(t->perms[i].role);
+        free(t->perms[i].fields);
+    }
+    free(t->perms);
     free(t->definition);
     free(t);
 }
@@ -575,7 +580,8 @@ static const char *field_keys[] = {
     "pattern",   "options", "ref_type", "max_size", "media_types", "renamed_from",
 };
 static const char *type_keys[] = {
-    "name", "labels", "description", "title_field", "autoname", "initial_state", "fields",
+    "name",     "labels",        "description", "title_field",
+    "autoname", "initial_state", "fields",      "permissions",
 };
 
 static void check_keys(struct compile *c, const cJSON *j, const char *path, const char **keys,
@@ -708,7 +714,7 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
     f->required = get_bool(c, j, "required", path);
     f->unique = get_bool(c, j, "unique", path);
     f->indexed = get_bool(c, j, "indexed", path) || f->unique || f->type == TRL_FT_ENUM ||
-                 f->type == TRL_FT_REF || f->type == TRL_FT_USER;
+                 f->type == TRL_FT_REF || f->type == TRL_FT_USER || f->type == TRL_FT_ATTACHMENT;
     f->read_only = get_bool(c, j, "read_only", path);
     if ((f->unique || get_bool(c, j, "indexed", path)) &&
         (f->type == TRL_FT_LONGTEXT || f->type == TRL_FT_JSON)) {
@@ -904,6 +910,90 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
     }
 }
 
+/* "permissions": {"<role>": {"create": "org", "read": "all", "update": "own", "delete": "none",
+ *                            "fields": {"<field>": "read" | "hidden" | "write"}}} */
+static enum trl_scope parse_scope(struct compile *c, const cJSON *v, const char *path)
+{
+    static const char *names[] = {"none", "own", "org", "all"};
+    if (!v) return TRL_SCOPE_NONE;
+    for (int i = 0; i < 4 && cJSON_IsString(v); i++)
+        if (strcmp(v->valuestring, names[i]) == 0) return (enum trl_scope)i;
+    cerr(c, path, "a scope is one of all, org, own, none");
+    return TRL_SCOPE_NONE;
+}
+
+static void compile_perms(struct compile *c, const cJSON *j, struct trl_type *t)
+{
+    if (!j) return;
+    if (!cJSON_IsObject(j)) {
+        cerr(c, "permissions", "must be an object of roles");
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(j);
+    t->perms = calloc(n ? n : 1, sizeof(*t->perms));
+    if (!t->perms) {
+        c->rc = TRL_ENOMEM;
+        return;
+    }
+    for (const cJSON *r = j->child; r; r = r->next) {
+        char p[160];
+        snprintf(p, sizeof(p), "permissions.%s", r->string);
+        if (!valid_ident(r->string) && strchr(r->string, '-') == NULL) {
+            cerr(c, p, "role names use a-z, 0-9, _ and -");
+            continue;
+        }
+        if (!cJSON_IsObject(r)) {
+            cerr(c, p, "must be an object with create, read, update, delete and fields");
+            continue;
+        }
+        static const char *keys[] = {"create", "read", "update", "delete", "fields"};
+        check_keys(c, r, p, keys, 5);
+        struct trl_perm *pm = &t->perms[t->nperms++];
+        pm->role = strdup(r->string);
+        pm->fields = malloc(t->nfields ? t->nfields : 1);
+        if (!pm->role || !pm->fields) {
+            c->rc = TRL_ENOMEM;
+            return;
+        }
+        char q[200];
+        snprintf(q, sizeof(q), "%s.create", p);
+        pm->create = parse_scope(c, cJSON_GetObjectItemCaseSensitive(r, "create"), q);
+        snprintf(q, sizeof(q), "%s.read", p);
+        pm->read = parse_scope(c, cJSON_GetObjectItemCaseSensitive(r, "read"), q);
+        snprintf(q, sizeof(q), "%s.update", p);
+        pm->update = parse_scope(c, cJSON_GetObjectItemCaseSensitive(r, "update"), q);
+        snprintf(q, sizeof(q), "%s.delete", p);
+        pm->del = parse_scope(c, cJSON_GetObjectItemCaseSensitive(r, "delete"), q);
+        /* By default a role reads every field and writes them where it may update. */
+        for (size_t i = 0; i < t->nfields; i++)
+            pm->fields[i] = pm->update != TRL_SCOPE_NONE || pm->create != TRL_SCOPE_NONE
+                                ? TRL_FIELD_WRITE
+                                : TRL_FIELD_READ;
+        const cJSON *fs = cJSON_GetObjectItemCaseSensitive(r, "fields");
+        for (const cJSON *f = cJSON_IsObject(fs) ? fs->child : NULL; f; f = f->next) {
+            snprintf(q, sizeof(q), "%s.fields.%s", p, f->string);
+            const struct trl_field *fd = trl_type_field(t, f->string, strlen(f->string));
+            if (!fd) {
+                cerr(c, q, "no such field");
+                continue;
+            }
+            size_t idx = (size_t)(fd - t->fields);
+            if (cJSON_IsString(f) && strcmp(f->valuestring, "hidden") == 0)
+                pm->fields[idx] = TRL_FIELD_HIDDEN;
+            else if (cJSON_IsString(f) && strcmp(f->valuestring, "read") == 0)
+                pm->fields[idx] = TRL_FIELD_READ;
+            else if (cJSON_IsString(f) && strcmp(f->valuestring, "write") == 0)
+                pm->fields[idx] = TRL_FIELD_WRITE;
+            else
+                cerr(c, q, "a field mode is one of write, read, hidden");
+        }
+        if (fs && !cJSON_IsObject(fs)) {
+            snprintf(q, sizeof(q), "%s.fields", p);
+            cerr(c, q, "must be an object of field modes");
+        }
+    }
+}
+
 /* Bookkeeping stored beside a definition: {"id": N, "next_field": K, "fields": {name: id}}. */
 struct typeinfo {
     uint32_t id;
@@ -1045,6 +1135,7 @@ static int compile_type(const char *name, const char *def, size_t n, const char 
         else
             t->title_field = strdup(tf->valuestring);
     }
+    compile_perms(&c, cJSON_GetObjectItemCaseSensitive(j, "permissions"), t);
     t->definition = trl_schema_canonical_json(def, n, d);
 done:
     cJSON_Delete(j);

@@ -77,6 +77,21 @@ struct trl_field {
     size_t nmedia_types;        /* entries in media_types */
 };
 
+/* Row scopes of a permission, most permissive last (union of roles = the maximum). */
+enum trl_scope { TRL_SCOPE_NONE = 0, TRL_SCOPE_OWN, TRL_SCOPE_ORG, TRL_SCOPE_ALL };
+/* Field modes of a permission. */
+enum trl_fmode { TRL_FIELD_HIDDEN = 0, TRL_FIELD_READ, TRL_FIELD_WRITE };
+
+/* What one role may do with a type ("permissions": {"<role>": {...}} in the definition). */
+struct trl_perm {
+    char *role;            /* role name (owned) */
+    enum trl_scope create; /* may create (ALL or ORG or OWN: any; NONE: no) */
+    enum trl_scope read;   /* rows it may read */
+    enum trl_scope update; /* rows it may change */
+    enum trl_scope del;    /* rows it may delete */
+    unsigned char *fields; /* enum trl_fmode per field index (owned) */
+};
+
 struct trl_type {
     uint32_t id;              /* numeric type id, stable */
     char *name;               /* type name (owned) */
@@ -88,6 +103,8 @@ struct trl_type {
     struct trl_field *fields; /* fields in definition order (owned) */
     size_t nfields;           /* number of fields */
     char *definition;         /* canonical definition JSON (owned) */
+    struct trl_perm *perms;   /* per-role permissions (owned); none: administrators only */
+    size_t nperms;            /* entries in perms */
 };
 
 struct trl_catalog {

@@ -276,7 +276,7 @@ START_TEST(browser_sessions_login_csrf_rotation_logout)
     /* A user with a password (through the API: it is hashed off the HTTP threads). */
     struct resp r;
     http_json(&S, "POST", "/api/v1/users",
-              "{\"name\":\"lee\",\"roles\":[\"reviewer\"],\"password\":\"lee's long password\"}",
+              "{\"name\":\"lee\",\"roles\":[\"partner\",\"reviewer\"],\"password\":\"lee's long password\"}",
               &r);
     ck_assert_msg(r.status == 201, "%s", r.body);
     resp_free(&r);
