@@ -333,7 +333,8 @@ static bool names_arg(struct req *r, const char *param, bool refs_only)
     for (const char *p = v; *p;) {
         size_t n = strcspn(p, ",");
         const struct trl_field *f = trl_type_field(r->ty, p, n);
-        bool ok = refs_only ? (f && f->type == TRL_FT_REF) : f != NULL;
+        bool seen = f && (!r->acc.fields || r->acc.fields[f - r->ty->fields] != TRL_FIELD_HIDDEN);
+        bool ok = refs_only ? (seen && f->type == TRL_FT_REF) : seen;
         for (size_t i = 0; !refs_only && !ok && i < sizeof(sys) / sizeof(sys[0]); i++)
             ok = strlen(sys[i]) == n && strncmp(sys[i], p, n) == 0;
         if (!ok) {
@@ -442,10 +443,27 @@ static void records_history(struct req *r)
     rec_ctx(r, &cx);
     int rc = trl_rec_history(t, &cx, r->ty, r->id, &r->out);
     trl_txn_end(t);
-    if (rc)
-        fail_d(r, rc);
-    else
-        ok_json(r, 200);
+    if (rc) return fail_d(r, rc);
+    /* Changes of fields the caller may not see, or that the type no longer has, are not served. */
+    cJSON *j = cJSON_ParseWithLength(r->out.data, r->out.len);
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
+    for (const cJSON *ev = cJSON_IsArray(items) ? items->child : NULL; ev; ev = ev->next) {
+        cJSON *ch = cJSON_GetObjectItemCaseSensitive(ev, "changes");
+        for (cJSON *f = cJSON_IsObject(ch) ? ch->child : NULL; f;) {
+            cJSON *next = f->next;
+            const struct trl_field *fd = trl_type_field(r->ty, f->string, strlen(f->string));
+            if (!fd || r->acc.fields[fd - r->ty->fields] == TRL_FIELD_HIDDEN)
+                cJSON_Delete(cJSON_DetachItemViaPointer(ch, f));
+            f = next;
+        }
+    }
+    char *txt = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!txt) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    trl_buf_clear(&r->out);
+    trl_buf_adds(&r->out, txt);
+    free(txt);
+    ok_json(r, 200);
 }
 
 static bool prepare_body_write(struct req *r)

@@ -1,0 +1,219 @@
+/* Authorisation through every path: two partner orgs and a reviewer on the sample app, a type with
+ * a finance-only field; IDOR attempts across orgs answer 404; hidden fields leave get, list,
+ * filters, sorts and history; counts count only visible rows; files follow their records. */
+#include "harness.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct srv S;
+static char A[128], B[128], REV[128], FIN[128]; /* Authorization headers */
+static const char *MR = "/api/v1/records/marketing_request";
+
+static void cli3(const char *a, const char *b, const char *c)
+{
+    const char *argv[] = {a, b, c, "--data", S.dir, NULL};
+    char *out = NULL;
+    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "%s %s %s: %s", a, b, c, out);
+    free(out);
+}
+
+static void user(const char *name, const char *role, const char *org, char *hdr)
+{
+    const char *argv[] = {"user",
+                          "add",
+                          name,
+                          "--role",
+                          role,
+                          org ? "--org" : "--data",
+                          org ? org : S.dir,
+                          org ? "--data" : NULL,
+                          org ? S.dir : NULL,
+                          NULL};
+    char *out = NULL;
+    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "user add %s: %s", name, out);
+    free(out);
+    const char *tok[] = {"token", "create", name, "--data", S.dir, NULL};
+    ck_assert_int_eq(run_trellis(tok, &out, 60), 0);
+    const char *p = strstr(out, "trl_");
+    ck_assert_ptr_nonnull(p);
+    snprintf(hdr, 128, "Authorization: Bearer %.68s", p);
+    free(out);
+}
+
+static void setup(void)
+{
+    ck_assert_int_eq(srv_init(&S, NULL), 0);
+    cli3("org", "add", "acme");
+    cli3("org", "add", "globex");
+    user("ann", "partner", "acme", A);
+    user("bob", "partner", "globex", B);
+    user("rita", "reviewer", NULL, REV);
+    user("fay", "finance", NULL, FIN);
+    ck_assert_int_eq(srv_start(&S), 0);
+}
+
+static void teardown(void)
+{
+    char *out = NULL;
+    srv_stop(&S);
+    int rc = store_check(S.dir, &out);
+    if (rc) fprintf(stderr, "check: %s\n", out);
+    free(out);
+    srv_cleanup(&S);
+    ck_assert_int_eq(rc, 0);
+}
+
+static long req(const char *hdr, const char *method, const char *path, const char *body,
+                struct resp *out)
+{
+    const char *h[] = {hdr, "Content-Type: application/json", NULL};
+    struct resp tmp, *r = out ? out : &tmp;
+    http(&S, method, path, body, body ? strlen(body) : 0, h, r);
+    long st = r->status;
+    if (!out) resp_free(r);
+    return st;
+}
+
+static long long create_as(const char *hdr, const char *title)
+{
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"title\":\"%s\",\"partner\":\"P\",\"region\":\"east\",\"budget\":\"10\"}", title);
+    struct resp r;
+    ck_assert_int_eq(req(hdr, "POST", MR, body, &r), 201);
+    long long id = json_int(r.body, "id", 0);
+    resp_free(&r);
+    return id;
+}
+
+START_TEST(partners_see_only_their_org_and_guessing_ids_finds_nothing)
+{
+    long long a1 = create_as(A, "acme one"), a2 = create_as(A, "acme two");
+    long long b1 = create_as(B, "globex one");
+    char path[160];
+    struct resp r;
+    /* ann's listing and count: only acme's two. */
+    ck_assert_int_eq(req(A, "GET", "/api/v1/records/marketing_request?count=exact", NULL, &r), 200);
+    ck_assert_int_eq(json_int(r.body, "count", -1), 2);
+    ck_assert(strstr(r.body, "globex one") == NULL);
+    resp_free(&r);
+    ck_assert_int_eq(
+        req(A, "GET",
+            "/api/v1/records/marketing_request?filter=region%20%3D%20%22east%22&count=exact", NULL,
+            &r),
+        200);
+    ck_assert_int_eq(json_int(r.body, "count", -1), 2);
+    resp_free(&r);
+    /* IDOR: bob guesses acme's ids through every record path: all 404, nothing changes. */
+    snprintf(path, sizeof(path), "%s/%lld", MR, a1);
+    ck_assert_int_eq(req(B, "GET", path, NULL, NULL), 404);
+    ck_assert_int_eq(req(B, "PATCH", path, "{\"title\":\"hijack\"}", NULL), 404);
+    ck_assert_int_eq(req(B, "DELETE", path, NULL, NULL), 404);
+    snprintf(path, sizeof(path), "%s/%lld/history", MR, a2);
+    ck_assert_int_eq(req(B, "GET", path, NULL, NULL), 404);
+    snprintf(path, sizeof(path), "%s/%lld", MR, a1);
+    ck_assert_int_eq(req(A, "GET", path, NULL, &r), 200);
+    ck_assert(json_contains(r.body, "{\"title\":\"acme one\",\"org\":\"acme\",\"version\":1}"));
+    resp_free(&r);
+    /* The reviewer reads everything but may not write. */
+    ck_assert_int_eq(req(REV, "GET", "/api/v1/records/marketing_request?count=exact", NULL, &r),
+                     200);
+    ck_assert_int_eq(json_int(r.body, "count", -1), 3);
+    resp_free(&r);
+    ck_assert_int_eq(req(REV, "PATCH", path, "{\"title\":\"x\"}", NULL), 403);
+    ck_assert_int_eq(
+        req(REV, "POST", MR, "{\"title\":\"x\",\"partner\":\"P\",\"budget\":\"1\"}", NULL), 403);
+    /* Partners may not delete, even in their org. */
+    ck_assert_int_eq(req(A, "DELETE", path, NULL, NULL), 403);
+    /* A role with no rights on the type does not see it at all. */
+    ck_assert_int_eq(req(FIN, "GET", MR, NULL, NULL), 404);
+    snprintf(path, sizeof(path), "%s/%lld", MR, b1);
+    ck_assert_int_eq(req(B, "PATCH", path, "{\"title\":\"globex renamed\"}", NULL), 200);
+}
+END_TEST
+
+START_TEST(hidden_fields_leave_every_path)
+{
+    /* A type with a finance-only field: partners create in their org but never see "approved". */
+    const char *def =
+        "{\"name\":\"claim\",\"fields\":[{\"name\":\"amount\",\"type\":\"decimal\"},"
+        "{\"name\":\"note\",\"type\":\"text\"},{\"name\":\"approved\",\"type\":\"decimal\"},"
+        "{\"name\":\"receipt\",\"type\":\"attachment\"}],"
+        "\"permissions\":{\"partner\":{\"create\":\"org\",\"read\":\"org\",\"update\":\"org\","
+        "\"fields\":{\"approved\":\"hidden\"}},\"finance\":{\"read\":\"all\",\"update\":\"all\","
+        "\"fields\":{\"amount\":\"read\",\"note\":\"read\",\"receipt\":\"read\"}}}}";
+    struct resp r;
+    ck_assert_int_eq(req(S.auth, "PUT", "/api/v1/meta/types/claim", def, &r), 201);
+    resp_free(&r);
+    /* ann uploads a receipt and files a claim holding it. */
+    const char *hu[] = {A, "Content-Type: text/plain", NULL};
+    http(&S, "POST", "/api/v1/files", "receipt 42", 10, hu, &r);
+    ck_assert_int_eq(r.status, 201);
+    char sha[65];
+    const char *sp = strstr(r.body, "\"id\":\"");
+    snprintf(sha, sizeof(sha), "%.64s", sp + 6);
+    resp_free(&r);
+    char body[256];
+    snprintf(body, sizeof(body), "{\"amount\":\"120.50\",\"note\":\"booth\",\"receipt\":\"%s\"}",
+             sha);
+    ck_assert_int_eq(req(A, "POST", "/api/v1/records/claim", body, &r), 201);
+    ck_assert(strstr(r.body, "approved") == NULL);
+    resp_free(&r);
+    /* Setting the hidden field is refused as an unknown field; finance may set it. */
+    ck_assert_int_eq(req(A, "PATCH", "/api/v1/records/claim/1", "{\"approved\":\"100\"}", &r), 422);
+    ck_assert(json_contains(r.body,
+                            "{\"errors\":[{\"field\":\"approved\",\"code\":\"unknown_field\"}]}"));
+    resp_free(&r);
+    ck_assert_int_eq(req(FIN, "PATCH", "/api/v1/records/claim/1", "{\"note\":\"x\"}", NULL), 403);
+    ck_assert_int_eq(req(FIN, "PATCH", "/api/v1/records/claim/1", "{\"approved\":\"100\"}", &r),
+                     200);
+    ck_assert(json_contains(r.body, "{\"approved\":\"100.00\"}"));
+    resp_free(&r);
+    /* ann: absent from get, list and history; filtering and sorting on it are refused. */
+    ck_assert_int_eq(req(A, "GET", "/api/v1/records/claim/1", NULL, &r), 200);
+    ck_assert(strstr(r.body, "approved") == NULL && strstr(r.body, "120.50") != NULL);
+    resp_free(&r);
+    ck_assert_int_eq(req(A, "GET", "/api/v1/records/claim", NULL, &r), 200);
+    ck_assert(strstr(r.body, "approved") == NULL);
+    resp_free(&r);
+    ck_assert_int_eq(req(A, "GET", "/api/v1/records/claim/1/history", NULL, &r), 200);
+    ck_assert_msg(strstr(r.body, "approved") == NULL && strstr(r.body, "\"amount\"") != NULL, "%s",
+                  r.body);
+    resp_free(&r);
+    ck_assert_int_eq(req(A, "GET", "/api/v1/records/claim?filter=approved%20%3E%200", NULL, &r),
+                     403);
+    ck_assert(json_contains(r.body, "{\"code\":\"forbidden\",\"field\":\"approved\"}"));
+    resp_free(&r);
+    ck_assert_int_eq(req(A, "GET", "/api/v1/records/claim?fields=approved", NULL, NULL), 400);
+    /* Finance sees it in the history. */
+    ck_assert_int_eq(req(FIN, "GET", "/api/v1/records/claim/1/history", NULL, &r), 200);
+    ck_assert(strstr(r.body, "\"approved\"") != NULL);
+    resp_free(&r);
+    /* Files: the uploader and readers of the record get it; another org does not. */
+    char fpath[128];
+    snprintf(fpath, sizeof(fpath), "/api/v1/files/%s", sha);
+    ck_assert_int_eq(req(A, "GET", fpath, NULL, NULL), 200);
+    ck_assert_int_eq(req(FIN, "GET", fpath, NULL, NULL), 200);
+    ck_assert_int_eq(req(B, "GET", fpath, NULL, NULL), 404);
+    ck_assert_int_eq(req(REV, "GET", fpath, NULL, NULL), 404); /* no rights on claims */
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("integration_permissions");
+    TCase *tc = tcase_create("permissions");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, partners_see_only_their_org_and_guessing_ids_finds_nothing);
+    tcase_add_test(tc, hidden_fields_leave_every_path);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
