@@ -133,6 +133,9 @@ struct trl_catalog *trl_http_catalog(struct trl_server *s);
  * queues the session's write job or answers. */
 void trl_http_login_hash(struct req *r);
 
+/* Audits a 403 answer (routes.c); respond() calls it once per refused request. */
+void trl_http_audit_refusal(struct req *r);
+
 /* server.c */
 /* Submits r's write job to the store (r stays suspended until it is done). */
 void trl_http_submit_write(struct req *r);

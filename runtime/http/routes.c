@@ -1246,10 +1246,14 @@ static void audit_async(struct req *r, const char *action, const char *target, c
     }
 }
 
+void trl_http_audit_refusal(struct req *r)
+{
+    audit_async(r, "forbidden", r->url, r->method);
+}
+
 static bool admin_only(struct req *r)
 {
     if (r->who.admin) return true;
-    audit_async(r, "forbidden", r->url, r->method);
     trl_http_fail(r, TRL_EFORBIDDEN, "", "only administrators may do this",
                   "只有管理员可以执行此操作");
     return false;

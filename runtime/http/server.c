@@ -203,6 +203,8 @@ static void observe(struct trl_server *s, int status, int64_t us)
 
 static enum MHD_Result respond(struct req *r)
 {
+    /* Every permission refusal is audited, wherever in the request it was decided. */
+    if (r->status == 403) trl_http_audit_refusal(r);
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         r->out.len, r->out.data ? r->out.data : (void *)"",
         r->out.data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);

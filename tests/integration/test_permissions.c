@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct srv S;
 static char A[128], B[128], REV[128], FIN[128]; /* Authorization headers */
@@ -132,6 +133,22 @@ START_TEST(partners_see_only_their_org_and_guessing_ids_finds_nothing)
     ck_assert_int_eq(req(FIN, "GET", MR, NULL, NULL), 404);
     snprintf(path, sizeof(path), "%s/%lld", MR, b1);
     ck_assert_int_eq(req(B, "PATCH", path, "{\"title\":\"globex renamed\"}", NULL), 200);
+    /* Nobody raises their own rights through a record: org and owner are not writable. */
+    ck_assert_int_eq(req(B, "PATCH", path, "{\"org\":\"acme\"}", &r), 422);
+    ck_assert(
+        json_contains(r.body, "{\"errors\":[{\"field\":\"org\",\"code\":\"unknown_field\"}]}"));
+    resp_free(&r);
+    ck_assert_int_eq(req(B, "PATCH", path, "{\"owner\":\"ann\"}", NULL), 422);
+    /* Refusals are audited. */
+    for (int i = 0; i < 50; i++) {
+        req(S.auth, "GET", "/api/v1/audit?limit=50", NULL, &r);
+        if (strstr(r.body, "\"actor\":\"rita\",\"action\":\"forbidden\"")) break;
+        resp_free(&r);
+        usleep(20000);
+    }
+    ck_assert_msg(strstr(r.body, "\"actor\":\"rita\",\"action\":\"forbidden\"") != NULL, "%s",
+                  r.body);
+    resp_free(&r);
 }
 END_TEST
 
