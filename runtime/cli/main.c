@@ -47,6 +47,8 @@ static const char *help_serve =
     "  --map-max MIB          cap of the store's map; writes past it answer 507 (default 65536)\n"
     "  --max-scan N           most records one listing may examine (default 200000)\n"
     "  --port-file FILE       write the bound port to FILE once listening (for scripts/tests)\n"
+    "  --tls-cert FILE        serve HTTPS with this PEM certificate (and --tls-key FILE); session\n"
+    "                         cookies are then Secure and named __Host-trellis_session\n"
     "Stops cleanly on SIGINT or SIGTERM after finishing queued writes.\n";
 
 static const char *help_app =
@@ -185,6 +187,12 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
                 a->label_en = v;
             else
                 a->label_zh = v;
+        } else if (strcmp(o, "--tls-cert") == 0 || strcmp(o, "--tls-key") == 0) {
+            if (need_value(i, argc, o)) return -1;
+            if (o[6] == 'c')
+                a->so.tls_cert = argv[++i];
+            else
+                a->so.tls_key = argv[++i];
         } else if (strcmp(o, "--port-file") == 0) {
             if (need_value(i, argc, o)) return -1;
             a->port_file = argv[++i];
@@ -297,8 +305,8 @@ static int cmd_serve(struct args *a)
     const char *listen = a->so.listen ? a->so.listen : "127.0.0.1:8080";
     char host[64];
     snprintf(host, sizeof(host), "%.*s", (int)(strrchr(listen, ':') - listen), listen);
-    fprintf(stderr, "trellis: listening on http://%s:%u/ (Ctrl-C stops)\n", host,
-            trl_server_port(s));
+    fprintf(stderr, "trellis: listening on %s://%s:%u/ (Ctrl-C stops)\n",
+            a->so.tls_cert ? "https" : "http", host, trl_server_port(s));
     if (a->port_file) {
         char tmp[4200];
         snprintf(tmp, sizeof(tmp), "%s.tmp", a->port_file);

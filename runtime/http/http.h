@@ -31,6 +31,8 @@ struct trl_server_opts {
     size_t map_max;                /* store map cap bytes (0: default) */
     int64_t max_scan;              /* most records one listing may examine (0: 200000) */
     const struct trl_clock *clock; /* injectable clock (NULL: system) */
+    const char *tls_cert;          /* PEM certificate file: serve HTTPS (NULL: plain HTTP) */
+    const char *tls_key;           /* PEM private key file (with tls_cert) */
 };
 
 struct trl_server;

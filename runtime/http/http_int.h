@@ -55,6 +55,8 @@ struct trl_server {
     struct req *hhead, *htail; /* queued logins */
     bool hstop;                /* hashers should end */
     char dummy_hash[128];      /* hash checked for unknown users, so timing tells nothing */
+    bool tls;                  /* serving HTTPS: cookies are Secure and __Host- */
+    char *tls_cert, *tls_key;  /* PEM texts (owned) */
     pthread_mutex_t tlock;     /* guards throttle */
     struct throttle {
         char key[80];      /* "u:<user>" or "a:<client address>", "" free */

@@ -1052,7 +1052,14 @@ static bool has_role(const char (*roles)[64], size_t n, const char *role)
 
 static void audit_async(struct req *r, const char *action, const char *target, const char *detail);
 
-#define SESSION_COOKIE      "trellis_session"
+#define SESSION_COOKIE "trellis_session"
+/* Over TLS the cookie is Secure and carries the __Host- prefix (host-only, Path=/, Secure). */
+#define SESSION_COOKIE_TLS "__Host-trellis_session"
+
+static const char *cookie_name(const struct req *r)
+{
+    return r->srv->tls ? SESSION_COOKIE_TLS : SESSION_COOKIE;
+}
 #define SESSION_IDLE_MS     (30LL * 60 * 1000)   /* 30 minutes without a request */
 #define SESSION_ABSOLUTE_MS (12LL * 3600 * 1000) /* 12 hours in all */
 
@@ -1112,7 +1119,7 @@ static void touch_session(struct req *r, const struct trl_session *ss, int64_t n
 
 static bool session_cookie(struct req *r, char *out, size_t n)
 {
-    const char *v = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, cookie_name(r));
     if (!v || strlen(v) >= n) return false;
     snprintf(out, n, "%s", v);
     return true;
@@ -1621,8 +1628,8 @@ static int exec_login(struct req *r, struct trl_txn *t)
     snprintf(r->who.user, sizeof(r->who.user), "%s", lg->user);
     if ((rc = audit_now(r, t, "login", lg->user, ""))) return rc;
     snprintf(r->set_cookie, sizeof(r->set_cookie),
-             "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld", SESSION_COOKIE, lg->secret,
-             SESSION_ABSOLUTE_MS / 1000);
+             "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld%s", cookie_name(r), lg->secret,
+             SESSION_ABSOLUTE_MS / 1000, r->srv->tls ? "; Secure" : "");
     struct trl_user u;
     if ((rc = trl_auth_user_get(t, lg->user, &u))) return rc;
     trl_buf_adds(&r->out, "{\"user\":");
@@ -1774,8 +1781,9 @@ static int exec_logout(struct req *r, struct trl_txn *t)
     int rc = trl_auth_session_end(t, r->session);
     if (rc && rc != TRL_ENOTFOUND) return rc;
     if ((rc = audit_now(r, t, "logout", r->who.user, ""))) return rc;
-    snprintf(r->set_cookie, sizeof(r->set_cookie), "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
-             SESSION_COOKIE);
+    snprintf(r->set_cookie, sizeof(r->set_cookie),
+             "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s", cookie_name(r),
+             r->srv->tls ? "; Secure" : "");
     r->status = 204;
     return 0;
 }

@@ -529,6 +529,26 @@ static void print_loaded(struct trl_server *s)
     trl_buf_free(&apps);
 }
 
+/* A whole (small) text file, NUL-terminated; owned (free). NULL on failure. */
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    struct trl_buf b;
+    trl_buf_init(&b);
+    char tmp[4096];
+    size_t n;
+    bool ok = true;
+    while (ok && (n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+        ok = b.len + n < (1 << 20) && !trl_buf_add(&b, tmp, n);
+    fclose(f);
+    if (!ok || !b.len) {
+        trl_buf_free(&b);
+        return NULL;
+    }
+    return trl_buf_steal(&b);
+}
+
 int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, struct trl_diag *d)
 {
     struct sockaddr_in sa;
@@ -573,13 +593,32 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
+    if (o->tls_cert || o->tls_key) {
+        if (!o->tls_cert || !o->tls_key) {
+            rc = trl_diag_set(d, TRL_EINVAL, "--tls-cert and --tls-key go together");
+            goto fail;
+        }
+        if (!(s->tls_cert = read_text(o->tls_cert)) || !(s->tls_key = read_text(o->tls_key))) {
+            rc = trl_diag_set(d, TRL_EIO, "cannot read the TLS certificate or key (%s, %s)",
+                              o->tls_cert, o->tls_key);
+            goto fail;
+        }
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            rc = trl_diag_set(d, TRL_EUNAVAIL, "this libmicrohttpd has no TLS support");
+            goto fail;
+        }
+        flags |= MHD_USE_TLS;
+        s->tls = true;
+    }
     s->mhd = MHD_start_daemon(
         flags, ntohs(sa.sin_port), NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa,
-        MHD_OPTION_THREAD_POOL_SIZE, s->o.threads, MHD_OPTION_CONNECTION_LIMIT, s->o.conn_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->o.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        s->o.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, s,
-        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_END);
+        MHD_OPTION_HTTPS_MEM_KEY, s->tls ? s->tls_key : NULL, MHD_OPTION_HTTPS_MEM_CERT,
+        s->tls ? s->tls_cert : NULL, MHD_OPTION_THREAD_POOL_SIZE, s->o.threads,
+        MHD_OPTION_CONNECTION_LIMIT, s->o.conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        s->o.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, s->o.idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, s, MHD_OPTION_NOTIFY_CONNECTION,
+        notify_connection, s, MHD_OPTION_END);
     if (!s->mhd) {
         rc = trl_diag_set(d, TRL_EIO, "cannot listen on %s (in use, or not an address here)",
                           s->o.listen);
@@ -651,5 +690,8 @@ void trl_server_stop(struct trl_server *s)
     pthread_mutex_destroy(&s->tlock);
     pthread_cond_destroy(&s->hcond);
     free(s->files_dir);
+    if (s->tls_key) memset(s->tls_key, 0, strlen(s->tls_key));
+    free(s->tls_key);
+    free(s->tls_cert);
     free(s);
 }

@@ -21,6 +21,7 @@ struct srv {
     char extra[512]; /* extra serve arguments */
     char token[80];  /* an admin API token made by srv_init (`trellis token create`) */
     char auth[128];  /* "Authorization: Bearer <token>", for raw-socket requests */
+    bool tls;        /* the server speaks HTTPS (self-signed: not verified) */
 };
 
 struct resp {
@@ -53,8 +54,8 @@ void srv_cleanup(struct srv *s);
 int http(const struct srv *s, const char *method, const char *path, const char *body, size_t n,
          const char *const *headers, struct resp *out);
 /* The same without any credentials. */
-int http_anon(const struct srv *s, const char *method, const char *path, const char *body,
-              size_t n, const char *const *headers, struct resp *out);
+int http_anon(const struct srv *s, const char *method, const char *path, const char *body, size_t n,
+              const char *const *headers, struct resp *out);
 /* Shorthands with Content-Type: application/json. */
 int http_json(const struct srv *s, const char *method, const char *path, const char *body,
               struct resp *out);
