@@ -17,6 +17,8 @@
 #include "record/record_int.h"
 
 #include <check.h>
+
+#include "../fixture.h"
 #include <cjson/cJSON.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -33,51 +35,12 @@
 /* ---------------------------------------------------------------------------------------------
  * Fixture
  */
-static char base_dir[128]; /* per TCase: made and removed by Check's parent process */
-static char tmp_dir[192];  /* per test: inside base_dir */
+static char tmp_dir[192]; /* per test: inside fx_base_dir */
 static struct trl_store *st;
 static struct trl_catalog *cat;
 static int64_t now_ms;
 static const struct trl_principal alice = {
     .user = "alice", .org = "acme", .role = "marketer", .region = "east"};
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Runs in Check's parent process around each TCase, so a failed test (whose forked child exits
- * before its teardown) still leaves nothing behind under /tmp. */
-static void base_setup(void)
-{
-    snprintf(base_dir, sizeof(base_dir), "/tmp/trl-unit-record-XXXXXX");
-    if (!mkdtemp(base_dir)) {
-        perror("mkdtemp");
-        abort();
-    }
-}
-
-static void base_teardown(void)
-{
-    rm_tree(base_dir);
-}
-
-/* A TCase with the base directory and the per-test fixture. */
-static TCase *tcase(const char *name, void (*su)(void), void (*td)(void))
-{
-    TCase *tc = tcase_create(name);
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
-    tcase_add_checked_fixture(tc, su, td);
-    return tc;
-}
 
 static const char *jq(const char *s)
 {
@@ -159,7 +122,7 @@ static const char *customer_def = "{'name':'customer','fields':["
 
 static void open_store(size_t map_initial)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "%s/t-XXXXXX", base_dir);
+    snprintf(tmp_dir, sizeof(tmp_dir), "%s/t-XXXXXX", fx_base_dir);
     ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
     struct trl_store_opts o = {.dir = tmp_dir, .map_initial = map_initial};
     struct trl_diag d;
@@ -183,7 +146,7 @@ static void teardown(void)
     cat = NULL;
     trl_store_close(st);
     st = NULL;
-    rm_tree(tmp_dir);
+    fx_rm_tree(tmp_dir);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1487,26 +1450,26 @@ END_TEST
 static Suite *record_suite(void)
 {
     Suite *s = suite_create("record");
-    TCase *tc = tcase("create_and_validate", setup, teardown);
+    TCase *tc = fx_tcase("create_and_validate", setup, teardown);
     tcase_add_test(tc, create_sets_system_columns_and_autoname);
     tcase_add_test(tc, validation_collects_every_failing_field_at_once);
     tcase_add_test(tc, unique_index_refuses_a_duplicate);
     tcase_add_test(tc, ref_must_exist);
     suite_add_tcase(s, tc);
-    tc = tcase("patch_and_delete", setup, teardown);
+    tc = fx_tcase("patch_and_delete", setup, teardown);
     tcase_add_test(tc, patch_changes_version_history_and_indexes);
     tcase_add_test(tc, patch_that_changes_nothing_writes_nothing);
     tcase_add_test(tc, if_match_mismatch_is_a_precondition_failure);
     tcase_add_test(tc, delete_keeps_history_and_frees_indexes);
     suite_add_tcase(s, tc);
-    tc = tcase("history_and_check", setup, teardown);
+    tc = fx_tcase("history_and_check", setup, teardown);
     tcase_add_test(tc, history_chain_detects_an_altered_event);
     tcase_add_test(tc, history_chain_detects_a_missing_event);
     tcase_add_test(tc, history_chain_of_a_deleted_record_is_checked);
     tcase_add_test(tc, check_detects_index_and_counter_damage);
     tcase_add_test(tc, check_of_a_busy_clean_store_reports_nothing);
     suite_add_tcase(s, tc);
-    tc = tcase("list", setup, teardown);
+    tc = fx_tcase("list", setup, teardown);
     tcase_add_test(tc, list_parameters_are_validated);
     tcase_add_test(tc, cursor_of_another_sort_is_refused);
     tcase_add_test(tc, unindexed_scans_are_bounded_by_max_scan);
@@ -1516,13 +1479,13 @@ static Suite *record_suite(void)
     tcase_add_test(tc, sort_by_an_indexed_field_with_ranges);
     tcase_add_test(tc, sort_by_an_indexed_text_with_a_prefix);
     suite_add_tcase(s, tc);
-    tc = tcase("o_result", setup, teardown);
+    tc = fx_tcase("o_result", setup, teardown);
     tcase_set_timeout(tc, 110);
     tcase_add_test(tc, indexed_equality_reads_o_result_at_n_and_10n);
     suite_add_tcase(s, tc);
     {
         /* Regressions: each was a reproducer of a bug before its fix. */
-        tc = tcase("regressions", setup, teardown);
+        tc = fx_tcase("regressions", setup, teardown);
         tcase_add_test(tc, unique_is_reported_with_the_other_field_errors);
         tcase_add_test(tc, count_is_exact_after_an_enum_field_is_added);
         tcase_add_test(tc, check_is_clean_after_an_enum_field_is_removed);

@@ -10,6 +10,8 @@
 #include "schema/schema.h"
 
 #include <check.h>
+
+#include "../fixture.h"
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,51 +20,12 @@
 /* ---------------------------------------------------------------------------------------------
  * Fixture
  */
-static char base_dir[128]; /* per TCase: made and removed by Check's parent process */
-static char tmp_dir[192];  /* per test: inside base_dir */
+static char tmp_dir[192]; /* per test: inside fx_base_dir */
 static struct trl_store *st;
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Runs in Check's parent process around each TCase, so a failed test (whose forked child exits
- * before its teardown) still leaves nothing behind under /tmp. */
-static void base_setup(void)
-{
-    snprintf(base_dir, sizeof(base_dir), "/tmp/trl-unit-schema-XXXXXX");
-    if (!mkdtemp(base_dir)) {
-        perror("mkdtemp");
-        abort();
-    }
-}
-
-static void base_teardown(void)
-{
-    rm_tree(base_dir);
-}
-
-/* A TCase with the base directory and the per-test fixture. */
-static TCase *tcase(const char *name, void (*su)(void), void (*td)(void))
-{
-    TCase *tc = tcase_create(name);
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
-    tcase_add_checked_fixture(tc, su, td);
-    return tc;
-}
 
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "%s/t-XXXXXX", base_dir);
+    snprintf(tmp_dir, sizeof(tmp_dir), "%s/t-XXXXXX", fx_base_dir);
     ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
     struct trl_store_opts o = {.dir = tmp_dir};
     struct trl_diag d;
@@ -75,7 +38,7 @@ static void teardown(void)
 {
     trl_store_close(st);
     st = NULL;
-    rm_tree(tmp_dir);
+    fx_rm_tree(tmp_dir);
 }
 
 /* A definition with ' for ". Returns one of a few rotating static buffers. */
@@ -1371,7 +1334,7 @@ END_TEST
 static Suite *schema_suite(void)
 {
     Suite *s = suite_create("schema");
-    TCase *tc = tcase("compile_errors", setup, teardown);
+    TCase *tc = fx_tcase("compile_errors", setup, teardown);
     tcase_add_test(tc, errors_name_the_definition_path);
     tcase_add_test(tc, errors_for_field_names);
     tcase_add_test(tc, errors_for_rules_on_the_wrong_type);
@@ -1379,23 +1342,23 @@ static Suite *schema_suite(void)
     tcase_add_test(tc, errors_are_collected_at_once);
     tcase_add_test(tc, put_type_reports_the_same_paths_and_stores_nothing);
     suite_add_tcase(s, tc);
-    tc = tcase("field_types", setup, teardown);
+    tc = fx_tcase("field_types", setup, teardown);
     tcase_add_test(tc, every_field_type_and_rule_compiles);
     tcase_add_test(tc, pcre2_patterns_are_unicode_aware);
     suite_add_tcase(s, tc);
-    tc = tcase("convert_and_check", setup_conv, teardown_conv);
+    tc = fx_tcase("convert_and_check", setup_conv, teardown_conv);
     tcase_add_test(tc, text_conversion_and_length_in_characters);
     tcase_add_test(tc, int_and_decimal_conversion);
     tcase_add_test(tc, bool_date_datetime_conversion);
     tcase_add_test(tc, enum_ref_user_json_attachment_conversion);
     tcase_add_test(tc, format_int_per_type);
     suite_add_tcase(s, tc);
-    tc = tcase("canonical_json", setup, teardown);
+    tc = fx_tcase("canonical_json", setup, teardown);
     tcase_add_test(tc, canonical_json_is_stable);
     tcase_add_test(tc, canonical_json_key_order_and_layout);
     tcase_add_test(tc, stored_definition_is_canonical);
     suite_add_tcase(s, tc);
-    tc = tcase("evolution", setup, teardown);
+    tc = fx_tcase("evolution", setup, teardown);
     tcase_add_test(tc, adding_a_field_keeps_existing_ids);
     tcase_add_test(tc, rename_keeps_the_field_id_and_its_data);
     tcase_add_test(tc, removed_field_id_is_retired);
@@ -1405,17 +1368,17 @@ static Suite *schema_suite(void)
     tcase_add_test(tc, new_indexes_are_built_from_existing_records);
     tcase_add_test(tc, delete_type_refused_while_records_exist);
     suite_add_tcase(s, tc);
-    tc = tcase("autoname", setup, teardown);
+    tc = fx_tcase("autoname", setup, teardown);
     tcase_add_test(tc, autoname_expands_dates_and_counter);
     suite_add_tcase(s, tc);
-    tc = tcase("catalog_and_meta", setup, teardown);
+    tc = fx_tcase("catalog_and_meta", setup, teardown);
     tcase_add_test(tc, catalog_load_ref_unref);
     tcase_add_test(tc, catalog_load_names_a_broken_definition);
     tcase_add_test(tc, meta_definitions_by_kind_and_name);
     suite_add_tcase(s, tc);
     {
         /* Regressions: each was a reproducer of a bug before its fix. */
-        tc = tcase("regressions", setup, teardown);
+        tc = fx_tcase("regressions", setup, teardown);
         tcase_add_test(tc, rename_beside_a_new_field_of_the_old_name_gets_distinct_ids);
         suite_add_tcase(s, tc);
     }

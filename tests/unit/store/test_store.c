@@ -11,6 +11,8 @@
 #include "store/store.h"
 
 #include <check.h>
+
+#include "../fixture.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -29,47 +31,8 @@
 /* ---------------------------------------------------------------------------------------------
  * Fixture: a temporary directory, and the store opened in it.
  */
-static char base_dir[128]; /* per TCase: made and removed by Check's parent process */
-static char tmp_dir[192];  /* per test: inside base_dir */
+static char tmp_dir[192]; /* per test: inside fx_base_dir */
 static struct trl_store *st;
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Runs in Check's parent process around each TCase, so a failed test (whose forked child exits
- * before its teardown) still leaves nothing behind under /tmp. */
-static void base_setup(void)
-{
-    snprintf(base_dir, sizeof(base_dir), "/tmp/trl-unit-store-XXXXXX");
-    if (!mkdtemp(base_dir)) {
-        perror("mkdtemp");
-        abort();
-    }
-}
-
-static void base_teardown(void)
-{
-    rm_tree(base_dir);
-}
-
-/* A TCase with the base directory and the per-test fixture. */
-static TCase *tcase(const char *name, void (*su)(void), void (*td)(void))
-{
-    TCase *tc = tcase_create(name);
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
-    tcase_add_checked_fixture(tc, su, td);
-    return tc;
-}
 
 static void path_in(char *out, size_t n, const char *name)
 {
@@ -100,7 +63,7 @@ static void open_store(size_t map_initial, size_t map_max)
 
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "%s/t-XXXXXX", base_dir);
+    snprintf(tmp_dir, sizeof(tmp_dir), "%s/t-XXXXXX", fx_base_dir);
     ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
     st = NULL;
 }
@@ -115,7 +78,7 @@ static void teardown(void)
 {
     trl_store_close(st);
     st = NULL;
-    rm_tree(tmp_dir);
+    fx_rm_tree(tmp_dir);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1218,36 +1181,36 @@ END_TEST
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
-    TCase *tc = tcase("get_put_del", setup_open, teardown);
+    TCase *tc = fx_tcase("get_put_del", setup_open, teardown);
     tcase_add_test(tc, put_get_delete_in_a_write_job);
     tcase_add_test(tc, nooverwrite_refuses_an_existing_key);
     suite_add_tcase(s, tc);
-    tc = tcase("cursors", setup_open, teardown);
+    tc = fx_tcase("cursors", setup_open, teardown);
     tcase_add_test(tc, cursor_seek_finds_first_key_at_or_after);
     tcase_add_test(tc, cursor_seek_before_finds_last_key_below);
     tcase_add_test(tc, cursor_walks_a_range_both_ways);
     tcase_add_test(tc, cursor_on_an_empty_database);
     tcase_add_test(tc, steps_count_gets_and_cursor_moves);
     suite_add_tcase(s, tc);
-    tc = tcase("group_commit", setup_open, teardown);
+    tc = fx_tcase("group_commit", setup_open, teardown);
     tcase_add_test(tc, group_commit_batches_jobs_from_many_threads);
     tcase_add_test(tc, group_commit_without_a_gate_still_batches);
     tcase_add_test(tc, failing_job_aborts_alone_in_its_batch);
     tcase_add_test(tc, barrier_jobs_run_in_a_batch_of_their_own);
     tcase_add_test(tc, close_finishes_queued_jobs);
     suite_add_tcase(s, tc);
-    tc = tcase("map_size", setup_open, teardown);
+    tc = fx_tcase("map_size", setup_open, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, map_grows_from_a_tiny_start);
     tcase_add_test(tc, map_cap_refuses_the_job_that_does_not_fit);
     tcase_add_test(tc, map_cap_fails_a_whole_batch);
     tcase_add_test(tc, readers_run_while_the_map_grows);
     suite_add_tcase(s, tc);
-    tc = tcase("maintenance", setup_open, teardown);
+    tc = fx_tcase("maintenance", setup_open, teardown);
     tcase_add_test(tc, backup_copy_opens_with_the_same_data);
     tcase_add_test(tc, reader_check_clears_slots_of_dead_processes);
     suite_add_tcase(s, tc);
-    tc = tcase("open", setup, teardown);
+    tc = fx_tcase("open", setup, teardown);
     tcase_add_test(tc, open_reports_unusable_directories);
     suite_add_tcase(s, tc);
     return s;
