@@ -25,32 +25,10 @@ static const struct folder folders[] = {
 
 static int read_file(const char *path, char **out, size_t *n, struct trl_diag *d)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return trl_diag_set(d, TRL_EIO, "cannot read %s: %s", path, strerror(errno));
-    struct trl_buf b;
-    trl_buf_init(&b);
-    char tmp[8192];
-    size_t r;
-    int rc = 0;
-    while ((r = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-        if (b.len + r > MAX_FILE) {
-            rc = trl_diag_set(d, TRL_EINVAL, "%s is larger than 4 MiB", path);
-            break;
-        }
-        if (trl_buf_add(&b, tmp, r)) {
-            rc = TRL_ENOMEM;
-            break;
-        }
-    }
-    if (!rc && ferror(f)) rc = trl_diag_set(d, TRL_EIO, "cannot read %s", path);
-    fclose(f);
-    if (rc) {
-        trl_buf_free(&b);
-        return rc;
-    }
-    *n = b.len;
-    *out = trl_buf_steal(&b);
-    return 0;
+    int rc = trl_read_file(path, MAX_FILE, out, n);
+    if (rc == TRL_ETOOBIG) return trl_diag_set(d, TRL_EINVAL, "%s is larger than 4 MiB", path);
+    if (rc == TRL_EIO) return trl_diag_set(d, TRL_EIO, "cannot read %s: %s", path, strerror(errno));
+    return rc;
 }
 
 static int add_file(struct trl_app_bundle *b, const char *kind, const char *name, const char *rel,
@@ -327,27 +305,12 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
     return 0;
 }
 
-static int mkdirs(const char *p)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", p);
-    for (char *s = tmp + 1; *s; s++) {
-        if (*s == '/') {
-            *s = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            *s = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-    return 0;
-}
-
 static int write_file(const char *dir, const char *sub, const char *name, const char *ext,
                       const char *text, struct trl_diag *d)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s%s%s", dir, sub ? "/" : "", sub ? sub : "");
-    if (mkdirs(path))
+    if (trl_mkdir_p(path, 0755))
         return trl_diag_set(d, TRL_EIO, "cannot create %s: %s", path, strerror(errno));
     snprintf(path, sizeof(path), "%s%s%s/%s%s", dir, sub ? "/" : "", sub ? sub : "", name, ext);
     FILE *f = fopen(path, "wb");

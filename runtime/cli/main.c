@@ -4,6 +4,8 @@
 #include "http/http.h"
 #include "record/record.h"
 
+#include <sodium.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -693,14 +695,6 @@ static int cmd_import(struct args *a)
 /* ---------------------------------------------------------------------------------------------
  * Users, orgs and tokens
  */
-/* Clears a secret so it does not linger in memory (the compiler may not drop volatile writes). */
-static void secret_clear(void *p, size_t n)
-{
-    volatile unsigned char *v = p;
-    while (n--)
-        *v++ = 0;
-}
-
 /* Reads one line from stdin into buf (without the newline). 0, or -1 at EOF/error. */
 static int read_secret(char *buf, size_t n)
 {
@@ -882,7 +876,7 @@ static int cmd_user(struct args *a)
                 return 1;
             }
             rc = trl_auth_password_hash(pw, hash, &d);
-            secret_clear(pw, sizeof(pw));
+            sodium_memzero(pw, sizeof(pw));
             if (rc) {
                 print_diag(&d);
                 trl_diag_reset(&d);
@@ -937,7 +931,7 @@ static int cmd_token(struct args *a)
         printf("%s\n", j.secret); /* the only time it is shown */
     else if (!rc)
         printf("token %s revoked\n", a->pos[1]);
-    secret_clear(j.secret, sizeof(j.secret));
+    sodium_memzero(j.secret, sizeof(j.secret));
     trl_diag_reset(&d);
     return rc;
 }

@@ -2,6 +2,7 @@
 #include "core.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -638,4 +639,51 @@ char *trl_arena_strndup(struct trl_arena *a, const char *s, size_t n)
     if (n) memcpy(d, s, n);
     d[n] = 0;
     return d;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Files
+ */
+int trl_mkdir_p(const char *dir, unsigned mode)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, mode) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, mode) && errno != EEXIST) return -1;
+    return 0;
+}
+
+int trl_read_file(const char *path, size_t max, char **out, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return TRL_EIO;
+    struct trl_buf b;
+    trl_buf_init(&b);
+    char tmp[8192];
+    size_t r;
+    int rc = 0;
+    while (!rc && (r = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+        if (b.len + r > max)
+            rc = TRL_ETOOBIG;
+        else if (trl_buf_add(&b, tmp, r))
+            rc = TRL_ENOMEM;
+    }
+    if (!rc && ferror(f)) rc = TRL_EIO;
+    fclose(f);
+    if (rc) {
+        trl_buf_free(&b);
+        return rc;
+    }
+    *n = b.len;
+    *out = trl_buf_steal(&b);
+    return *out ? 0 : TRL_ENOMEM;
 }

@@ -284,6 +284,12 @@ enum trl_log_level { TRL_LOG_DEBUG, TRL_LOG_INFO, TRL_LOG_WARN, TRL_LOG_ERROR };
 void trl_log_at(enum trl_log_level level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Files. mkdir_p creates dir and its missing parents with mode: 0, or -1 with errno set.
+ * read_file reads a whole file of at most max bytes into *out (owned, NUL-terminated; free()):
+ * 0, TRL_EIO (errno set), TRL_ETOOBIG, TRL_ENOMEM. */
+int trl_mkdir_p(const char *dir, unsigned mode);
+int trl_read_file(const char *path, size_t max, char **out, size_t *n);
+
 /* Hex encoding of n bytes into out (2n+1 bytes). */
 void trl_hex(const void *p, size_t n, char *out);
 /* Duplicates n bytes into a NUL-terminated owned string; NULL on OOM. */

@@ -139,6 +139,8 @@ void trl_http_login_hash(struct req *r);
 void trl_http_audit_refusal(struct req *r);
 
 /* server.c */
+/* Marks a suspended request answered and resumes its connection (any thread). */
+void trl_http_resume(struct req *r);
 /* Submits r's write job to the store (r stays suspended until it is done). */
 void trl_http_submit_write(struct req *r);
 void trl_http_job_done(void *arg, int rc);

@@ -109,16 +109,14 @@ static uint64_t if_match(struct req *r, bool *bad)
     return v;
 }
 
-/* The caller's rights on r->ty (for record routes). */
-static bool compute_access(struct req *r)
+/* The caller's rights on r->ty (record routes; again in the writer, whose catalog may be
+ * newer). 0 or TRL_ENOMEM. */
+static int compute_access(struct req *r)
 {
     unsigned char *modes = trl_arena_alloc(&r->arena, r->ty->nfields + 1);
-    if (!modes) {
-        trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
-        return false;
-    }
+    if (!modes) return TRL_ENOMEM;
     trl_rec_access(r->ty, &r->who, &r->acc, modes);
-    return true;
+    return 0;
 }
 
 static int read_begin(struct req *r, struct trl_txn **t)
@@ -157,11 +155,7 @@ int trl_http_job_fn(struct trl_txn *t, void *arg)
     r->cat = cur;
     if (r->ty && r->type_name) { /* record operations: the type must still exist */
         r->ty = trl_catalog_type(r->cat, r->type_name);
-        if (r->ty && r->acc.fields) {
-            unsigned char *modes = trl_arena_alloc(&r->arena, r->ty->nfields + 1);
-            if (!modes) return TRL_ENOMEM;
-            trl_rec_access(r->ty, &r->who, &r->acc, modes);
-        }
+        if (r->ty && r->acc.fields && compute_access(r)) return TRL_ENOMEM;
         if (!r->ty) {
             trl_diag_set(&r->d, TRL_ENOTFOUND, "no type '%s'", r->type_name);
             trl_diag_zh(&r->d, "不存在类型“%s”", r->type_name);
@@ -313,6 +307,19 @@ static int exec_file(struct req *r, struct trl_txn *t)
     trl_buf_addc(&r->out, '}');
     snprintf(r->location, sizeof(r->location), "/api/v1/files/%s", fm->sha);
     return 0;
+}
+
+/* Answers {"items": <what fn appends>} from a read txn. */
+static void list_items(struct req *r, int (*fn)(struct trl_txn *, struct trl_buf *))
+{
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return;
+    int rc = trl_buf_adds(&r->out, "{\"items\":");
+    if (!rc) rc = fn(t, &r->out);
+    trl_txn_end(t);
+    if (!rc) rc = trl_buf_addc(&r->out, '}');
+    if (rc) return fail_d(r, rc);
+    ok_json(r, 200);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -497,7 +504,7 @@ static void route_records(struct req *r, const char *rest)
         trl_http_fail(r, TRL_ENOTFOUND, "type", en, zh);
         return;
     }
-    if (!compute_access(r)) return;
+    if (compute_access(r)) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
     if (r->acc.read == TRL_SCOPE_NONE && r->acc.create == TRL_SCOPE_NONE) {
         /* A type the caller has no rights on does not exist for them. */
         char en[160], zh[160];
@@ -1076,11 +1083,42 @@ static void fill_who(struct req *r, const struct trl_user *u, const char (*roles
     r->who.admin = has_role(roles, nroles, "admin");
 }
 
-struct touch_job {
+/* Write jobs no request waits for (session refreshes, audit entries): calloc'd structs whose
+ * first member is struct detached. The server counts them so that a stop waits for them. */
+struct detached {
     struct trl_write_job job; /* queued to the writer */
     struct trl_server *srv;   /* for the pending count */
-    char secret[80];          /* the session to refresh */
-    int64_t now;              /* when it was seen */
+    const char *what;         /* for the log line when one fails */
+};
+
+static void detached_done(void *arg, int rc)
+{
+    struct detached *dj = arg;
+    if (rc) trl_log(TRL_LOG_WARN, "%s failed: %s", dj->what, trl_err_token(rc));
+    atomic_fetch_sub(&dj->srv->pending_jobs, 1);
+    free(dj);
+}
+
+/* Queues dj (taking ownership: freed when done, or at once when the store is closing). */
+static void detached_submit(struct trl_server *s, struct detached *dj, trl_write_fn fn,
+                            const char *what)
+{
+    dj->srv = s;
+    dj->what = what;
+    dj->job.fn = fn;
+    dj->job.done = detached_done;
+    dj->job.arg = dj;
+    atomic_fetch_add(&s->pending_jobs, 1);
+    if (trl_store_submit(s->store, &dj->job)) {
+        atomic_fetch_sub(&s->pending_jobs, 1);
+        free(dj);
+    }
+}
+
+struct touch_job {
+    struct detached base; /* first: the job */
+    char secret[80];      /* the session to refresh */
+    int64_t now;          /* when it was seen */
 };
 
 static int touch_fn(struct trl_txn *t, void *arg)
@@ -1090,31 +1128,15 @@ static int touch_fn(struct trl_txn *t, void *arg)
     return rc == TRL_ENOTFOUND ? 0 : rc;
 }
 
-static void touch_done(void *arg, int rc)
-{
-    struct touch_job *tj = arg;
-    (void)rc;
-    atomic_fetch_sub(&tj->srv->pending_jobs, 1);
-    free(tj);
-}
-
 /* Idle expiry slides: a session seen again after a minute is refreshed by a small write job. */
 static void touch_session(struct req *r, const struct trl_session *ss, int64_t now)
 {
     if (now - ss->last_seen_at < 60000) return;
     struct touch_job *tj = calloc(1, sizeof(*tj));
     if (!tj) return;
-    tj->srv = r->srv;
     tj->now = now;
     snprintf(tj->secret, sizeof(tj->secret), "%s", r->session);
-    tj->job.fn = touch_fn;
-    tj->job.done = touch_done;
-    tj->job.arg = tj;
-    atomic_fetch_add(&r->srv->pending_jobs, 1);
-    if (trl_store_submit(r->srv->store, &tj->job)) {
-        atomic_fetch_sub(&r->srv->pending_jobs, 1);
-        free(tj);
-    }
+    detached_submit(r->srv, &tj->base, touch_fn, "session refresh");
 }
 
 static bool session_cookie(struct req *r, char *out, size_t n)
@@ -1207,9 +1229,8 @@ static int audit_now(struct req *r, struct trl_txn *t, const char *action, const
 }
 
 struct audit_job {
-    struct trl_write_job job; /* queued to the writer */
-    struct trl_server *srv;   /* for the pending count */
-    int64_t now;              /* when it happened */
+    struct detached base; /* first: the job */
+    int64_t now;          /* when it happened */
     char actor[64], action[32], target[256], client[64], detail[128];
 };
 
@@ -1224,33 +1245,17 @@ static int audit_fn(struct trl_txn *t, void *arg)
     return trl_auth_audit(t, j->now, &a);
 }
 
-static void audit_done(void *arg, int rc)
-{
-    struct audit_job *j = arg;
-    if (rc) trl_log(TRL_LOG_WARN, "audit entry %s lost: %s", j->action, trl_err_token(rc));
-    atomic_fetch_sub(&j->srv->pending_jobs, 1);
-    free(j);
-}
-
 static void audit_async(struct req *r, const char *action, const char *target, const char *detail)
 {
     struct audit_job *j = calloc(1, sizeof(*j));
     if (!j) return;
-    j->srv = r->srv;
     j->now = trl_clock_now(r->srv->clock);
     snprintf(j->actor, sizeof(j->actor), "%s", r->who.user);
     snprintf(j->action, sizeof(j->action), "%s", action);
     snprintf(j->target, sizeof(j->target), "%s", target ? target : "");
     snprintf(j->client, sizeof(j->client), "%s", r->client);
     snprintf(j->detail, sizeof(j->detail), "%s", detail ? detail : "");
-    j->job.fn = audit_fn;
-    j->job.done = audit_done;
-    j->job.arg = j;
-    atomic_fetch_add(&r->srv->pending_jobs, 1);
-    if (trl_store_submit(r->srv->store, &j->job)) {
-        atomic_fetch_sub(&r->srv->pending_jobs, 1);
-        free(j);
-    }
+    detached_submit(r->srv, &j->base, audit_fn, "an audit entry");
 }
 
 void trl_http_audit_refusal(struct req *r)
@@ -1409,16 +1414,7 @@ static void users_route(struct req *r, const char *name)
     bool self = *name && strcmp(name, r->who.user) == 0;
     if (!*name) {
         if (!admin_only(r)) return;
-        if (strcmp(m, "GET") == 0) {
-            struct trl_txn *t;
-            if (read_begin(r, &t)) return;
-            trl_buf_adds(&r->out, "{\"items\":");
-            int rc = trl_auth_user_list(t, &r->out);
-            trl_txn_end(t);
-            if (rc) return fail_d(r, rc);
-            trl_buf_addc(&r->out, '}');
-            return ok_json(r, 200);
-        }
+        if (strcmp(m, "GET") == 0) return list_items(r, trl_auth_user_list);
         if (strcmp(m, "POST") != 0) {
             snprintf(r->allow, sizeof(r->allow), "GET, POST");
             return trl_http_fail(r, TRL_EMETHOD, "", "use GET or POST here",
@@ -1491,16 +1487,7 @@ static int exec_org(struct req *r, struct trl_txn *t)
 static void orgs_route(struct req *r)
 {
     if (!admin_only(r)) return;
-    if (strcmp(r->method, "GET") == 0) {
-        struct trl_txn *t;
-        if (read_begin(r, &t)) return;
-        trl_buf_adds(&r->out, "{\"items\":");
-        int rc = trl_auth_org_list(t, &r->out);
-        trl_txn_end(t);
-        if (rc) return fail_d(r, rc);
-        trl_buf_addc(&r->out, '}');
-        return ok_json(r, 200);
-    }
+    if (strcmp(r->method, "GET") == 0) return list_items(r, trl_auth_org_list);
     if (strcmp(r->method, "POST") != 0) {
         snprintf(r->allow, sizeof(r->allow), "GET, POST");
         return trl_http_fail(r, TRL_EMETHOD, "", "use GET or POST here", "此处只支持 GET 或 POST");
@@ -1551,14 +1538,7 @@ static void tokens_route(struct req *r, const char *name)
 {
     if (!*name && strcmp(r->method, "GET") == 0) {
         if (!admin_only(r)) return;
-        struct trl_txn *t;
-        if (read_begin(r, &t)) return;
-        trl_buf_adds(&r->out, "{\"items\":");
-        int rc = trl_auth_token_list(t, &r->out);
-        trl_txn_end(t);
-        if (rc) return fail_d(r, rc);
-        trl_buf_addc(&r->out, '}');
-        return ok_json(r, 200);
+        return list_items(r, trl_auth_token_list);
     }
     struct user_edit *e = trl_arena_alloc(&r->arena, sizeof(*e));
     if (!e) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
@@ -1727,10 +1707,7 @@ void trl_http_login_hash(struct req *r)
     trl_http_fail(r, TRL_EAUTH, "password", "wrong user name or password", "用户名或密码错误");
     audit_async(r, "login_failed", lg->user,
                 lg->known ? "wrong password" : "unknown or inactive user");
-    struct trl_server *s = r->srv;
-    atomic_store(&r->done, true);
-    MHD_resume_connection(r->conn);
-    atomic_fetch_sub(&s->pending_jobs, 1);
+    trl_http_resume(r);
 }
 
 static void login_route(struct req *r)

@@ -400,10 +400,16 @@ void trl_http_submit_write(struct req *r)
     r->job.arg = r;
     if (trl_store_submit(s->store, &r->job)) {
         trl_http_fail(r, TRL_EUNAVAIL, "", "the server is shutting down", "服务正在关闭");
-        atomic_store(&r->done, true);
-        MHD_resume_connection(r->conn);
-        atomic_fetch_sub(&s->pending_jobs, 1);
+        trl_http_resume(r);
     }
+}
+
+void trl_http_resume(struct req *r)
+{
+    struct trl_server *s = r->srv;
+    atomic_store(&r->done, true);
+    MHD_resume_connection(r->conn);
+    atomic_fetch_sub(&s->pending_jobs, 1); /* last: a stop may free everything after it */
 }
 
 /* The hashing pool: password checks cost about 50 ms of CPU and 19 MiB each, so at most two run
@@ -458,9 +464,7 @@ void trl_http_job_done(void *arg, int rc)
             trl_log(TRL_LOG_ERROR, "cannot reload the catalog: %s", d.message);
         trl_diag_reset(&d);
     }
-    atomic_store(&r->done, true);
-    MHD_resume_connection(r->conn);
-    atomic_fetch_sub(&s->pending_jobs, 1);
+    trl_http_resume(r);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -529,26 +533,6 @@ static void print_loaded(struct trl_server *s)
     trl_buf_free(&apps);
 }
 
-/* A whole (small) text file, NUL-terminated; owned (free). NULL on failure. */
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    struct trl_buf b;
-    trl_buf_init(&b);
-    char tmp[4096];
-    size_t n;
-    bool ok = true;
-    while (ok && (n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-        ok = b.len + n < (1 << 20) && !trl_buf_add(&b, tmp, n);
-    fclose(f);
-    if (!ok || !b.len) {
-        trl_buf_free(&b);
-        return NULL;
-    }
-    return trl_buf_steal(&b);
-}
-
 int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, struct trl_diag *d)
 {
     struct sockaddr_in sa;
@@ -598,7 +582,9 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
             rc = trl_diag_set(d, TRL_EINVAL, "--tls-cert and --tls-key go together");
             goto fail;
         }
-        if (!(s->tls_cert = read_text(o->tls_cert)) || !(s->tls_key = read_text(o->tls_key))) {
+        size_t cn, kn;
+        if (trl_read_file(o->tls_cert, 1 << 20, &s->tls_cert, &cn) ||
+            trl_read_file(o->tls_key, 1 << 20, &s->tls_key, &kn) || !cn || !kn) {
             rc = trl_diag_set(d, TRL_EIO, "cannot read the TLS certificate or key (%s, %s)",
                               o->tls_cert, o->tls_key);
             goto fail;

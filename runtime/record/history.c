@@ -340,12 +340,12 @@ static int check_type(struct checker *ck, const struct trl_type *ty)
         for (size_t i = 0; i < n; i++) {
             struct trl_slice tmp;
             uint32_t iid = trl_index_id(ty, e[i].col);
-            if (trl_rec_idx_key(&k, iid, &e[i].v, id) == 0 &&
+            if (trl_schema_idx_key(&k, iid, &e[i].v, id) == 0 &&
                 trl_txn_get(ck->t, TRL_DB_IDX, k.data, k.len, &tmp) != 0)
                 problem(ck, "%s %llu: index entry for column %u is missing", ty->name,
                         (unsigned long long)id, e[i].col);
             if (e[i].unique && e[i].v.kind != TRL_V_NULL &&
-                trl_rec_uniq_key(&k, iid, &e[i].v) == 0) {
+                trl_schema_uniq_key(&k, iid, &e[i].v) == 0) {
                 if (trl_txn_get(ck->t, TRL_DB_IDX, k.data, k.len, &tmp) != 0 || tmp.n != 8 ||
                     trl_get_u64be(tmp.p) != id)
                     problem(ck, "%s %llu: unique index entry for column %u is wrong", ty->name,

@@ -259,7 +259,7 @@ static int sort_key(struct lister *l, const struct trl_record *r, struct trl_buf
     if (l->by_id) return trl_buf_add_u64be(out, r->id);
     struct trl_value v;
     trl_rec_column(l->ty, r, l->sort_col, &v);
-    return trl_rec_idx_key(out, trl_index_id(l->ty, l->sort_col), &v, r->id);
+    return trl_schema_idx_key(out, trl_index_id(l->ty, l->sort_col), &v, r->id);
 }
 
 /* Picks the next id across streams (merge by id in the direction); 0 when all are done. */
@@ -466,8 +466,9 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
                 if (p->id == TRL_COL_STATE || (f && f->type == TRL_FT_ENUM)) {
                     struct trl_buf ck;
                     trl_buf_init(&ck);
-                    if (trl_rec_cnt_key(&ck, trl_index_id(ty, (uint32_t)p->id), &p->vals[k]) == 0)
-                        trl_rec_counter(t, &ck, &c);
+                    if (trl_schema_cnt_key(&ck, trl_index_id(ty, (uint32_t)p->id), &p->vals[k]) ==
+                        0)
+                        trl_schema_counter_get(t, &ck, &c);
                     trl_buf_free(&ck);
                 } else {
                     c = 1000;
@@ -576,8 +577,8 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
                     dup = trl_expr_value_cmp(p0->type, &p0->vals[k], &p0->vals[i]) == 0 &&
                           p0->vals[k].kind == p0->vals[i].kind;
                 if (dup) continue;
-                rc = trl_rec_cnt_key(&ck, trl_index_id(ty, (uint32_t)p0->id), &p0->vals[i]);
-                if (!rc) rc = trl_rec_counter(t, &ck, &c);
+                rc = trl_schema_cnt_key(&ck, trl_index_id(ty, (uint32_t)p0->id), &p0->vals[i]);
+                if (!rc) rc = trl_schema_counter_get(t, &ck, &c);
                 count += c;
             }
             trl_buf_free(&ck);

@@ -172,63 +172,6 @@ int trl_rec_resolve(const struct trl_type *ty, const char *name, size_t n,
 /* ---------------------------------------------------------------------------------------------
  * Keys, indexes and counters
  */
-int trl_rec_idx_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v, uint64_t rid)
-{
-    trl_buf_clear(b);
-    if (trl_buf_add_u32be(b, iid) || trl_key_add_value(b, v) || trl_buf_add_u64be(b, rid))
-        return TRL_ENOMEM;
-    return 0;
-}
-
-int trl_rec_uniq_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v)
-{
-    trl_buf_clear(b);
-    if (trl_buf_add_u32be(b, iid | TRL_UNIQUE_BIT) || trl_key_add_value(b, v)) return TRL_ENOMEM;
-    return 0;
-}
-
-int trl_rec_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v)
-{
-    trl_buf_clear(b);
-    if (trl_buf_addc(b, 'c') || trl_buf_add_u32be(b, iid) || trl_key_add_value(b, v))
-        return TRL_ENOMEM;
-    return 0;
-}
-
-int trl_rec_cnt_total_key(struct trl_buf *b, uint32_t type_id)
-{
-    trl_buf_clear(b);
-    if (trl_buf_addc(b, 't') || trl_buf_add_u32be(b, type_id)) return TRL_ENOMEM;
-    return 0;
-}
-
-int trl_rec_counter(struct trl_txn *t, const struct trl_buf *key, uint64_t *n)
-{
-    struct trl_slice v;
-    int rc = trl_txn_get(t, TRL_DB_CNT, key->data, key->len, &v);
-    *n = 0;
-    if (rc == TRL_ENOTFOUND) return 0;
-    if (rc) return rc;
-    if (v.n != 8) return TRL_ECORRUPT;
-    *n = trl_get_u64be(v.p);
-    return 0;
-}
-
-static int counter_add(struct trl_txn *t, const struct trl_buf *key, int64_t delta)
-{
-    uint64_t n;
-    int rc = trl_rec_counter(t, key, &n);
-    if (rc) return rc;
-    n = (uint64_t)((int64_t)n + delta);
-    if (n == 0) {
-        rc = trl_txn_del(t, TRL_DB_CNT, key->data, key->len);
-        return rc == TRL_ENOTFOUND ? 0 : rc;
-    }
-    unsigned char b[8];
-    trl_put_u64be(b, n);
-    return trl_txn_put(t, TRL_DB_CNT, key->data, key->len, b, 8, 0);
-}
-
 size_t trl_rec_index_cap(const struct trl_type *ty)
 {
     return 4 + ty->nfields;
@@ -288,29 +231,29 @@ static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struc
             /* Same column list in the same order (same schema snapshot). */
             if (i < on && oe[i].col == e[i].col && value_eq(&oe[i].v, &e[i].v)) continue;
             if (i < on) {
-                rc = trl_rec_idx_key(&k, iid, &oe[i].v, old->id);
+                rc = trl_schema_idx_key(&k, iid, &oe[i].v, old->id);
                 if (!rc) rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len);
                 if (rc == TRL_ENOTFOUND) rc = 0;
                 if (!rc && oe[i].unique && oe[i].v.kind != TRL_V_NULL) {
-                    rc = trl_rec_uniq_key(&k, iid, &oe[i].v);
+                    rc = trl_schema_uniq_key(&k, iid, &oe[i].v);
                     if (!rc) rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len);
                     if (rc == TRL_ENOTFOUND) rc = 0;
                 }
                 if (!rc && oe[i].counted) {
-                    rc = trl_rec_cnt_key(&k, iid, &oe[i].v);
-                    if (!rc) rc = counter_add(t, &k, -1);
+                    rc = trl_schema_cnt_key(&k, iid, &oe[i].v);
+                    if (!rc) rc = trl_schema_counter_add(t, &k, -1);
                 }
             }
         }
         if (rc) break;
-        rc = trl_rec_idx_key(&k, iid, &e[i].v, r->id);
+        rc = trl_schema_idx_key(&k, iid, &e[i].v, r->id);
         if (rc) break;
         if (add)
             rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, "", 0, 0);
         else if ((rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len)) == TRL_ENOTFOUND)
             rc = 0;
         if (!rc && e[i].unique && e[i].v.kind != TRL_V_NULL) {
-            rc = trl_rec_uniq_key(&k, iid, &e[i].v);
+            rc = trl_schema_uniq_key(&k, iid, &e[i].v);
             if (!rc && add) {
                 rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, idb, 8, TRL_PUT_NOOVERWRITE);
                 if (rc == TRL_EEXIST) {
@@ -330,13 +273,13 @@ static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struc
             }
         }
         if (!rc && e[i].counted) {
-            rc = trl_rec_cnt_key(&k, iid, &e[i].v);
-            if (!rc) rc = counter_add(t, &k, add ? 1 : -1);
+            rc = trl_schema_cnt_key(&k, iid, &e[i].v);
+            if (!rc) rc = trl_schema_counter_add(t, &k, add ? 1 : -1);
         }
     }
     if (!rc && !old) {
-        rc = trl_rec_cnt_total_key(&k, ty->id);
-        if (!rc) rc = counter_add(t, &k, add ? 1 : -1);
+        rc = trl_schema_cnt_total_key(&k, ty->id);
+        if (!rc) rc = trl_schema_counter_add(t, &k, add ? 1 : -1);
     }
     trl_buf_free(&k);
     free(e);
@@ -591,7 +534,7 @@ static int apply_and_validate(struct trl_txn *t, const struct trl_rec_ctx *cx,
             struct trl_buf k;
             struct trl_slice hit;
             trl_buf_init(&k);
-            rc = trl_rec_uniq_key(&k, trl_index_id(ty, f->id), v);
+            rc = trl_schema_uniq_key(&k, trl_index_id(ty, f->id), v);
             if (!rc) rc = trl_txn_get(t, TRL_DB_IDX, k.data, k.len, &hit);
             trl_buf_free(&k);
             if (rc == 0 && hit.n == 8 && trl_get_u64be(hit.p) != r->id) {
@@ -880,8 +823,8 @@ int trl_rec_count(struct trl_txn *t, const struct trl_type *ty, uint64_t *n)
 {
     struct trl_buf k;
     trl_buf_init(&k);
-    int rc = trl_rec_cnt_total_key(&k, ty->id);
-    if (!rc) rc = trl_rec_counter(t, &k, n);
+    int rc = trl_schema_cnt_total_key(&k, ty->id);
+    if (!rc) rc = trl_schema_counter_get(t, &k, n);
     trl_buf_free(&k);
     return rc;
 }

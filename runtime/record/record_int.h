@@ -40,13 +40,6 @@ size_t trl_rec_index_cap(const struct trl_type *ty);
 /* Fills at most cap entries; returns the number. */
 size_t trl_rec_index_entries(const struct trl_type *ty, const struct trl_record *r,
                              struct trl_idx_entry *out, size_t cap);
-/* Index key helpers. */
-int trl_rec_idx_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v, uint64_t rid);
-int trl_rec_uniq_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v);
-int trl_rec_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v);
-int trl_rec_cnt_total_key(struct trl_buf *b, uint32_t type_id);
-/* Reads a counter (0 when absent). */
-int trl_rec_counter(struct trl_txn *t, const struct trl_buf *key, uint64_t *n);
 /* Appends a history event to r's chain (updates r->hist_seq and r->hist_hash) and a change-log
  * entry. action: create, update, delete; changes: JSON object text of per-field changes. */
 int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,

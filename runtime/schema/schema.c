@@ -1259,29 +1259,64 @@ static int drop_prefix(struct trl_txn *t, enum trl_db db, const unsigned char *p
     return rc == TRL_ENOTFOUND ? 0 : rc;
 }
 
-/* Value counters ("c", index id, value) -> u64 live beside the indexes of counted columns (the
- * workflow state and enum fields); record.h documents the layout. */
-static int counter_bump(struct trl_txn *t, uint32_t iid, const struct trl_value *v)
+/* ---------------------------------------------------------------------------------------------
+ * Index and counter keys (layouts in record.h), shared by record writes and index builds here.
+ */
+int trl_schema_idx_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v, uint64_t rid)
 {
-    struct trl_buf k;
-    trl_buf_init(&k);
-    int rc = trl_buf_addc(&k, 'c') || trl_buf_add_u32be(&k, iid) || trl_key_add_value(&k, v)
-                 ? TRL_ENOMEM
-                 : 0;
-    struct trl_slice cur;
-    uint64_t n = 0;
-    if (!rc) {
-        rc = trl_txn_get(t, TRL_DB_CNT, k.data, k.len, &cur);
-        if (rc == 0 && cur.n == 8) n = trl_get_u64be(cur.p);
-        if (rc == TRL_ENOTFOUND) rc = 0;
+    trl_buf_clear(b);
+    if (trl_buf_add_u32be(b, iid) || trl_key_add_value(b, v) || trl_buf_add_u64be(b, rid))
+        return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_schema_uniq_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v)
+{
+    trl_buf_clear(b);
+    if (trl_buf_add_u32be(b, iid | TRL_UNIQUE_BIT) || trl_key_add_value(b, v)) return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_schema_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v)
+{
+    trl_buf_clear(b);
+    if (trl_buf_addc(b, 'c') || trl_buf_add_u32be(b, iid) || trl_key_add_value(b, v))
+        return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_schema_cnt_total_key(struct trl_buf *b, uint32_t type_id)
+{
+    trl_buf_clear(b);
+    if (trl_buf_addc(b, 't') || trl_buf_add_u32be(b, type_id)) return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_schema_counter_get(struct trl_txn *t, const struct trl_buf *key, uint64_t *n)
+{
+    struct trl_slice v;
+    int rc = trl_txn_get(t, TRL_DB_CNT, key->data, key->len, &v);
+    *n = 0;
+    if (rc == TRL_ENOTFOUND) return 0;
+    if (rc) return rc;
+    if (v.n != 8) return TRL_ECORRUPT;
+    *n = trl_get_u64be(v.p);
+    return 0;
+}
+
+int trl_schema_counter_add(struct trl_txn *t, const struct trl_buf *key, int64_t delta)
+{
+    uint64_t n;
+    int rc = trl_schema_counter_get(t, key, &n);
+    if (rc) return rc;
+    n = (uint64_t)((int64_t)n + delta);
+    if (n == 0) {
+        rc = trl_txn_del(t, TRL_DB_CNT, key->data, key->len);
+        return rc == TRL_ENOTFOUND ? 0 : rc;
     }
-    if (!rc) {
-        unsigned char b[8];
-        trl_put_u64be(b, n + 1);
-        rc = trl_txn_put(t, TRL_DB_CNT, k.data, k.len, b, 8, 0);
-    }
-    trl_buf_free(&k);
-    return rc;
+    unsigned char b[8];
+    trl_put_u64be(b, n);
+    return trl_txn_put(t, TRL_DB_CNT, key->data, key->len, b, 8, 0);
 }
 
 /* Deletes every idx entry whose key starts with the u32 prefix, and its value counters. */
@@ -1291,16 +1326,6 @@ static int drop_index(struct trl_txn *t, uint32_t iid)
     trl_put_u32be(cp + 1, iid);
     int rc = drop_prefix(t, TRL_DB_CNT, cp, 5);
     return rc ? rc : drop_prefix(t, TRL_DB_IDX, cp + 1, 4);
-}
-
-/* Index key of (index id, value, record id); unique keys omit the id. */
-static int index_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v, uint64_t rid,
-                     bool unique)
-{
-    trl_buf_clear(b);
-    if (trl_buf_add_u32be(b, iid) || trl_key_add_value(b, v)) return TRL_ENOMEM;
-    if (!unique && trl_buf_add_u64be(b, rid)) return TRL_ENOMEM;
-    return 0;
 }
 
 /* Builds the index (and unique index) of field f over existing records of type ty. */
@@ -1325,14 +1350,16 @@ static int build_index(struct trl_txn *t, const struct trl_type *ty, const struc
         struct trl_value nullv = {0};
         if (!fv) fv = f->has_default ? &f->dflt : &nullv;
         if (plain) {
-            rc = index_key(&kb, trl_index_id(ty, f->id), fv, rid, false);
+            rc = trl_schema_idx_key(&kb, trl_index_id(ty, f->id), fv, rid);
             if (!rc) rc = trl_txn_put(t, TRL_DB_IDX, kb.data, kb.len, "", 0, 0);
-            if (!rc && f->type == TRL_FT_ENUM) rc = counter_bump(t, trl_index_id(ty, f->id), fv);
+            if (!rc && f->type == TRL_FT_ENUM)
+                rc = trl_schema_cnt_key(&kb, trl_index_id(ty, f->id), fv);
+            if (!rc && f->type == TRL_FT_ENUM) rc = trl_schema_counter_add(t, &kb, 1);
         }
         if (!rc && unique && fv->kind != TRL_V_NULL) {
             unsigned char idb[8];
             trl_put_u64be(idb, rid);
-            rc = index_key(&kb, trl_index_id(ty, f->id) | TRL_UNIQUE_BIT, fv, rid, true);
+            rc = trl_schema_uniq_key(&kb, trl_index_id(ty, f->id), fv);
             if (!rc) rc = trl_txn_put(t, TRL_DB_IDX, kb.data, kb.len, idb, 8, TRL_PUT_NOOVERWRITE);
             if (rc == TRL_EEXIST) {
                 trl_diag_set(d, TRL_ECONFLICT,

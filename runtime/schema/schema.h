@@ -134,6 +134,17 @@ static inline uint32_t trl_index_id(const struct trl_type *t, uint32_t col)
 }
 #define TRL_UNIQUE_BIT 0x8000u
 
+/* Keys of TRL_DB_IDX and TRL_DB_CNT (layouts in record/record.h); each clears b first and
+ * returns 0 or TRL_ENOMEM. uniq_key adds TRL_UNIQUE_BIT itself. */
+int trl_schema_idx_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v, uint64_t rid);
+int trl_schema_uniq_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v);
+int trl_schema_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v);
+int trl_schema_cnt_total_key(struct trl_buf *b, uint32_t type_id);
+/* Reads a counter (0 when absent): 0, TRL_ECORRUPT, TRL_EIO. */
+int trl_schema_counter_get(struct trl_txn *t, const struct trl_buf *key, uint64_t *n);
+/* Adds delta to a counter; one that reaches 0 is deleted. 0 or a store error. */
+int trl_schema_counter_add(struct trl_txn *t, const struct trl_buf *key, int64_t delta);
+
 /* Validates and stores a type definition (JSON text def[0..n)) named name, created or changed,
  * inside write txn t: assigns ids, keeps renamed fields' ids, retires removed ones, builds added
  * indexes from existing records, drops removed indexes, and refuses incompatible changes (a field's

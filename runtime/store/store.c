@@ -41,21 +41,6 @@ int trl_store_rc(int rc, const char *what)
     }
 }
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp)) return -1;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0700) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0700) && errno != EEXIST) return -1;
-    return 0;
-}
-
 int trl_store_open(const struct trl_store_opts *o, struct trl_store **out, struct trl_diag *d)
 {
     int rc;
@@ -77,7 +62,7 @@ int trl_store_open(const struct trl_store_opts *o, struct trl_store **out, struc
         rc = trl_diag_set(d, TRL_ENOMEM, "out of memory opening the store");
         goto fail;
     }
-    if (!o->read_only && mkdir_p(o->dir)) {
+    if (!o->read_only && trl_mkdir_p(o->dir, 0700)) {
         rc = trl_diag_set(d, TRL_EIO, "cannot create data directory %s: %s", o->dir,
                           strerror(errno));
         goto fail;

@@ -869,7 +869,7 @@ START_TEST(check_detects_index_and_counter_damage)
 
     /* A missing index entry (the record's region). */
     struct trl_value east = {.kind = TRL_V_BYTES, .s = "east", .n = 4};
-    trl_rec_idx_key(&k, trl_index_id(t, region->id), &east, id);
+    trl_schema_idx_key(&k, trl_index_id(t, region->id), &east, id);
     raw_del(TRL_DB_IDX, k.data, k.len);
     check_reports("index entry for column");
     check_reports("value counter of column");
@@ -878,14 +878,14 @@ START_TEST(check_detects_index_and_counter_damage)
 
     /* A missing state index entry. */
     struct trl_value draft = {.kind = TRL_V_BYTES, .s = "draft", .n = 5};
-    trl_rec_idx_key(&k, trl_index_id(t, TRL_COL_STATE), &draft, id);
+    trl_schema_idx_key(&k, trl_index_id(t, TRL_COL_STATE), &draft, id);
     raw_del(TRL_DB_IDX, k.data, k.len);
     check_reports("2 records but 1 state index entries");
     raw_put(TRL_DB_IDX, k.data, k.len, "", 0);
     check_clean();
 
     /* An index entry pointing at a record that does not exist. */
-    trl_rec_idx_key(&k, trl_index_id(t, region->id), &east, 42);
+    trl_schema_idx_key(&k, trl_index_id(t, region->id), &east, 42);
     raw_put(TRL_DB_IDX, k.data, k.len, "", 0);
     check_reports("points at missing record 42");
     raw_del(TRL_DB_IDX, k.data, k.len);
@@ -893,7 +893,7 @@ START_TEST(check_detects_index_and_counter_damage)
 
     /* A stale entry: the record holds another value. */
     struct trl_value west = {.kind = TRL_V_BYTES, .s = "west", .n = 4};
-    trl_rec_idx_key(&k, trl_index_id(t, region->id), &west, id);
+    trl_schema_idx_key(&k, trl_index_id(t, region->id), &west, id);
     raw_put(TRL_DB_IDX, k.data, k.len, "", 0);
     check_reports("stale index entry");
     raw_del(TRL_DB_IDX, k.data, k.len);
@@ -902,7 +902,7 @@ START_TEST(check_detects_index_and_counter_damage)
     struct trl_value u = {.kind = TRL_V_BYTES, .s = "U", .n = 1};
     unsigned char other[8];
     trl_put_u64be(other, 2);
-    trl_rec_uniq_key(&k, trl_index_id(t, code->id), &u);
+    trl_schema_uniq_key(&k, trl_index_id(t, code->id), &u);
     size_t n = 0;
     unsigned char *orig = raw_get(TRL_DB_IDX, k.data, k.len, &n);
     ck_assert_ptr_nonnull(orig);
@@ -915,13 +915,13 @@ START_TEST(check_detects_index_and_counter_damage)
     /* Counters: the total and a value counter. */
     unsigned char v99[8];
     trl_put_u64be(v99, 99);
-    trl_rec_cnt_total_key(&k, t->id);
+    trl_schema_cnt_total_key(&k, t->id);
     orig = raw_get(TRL_DB_CNT, k.data, k.len, &n);
     raw_put(TRL_DB_CNT, k.data, k.len, v99, 8);
     check_reports("counter says 99 records, the table holds 2");
     raw_put(TRL_DB_CNT, k.data, k.len, orig, n);
     free(orig);
-    trl_rec_cnt_key(&k, trl_index_id(t, region->id), &east);
+    trl_schema_cnt_key(&k, trl_index_id(t, region->id), &east);
     orig = raw_get(TRL_DB_CNT, k.data, k.len, &n);
     ck_assert_ptr_nonnull(orig);
     ck_assert_uint_eq(trl_get_u64be(orig), 2);
