@@ -58,17 +58,10 @@ int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const s
     memcpy(r->hist_hash, h, 32);
 
     /* Change log: global sequence -> (type, id, seq). */
-    struct trl_slice v;
-    uint64_t lseq = 0;
-    rc = trl_txn_get(t, TRL_DB_SEQ, "log", 3, &v);
-    if (rc == 0 && v.n == 8)
-        lseq = trl_get_u64be(v.p);
-    else if (rc && rc != TRL_ENOTFOUND)
-        return rc;
-    lseq++;
+    uint64_t lseq;
+    if ((rc = trl_txn_seq_next(t, "log", &lseq))) return rc;
     unsigned char lb[8], le[16];
     trl_put_u64be(lb, lseq);
-    if ((rc = trl_txn_put(t, TRL_DB_SEQ, "log", 3, lb, 8, 0))) return rc;
     trl_put_u32be(le, ty->id);
     trl_put_u64be(le + 4, r->id);
     trl_put_u32be(le + 12, seq);
@@ -474,11 +467,9 @@ static int check_type(struct checker *ck, const struct trl_type *ty)
 
     /* The id sequence is past every id. */
     char seqkey[32];
-    struct trl_slice sv;
     snprintf(seqkey, sizeof(seqkey), "id:%u", ty->id);
     uint64_t seqv = 0;
-    if (trl_txn_get(ck->t, TRL_DB_SEQ, seqkey, strlen(seqkey), &sv) == 0 && sv.n == 8)
-        seqv = trl_get_u64be(sv.p);
+    if ((rc = trl_txn_seq_get(ck->t, seqkey, &seqv))) goto out;
     if (max_id > seqv)
         problem(ck, "%s: id sequence %llu is behind record id %llu", ty->name,
                 (unsigned long long)seqv, (unsigned long long)max_id);

@@ -1199,11 +1199,9 @@ int trl_catalog_load(struct trl_txn *t, struct trl_catalog **out, struct trl_dia
     struct trl_catalog *c = calloc(1, sizeof(*c));
     if (!c) return TRL_ENOMEM;
     c->refs = 1;
-    struct trl_slice v;
-    if (trl_txn_get(t, TRL_DB_SEQ, "schema_version", 14, &v) == 0 && v.n == 8)
-        c->version = trl_get_u64be(v.p);
     struct load_ctx lc = {.t = t, .cat = c, .d = d};
-    int rc = trl_meta_each(t, "type", load_one, &lc);
+    int rc = trl_txn_seq_get(t, "schema_version", &c->version);
+    if (!rc) rc = trl_meta_each(t, "type", load_one, &lc);
     if (rc) {
         trl_catalog_unref(c);
         return rc;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 static const char *db_names[TRL_DB_COUNT] = {
-    "meta", "rec", "idx", "hist", "log", "timer", "cnt", "auth", "seq", "idem", "files",
+    "meta", "rec", "idx", "hist", "log", "timer", "cnt", "auth", "idem", "files",
 };
 
 int trl_store_rc(int rc, const char *what)
@@ -268,19 +268,43 @@ int trl_txn_del(struct trl_txn *t, enum trl_db db, const void *k, size_t kn)
     return rc ? trl_store_rc(rc, "del") : 0;
 }
 
-int trl_txn_seq_next(struct trl_txn *t, const char *key, uint64_t *out)
+/* 's' + name into key; names are short literals or built from type ids and date parts. */
+static size_t seq_key(char *key, size_t cap, const char *name)
 {
+    size_t n = strlen(name);
+    if (n > cap - 1) n = cap - 1;
+    key[0] = 's';
+    memcpy(key + 1, name, n);
+    return n + 1;
+}
+
+int trl_txn_seq_get(struct trl_txn *t, const char *name, uint64_t *out)
+{
+    char key[256];
+    size_t kn = seq_key(key, sizeof(key), name);
     struct trl_slice v = {0};
-    uint64_t cur = 0;
-    size_t kn = strlen(key);
-    int rc = trl_txn_get(t, TRL_DB_SEQ, key, kn, &v);
-    if (rc == 0 && v.n == 8)
-        cur = trl_get_u64be(v.p);
-    else if (rc && rc != TRL_ENOTFOUND)
-        return rc;
+    *out = 0;
+    int rc = trl_txn_get(t, TRL_DB_CNT, key, kn, &v);
+    if (rc == TRL_ENOTFOUND) return 0;
+    if (rc) return rc;
+    if (v.n == 8) *out = trl_get_u64be(v.p);
+    return 0;
+}
+
+int trl_txn_seq_set(struct trl_txn *t, const char *name, uint64_t v)
+{
+    char key[256];
+    size_t kn = seq_key(key, sizeof(key), name);
     unsigned char b[8];
-    trl_put_u64be(b, cur + 1);
-    rc = trl_txn_put(t, TRL_DB_SEQ, key, kn, b, 8, 0);
+    trl_put_u64be(b, v);
+    return trl_txn_put(t, TRL_DB_CNT, key, kn, b, 8, 0);
+}
+
+int trl_txn_seq_next(struct trl_txn *t, const char *name, uint64_t *out)
+{
+    uint64_t cur;
+    int rc = trl_txn_seq_get(t, name, &cur);
+    if (!rc) rc = trl_txn_seq_set(t, name, cur + 1);
     if (!rc) *out = cur + 1;
     return rc;
 }

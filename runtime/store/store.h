@@ -31,9 +31,8 @@ enum trl_db {
     TRL_DB_HIST,     /* (type u32, id u64, seq u32) -> history event */
     TRL_DB_LOG,      /* global change seq u64 -> (type, id, seq) */
     TRL_DB_TIMER,    /* (due ms u64, timer id) -> payload */
-    TRL_DB_CNT,      /* maintained counters */
+    TRL_DB_CNT,      /* maintained counters ('c', 't' keys) and named sequences ('s' keys) */
     TRL_DB_AUTH,     /* users, roles, orgs, sessions, tokens */
-    TRL_DB_SEQ,      /* named sequences (ids, autonaming) */
     TRL_DB_IDEM,     /* idempotency keys -> stored responses */
     TRL_DB_FILES,    /* attachment metadata by sha256 */
     TRL_DB_COUNT
@@ -90,10 +89,15 @@ int trl_txn_put(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, con
                 size_t vn, unsigned flags);
 /* 0, TRL_ENOTFOUND, TRL_EIO. */
 int trl_txn_del(struct trl_txn *t, enum trl_db db, const void *k, size_t kn);
-/* Increments the named sequence in TRL_DB_SEQ (absent counts as 0) and returns its new value:
- * ids and autonaming counters, which never repeat because the increment commits with the rows
- * that use it. 0, or a put error. */
-int trl_txn_seq_next(struct trl_txn *t, const char *key, uint64_t *out);
+/* Increments the named sequence (absent counts as 0) and returns its new value: ids,
+ * autonaming and change-log counters, which never repeat because the increment commits with the
+ * rows that use it. Sequences share TRL_DB_CNT with the counters (one B-tree page less to write
+ * per commit) under the key 's' + name. 0, or a put error. */
+int trl_txn_seq_next(struct trl_txn *t, const char *name, uint64_t *out);
+/* The named sequence's current value (0 when absent). 0, or TRL_EIO. */
+int trl_txn_seq_get(struct trl_txn *t, const char *name, uint64_t *out);
+/* Sets the named sequence (for repair tools and tests). 0, or a put error. */
+int trl_txn_seq_set(struct trl_txn *t, const char *name, uint64_t v);
 /* Number of cursor steps and gets made by t (for tests that prove a plan reads O(result)). */
 uint64_t trl_txn_steps(const struct trl_txn *t);
 /* True for a write txn. */

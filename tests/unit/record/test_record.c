@@ -465,8 +465,10 @@ static unsigned char *raw_get(enum trl_db db, const void *k, size_t kn, size_t *
 
 static uint64_t seq_value(const char *key)
 {
+    char k[128];
+    snprintf(k, sizeof(k), "s%s", key); /* sequences live in cnt under 's' + name */
     size_t n = 0;
-    unsigned char *v = raw_get(TRL_DB_SEQ, key, strlen(key), &n);
+    unsigned char *v = raw_get(TRL_DB_CNT, k, strlen(k), &n);
     uint64_t r = v && n == 8 ? trl_get_u64be(v) : 0;
     free(v);
     return r;
@@ -933,10 +935,10 @@ START_TEST(check_detects_index_and_counter_damage)
 
     /* The id sequence behind the records. */
     char seqkey[32];
-    snprintf(seqkey, sizeof(seqkey), "id:%u", t->id);
+    snprintf(seqkey, sizeof(seqkey), "sid:%u", t->id); /* sequences: 's' + name in cnt */
     unsigned char one[8];
     trl_put_u64be(one, 1);
-    raw_put(TRL_DB_SEQ, seqkey, strlen(seqkey), one, 8);
+    raw_put(TRL_DB_CNT, seqkey, strlen(seqkey), one, 8);
     check_reports("id sequence 1 is behind record id 2");
     trl_buf_free(&k);
 }
