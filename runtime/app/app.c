@@ -1,6 +1,8 @@
 /* app.c — reading, installing, exporting and listing apps. */
 #include "app.h"
 
+#include "workflow/workflow.h"
+
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -243,6 +245,22 @@ fail:
     return rc;
 }
 
+/* Messages and field errors of a refused definition name its file. Returns rc. */
+static int prefix_errors(const struct trl_app_file *f, struct trl_diag *d, int rc)
+{
+    char msg[sizeof(d->message)];
+    snprintf(msg, sizeof(msg), "%s", d->message);
+    snprintf(d->message, sizeof(d->message), "%s: %.400s", f->path, msg);
+    for (size_t k = 0; k < d->nferrs; k++) {
+        char *p = malloc(strlen(f->path) + strlen(d->ferrs[k].field) + 3);
+        if (!p) return TRL_ENOMEM;
+        sprintf(p, "%s%s%s", f->path, *d->ferrs[k].field ? ": " : "", d->ferrs[k].field);
+        free(d->ferrs[k].field);
+        d->ferrs[k].field = p;
+    }
+    return rc;
+}
+
 int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *changed,
                     struct trl_diag *d)
 {
@@ -263,21 +281,21 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
             free(owner);
             bool ch = false;
             rc = trl_schema_put_type(t, f->name, f->text, f->n, b->name, &ch, d);
-            if (rc) {
-                char msg[sizeof(d->message)];
-                snprintf(msg, sizeof(msg), "%s", d->message);
-                snprintf(d->message, sizeof(d->message), "%s: %.400s", f->path, msg);
-                /* Field errors carry definition paths; prefix the file. */
-                for (size_t k = 0; k < d->nferrs; k++) {
-                    char *p = malloc(strlen(f->path) + strlen(d->ferrs[k].field) + 3);
-                    if (!p) return TRL_ENOMEM;
-                    sprintf(p, "%s%s%s", f->path, *d->ferrs[k].field ? ": " : "",
-                            d->ferrs[k].field);
-                    free(d->ferrs[k].field);
-                    d->ferrs[k].field = p;
-                }
-                return rc;
+            if (rc) return prefix_errors(f, d, rc);
+            *changed |= ch;
+        } else if (strcmp(f->kind, "workflow") == 0) {
+            char *owner = NULL;
+            if (trl_meta_get(t, "workflowapp", f->name, &owner) == 0 && *owner &&
+                strcmp(owner, b->name) != 0) {
+                trl_diag_set(d, TRL_ECONFLICT, "%s: workflow '%s' belongs to app '%s'", f->path,
+                             f->name, owner);
+                free(owner);
+                return TRL_ECONFLICT;
             }
+            free(owner);
+            bool ch = false;
+            rc = trl_wf_put(t, f->name, f->text, f->n, b->name, &ch, d);
+            if (rc) return prefix_errors(f, d, rc);
             *changed |= ch;
         } else {
             char *canon = NULL;
@@ -302,7 +320,15 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
             *changed |= !same;
         }
     }
-    return 0;
+    /* Every workflow must fit the types as installed now. */
+    struct trl_catalog *cat = NULL;
+    struct trl_wf_set *ws = NULL;
+    int rc = trl_catalog_load(t, &cat, d);
+    if (!rc) rc = trl_wf_set_load(t, cat, &ws, d);
+    if (rc == TRL_EVALIDATION) d->code = rc = TRL_ECONFLICT;
+    trl_wf_set_unref(ws);
+    trl_catalog_unref(cat);
+    return rc;
 }
 
 static int write_file(const char *dir, const char *sub, const char *name, const char *ext,
@@ -328,16 +354,17 @@ struct export_ctx {
     const char *ext;
     struct trl_txn *t;
     struct trl_diag *d;
-    bool types;
+    const char *owner_kind; /* "typeapp", "workflowapp": definitions keyed by bare name */
 };
 
 static int export_one(void *ud, const char *name, const char *json, size_t n)
 {
     struct export_ctx *e = ud;
     (void)n;
-    if (e->types) {
+    if (e->owner_kind) {
         char *owner = NULL;
-        bool mine = trl_meta_get(e->t, "typeapp", name, &owner) == 0 && strcmp(owner, e->app) == 0;
+        bool mine =
+            trl_meta_get(e->t, e->owner_kind, name, &owner) == 0 && strcmp(owner, e->app) == 0;
         free(owner);
         if (!mine) return 0;
         return write_file(e->dir, e->sub, name, e->ext, json, e->d);
@@ -364,7 +391,10 @@ int trl_app_export(struct trl_txn *t, const char *name, const char *dir, struct 
                                .ext = folders[fi].ext,
                                .t = t,
                                .d = d,
-                               .types = strcmp(folders[fi].kind, "type") == 0};
+                               .owner_kind = strcmp(folders[fi].kind, "type") == 0 ? "typeapp"
+                                             : strcmp(folders[fi].kind, "workflow") == 0
+                                                 ? "workflowapp"
+                                                 : NULL};
         rc = trl_meta_each(t, folders[fi].kind, export_one, &e);
     }
     return rc;

@@ -131,6 +131,13 @@ void trl_diag_field(struct trl_diag *d, const char *field)
     snprintf(d->field, sizeof(d->field), "%s", field ? field : "");
 }
 
+void trl_diag_rule(struct trl_diag *d, const char *rule, const char *path)
+{
+    if (!d) return;
+    snprintf(d->rule, sizeof(d->rule), "%s", rule ? rule : "");
+    snprintf(d->path, sizeof(d->path), "%s", path ? path : "");
+}
+
 int trl_diag_add_ferr(struct trl_diag *d, const char *field, const char *code, const char *detail)
 {
     if (d->nferrs == d->capferrs) {
@@ -190,6 +197,7 @@ static const struct ferr_msg ferr_msgs[] = {
     {"attachment", "must be an uploaded file id", "必须是已上传文件的 ID"},
     {"schema", "%s", "%s"},
     {"duplicate_key", "appears more than once in the body", "在请求体中出现了多次"},
+    {"not_fillable", "cannot be filled in by transition '%s'", "不能在流转“%s”中填写"},
 };
 
 /* Chinese for the details the engine itself produces. */

@@ -85,6 +85,8 @@ struct trl_diag {
     char message[512];      /* English detail for logs and the problem `detail` */
     char message_zh[512];   /* Chinese detail, empty when not given (then message is used) */
     char field[128];        /* field at fault for single-field errors, "" otherwise */
+    char rule[32];          /* kind of rule that refused (workflow: state, role, condition...) */
+    char path[160];         /* definition path of that rule ("transitions[2].condition") */
     const char *file;       /* source location that set the error (static) */
     int line;               /* line that set the error */
     int cause;              /* underlying code (MDB_*, errno), 0 when none */
@@ -105,6 +107,8 @@ int trl_diag_set_at(struct trl_diag *d, int code, const char *file, int line, co
 void trl_diag_zh(struct trl_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sets the single field at fault. */
 void trl_diag_field(struct trl_diag *d, const char *field);
+/* Names the rule that refused and its path in a definition (problem members rule, path). */
+void trl_diag_rule(struct trl_diag *d, const char *rule, const char *path);
 /* Appends a field error; returns 0 or TRL_ENOMEM. */
 int trl_diag_add_ferr(struct trl_diag *d, const char *field, const char *code, const char *detail);
 /* Moves everything from src into dst (dst is reset first); src is left empty. */

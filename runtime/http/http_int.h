@@ -3,6 +3,7 @@
 #define TRL_HTTP_INT_H
 
 #include "http.h"
+#include "workflow/workflow.h"
 
 #include <microhttpd.h>
 #include <pthread.h>
@@ -28,6 +29,7 @@ struct trl_server {
     const struct trl_clock *clock;         /* clock in use */
     pthread_mutex_t cat_lock;              /* guards cat */
     struct trl_catalog *cat;               /* current catalog (one reference owned) */
+    struct trl_wf_set *wfs;                /* workflows compiled against cat (one reference) */
     pthread_mutex_t conn_lock;             /* guards the connection registry */
     struct conn_track *conns;              /* registry of open connections */
     pthread_t watchdog;                    /* deadline and reader-slot timer */
@@ -87,6 +89,7 @@ struct req {
     struct trl_diag d;           /* diagnostics */
     struct trl_arena arena;      /* request memory */
     struct trl_catalog *cat;     /* catalog snapshot (a reference) */
+    struct trl_wf_set *wfs;      /* workflows of that snapshot (a reference) */
     /* Write jobs */
     struct trl_write_job job;  /* queued to the writer */
     write_exec_fn exec;        /* runs in the writer */
@@ -130,6 +133,8 @@ int trl_http_job_fn(struct trl_txn *t, void *arg);
 /* Loads a fresh catalog and publishes it. */
 int trl_http_reload_catalog(struct trl_server *s, struct trl_diag *d);
 struct trl_catalog *trl_http_catalog(struct trl_server *s);
+/* The catalog and its workflows, taken together (references owned by the caller). */
+void trl_http_snapshot(struct trl_server *s, struct trl_catalog **cat, struct trl_wf_set **wfs);
 
 /* routes.c, run by a hashing thread for a queued login: verifies the password, then either
  * queues the session's write job or answers. */

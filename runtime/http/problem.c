@@ -27,6 +27,10 @@ void trl_http_problem(struct req *r)
              trl_buf_add_json_str(o, r->request_id, strlen(r->request_id));
     if (!rc && d->field[0])
         rc = trl_buf_adds(o, ",\"field\":") || trl_buf_add_json_str(o, d->field, strlen(d->field));
+    if (!rc && d->rule[0])
+        rc = trl_buf_adds(o, ",\"rule\":") || trl_buf_add_json_str(o, d->rule, strlen(d->rule));
+    if (!rc && d->path[0])
+        rc = trl_buf_adds(o, ",\"path\":") || trl_buf_add_json_str(o, d->path, strlen(d->path));
     if (!rc && d->nferrs) {
         rc = trl_buf_adds(o, ",\"errors\":[");
         for (size_t i = 0; i < d->nferrs && !rc; i++) {

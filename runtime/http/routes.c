@@ -150,9 +150,13 @@ int trl_http_job_fn(struct trl_txn *t, void *arg)
     r->etag[0] = r->location[0] = 0;
     r->status = 0;
     /* The writer sees the newest catalog (it is the only thread that changes it). */
-    struct trl_catalog *cur = trl_http_catalog(r->srv);
+    struct trl_catalog *cur;
+    struct trl_wf_set *curw;
+    trl_http_snapshot(r->srv, &cur, &curw);
     trl_catalog_unref(r->cat);
+    trl_wf_set_unref(r->wfs);
     r->cat = cur;
+    r->wfs = curw;
     if (r->ty && r->type_name) { /* record operations: the type must still exist */
         r->ty = trl_catalog_type(r->cat, r->type_name);
         if (r->ty && r->acc.fields && compute_access(r)) return TRL_ENOMEM;
@@ -254,6 +258,21 @@ static int exec_delete(struct req *r, struct trl_txn *t)
     return 0;
 }
 
+/* After a type changes, every workflow must still fit its type (a condition may name a field the
+ * change removed): otherwise the change is refused with the workflow's error. */
+static int workflows_still_fit(struct trl_txn *t, struct trl_diag *d)
+{
+    struct trl_catalog *cat = NULL;
+    struct trl_wf_set *ws = NULL;
+    int rc = trl_catalog_load(t, &cat, d);
+    if (!rc) rc = trl_wf_set_load(t, cat, &ws, d);
+    if (rc == TRL_EVALIDATION) rc = TRL_ECONFLICT;
+    if (rc) d->code = rc;
+    trl_wf_set_unref(ws);
+    trl_catalog_unref(cat);
+    return rc;
+}
+
 static int exec_put_type(struct req *r, struct trl_txn *t)
 {
     bool changed;
@@ -262,6 +281,7 @@ static int exec_put_type(struct req *r, struct trl_txn *t)
     r->ty = NULL;
     /* NULL: a type keeps the app it belongs to, so `app export` still writes it. */
     int rc = trl_schema_put_type(t, name, r->body.data, r->body.len, NULL, &changed, &r->d);
+    if (!rc && changed) rc = workflows_still_fit(t, &r->d);
     if (rc) return rc;
     char *def = NULL;
     if ((rc = trl_meta_get(t, "type", name, &def))) return rc;
@@ -276,6 +296,7 @@ static int exec_put_type(struct req *r, struct trl_txn *t)
 static int exec_delete_type(struct req *r, struct trl_txn *t)
 {
     int rc = trl_schema_delete_type(t, r->type_name, &r->d);
+    if (!rc) rc = workflows_still_fit(t, &r->d);
     if (rc) return rc;
     r->status = 204;
     return 0;
@@ -473,6 +494,200 @@ static void records_history(struct req *r)
     ok_json(r, 200);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Workflow transitions
+ */
+static const struct trl_workflow *workflow_of(struct req *r)
+{
+    const struct trl_workflow *w = trl_wf_by_type(r->wfs, r->ty->name);
+    if (!w) {
+        trl_diag_set(&r->d, TRL_ENOTFOUND, "type %s has no workflow", r->ty->name);
+        trl_diag_zh(&r->d, "类型 %s 没有工作流", r->ty->name);
+        trl_diag_rule(&r->d, "workflow", "");
+    }
+    return w;
+}
+
+static void records_transitions(struct req *r)
+{
+    if (!check_args(r, (const char *const[]){NULL})) return;
+    const struct trl_workflow *w = workflow_of(r);
+    if (!w) return trl_http_problem(r);
+    struct trl_txn *t;
+    if (read_begin(r, &t)) return;
+    struct trl_rec_ctx cx;
+    rec_ctx(r, &cx);
+    int rc = trl_wf_available(t, &cx, r->ty, w, r->id, &r->out);
+    trl_txn_end(t);
+    if (rc) return fail_d(r, rc);
+    ok_json(r, 200);
+}
+
+/* The transition body: {"fields": {...}, "comment": "..."} (both optional). Leaves the fields'
+ * inputs in r->in and the comment in r->aux. */
+static bool transition_body(struct req *r)
+{
+    r->aux = NULL;
+    if (r->body.len == 0) return true;
+    if (trl_http_parse_object(r)) return false;
+    const struct trl_input *fields = NULL;
+    for (size_t i = 0; i < r->nin; i++) {
+        const struct trl_input *in = &r->in[i];
+        if (strcmp(in->name, "comment") == 0 && in->kind == TRL_IN_STRING) {
+            char *c = trl_arena_alloc(&r->arena, in->n + 1);
+            if (!c) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足"), false;
+            memcpy(c, in->s, in->n);
+            c[in->n] = 0;
+            r->aux = c;
+        } else if (strcmp(in->name, "comment") == 0 && in->kind != TRL_IN_NULL) {
+            trl_http_fail(r, TRL_EVALIDATION, "comment", "comment must be a string",
+                          "comment 必须是字符串");
+            return false;
+        } else if (strcmp(in->name, "fields") == 0 && in->kind == TRL_IN_JSON && in->n &&
+                   in->s[0] == '{') {
+            fields = in;
+        } else if (strcmp(in->name, "fields") == 0) {
+            trl_http_fail(r, TRL_EVALIDATION, "fields",
+                          "fields must be an object of the values this transition lets you fill",
+                          "fields 必须是对象,包含此流转允许填写的字段值");
+            return false;
+        } else {
+            char en[200], zh[200];
+            snprintf(en, sizeof(en),
+                     "unknown member '%.64s' (a transition takes fields and comment)", in->name);
+            snprintf(zh, sizeof(zh), "未知成员“%.64s”(流转只接受 fields 和 comment)", in->name);
+            trl_http_fail(r, TRL_EVALIDATION, in->name, en, zh);
+            return false;
+        }
+    }
+    /* Replace the outer members by the fields' own (the comment lives in the arena). */
+    struct trl_input *in2 = NULL;
+    size_t nin2 = 0;
+    void *tree2 = NULL;
+    if (fields && trl_json_object_inputs(fields->s, fields->n, 63, &in2, &nin2, &tree2, &r->d)) {
+        trl_http_problem(r);
+        return false;
+    }
+    free(r->in);
+    trl_json_tree_free(r->json);
+    r->in = in2;
+    r->nin = nin2;
+    r->json = tree2;
+    return true;
+}
+
+static int exec_transition(struct req *r, struct trl_txn *t)
+{
+    const struct trl_workflow *w = workflow_of(r);
+    if (!w) return TRL_ENOTFOUND;
+    struct trl_rec_ctx cx;
+    rec_ctx(r, &cx);
+    const char *name = r->type_name + strlen(r->type_name) + 1; /* stored after the type */
+    char fp[65];
+    if (r->idem_key) {
+        bool found;
+        struct trl_idem e;
+        fingerprint(r, fp);
+        int rc = trl_idem_get(t, r->who.user, r->idem_key, cx.now_ms, &found, &e);
+        if (rc) return rc;
+        if (found) {
+            bool same = strcmp(e.fingerprint, fp) == 0;
+            if (same) {
+                r->status = e.status;
+                r->ctype = "application/json";
+                trl_buf_adds(&r->out, e.body);
+            }
+            trl_idem_free(&e);
+            if (!same) {
+                trl_diag_set(&r->d, TRL_EVALIDATION,
+                             "Idempotency-Key '%s' was already used for a different request",
+                             r->idem_key);
+                trl_diag_zh(&r->d, "幂等键“%s”已用于另一个不同的请求", r->idem_key);
+                trl_diag_field(&r->d, "Idempotency-Key");
+                return TRL_EVALIDATION;
+            }
+            return 0;
+        }
+    }
+    struct trl_wf_run run = {
+        .transition = name, .if_match = r->if_match, .in = r->in, .nin = r->nin, .comment = r->aux};
+    int rc = trl_wf_transition(t, &cx, r->ty, w, r->id, &run, &r->out);
+    if (rc) return rc;
+    ok_json(r, 200);
+    const char *v = strstr(r->out.data, "\"version\":");
+    if (v) set_etag(r, strtoull(v + 10, NULL, 10));
+    if (r->idem_key) {
+        struct trl_idem e = {.status = 200, .body = r->out.data, .fingerprint = fp};
+        rc = trl_idem_put(t, r->who.user, r->idem_key, cx.now_ms, &e);
+    }
+    return rc;
+}
+
+static bool idem_header(struct req *r)
+{
+    const char *ik = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (!ik) return true;
+    size_t n = strlen(ik);
+    bool ok = n > 0 && n <= 128 && trl_utf8_valid(ik, n);
+    for (size_t i = 0; i < n && ok; i++)
+        ok = (unsigned char)ik[i] >= 0x20;
+    if (!ok) {
+        trl_http_fail(r, TRL_EINVAL, "Idempotency-Key",
+                      "Idempotency-Key must be 1 to 128 printable characters",
+                      "Idempotency-Key 必须是 1 到 128 个可打印字符");
+        return false;
+    }
+    r->idem_key = strdup(ik);
+    if (!r->idem_key) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足"), false;
+    return true;
+}
+
+static void records_transition(struct req *r, const char *name)
+{
+    static const char *const args[] = {"dry_run", NULL};
+    if (!check_args(r, args)) return;
+    const char *dr = arg(r, "dry_run");
+    if (dr && strcmp(dr, "1") && strcmp(dr, "true") && strcmp(dr, "0") && strcmp(dr, "false"))
+        return trl_http_fail(r, TRL_EQUERY, "dry_run", "dry_run is 1 or 0",
+                             "dry_run 只能是 1 或 0");
+    bool dry = dr && (strcmp(dr, "1") == 0 || strcmp(dr, "true") == 0);
+    bool bad;
+    r->if_match = if_match(r, &bad);
+    if (bad)
+        return trl_http_fail(r, TRL_EPRECOND, "If-Match", "If-Match must be an ETag such as \"3\"",
+                             "If-Match 必须是 ETag,例如 \"3\"");
+    if (!*name || strlen(name) > 63)
+        return trl_http_fail(r, TRL_ENOTFOUND, "transition", "no such transition", "不存在该流转");
+    if (!transition_body(r)) return;
+    const struct trl_workflow *w = workflow_of(r);
+    if (!w) return trl_http_problem(r);
+    if (dry) {
+        /* Checks everything in a read txn: nothing can be written. */
+        struct trl_txn *t;
+        if (read_begin(r, &t)) return;
+        struct trl_rec_ctx cx;
+        rec_ctx(r, &cx);
+        struct trl_wf_run run = {.transition = name,
+                                 .if_match = r->if_match,
+                                 .in = r->in,
+                                 .nin = r->nin,
+                                 .comment = r->aux,
+                                 .dry_run = true};
+        int rc = trl_wf_transition(t, &cx, r->ty, w, r->id, &run, &r->out);
+        trl_txn_end(t);
+        if (rc) return fail_d(r, rc);
+        return ok_json(r, 200);
+    }
+    if (!idem_header(r)) return;
+    /* type name, NUL, transition name: both survive until the writer runs the job. */
+    size_t tl = strlen(r->ty->name), nl = strlen(name);
+    r->type_name = malloc(tl + nl + 2);
+    if (!r->type_name) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    memcpy(r->type_name, r->ty->name, tl + 1);
+    memcpy(r->type_name + tl + 1, name, nl + 1);
+    queue_write(r, exec_transition, false);
+}
+
 static bool prepare_body_write(struct req *r)
 {
     if (trl_http_parse_object(r)) return false;
@@ -547,6 +762,18 @@ static void route_records(struct req *r, const char *rest)
         return;
     }
     if (s2) {
+        if (strcmp(s2, "/transitions") == 0) {
+            if (strcmp(m, "GET") == 0) return records_transitions(r);
+            snprintf(r->allow, sizeof(r->allow), "GET");
+            trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
+            return;
+        }
+        if (strncmp(s2, "/transitions/", 13) == 0 && !strchr(s2 + 13, '/')) {
+            if (strcmp(m, "POST") == 0) return records_transition(r, s2 + 13);
+            snprintf(r->allow, sizeof(r->allow), "POST");
+            trl_http_fail(r, TRL_EMETHOD, "", "use POST here", "此处只支持 POST");
+            return;
+        }
         if (strcmp(s2, "/history") == 0) {
             if (strcmp(m, "GET") == 0) return records_history(r);
             snprintf(r->allow, sizeof(r->allow), "GET");
@@ -622,6 +849,66 @@ static void meta_types(struct req *r, const char *name)
         return queue_write(r, exec_put_type, true);
     }
     if (strcmp(m, "DELETE") == 0) return queue_write(r, exec_delete_type, true);
+    snprintf(r->allow, sizeof(r->allow), "GET, PUT, DELETE");
+    trl_http_fail(r, TRL_EMETHOD, "", "use GET, PUT or DELETE here",
+                  "此处只支持 GET、PUT 或 DELETE");
+}
+
+static int exec_put_workflow(struct req *r, struct trl_txn *t)
+{
+    bool changed;
+    const char *name = r->type_name;
+    bool existed = trl_wf_by_name(r->wfs, name) != NULL;
+    int rc =
+        trl_wf_put(t, name, r->body.data ? r->body.data : "", r->body.len, NULL, &changed, &r->d);
+    if (rc) return rc;
+    char *def = NULL;
+    if ((rc = trl_meta_get(t, "workflow", name, &def))) return rc;
+    trl_buf_adds(&r->out, def);
+    free(def);
+    ok_json(r, existed ? 200 : 201);
+    if (!existed) snprintf(r->location, sizeof(r->location), "/api/v1/meta/workflows/%s", name);
+    return 0;
+}
+
+static int exec_delete_workflow(struct req *r, struct trl_txn *t)
+{
+    int rc = trl_wf_delete(t, r->type_name, &r->d);
+    if (rc) return rc;
+    r->status = 204;
+    return 0;
+}
+
+static void meta_workflows(struct req *r, const char *name)
+{
+    const char *m = r->method;
+    if (!*name) {
+        if (strcmp(m, "GET") != 0) {
+            snprintf(r->allow, sizeof(r->allow), "GET");
+            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
+        }
+        trl_buf_adds(&r->out, "{\"items\":[");
+        for (size_t i = 0; r->wfs && i < r->wfs->n; i++) {
+            if (i) trl_buf_addc(&r->out, ',');
+            trl_buf_adds(&r->out, r->wfs->wfs[i]->definition);
+            while (r->out.len && r->out.data[r->out.len - 1] == '\n')
+                r->out.len--;
+        }
+        trl_buf_adds(&r->out, "]}");
+        return ok_json(r, 200);
+    }
+    if (strcmp(m, "GET") == 0) {
+        const struct trl_workflow *w = trl_wf_by_name(r->wfs, name);
+        if (!w)
+            return trl_http_fail(r, TRL_ENOTFOUND, "name", "no such workflow", "不存在该工作流");
+        trl_buf_adds(&r->out, w->definition);
+        return ok_json(r, 200);
+    }
+    r->type_name = strdup(name);
+    if (!r->type_name) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    r->ty = NULL;
+    if (strcmp(m, "PUT") == 0) return queue_write(r, exec_put_workflow, true);
+    if (strcmp(m, "DELETE") == 0) return queue_write(r, exec_delete_workflow, true);
     snprintf(r->allow, sizeof(r->allow), "GET, PUT, DELETE");
     trl_http_fail(r, TRL_EMETHOD, "", "use GET, PUT or DELETE here",
                   "此处只支持 GET、PUT 或 DELETE");
@@ -1781,7 +2068,7 @@ static void logout_route(struct req *r)
 void trl_http_route(struct req *r)
 {
     const char *u = r->url, *rest;
-    r->cat = trl_http_catalog(r->srv);
+    trl_http_snapshot(r->srv, &r->cat, &r->wfs);
     if (strcmp(u, "/healthz") == 0) return only_get(r, healthz);
     if (strcmp(u, "/metrics") == 0) return only_get(r, metrics);
     if (strcmp(u, "/api/v1/auth/login") == 0) return login_route(r);
@@ -1816,6 +2103,8 @@ void trl_http_route(struct req *r)
     if (prefix(u, "/api/v1/records/", &rest)) return route_records(r, rest);
     if (strcmp(u, "/api/v1/meta/types") == 0) return meta_types(r, "");
     if (prefix(u, "/api/v1/meta/types/", &rest)) return meta_types(r, rest);
+    if (strcmp(u, "/api/v1/meta/workflows") == 0) return meta_workflows(r, "");
+    if (prefix(u, "/api/v1/meta/workflows/", &rest)) return meta_workflows(r, rest);
     if (strcmp(u, "/api/v1/meta/apps") == 0) return meta_apps(r, "");
     if (prefix(u, "/api/v1/meta/apps/", &rest)) return meta_apps(r, rest);
     if (strcmp(u, "/api/v1/files") == 0) {

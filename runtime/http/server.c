@@ -159,6 +159,7 @@ static void req_free(struct req *r)
     trl_diag_reset(&r->d);
     trl_arena_free(&r->arena);
     trl_catalog_unref(r->cat);
+    trl_wf_set_unref(r->wfs);
     free(r->url);
     free(r->in);
     free(r->type_name);
@@ -498,20 +499,36 @@ struct trl_catalog *trl_http_catalog(struct trl_server *s)
     return c;
 }
 
+void trl_http_snapshot(struct trl_server *s, struct trl_catalog **cat, struct trl_wf_set **wfs)
+{
+    pthread_mutex_lock(&s->cat_lock);
+    *cat = trl_catalog_ref(s->cat);
+    *wfs = trl_wf_set_ref(s->wfs);
+    pthread_mutex_unlock(&s->cat_lock);
+}
+
 int trl_http_reload_catalog(struct trl_server *s, struct trl_diag *d)
 {
     struct trl_txn *t = NULL;
     struct trl_catalog *c = NULL;
+    struct trl_wf_set *w = NULL;
     int rc = trl_store_read(s->store, &t);
     if (rc) return trl_diag_set(d, rc, "cannot read the store");
     rc = trl_catalog_load(t, &c, d);
+    if (!rc) rc = trl_wf_set_load(t, c, &w, d);
     trl_txn_end(t);
-    if (rc) return rc;
+    if (rc) {
+        trl_catalog_unref(c);
+        return rc;
+    }
     pthread_mutex_lock(&s->cat_lock);
     struct trl_catalog *old = s->cat;
+    struct trl_wf_set *oldw = s->wfs;
     s->cat = c;
+    s->wfs = w;
     pthread_mutex_unlock(&s->cat_lock);
     trl_catalog_unref(old);
+    trl_wf_set_unref(oldw);
     return 0;
 }
 
@@ -668,6 +685,7 @@ void trl_server_stop(struct trl_server *s)
         pthread_join(s->hashers[i], NULL);
     trl_store_close(s->store);
     trl_catalog_unref(s->cat);
+    trl_wf_set_unref(s->wfs);
     pthread_mutex_destroy(&s->cat_lock);
     pthread_mutex_destroy(&s->conn_lock);
     pthread_mutex_destroy(&s->wd_lock);

@@ -24,7 +24,7 @@ static void chain_hash(const unsigned char prev[32], const void *ev, size_t n,
 
 int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                         struct trl_record *r, const char *action, const char *changes,
-                        size_t changes_n)
+                        size_t changes_n, const char *extra)
 {
     struct trl_buf ev;
     char ts[32];
@@ -39,8 +39,10 @@ int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const s
          trl_buf_add_json_str(&ev, actor, strlen(actor)) ||
          trl_buf_printf(&ev, ",\"action\":\"%s\",\"version\":%llu,\"request_id\":", action,
                         (unsigned long long)r->version) ||
-         trl_buf_add_json_str(&ev, rid, strlen(rid)) || trl_buf_adds(&ev, ",\"changes\":") ||
-         trl_buf_add(&ev, changes, changes_n) || trl_buf_addc(&ev, '}');
+         trl_buf_add_json_str(&ev, rid, strlen(rid)) ||
+         (extra && *extra && (trl_buf_addc(&ev, ',') || trl_buf_adds(&ev, extra))) ||
+         trl_buf_adds(&ev, ",\"changes\":") || trl_buf_add(&ev, changes, changes_n) ||
+         trl_buf_addc(&ev, '}');
     if (rc) {
         trl_buf_free(&ev);
         return TRL_ENOMEM;

@@ -654,7 +654,7 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     }
     size_t nch;
     if ((rc = diff_json(ty, NULL, &r, &diff, &nch))) goto out;
-    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "create", diff.data, diff.len))) goto out;
+    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "create", diff.data, diff.len, NULL))) goto out;
     if ((rc = store_record(t, &r, true))) goto out;
     *id = r.id;
     if (out) rc = trl_rec_json(t, cx, ty, &r, NULL, out);
@@ -741,7 +741,133 @@ int trl_rec_patch(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
         if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
         goto out;
     }
-    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "update", diff.data, diff.len))) goto out;
+    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "update", diff.data, diff.len, NULL))) goto out;
+    if ((rc = store_record(t, &r, false))) goto out;
+    if (out) {
+        struct trl_record fresh;
+        if ((rc = trl_rec_load(t, ty, id, NULL, &fresh))) goto out;
+        rc = trl_rec_json(t, cx, ty, &fresh, NULL, out);
+        trl_record_free(&fresh);
+    }
+out:
+    trl_buf_free(&diff);
+    trl_record_free(&r);
+    trl_record_free(&old);
+    trl_arena_free(&arena);
+    return rc;
+}
+
+struct trl_rec_move {
+    const struct trl_rec_ctx *cx;
+    const struct trl_type *ty;
+    struct trl_record *r; /* the working copy */
+    struct trl_arena *arena;
+    char state[128]; /* current state, NUL-terminated */
+    bool updatable;
+};
+
+const char *trl_rec_move_state(const struct trl_rec_move *m)
+{
+    return m->state;
+}
+
+bool trl_rec_move_updatable(const struct trl_rec_move *m)
+{
+    return m->updatable;
+}
+
+int trl_rec_move_get(void *ud, int col, struct trl_value *out)
+{
+    struct trl_rec_move *m = ud;
+    trl_rec_column(m->ty, m->r, (uint32_t)col, out);
+    return 0;
+}
+
+int trl_rec_move_set(struct trl_rec_move *m, const struct trl_field *f, const struct trl_input *v)
+{
+    struct trl_value val;
+    int rc = trl_field_convert(f, v, m->arena, &val, m->cx->d);
+    if (rc) return rc;
+    return trl_rec_move_set_value(m, f, &val);
+}
+
+int trl_rec_move_set_value(struct trl_rec_move *m, const struct trl_field *f,
+                           const struct trl_value *v)
+{
+    if (v->kind != TRL_V_NULL) {
+        int rc = trl_field_check(f, v, m->cx->d);
+        if (rc < 0) return rc;
+        if (rc > 0) return TRL_EVALIDATION;
+    }
+    return trl_record_set(m->r, f->id, v) ? TRL_ENOMEM : 0;
+}
+
+int trl_rec_resolve_any(void *ud, const char *name, size_t n, struct trl_expr_field *out)
+{
+    return trl_rec_resolve(ud, name, n, out);
+}
+
+int trl_rec_move(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 uint64_t id, uint64_t if_match, const struct trl_input *in, size_t n,
+                 const struct trl_rec_move_opts *o, struct trl_buf *out)
+{
+    struct trl_record old, r;
+    struct trl_arena arena;
+    struct trl_buf diff;
+    trl_record_init(&r);
+    trl_arena_init(&arena);
+    trl_buf_init(&diff);
+    int rc = trl_rec_load(t, ty, id, &arena, &old);
+    if (rc == TRL_ENOTFOUND) rc = not_found(cx, ty, id);
+    if (rc) {
+        trl_arena_free(&arena);
+        return rc;
+    }
+    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &old)) {
+        rc = not_found(cx, ty, id);
+        goto out;
+    }
+    if ((rc = version_check(cx, &old, if_match))) goto out;
+    r = old;
+    r.vals = malloc((old.nvals ? old.nvals : 1) * sizeof(*r.vals));
+    if (!r.vals) {
+        rc = TRL_ENOMEM;
+        r.nvals = r.capvals = 0;
+        goto out;
+    }
+    memcpy(r.vals, old.vals, old.nvals * sizeof(*r.vals));
+    r.capvals = old.nvals ? old.nvals : 1;
+    struct trl_rec_move m = {.cx = cx, .ty = ty, .r = &r, .arena = &arena};
+    snprintf(m.state, sizeof(m.state), "%.*s", (int)old.state.n, old.state.s ? old.state.s : "");
+    m.updatable = trl_rec_in_scope(cx, cx->acc ? cx->acc->update : TRL_SCOPE_ALL, &old);
+    if (o->guard && (rc = o->guard(o->ud, TRL_MOVE_LOADED, &m))) {
+        if (rc == TRL_MOVE_STOP) rc = 0;
+        goto out;
+    }
+    rc = apply_and_validate(t, cx, ty, &r, in, n, &arena, false);
+    if (rc == TRL_EVALIDATION) {
+        validation_failed(cx, ty);
+        goto out;
+    }
+    if (rc) goto out;
+    if (o->guard && (rc = o->guard(o->ud, TRL_MOVE_FILLED, &m))) {
+        if (rc == TRL_MOVE_STOP) rc = 0;
+        goto out;
+    }
+    if (o->dry_run) goto out;
+    if (o->to_state) set_str(&r.state, o->to_state);
+    size_t nch;
+    if ((rc = diff_json(ty, &old, &r, &diff, &nch))) goto out;
+    r.version = old.version + 1;
+    r.updated_at = cx->now_ms > old.updated_at ? cx->now_ms : old.updated_at;
+    set_str(&r.updated_by, cx->who ? cx->who->user : "");
+    if ((rc = index_apply(t, ty, &r, &old, true, cx->d))) {
+        if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
+        goto out;
+    }
+    if ((rc = trl_rec_hist_append(t, cx, ty, &r, o->action ? o->action : "update", diff.data,
+                                  diff.len, o->extra ? o->extra->data : NULL)))
+        goto out;
     if ((rc = store_record(t, &r, false))) goto out;
     if (out) {
         struct trl_record fresh;
@@ -784,7 +910,7 @@ int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     size_t nch;
     if ((rc = index_apply(t, ty, &r, NULL, false, cx->d))) goto out;
     if ((rc = diff_json(ty, &r, NULL, &diff, &nch))) goto out;
-    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "delete", diff.data, diff.len))) goto out;
+    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "delete", diff.data, diff.len, NULL))) goto out;
     /* The chain head of a deleted record lives at seq 0 of its history. */
     unsigned char hk[16], head[36];
     trl_rec_key(hk, ty->id, id);

@@ -70,6 +70,60 @@ int trl_rec_patch(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
 int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                    uint64_t id, uint64_t if_match);
 
+/* ---------------------------------------------------------------------------------------------
+ * Guarded changes: the workflow engine's transitions. The record layer loads the record, checks
+ * row visibility and the version, applies the caller's inputs with every field rule and
+ * permission, and writes the new state, indexes, counters and one history event; the guard (the
+ * engine) decides at two points whether the change may happen and what else it sets.
+ */
+struct trl_rec_move;
+
+enum trl_rec_move_phase {
+    TRL_MOVE_LOADED, /* the record is loaded and visible; no input applied yet (state, roles) */
+    TRL_MOVE_FILLED, /* the inputs are applied and valid (required fields, conditions, actions) */
+};
+
+/* Returns 0 to go on, TRL_MOVE_STOP to end quietly (trl_rec_move returns 0, nothing written), or
+ * a TRL_E* with cx->d filled (the change is refused, nothing written). */
+#define TRL_MOVE_STOP (-1)
+typedef int (*trl_rec_guard_fn)(void *ud, enum trl_rec_move_phase phase, struct trl_rec_move *m);
+
+struct trl_rec_move_opts {
+    const char *action;     /* history action, e.g. "transition" */
+    const char *to_state;   /* state after the change; NULL keeps the state */
+    trl_rec_guard_fn guard; /* called at each phase (may be NULL) */
+    void *ud;               /* passed to guard */
+    struct trl_buf *extra; /* JSON members for the history event (the guard may fill it), or NULL */
+    bool dry_run;          /* check everything, write nothing (works in a read txn) */
+};
+
+/* Runs a guarded change of record id. Errors: TRL_ENOTFOUND (absent or out of the caller's read
+ * scope), TRL_EPRECOND (if_match), TRL_EVALIDATION (inputs), or the guard's code. On success
+ * (and not dry_run) the record JSON is appended to out. A move always writes a new version, even
+ * when no field changed: it is an event. */
+int trl_rec_move(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 uint64_t id, uint64_t if_match, const struct trl_input *in, size_t n,
+                 const struct trl_rec_move_opts *o, struct trl_buf *out);
+
+/* For guards. The record's current state (NUL-terminated). */
+const char *trl_rec_move_state(const struct trl_rec_move *m);
+/* True when the caller may change the record under their update scope. */
+bool trl_rec_move_updatable(const struct trl_rec_move *m);
+/* The value of column col (a field id or TRL_COL_*) as the change stands; the signature of
+ * trl_expr_get_fn with ud = the move. */
+int trl_rec_move_get(void *m, int col, struct trl_value *out);
+/* Sets field f from a JSON-like input (converted and checked with the field's rules; failures are
+ * field errors in cx->d and TRL_EVALIDATION). Not subject to the caller's field modes: this is
+ * the definition acting. */
+int trl_rec_move_set(struct trl_rec_move *m, const struct trl_field *f, const struct trl_input *v);
+/* The same with a value already of f's type (bytes must outlive the move). */
+int trl_rec_move_set_value(struct trl_rec_move *m, const struct trl_field *f,
+                           const struct trl_value *v);
+
+/* Resolves a column of type ty (ud) by name for trl_expr_parse: fields and system columns, with
+ * no permission filter (definitions, not callers). */
+int trl_rec_resolve_any(void *ud, const char *name, size_t n, struct trl_expr_field *out);
+
 /* Output options for reads. */
 struct trl_rec_out {
     bool render_html;   /* longtext fields rendered to HTML (cmark, safe mode) */

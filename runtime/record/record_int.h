@@ -41,9 +41,11 @@ size_t trl_rec_index_cap(const struct trl_type *ty);
 size_t trl_rec_index_entries(const struct trl_type *ty, const struct trl_record *r,
                              struct trl_idx_entry *out, size_t cap);
 /* Appends a history event to r's chain (updates r->hist_seq and r->hist_hash) and a change-log
- * entry. action: create, update, delete; changes: JSON object text of per-field changes. */
+ * entry. action: create, update, delete, transition; changes: JSON object text of per-field
+ * changes; extra: JSON members added to the event (e.g. `"transition":"submit","from":...`) or
+ * NULL. */
 int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                         struct trl_record *r, const char *action, const char *changes,
-                        size_t changes_n);
+                        size_t changes_n, const char *extra);
 
 #endif

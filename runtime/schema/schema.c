@@ -93,12 +93,14 @@ int trl_meta_each(struct trl_txn *t, const char *kind,
  * Canonical JSON: known keys first in a fixed order, then the rest sorted; 2-space indent.
  */
 static const char *key_order[] = {
-    "name",     "value",        "type",        "version",      "labels",   "en",
-    "zh-CN",    "help",         "description", "title_field",  "autoname", "initial_state",
-    "required", "unique",       "indexed",     "read_only",    "default",  "scale",
-    "min",      "max",          "min_length",  "max_length",   "pattern",  "options",
-    "ref_type", "max_size",     "media_types", "renamed_from", "fields",   "roles",
-    "types",    "dependencies", "states",      "transitions",
+    "name",     "value",        "type",        "version",      "labels",    "en",
+    "zh-CN",    "help",         "description", "title_field",  "autoname",  "initial_state",
+    "required", "unique",       "indexed",     "read_only",    "default",   "scale",
+    "min",      "max",          "min_length",  "max_length",   "pattern",   "options",
+    "ref_type", "max_size",     "media_types", "renamed_from", "fields",    "roles",
+    "types",    "dependencies", "states",      "transitions",  "initial",   "final",
+    "category", "color",        "from",        "to",           "condition", "comment_required",
+    "confirm",  "actions",      "set",         "var",          "copy",
 };
 
 static int key_rank(const char *k)

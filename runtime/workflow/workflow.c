@@ -1,0 +1,1108 @@
+/* workflow.c — workflow definitions: parse, check, store, load; transitions: list and run. */
+#include "workflow.h"
+
+#include "codec/codec.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Freeing
+ */
+static void free_labels(struct trl_labels *l)
+{
+    free(l->en);
+    free(l->zh);
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void trl_wf_free(struct trl_workflow *w)
+{
+    if (!w) return;
+    for (size_t i = 0; i < w->nstates; i++) {
+        free(w->states[i].name);
+        free_labels(&w->states[i].labels);
+        free(w->states[i].category);
+        free(w->states[i].color);
+    }
+    free(w->states);
+    for (size_t i = 0; i < w->ntransitions; i++) {
+        struct trl_wf_transition *t = &w->transitions[i];
+        free(t->name);
+        free_labels(&t->labels);
+        free_strv(t->from, t->nfrom);
+        free(t->to);
+        free_strv(t->roles, t->nroles);
+        free(t->condition);
+        trl_expr_free(t->cond);
+        free_strv(t->required, t->nrequired);
+        free_strv(t->fields, t->nfields);
+        free_labels(&t->confirm);
+        for (size_t k = 0; k < t->nactions; k++) {
+            free(t->actions[k].field);
+            free((char *)t->actions[k].val.s);
+            free(t->actions[k].ref);
+        }
+        free(t->actions);
+    }
+    free(w->transitions);
+    free(w->name);
+    free(w->type);
+    free_labels(&w->labels);
+    free(w->definition);
+    free(w);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Parsing and checking
+ */
+struct compile {
+    struct trl_diag *d;
+    int rc;   /* TRL_ENOMEM when an allocation failed */
+    int nerr; /* definition errors reported */
+};
+
+static void cerr(struct compile *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void cerr(struct compile *c, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (trl_diag_add_ferr(c->d, path, "schema", msg)) c->rc = TRL_ENOMEM;
+    c->nerr++;
+}
+
+static bool valid_ident(const char *s)
+{
+    if (!s || !*s || strlen(s) > 63) return false;
+    if (!((*s >= 'a' && *s <= 'z') || *s == '_')) return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return false;
+    return true;
+}
+
+/* Unknown keys are refused, so a typo never passes silently. */
+static void known_keys(struct compile *c, const cJSON *o, const char *path, const char *const *keys)
+{
+    for (const cJSON *it = o ? o->child : NULL; it; it = it->next) {
+        bool ok = false;
+        for (const char *const *k = keys; *k && !ok; k++)
+            ok = strcmp(*k, it->string) == 0;
+        if (!ok) {
+            char p[200];
+            snprintf(p, sizeof(p), "%s%s%s", path, *path ? "." : "", it->string);
+            cerr(c, p, "unknown key '%s'", it->string);
+        }
+    }
+}
+
+static void labels(struct compile *c, const cJSON *j, const char *path, struct trl_labels *out)
+{
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(j, "en");
+    const cJSON *zh = cJSON_GetObjectItemCaseSensitive(j, "zh-CN");
+    if (j && !cJSON_IsObject(j)) cerr(c, path, "must be an object {\"en\": ..., \"zh-CN\": ...}");
+    static const char *const keys[] = {"en", "zh-CN", NULL};
+    if (cJSON_IsObject(j)) known_keys(c, j, path, keys);
+    if ((en && !cJSON_IsString(en)) || (zh && !cJSON_IsString(zh)))
+        cerr(c, path, "labels must be strings");
+    out->en = strdup(cJSON_IsString(en) ? en->valuestring : "");
+    out->zh = strdup(cJSON_IsString(zh) ? zh->valuestring : "");
+    if (!out->en || !out->zh) c->rc = TRL_ENOMEM;
+}
+
+/* A string or an array of strings into an owned vector. */
+static char **strv(struct compile *c, const cJSON *j, const char *path, bool allow_string,
+                   size_t *n)
+{
+    *n = 0;
+    if (!j) return NULL;
+    if (allow_string && cJSON_IsString(j)) {
+        char **v = malloc(sizeof(*v));
+        if (!v || !(v[0] = strdup(j->valuestring))) {
+            free(v);
+            c->rc = TRL_ENOMEM;
+            return NULL;
+        }
+        *n = 1;
+        return v;
+    }
+    if (!cJSON_IsArray(j)) {
+        cerr(c, path, "must be an array of names");
+        return NULL;
+    }
+    size_t cnt = (size_t)cJSON_GetArraySize(j), k = 0;
+    char **v = calloc(cnt ? cnt : 1, sizeof(*v));
+    if (!v) {
+        c->rc = TRL_ENOMEM;
+        return NULL;
+    }
+    for (const cJSON *it = j->child; it; it = it->next) {
+        if (!cJSON_IsString(it)) {
+            char p[200];
+            snprintf(p, sizeof(p), "%s[%zu]", path, k);
+            cerr(c, p, "must be a name");
+            continue;
+        }
+        if (!(v[k] = strdup(it->valuestring))) c->rc = TRL_ENOMEM;
+        k++;
+    }
+    *n = k;
+    return v;
+}
+
+static const struct trl_wf_state *find_state(const struct trl_workflow *w, const char *name)
+{
+    for (size_t i = 0; i < w->nstates; i++)
+        if (w->states[i].name && strcmp(w->states[i].name, name) == 0) return &w->states[i];
+    return NULL;
+}
+
+static bool color_ok(const char *s)
+{
+    if (strlen(s) != 7 || s[0] != '#') return false;
+    for (int i = 1; i < 7; i++)
+        if (!strchr("0123456789abcdefABCDEF", s[i])) return false;
+    return true;
+}
+
+static void parse_states(struct compile *c, const cJSON *arr, const struct trl_type *ty,
+                         struct trl_workflow *w)
+{
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0) {
+        cerr(c, "states", "must be a non-empty array of states");
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    w->states = calloc(n, sizeof(*w->states));
+    if (!w->states) {
+        c->rc = TRL_ENOMEM;
+        return;
+    }
+    static const char *const keys[] = {"name",     "labels", "initial", "final",
+                                       "category", "color",  NULL};
+    size_t ninitial = 0, i = 0;
+    for (const cJSON *s = arr->child; s; s = s->next, i++) {
+        char path[64], p2[96];
+        snprintf(path, sizeof(path), "states[%zu]", i);
+        struct trl_wf_state *st = &w->states[w->nstates++];
+        if (!cJSON_IsObject(s)) {
+            cerr(c, path, "must be an object");
+            st->name = strdup("");
+            st->category = strdup("");
+            st->color = strdup("");
+            st->labels.en = strdup("");
+            st->labels.zh = strdup("");
+            continue;
+        }
+        known_keys(c, s, path, keys);
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(s, "name");
+        snprintf(p2, sizeof(p2), "%s.name", path);
+        if (!cJSON_IsString(nm) || !valid_ident(nm->valuestring))
+            cerr(c, p2, "must be a lower-case identifier (a-z, 0-9, _)");
+        else if (find_state(w, nm->valuestring))
+            cerr(c, p2, "state '%s' is defined twice", nm->valuestring);
+        st->name = strdup(cJSON_IsString(nm) ? nm->valuestring : "");
+        snprintf(p2, sizeof(p2), "%s.labels", path);
+        labels(c, cJSON_GetObjectItemCaseSensitive(s, "labels"), p2, &st->labels);
+        const cJSON *ini = cJSON_GetObjectItemCaseSensitive(s, "initial");
+        const cJSON *fin = cJSON_GetObjectItemCaseSensitive(s, "final");
+        snprintf(p2, sizeof(p2), "%s.initial", path);
+        if (ini && !cJSON_IsBool(ini)) cerr(c, p2, "must be true or false");
+        snprintf(p2, sizeof(p2), "%s.final", path);
+        if (fin && !cJSON_IsBool(fin)) cerr(c, p2, "must be true or false");
+        st->initial = cJSON_IsTrue(ini);
+        st->final = cJSON_IsTrue(fin);
+        if (st->initial) {
+            ninitial++;
+            snprintf(p2, sizeof(p2), "%s.initial", path);
+            if (ty && ty->initial_state && *ty->initial_state && st->name &&
+                strcmp(ty->initial_state, st->name) != 0)
+                cerr(c, p2,
+                     "type %s starts records in '%s' (its initial_state); the initial state "
+                     "must be the same",
+                     ty->name, ty->initial_state);
+            if (st->final) cerr(c, p2, "the initial state cannot be final");
+        }
+        const cJSON *cat = cJSON_GetObjectItemCaseSensitive(s, "category");
+        snprintf(p2, sizeof(p2), "%s.category", path);
+        const char *cv = cJSON_IsString(cat) ? cat->valuestring : (st->final ? "done" : "open");
+        if (cat && (!cJSON_IsString(cat) ||
+                    (strcmp(cv, "open") && strcmp(cv, "waiting") && strcmp(cv, "done"))))
+            cerr(c, p2, "must be one of open, waiting, done");
+        st->category = strdup(cv);
+        const cJSON *col = cJSON_GetObjectItemCaseSensitive(s, "color");
+        snprintf(p2, sizeof(p2), "%s.color", path);
+        if (col && (!cJSON_IsString(col) || !color_ok(col->valuestring)))
+            cerr(c, p2, "must be a colour like \"#1677ff\"");
+        st->color = strdup(cJSON_IsString(col) ? col->valuestring : "");
+        if (!st->name || !st->category || !st->color) c->rc = TRL_ENOMEM;
+    }
+    if (ninitial != 1) cerr(c, "states", "exactly one state must be initial (found %zu)", ninitial);
+}
+
+/* Variables a set action may use, with the field types each fits. */
+static bool var_fits(const char *var, enum trl_ftype ft)
+{
+    if (strcmp(var, "now") == 0) return ft == TRL_FT_DATETIME;
+    if (strcmp(var, "today") == 0) return ft == TRL_FT_DATE;
+    if (strcmp(var, "user.id") == 0) return ft == TRL_FT_USER || ft == TRL_FT_TEXT;
+    if (strcmp(var, "user.org") == 0 || strcmp(var, "user.region") == 0)
+        return ft == TRL_FT_TEXT || ft == TRL_FT_ENUM;
+    return false;
+}
+
+static bool var_known(const char *var)
+{
+    static const char *const vars[] = {"now", "today", "user.id", "user.org", "user.region"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        if (strcmp(vars[i], var) == 0) return true;
+    return false;
+}
+
+static void parse_action(struct compile *c, const cJSON *a, const char *path,
+                         const struct trl_type *ty, struct trl_wf_action *out)
+{
+    char p2[200];
+    if (!cJSON_IsObject(a)) {
+        cerr(c, path, "must be an object such as {\"set\": \"field\", \"var\": \"now\"}");
+        return;
+    }
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(a, "set");
+    if (!set) {
+        const char *k = a->child ? a->child->string : "";
+        cerr(c, path, "unknown action '%s' (supported: set)", k);
+        return;
+    }
+    static const char *const keys[] = {"set", "value", "var", "copy", NULL};
+    known_keys(c, a, path, keys);
+    snprintf(p2, sizeof(p2), "%s.set", path);
+    const struct trl_field *f = cJSON_IsString(set) && ty
+                                    ? trl_type_field(ty, set->valuestring, strlen(set->valuestring))
+                                    : NULL;
+    if (!cJSON_IsString(set)) {
+        cerr(c, p2, "must name a field");
+        return;
+    }
+    if (ty && !f) {
+        cerr(c, p2, "type %s has no field '%s'", ty->name, set->valuestring);
+        return;
+    }
+    if (!(out->field = strdup(set->valuestring))) c->rc = TRL_ENOMEM;
+    const cJSON *val = cJSON_GetObjectItemCaseSensitive(a, "value");
+    const cJSON *var = cJSON_GetObjectItemCaseSensitive(a, "var");
+    const cJSON *cp = cJSON_GetObjectItemCaseSensitive(a, "copy");
+    if ((val != NULL) + (var != NULL) + (cp != NULL) != 1) {
+        cerr(c, path,
+             "give exactly one of value (a constant), var (now, today, user.id, "
+             "user.org, user.region) or copy (another field)");
+        return;
+    }
+    if (var) {
+        out->src = TRL_WF_VAR;
+        snprintf(p2, sizeof(p2), "%s.var", path);
+        if (!cJSON_IsString(var) || !var_known(var->valuestring)) {
+            cerr(c, p2, "must be one of now, today, user.id, user.org, user.region");
+            return;
+        }
+        if (f && !var_fits(var->valuestring, f->type))
+            cerr(c, p2, "'%s' does not fit field %s of type %s", var->valuestring, f->name,
+                 trl_ftype_name(f->type));
+        if (!(out->ref = strdup(var->valuestring))) c->rc = TRL_ENOMEM;
+    } else if (cp) {
+        out->src = TRL_WF_COPY;
+        snprintf(p2, sizeof(p2), "%s.copy", path);
+        const struct trl_field *sf =
+            cJSON_IsString(cp) && ty ? trl_type_field(ty, cp->valuestring, strlen(cp->valuestring))
+                                     : NULL;
+        if (!cJSON_IsString(cp) || (ty && !sf)) {
+            cerr(c, p2, "must name a field of type %s", ty ? ty->name : "?");
+            return;
+        }
+        if (f && sf && sf->type != f->type)
+            cerr(c, p2, "field %s is %s, field %s is %s: copy needs the same type", sf->name,
+                 trl_ftype_name(sf->type), f->name, trl_ftype_name(f->type));
+        if (!(out->ref = strdup(cp->valuestring))) c->rc = TRL_ENOMEM;
+    } else {
+        out->src = TRL_WF_CONST;
+        out->val.name = "";
+        char *text = NULL;
+        if (cJSON_IsNull(val)) {
+            out->val.kind = TRL_IN_NULL;
+        } else if (cJSON_IsBool(val)) {
+            out->val.kind = TRL_IN_BOOL;
+            out->val.b = cJSON_IsTrue(val);
+        } else if (cJSON_IsString(val)) {
+            out->val.kind = TRL_IN_STRING;
+            text = strdup(val->valuestring);
+        } else if (cJSON_IsNumber(val)) {
+            out->val.kind = TRL_IN_NUMBER;
+            text = cJSON_PrintUnformatted(val);
+        } else {
+            out->val.kind = TRL_IN_JSON;
+            text = cJSON_PrintUnformatted(val);
+        }
+        if (out->val.kind != TRL_IN_NULL && out->val.kind != TRL_IN_BOOL && !text) {
+            c->rc = TRL_ENOMEM;
+            return;
+        }
+        out->val.s = text;
+        out->val.n = text ? strlen(text) : 0;
+        if (f) {
+            /* The constant must be a valid value of the field, now rather than at run time. */
+            struct trl_diag vd;
+            struct trl_arena arena;
+            struct trl_value v;
+            trl_diag_init(&vd);
+            trl_arena_init(&arena);
+            int rc = trl_field_convert(f, &out->val, &arena, &v, &vd);
+            if (rc == 0 && v.kind != TRL_V_NULL) rc = trl_field_check(f, &v, &vd) > 0;
+            if (rc == 0 && v.kind == TRL_V_NULL && f->required) {
+                rc = 1;
+                trl_diag_add_ferr(&vd, f->name, "required", "");
+            }
+            if (rc) {
+                char msg[256] = "not a valid value";
+                if (vd.nferrs) trl_ferr_message(&vd.ferrs[0], "en", msg, sizeof(msg));
+                snprintf(p2, sizeof(p2), "%s.value", path);
+                cerr(c, p2, "not a valid value of %s: %s", f->name, msg);
+            }
+            trl_arena_free(&arena);
+            trl_diag_reset(&vd);
+        }
+    }
+}
+
+static void parse_transitions(struct compile *c, const cJSON *arr, const struct trl_type *ty,
+                              struct trl_workflow *w)
+{
+    if (!arr) return; /* a workflow may have no transitions yet */
+    if (!cJSON_IsArray(arr)) {
+        cerr(c, "transitions", "must be an array of transitions");
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    w->transitions = calloc(n ? n : 1, sizeof(*w->transitions));
+    if (!w->transitions) {
+        c->rc = TRL_ENOMEM;
+        return;
+    }
+    static const char *const keys[] = {"name",
+                                       "labels",
+                                       "from",
+                                       "to",
+                                       "roles",
+                                       "condition",
+                                       "required",
+                                       "fields",
+                                       "confirm",
+                                       "actions",
+                                       "comment_required",
+                                       NULL};
+    size_t i = 0;
+    for (const cJSON *tj = arr->child; tj; tj = tj->next, i++) {
+        char path[64], p2[128];
+        snprintf(path, sizeof(path), "transitions[%zu]", i);
+        struct trl_wf_transition *t = &w->transitions[w->ntransitions++];
+        if (!cJSON_IsObject(tj)) {
+            cerr(c, path, "must be an object");
+            continue;
+        }
+        known_keys(c, tj, path, keys);
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(tj, "name");
+        snprintf(p2, sizeof(p2), "%s.name", path);
+        if (!cJSON_IsString(nm) || !valid_ident(nm->valuestring)) {
+            cerr(c, p2, "must be a lower-case identifier (a-z, 0-9, _)");
+        } else {
+            for (size_t k = 0; k + 1 < w->ntransitions; k++)
+                if (w->transitions[k].name && strcmp(w->transitions[k].name, nm->valuestring) == 0)
+                    cerr(c, p2,
+                         "transition '%s' is defined twice (list several states in "
+                         "\"from\" instead)",
+                         nm->valuestring);
+        }
+        t->name = strdup(cJSON_IsString(nm) ? nm->valuestring : "");
+        snprintf(p2, sizeof(p2), "%s.labels", path);
+        labels(c, cJSON_GetObjectItemCaseSensitive(tj, "labels"), p2, &t->labels);
+        snprintf(p2, sizeof(p2), "%s.confirm", path);
+        labels(c, cJSON_GetObjectItemCaseSensitive(tj, "confirm"), p2, &t->confirm);
+
+        snprintf(p2, sizeof(p2), "%s.from", path);
+        const cJSON *from = cJSON_GetObjectItemCaseSensitive(tj, "from");
+        if (!from) cerr(c, p2, "name the state(s) this transition leaves from");
+        t->from = strv(c, from, p2, true, &t->nfrom);
+        if (from && t->nfrom == 0) cerr(c, p2, "name at least one state");
+        for (size_t k = 0; k < t->nfrom; k++) {
+            const struct trl_wf_state *st = find_state(w, t->from[k]);
+            char p3[160];
+            snprintf(p3, sizeof(p3), "%s[%zu]", p2, k);
+            if (!st)
+                cerr(c, cJSON_IsString(from) ? p2 : p3, "unknown state '%s'", t->from[k]);
+            else if (st->final)
+                cerr(c, cJSON_IsString(from) ? p2 : p3,
+                     "state '%s' is final: no transition may leave it", t->from[k]);
+        }
+        const cJSON *to = cJSON_GetObjectItemCaseSensitive(tj, "to");
+        snprintf(p2, sizeof(p2), "%s.to", path);
+        if (!cJSON_IsString(to))
+            cerr(c, p2, "name the state this transition enters");
+        else if (!find_state(w, to->valuestring))
+            cerr(c, p2, "unknown state '%s'", to->valuestring);
+        t->to = strdup(cJSON_IsString(to) ? to->valuestring : "");
+
+        snprintf(p2, sizeof(p2), "%s.roles", path);
+        t->roles = strv(c, cJSON_GetObjectItemCaseSensitive(tj, "roles"), p2, false, &t->nroles);
+
+        const cJSON *cond = cJSON_GetObjectItemCaseSensitive(tj, "condition");
+        snprintf(p2, sizeof(p2), "%s.condition", path);
+        if (cond && !cJSON_IsString(cond)) {
+            cerr(c, p2, "must be an expression such as \"budget > 50000\"");
+        } else if (cond && ty) {
+            struct trl_diag ed;
+            trl_diag_init(&ed);
+            const char *src = cond->valuestring;
+            int rc =
+                trl_expr_parse(src, strlen(src), trl_rec_resolve_any, (void *)ty, &t->cond, &ed);
+            if (rc == TRL_ENOMEM) c->rc = rc;
+            if (rc) cerr(c, p2, "%s", ed.message);
+            trl_diag_reset(&ed);
+            if (!(t->condition = strdup(src))) c->rc = TRL_ENOMEM;
+        }
+
+        const char *lists[2] = {"required", "fields"};
+        for (int li = 0; li < 2; li++) {
+            snprintf(p2, sizeof(p2), "%s.%s", path, lists[li]);
+            size_t cnt = 0;
+            char **v = strv(c, cJSON_GetObjectItemCaseSensitive(tj, lists[li]), p2, false, &cnt);
+            for (size_t k = 0; k < cnt && ty; k++) {
+                const struct trl_field *f = trl_type_field(ty, v[k], strlen(v[k]));
+                char p3[160];
+                snprintf(p3, sizeof(p3), "%s[%zu]", p2, k);
+                if (!f)
+                    cerr(c, p3, "type %s has no field '%s'", ty->name, v[k]);
+                else if (li == 1 && f->read_only)
+                    cerr(c, p3, "field '%s' is read-only; a transition cannot let callers fill it",
+                         v[k]);
+            }
+            if (li == 0)
+                t->required = v, t->nrequired = cnt;
+            else
+                t->fields = v, t->nfields = cnt;
+        }
+        const cJSON *cr = cJSON_GetObjectItemCaseSensitive(tj, "comment_required");
+        snprintf(p2, sizeof(p2), "%s.comment_required", path);
+        if (cr && !cJSON_IsBool(cr)) cerr(c, p2, "must be true or false");
+        t->comment_required = cJSON_IsTrue(cr);
+        const cJSON *acts = cJSON_GetObjectItemCaseSensitive(tj, "actions");
+        snprintf(p2, sizeof(p2), "%s.actions", path);
+        if (acts && !cJSON_IsArray(acts)) {
+            cerr(c, p2, "must be an array of actions");
+        } else if (acts) {
+            size_t na = (size_t)cJSON_GetArraySize(acts);
+            t->actions = calloc(na ? na : 1, sizeof(*t->actions));
+            if (!t->actions) {
+                c->rc = TRL_ENOMEM;
+                continue;
+            }
+            size_t k = 0;
+            for (const cJSON *a = acts->child; a; a = a->next, k++) {
+                char p3[160];
+                snprintf(p3, sizeof(p3), "%s[%zu]", p2, k);
+                parse_action(c, a, p3, ty, &t->actions[t->nactions++]);
+            }
+        }
+        if (!t->name || !t->to) c->rc = TRL_ENOMEM;
+    }
+}
+
+int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *json, size_t n,
+                 struct trl_workflow **out, struct trl_diag *d)
+{
+    *out = NULL;
+    int rc = trl_json_check(json, n, 32, d);
+    if (rc) return rc;
+    cJSON *j = cJSON_ParseWithLength(json, n);
+    if (!j) return TRL_ENOMEM;
+    struct compile c = {.d = d};
+    struct trl_workflow *w = calloc(1, sizeof(*w));
+    if (!w) {
+        cJSON_Delete(j);
+        return TRL_ENOMEM;
+    }
+    if (!cJSON_IsObject(j)) {
+        cerr(&c, "", "a workflow definition is a JSON object");
+    } else {
+        static const char *const keys[] = {"name", "type", "labels", "states", "transitions", NULL};
+        known_keys(&c, j, "", keys);
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
+        if (!cJSON_IsString(nm) || !valid_ident(nm->valuestring))
+            cerr(&c, "name", "must be a lower-case identifier (a-z, 0-9, _)");
+        else if (name && strcmp(nm->valuestring, name) != 0)
+            cerr(&c, "name", "is '%s' but the definition is saved as '%s'", nm->valuestring, name);
+        w->name = strdup(cJSON_IsString(nm) ? nm->valuestring : (name ? name : ""));
+        const cJSON *tp = cJSON_GetObjectItemCaseSensitive(j, "type");
+        const struct trl_type *ty = NULL;
+        if (!cJSON_IsString(tp))
+            cerr(&c, "type", "name the record type this workflow runs on");
+        else if (!(ty = trl_catalog_type(cat, tp->valuestring)))
+            cerr(&c, "type", "no type '%s' is defined", tp->valuestring);
+        w->type = strdup(cJSON_IsString(tp) ? tp->valuestring : "");
+        labels(&c, cJSON_GetObjectItemCaseSensitive(j, "labels"), "labels", &w->labels);
+        parse_states(&c, cJSON_GetObjectItemCaseSensitive(j, "states"), ty, w);
+        parse_transitions(&c, cJSON_GetObjectItemCaseSensitive(j, "transitions"), ty, w);
+        if (!w->name || !w->type) c.rc = TRL_ENOMEM;
+    }
+    cJSON_Delete(j);
+    if (!c.rc && !c.nerr) {
+        w->definition = trl_schema_canonical_json(json, n, d);
+        if (!w->definition) c.rc = d->code ? d->code : TRL_ENOMEM;
+    }
+    if (c.rc || c.nerr) {
+        trl_wf_free(w);
+        if (c.rc) return c.rc;
+        trl_diag_set(d, TRL_EVALIDATION,
+                     "the workflow definition has %d error(s); the first: %s: %s", c.nerr,
+                     d->ferrs[0].field, d->ferrs[0].detail);
+        trl_diag_zh(d, "工作流定义有 %d 处错误;第一处:%s:%s", c.nerr, d->ferrs[0].field,
+                    d->ferrs[0].detail);
+        return TRL_EVALIDATION;
+    }
+    *out = w;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Storing
+ */
+struct other_ctx {
+    const char *name;
+    const char *type;
+    char other[128];
+};
+
+static int find_other(void *ud, const char *name, const char *json, size_t n)
+{
+    struct other_ctx *o = ud;
+    if (strcmp(name, o->name) == 0) return 0;
+    cJSON *j = cJSON_ParseWithLength(json, n);
+    const cJSON *tp = cJSON_GetObjectItemCaseSensitive(j, "type");
+    if (cJSON_IsString(tp) && strcmp(tp->valuestring, o->type) == 0)
+        snprintf(o->other, sizeof(o->other), "%s", name);
+    cJSON_Delete(j);
+    return 0;
+}
+
+/* Records in each state that the new definition lacks: refused, with the count. */
+static int check_in_flight(struct trl_txn *t, const struct trl_type *ty,
+                           const struct trl_workflow *nw, const struct trl_workflow *old,
+                           struct trl_diag *d)
+{
+    if (!old) return 0;
+    for (size_t i = 0; i < old->nstates; i++) {
+        if (find_state(nw, old->states[i].name)) continue;
+        struct trl_buf k;
+        trl_buf_init(&k);
+        struct trl_value v = {
+            .kind = TRL_V_BYTES, .s = old->states[i].name, .n = strlen(old->states[i].name)};
+        uint64_t cnt = 0;
+        int rc = trl_schema_cnt_key(&k, trl_index_id(ty, TRL_COL_STATE), &v);
+        if (!rc) rc = trl_schema_counter_get(t, &k, &cnt);
+        trl_buf_free(&k);
+        if (rc) return rc;
+        if (cnt) {
+            trl_diag_set(d, TRL_ECONFLICT,
+                         "state '%s' cannot be removed: %llu %s record(s) are in it; move them "
+                         "to another state first",
+                         old->states[i].name, (unsigned long long)cnt, ty->name);
+            trl_diag_zh(d, "无法删除状态“%s”:仍有 %llu 条 %s 记录处于该状态;请先将其移至其他状态",
+                        old->states[i].name, (unsigned long long)cnt, ty->name);
+            trl_diag_field(d, "states");
+            trl_diag_rule(d, "in_flight", "states");
+            return TRL_ECONFLICT;
+        }
+    }
+    return 0;
+}
+
+int trl_wf_put(struct trl_txn *t, const char *name, const char *json, size_t n, const char *app,
+               bool *changed, struct trl_diag *d)
+{
+    *changed = false;
+    struct trl_catalog *cat = NULL;
+    struct trl_workflow *w = NULL, *old = NULL;
+    char *olddef = NULL, *oldapp = NULL;
+    int rc = trl_catalog_load(t, &cat, d);
+    if (rc) return rc;
+    if ((rc = trl_wf_parse(cat, name, json, n, &w, d))) goto out;
+    const struct trl_type *ty = trl_catalog_type(cat, w->type);
+    struct other_ctx oc = {.name = name, .type = w->type};
+    if ((rc = trl_meta_each(t, "workflow", find_other, &oc))) goto out;
+    if (oc.other[0]) {
+        rc = trl_diag_set(d, TRL_ECONFLICT, "type %s already runs workflow '%s'; a type has one",
+                          w->type, oc.other);
+        trl_diag_zh(d, "类型 %s 已绑定工作流“%s”;每个类型只能有一个工作流", w->type, oc.other);
+        trl_diag_field(d, "type");
+        goto out;
+    }
+    rc = trl_meta_get(t, "workflow", name, &olddef);
+    if (rc && rc != TRL_ENOTFOUND) goto out;
+    if (olddef) {
+        struct trl_diag od;
+        trl_diag_init(&od);
+        /* An old definition that no longer compiles (its type changed) has no states to keep. */
+        if (trl_wf_parse(cat, name, olddef, strlen(olddef), &old, &od)) old = NULL;
+        trl_diag_reset(&od);
+    }
+    if ((rc = check_in_flight(t, ty, w, old, d))) goto out;
+    if (!app && trl_meta_get(t, "workflowapp", name, &oldapp) == 0) app = oldapp;
+    if (!app) app = "";
+    char *storedapp = NULL;
+    bool same = olddef && strcmp(olddef, w->definition) == 0 &&
+                trl_meta_get(t, "workflowapp", name, &storedapp) == 0 &&
+                strcmp(storedapp, app) == 0;
+    free(storedapp);
+    rc = 0;
+    if (same) goto out;
+    if ((rc = trl_meta_put(t, "workflow", name, w->definition, strlen(w->definition)))) goto out;
+    if ((rc = trl_meta_put(t, "workflowapp", name, app, strlen(app)))) goto out;
+    uint64_t ver;
+    if ((rc = trl_txn_seq_next(t, "schema_version", &ver))) goto out;
+    *changed = true;
+out:
+    free(olddef);
+    free(oldapp);
+    trl_wf_free(w);
+    trl_wf_free(old);
+    trl_catalog_unref(cat);
+    return rc;
+}
+
+int trl_wf_delete(struct trl_txn *t, const char *name, struct trl_diag *d)
+{
+    int rc = trl_meta_del(t, "workflow", name);
+    if (rc == TRL_ENOTFOUND) {
+        trl_diag_set(d, TRL_ENOTFOUND, "no workflow '%s'", name);
+        trl_diag_zh(d, "不存在工作流“%s”", name);
+        return rc;
+    }
+    if (!rc) rc = trl_meta_del(t, "workflowapp", name);
+    if (rc == TRL_ENOTFOUND) rc = 0;
+    uint64_t ver;
+    if (!rc) rc = trl_txn_seq_next(t, "schema_version", &ver);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Sets
+ */
+struct load_ctx {
+    const struct trl_catalog *cat;
+    struct trl_wf_set *s;
+    size_t cap;
+    struct trl_diag *d;
+};
+
+static int load_one(void *ud, const char *name, const char *json, size_t n)
+{
+    struct load_ctx *l = ud;
+    struct trl_workflow *w;
+    int rc = trl_wf_parse(l->cat, name, json, n, &w, l->d);
+    if (rc) {
+        char msg[sizeof(l->d->message)];
+        snprintf(msg, sizeof(msg), "%s", l->d->message);
+        trl_diag_set(l->d, rc, "stored workflow '%s' no longer fits its type: %.400s", name, msg);
+        return rc;
+    }
+    if (l->s->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 8;
+        struct trl_workflow **nw = realloc(l->s->wfs, nc * sizeof(*nw));
+        if (!nw) {
+            trl_wf_free(w);
+            return TRL_ENOMEM;
+        }
+        l->s->wfs = nw;
+        l->cap = nc;
+    }
+    l->s->wfs[l->s->n++] = w; /* meta_each walks names in order: the set stays sorted */
+    return 0;
+}
+
+int trl_wf_set_load(struct trl_txn *t, const struct trl_catalog *cat, struct trl_wf_set **out,
+                    struct trl_diag *d)
+{
+    struct trl_wf_set *s = calloc(1, sizeof(*s));
+    if (!s) return TRL_ENOMEM;
+    s->refs = 1;
+    struct load_ctx l = {.cat = cat, .s = s, .d = d};
+    int rc = trl_meta_each(t, "workflow", load_one, &l);
+    if (rc) {
+        trl_wf_set_unref(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+struct trl_wf_set *trl_wf_set_ref(struct trl_wf_set *s)
+{
+    if (s) __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+void trl_wf_set_unref(struct trl_wf_set *s)
+{
+    if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    for (size_t i = 0; i < s->n; i++)
+        trl_wf_free(s->wfs[i]);
+    free(s->wfs);
+    free(s);
+}
+
+const struct trl_workflow *trl_wf_by_name(const struct trl_wf_set *s, const char *name)
+{
+    for (size_t i = 0; s && i < s->n; i++)
+        if (strcmp(s->wfs[i]->name, name) == 0) return s->wfs[i];
+    return NULL;
+}
+
+const struct trl_workflow *trl_wf_by_type(const struct trl_wf_set *s, const char *type)
+{
+    for (size_t i = 0; s && i < s->n; i++)
+        if (strcmp(s->wfs[i]->type, type) == 0) return s->wfs[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Running
+ */
+static bool has_role(const struct trl_principal *who, const struct trl_wf_transition *t)
+{
+    if (!who || who->admin) return true;
+    for (size_t i = 0; i < t->nroles; i++) {
+        if (strcmp(who->role, t->roles[i]) == 0) return true;
+        for (size_t k = 0; k < who->nroles; k++)
+            if (strcmp(who->roles[k], t->roles[i]) == 0) return true;
+    }
+    return false;
+}
+
+static bool from_ok(const struct trl_wf_transition *t, const char *state)
+{
+    for (size_t i = 0; i < t->nfrom; i++)
+        if (strcmp(t->from[i], state) == 0) return true;
+    return false;
+}
+
+static int add_labels(struct trl_buf *o, const struct trl_labels *l)
+{
+    return trl_buf_adds(o, "{\"en\":") || trl_buf_add_json_str(o, l->en, strlen(l->en)) ||
+           trl_buf_adds(o, ",\"zh-CN\":") || trl_buf_add_json_str(o, l->zh, strlen(l->zh)) ||
+           trl_buf_addc(o, '}');
+}
+
+static int add_strv(struct trl_buf *o, char **v, size_t n)
+{
+    int rc = trl_buf_addc(o, '[');
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = (i && trl_buf_addc(o, ',')) || trl_buf_add_json_str(o, v[i], strlen(v[i]));
+    return rc || trl_buf_addc(o, ']');
+}
+
+struct runner {
+    const struct trl_rec_ctx *cx;
+    const struct trl_type *ty;
+    const struct trl_workflow *w;
+    const struct trl_wf_transition *t; /* NULL while listing */
+    size_t ti;                         /* index of t */
+    const struct trl_wf_run *run;
+    struct trl_buf *extra;
+    struct trl_buf *list; /* listing output */
+    char from[128];
+};
+
+/* Role and state: why t may not run from state for the caller, or 0. */
+static int may_start(const struct runner *g, const struct trl_wf_transition *t, size_t ti,
+                     struct trl_rec_move *m, bool report)
+{
+    struct trl_diag *d = g->cx->d;
+    const char *state = trl_rec_move_state(m);
+    char path[96];
+    if (!from_ok(t, state)) {
+        if (!report) return TRL_ECONFLICT;
+        struct trl_buf allowed;
+        trl_buf_init(&allowed);
+        for (size_t i = 0; i < t->nfrom; i++)
+            trl_buf_printf(&allowed, "%s%s", i ? ", " : "", t->from[i]);
+        trl_diag_set(d, TRL_ECONFLICT, "'%s' is not possible in state '%s' (only from: %s)",
+                     t->name, state, allowed.data ? allowed.data : "");
+        trl_diag_zh(d, "当前状态“%s”下不能执行“%s”(仅可从以下状态执行:%s)", state, t->name,
+                    allowed.data ? allowed.data : "");
+        trl_buf_free(&allowed);
+        snprintf(path, sizeof(path), "transitions[%zu].from", ti);
+        trl_diag_rule(d, "state", path);
+        return TRL_ECONFLICT;
+    }
+    bool ok = t->nroles ? has_role(g->cx->who, t) : trl_rec_move_updatable(m);
+    if (!ok) {
+        if (!report) return TRL_EFORBIDDEN;
+        trl_diag_set(d, TRL_EFORBIDDEN, "your roles may not run '%s' on this %s", t->name,
+                     g->ty->name);
+        trl_diag_zh(d, "你的角色无权对此 %s 执行“%s”", g->ty->name, t->name);
+        snprintf(path, sizeof(path), "transitions[%zu].roles", ti);
+        trl_diag_rule(d, "role", path);
+        return TRL_EFORBIDDEN;
+    }
+    return 0;
+}
+
+static int eval_cond(const struct runner *g, const struct trl_wf_transition *t,
+                     struct trl_rec_move *m, bool *ok)
+{
+    *ok = true;
+    if (!t->cond) return 0;
+    struct trl_expr_env env = {.user = g->cx->who, .now_ms = g->cx->now_ms};
+    return trl_expr_eval(t->cond, trl_rec_move_get, m, &env, ok, g->cx->d);
+}
+
+static bool is_missing(const struct runner *g, struct trl_rec_move *m, const char *field)
+{
+    const struct trl_field *f = trl_type_field(g->ty, field, strlen(field));
+    if (!f) return true;
+    struct trl_value v;
+    trl_rec_move_get(m, (int)f->id, &v);
+    return v.kind == TRL_V_NULL || (v.kind == TRL_V_BYTES && v.n == 0);
+}
+
+static int list_guard(struct runner *g, struct trl_rec_move *m)
+{
+    struct trl_buf *o = g->list;
+    const char *state = trl_rec_move_state(m);
+    const struct trl_wf_state *st = find_state(g->w, state);
+    int rc = trl_buf_adds(o, "{\"workflow\":") ||
+             trl_buf_add_json_str(o, g->w->name, strlen(g->w->name)) ||
+             trl_buf_adds(o, ",\"state\":") || trl_buf_add_json_str(o, state, strlen(state));
+    if (!rc && st) rc = trl_buf_adds(o, ",\"state_labels\":") || add_labels(o, &st->labels);
+    rc = rc || trl_buf_adds(o, ",\"items\":[");
+    size_t k = 0;
+    for (size_t i = 0; i < g->w->ntransitions && !rc; i++) {
+        const struct trl_wf_transition *t = &g->w->transitions[i];
+        if (may_start(g, t, i, m, false)) continue;
+        bool ok;
+        if ((rc = eval_cond(g, t, m, &ok))) return rc;
+        if (!ok) continue;
+        /* A required field that is missing and cannot be filled here blocks it for now. */
+        bool blocked = false;
+        for (size_t r = 0; r < t->nrequired && !blocked; r++) {
+            if (!is_missing(g, m, t->required[r])) continue;
+            bool fillable = false;
+            for (size_t q = 0; q < t->nfields && !fillable; q++)
+                fillable = strcmp(t->fields[q], t->required[r]) == 0;
+            blocked = !fillable;
+        }
+        if (blocked) continue;
+        rc = (k++ && trl_buf_addc(o, ',')) || trl_buf_adds(o, "{\"name\":") ||
+             trl_buf_add_json_str(o, t->name, strlen(t->name)) || trl_buf_adds(o, ",\"labels\":") ||
+             add_labels(o, &t->labels) || trl_buf_adds(o, ",\"to\":") ||
+             trl_buf_add_json_str(o, t->to, strlen(t->to)) || trl_buf_adds(o, ",\"fields\":") ||
+             add_strv(o, t->fields, t->nfields) || trl_buf_adds(o, ",\"required\":") ||
+             add_strv(o, t->required, t->nrequired) || trl_buf_adds(o, ",\"missing\":[");
+        size_t nm = 0;
+        for (size_t r = 0; r < t->nrequired && !rc; r++)
+            if (is_missing(g, m, t->required[r]))
+                rc = (nm++ && trl_buf_addc(o, ',')) ||
+                     trl_buf_add_json_str(o, t->required[r], strlen(t->required[r]));
+        rc = rc ||
+             trl_buf_printf(o, "],\"comment_required\":%s", t->comment_required ? "true" : "false");
+        if (!rc && (t->confirm.en[0] || t->confirm.zh[0]))
+            rc = trl_buf_adds(o, ",\"confirm\":") || add_labels(o, &t->confirm);
+        rc = rc || trl_buf_addc(o, '}');
+    }
+    if (!rc) rc = trl_buf_adds(o, "]}");
+    return rc ? TRL_ENOMEM : TRL_MOVE_STOP;
+}
+
+static int run_actions(struct runner *g, struct trl_rec_move *m)
+{
+    const struct trl_wf_transition *t = g->t;
+    for (size_t k = 0; k < t->nactions; k++) {
+        const struct trl_wf_action *a = &t->actions[k];
+        const struct trl_field *f = trl_type_field(g->ty, a->field, strlen(a->field));
+        char path[128];
+        snprintf(path, sizeof(path), "transitions[%zu].actions[%zu]", g->ti, k);
+        int rc;
+        if (!f) {
+            rc = TRL_EVALIDATION;
+            trl_diag_add_ferr(g->cx->d, a->field, "unknown_field", "");
+        } else if (a->src == TRL_WF_CONST) {
+            rc = trl_rec_move_set(m, f, &a->val);
+        } else {
+            struct trl_value v = {0};
+            const struct trl_principal *who = g->cx->who;
+            if (a->src == TRL_WF_COPY) {
+                const struct trl_field *sf = trl_type_field(g->ty, a->ref, strlen(a->ref));
+                if (sf) trl_rec_move_get(m, (int)sf->id, &v);
+            } else if (strcmp(a->ref, "now") == 0) {
+                v.kind = TRL_V_INT;
+                v.i = g->cx->now_ms;
+            } else if (strcmp(a->ref, "today") == 0) {
+                v.kind = TRL_V_INT;
+                v.i = (int64_t)((g->cx->now_ms >= 0 ? g->cx->now_ms : g->cx->now_ms - 86399999) /
+                                86400000);
+            } else {
+                const char *s = !who                              ? ""
+                                : strcmp(a->ref, "user.id") == 0  ? who->user
+                                : strcmp(a->ref, "user.org") == 0 ? who->org
+                                                                  : who->region;
+                if (*s) {
+                    v.kind = TRL_V_BYTES;
+                    v.s = s;
+                    v.n = strlen(s);
+                }
+            }
+            rc = trl_rec_move_set_value(m, f, &v);
+        }
+        if (rc) {
+            if (rc == TRL_EVALIDATION) {
+                trl_diag_set(g->cx->d, TRL_EVALIDATION,
+                             "action %zu of '%s' cannot set %s: the value breaks the field's rules",
+                             k + 1, t->name, a->field);
+                trl_diag_zh(g->cx->d, "“%s”的第 %zu 个动作无法设置 %s:取值不符合字段规则", t->name,
+                            k + 1, a->field);
+                trl_diag_rule(g->cx->d, "action", path);
+            }
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int run_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_move *m)
+{
+    struct runner *g = ud;
+    if (!g->t) return phase == TRL_MOVE_LOADED ? list_guard(g, m) : TRL_MOVE_STOP;
+    const struct trl_wf_transition *t = g->t;
+    struct trl_diag *d = g->cx->d;
+    char path[96];
+    int rc;
+    if (phase == TRL_MOVE_LOADED) {
+        snprintf(g->from, sizeof(g->from), "%s", trl_rec_move_state(m));
+        if ((rc = may_start(g, t, g->ti, m, true))) return rc;
+        /* Only the fields this transition lets the caller fill. */
+        for (size_t i = 0; i < g->run->nin; i++) {
+            bool ok = false;
+            for (size_t k = 0; k < t->nfields && !ok; k++)
+                ok = strcmp(t->fields[k], g->run->in[i].name) == 0;
+            if (!ok && trl_diag_add_ferr(d, g->run->in[i].name, "not_fillable", t->name))
+                return TRL_ENOMEM;
+        }
+        if (d->nferrs) {
+            trl_diag_set(d, TRL_EVALIDATION, "'%s' does not let you fill %zu of the given fields",
+                         t->name, d->nferrs);
+            trl_diag_zh(d, "“%s”不允许填写所给字段中的 %zu 个", t->name, d->nferrs);
+            snprintf(path, sizeof(path), "transitions[%zu].fields", g->ti);
+            trl_diag_rule(d, "fields", path);
+            return TRL_EVALIDATION;
+        }
+        if (t->comment_required && (!g->run->comment || !*g->run->comment)) {
+            if (trl_diag_add_ferr(d, "comment", "required", "")) return TRL_ENOMEM;
+            trl_diag_set(d, TRL_EVALIDATION, "'%s' needs a comment saying why", t->name);
+            trl_diag_zh(d, "执行“%s”需要填写意见说明原因", t->name);
+            snprintf(path, sizeof(path), "transitions[%zu].comment_required", g->ti);
+            trl_diag_rule(d, "comment", path);
+            return TRL_EVALIDATION;
+        }
+        return 0;
+    }
+    /* Filled: required fields, then the condition, then the actions. */
+    for (size_t r = 0; r < t->nrequired; r++)
+        if (is_missing(g, m, t->required[r]) &&
+            trl_diag_add_ferr(d, t->required[r], "required", ""))
+            return TRL_ENOMEM;
+    if (d->nferrs) {
+        trl_diag_set(d, TRL_EVALIDATION, "'%s' needs %zu more field(s) filled in", t->name,
+                     d->nferrs);
+        trl_diag_zh(d, "执行“%s”前还需填写 %zu 个字段", t->name, d->nferrs);
+        snprintf(path, sizeof(path), "transitions[%zu].required", g->ti);
+        trl_diag_rule(d, "required", path);
+        return TRL_EVALIDATION;
+    }
+    bool ok;
+    if ((rc = eval_cond(g, t, m, &ok))) return rc;
+    if (!ok) {
+        trl_diag_set(d, TRL_EVALIDATION, "the condition of '%s' is not met: %s", t->name,
+                     t->condition);
+        trl_diag_zh(d, "不满足“%s”的条件:%s", t->name, t->condition);
+        snprintf(path, sizeof(path), "transitions[%zu].condition", g->ti);
+        trl_diag_rule(d, "condition", path);
+        return TRL_EVALIDATION;
+    }
+    if ((rc = run_actions(g, m))) return rc;
+    /* The history event says which transition ran, between which states, and why. */
+    rc = trl_buf_adds(g->extra, "\"transition\":") ||
+         trl_buf_add_json_str(g->extra, t->name, strlen(t->name)) ||
+         trl_buf_adds(g->extra, ",\"from\":") ||
+         trl_buf_add_json_str(g->extra, g->from, strlen(g->from)) ||
+         trl_buf_adds(g->extra, ",\"to\":") || trl_buf_add_json_str(g->extra, t->to, strlen(t->to));
+    if (!rc && g->run->comment && *g->run->comment)
+        rc = trl_buf_adds(g->extra, ",\"comment\":") ||
+             trl_buf_add_json_str(g->extra, g->run->comment, strlen(g->run->comment));
+    return rc ? TRL_ENOMEM : 0;
+}
+
+int trl_wf_available(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                     const struct trl_workflow *w, uint64_t id, struct trl_buf *out)
+{
+    struct runner g = {.cx = cx, .ty = ty, .w = w, .list = out};
+    struct trl_rec_move_opts o = {.guard = run_guard, .ud = &g, .dry_run = true};
+    return trl_rec_move(t, cx, ty, id, 0, NULL, 0, &o, NULL);
+}
+
+int trl_wf_transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                      const struct trl_workflow *w, uint64_t id, const struct trl_wf_run *run,
+                      struct trl_buf *out)
+{
+    struct runner g = {.cx = cx, .ty = ty, .w = w, .run = run};
+    for (size_t i = 0; i < w->ntransitions && !g.t; i++)
+        if (strcmp(w->transitions[i].name, run->transition) == 0)
+            g.t = &w->transitions[i], g.ti = i;
+    if (!g.t) {
+        trl_diag_set(cx->d, TRL_ENOTFOUND, "workflow %s has no transition '%s'", w->name,
+                     run->transition);
+        trl_diag_zh(cx->d, "工作流 %s 中没有名为“%s”的流转", w->name, run->transition);
+        trl_diag_rule(cx->d, "transition", "transitions");
+        return TRL_ENOTFOUND;
+    }
+    struct trl_buf extra;
+    trl_buf_init(&extra);
+    g.extra = &extra;
+    struct trl_rec_move_opts o = {.action = "transition",
+                                  .to_state = g.t->to,
+                                  .guard = run_guard,
+                                  .ud = &g,
+                                  .extra = &extra,
+                                  .dry_run = run->dry_run};
+    int rc = trl_rec_move(t, cx, ty, id, run->if_match, run->in, run->nin, &o,
+                          run->dry_run ? NULL : out);
+    trl_buf_free(&extra);
+    if (!rc && run->dry_run)
+        rc = trl_buf_adds(out, "{\"ok\":true,\"transition\":") ||
+                     trl_buf_add_json_str(out, g.t->name, strlen(g.t->name)) ||
+                     trl_buf_adds(out, ",\"from\":") ||
+                     trl_buf_add_json_str(out, g.from, strlen(g.from)) ||
+                     trl_buf_adds(out, ",\"to\":") ||
+                     trl_buf_add_json_str(out, g.t->to, strlen(g.t->to)) || trl_buf_addc(out, '}')
+                 ? TRL_ENOMEM
+                 : 0;
+    return rc;
+}

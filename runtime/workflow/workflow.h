@@ -1,0 +1,128 @@
+/*
+ * workflow — state machines bound to record types (DESIGN.md §1, §2; runtime/workflow/README.md
+ * documents the definition format).
+ *
+ * A workflow names its type, its states (labels, initial, final, category, colour) and its
+ * transitions (from, to, roles, condition, required fields, fields the caller may fill, confirm
+ * text, ordered actions). Definitions are checked against the catalog when saved: every error
+ * names its path in the definition (`transitions[2].condition`) and, for conditions, the column.
+ *
+ * Compiled workflows are immutable and shared through a reference-counted set, loaded next to
+ * the catalog of the same schema version. A transition runs in one write job: the record layer
+ * loads the record and applies the inputs, this module decides (state, role, required fields,
+ * condition) and acts (set fields), and the record layer writes the new state and one history
+ * event — all of it or nothing.
+ */
+#ifndef TRL_WORKFLOW_H
+#define TRL_WORKFLOW_H
+
+#include "record/record.h"
+
+struct trl_wf_state {
+    char *name;               /* state name (owned) */
+    struct trl_labels labels; /* display labels */
+    bool initial;             /* new records start here (exactly one state) */
+    bool final;               /* no transition leaves it */
+    char *category;           /* "open", "waiting" or "done" (owned) */
+    char *color;              /* "#rrggbb" or "" (owned) */
+};
+
+enum trl_wf_src {
+    TRL_WF_CONST, /* a JSON constant */
+    TRL_WF_VAR,   /* now, today, user.id, user.org, user.region */
+    TRL_WF_COPY,  /* another field of the record */
+};
+
+struct trl_wf_action {
+    char *field;          /* "set": the field it sets (owned) */
+    enum trl_wf_src src;  /* where the value comes from */
+    struct trl_input val; /* CONST: the constant (name "" , s owned) */
+    char *ref;            /* VAR: variable name; COPY: source field (owned) */
+};
+
+struct trl_wf_transition {
+    char *name;                    /* transition name (owned) */
+    struct trl_labels labels;      /* display labels */
+    char **from;                   /* states it leaves from (owned) */
+    size_t nfrom;                  /* entries of from */
+    char *to;                      /* state it enters (owned) */
+    char **roles;                  /* roles allowed (owned); none: whoever may update the record */
+    size_t nroles;                 /* entries of roles */
+    char *condition;               /* source text (owned) or NULL */
+    struct trl_expr *cond;         /* compiled condition (owned) or NULL */
+    char **required;               /* fields that must hold a value (owned) */
+    size_t nrequired;              /* entries */
+    char **fields;                 /* fields the caller may fill in the transition (owned) */
+    size_t nfields;                /* entries */
+    struct trl_labels confirm;     /* confirmation text ("" when none) */
+    bool comment_required;         /* the caller must give a comment (e.g. reject) */
+    struct trl_wf_action *actions; /* ordered actions (owned) */
+    size_t nactions;               /* entries */
+};
+
+struct trl_workflow {
+    char *name;                            /* workflow name (owned) */
+    char *type;                            /* bound type (owned) */
+    struct trl_labels labels;              /* display labels */
+    struct trl_wf_state *states;           /* owned */
+    size_t nstates;                        /* entries */
+    struct trl_wf_transition *transitions; /* owned */
+    size_t ntransitions;                   /* entries */
+    char *definition;                      /* canonical JSON (owned) */
+};
+
+/* Parses and checks a definition against cat. On success *out is owned (trl_wf_free). Errors:
+ * TRL_EJSON (not strict JSON), TRL_EVALIDATION with one field error per problem, each named by its
+ * path (`states[1].name`, `transitions[0].condition`). */
+int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *json, size_t n,
+                 struct trl_workflow **out, struct trl_diag *d);
+void trl_wf_free(struct trl_workflow *w);
+
+/* Stores a definition (write txn): checks it against the catalog of t, refuses a second workflow
+ * for a type (TRL_ECONFLICT), an initial state other than the type's, and the removal of a state
+ * that records are in (TRL_ECONFLICT saying how many). app: the app it belongs to (NULL keeps the
+ * stored one). *changed tells whether anything differed; a change bumps the schema version. */
+int trl_wf_put(struct trl_txn *t, const char *name, const char *json, size_t n, const char *app,
+               bool *changed, struct trl_diag *d);
+/* Removes a workflow (records keep their states). 0, TRL_ENOTFOUND. */
+int trl_wf_delete(struct trl_txn *t, const char *name, struct trl_diag *d);
+
+/* Every stored workflow, compiled against cat; shared by reference counting. */
+struct trl_wf_set {
+    struct trl_workflow **wfs; /* owned, sorted by name */
+    size_t n;                  /* entries */
+    int refs;                  /* reference count (atomic) */
+};
+int trl_wf_set_load(struct trl_txn *t, const struct trl_catalog *cat, struct trl_wf_set **out,
+                    struct trl_diag *d);
+struct trl_wf_set *trl_wf_set_ref(struct trl_wf_set *s);
+void trl_wf_set_unref(struct trl_wf_set *s);
+const struct trl_workflow *trl_wf_by_name(const struct trl_wf_set *s, const char *name);
+const struct trl_workflow *trl_wf_by_type(const struct trl_wf_set *s, const char *type);
+
+/* Appends {"state":..., "items":[...]} of the transitions the caller may run on record id now:
+ * from its state, with their roles and a true condition; each with labels, to, confirm, the
+ * fields it lets the caller fill and the required fields still missing. TRL_ENOTFOUND when the
+ * record is absent or out of the caller's read scope. */
+int trl_wf_available(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                     const struct trl_workflow *w, uint64_t id, struct trl_buf *out);
+
+/* A transition request. */
+struct trl_wf_run {
+    const char *transition;     /* name */
+    uint64_t if_match;          /* 0: none */
+    const struct trl_input *in; /* fields the caller fills */
+    size_t nin;                 /* entries */
+    const char *comment;        /* or NULL */
+    bool dry_run;               /* check only, write nothing (a read txn suffices) */
+};
+
+/* Runs (or checks) a transition. Refusals name their rule and path (d->rule, d->path):
+ * TRL_ENOTFOUND (record or transition unknown), TRL_ECONFLICT (state), TRL_EFORBIDDEN (role),
+ * TRL_EVALIDATION (required field, condition, inputs, an action's value), TRL_EPRECOND. On
+ * success appends the record JSON (or, for a dry run, {"ok":true,...}) to out. */
+int trl_wf_transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                      const struct trl_workflow *w, uint64_t id, const struct trl_wf_run *run,
+                      struct trl_buf *out);
+
+#endif
