@@ -8,7 +8,8 @@
  * many ready sockets) than one blocking thread per connection, so the load generator takes as
  * little CPU from the server as possible; --threads 2 is there in case one core is not enough.
  *
- * Placeholders in the body template and in paths: {{i}} global request index, {{region}}
+ * Placeholders in the body template and in paths: {{i}} global request index, {{i1}} the same
+ * plus one (record ids start at 1), {{region}}
  * (north, south, east, west by i), {{rand}} (xorshift64*, fixed seed, 0..999999, a new value per
  * occurrence, deterministic per request index), {{uuid}} (random v4 uuid from the same stream).
  *
@@ -149,7 +150,7 @@ static uint64_t rng_next(struct rng *r)
 
 /* ---------- templates ---------- */
 
-enum seg_kind { SEG_LIT, SEG_I, SEG_REGION, SEG_RAND, SEG_UUID };
+enum seg_kind { SEG_LIT, SEG_I, SEG_I1, SEG_REGION, SEG_RAND, SEG_UUID };
 
 struct seg {
     enum seg_kind kind;
@@ -180,6 +181,7 @@ static void tmpl_parse(struct tmpl *t, const char *src, size_t len)
         const char *name;
         enum seg_kind kind;
     } names[] = {{"{{i}}", SEG_I},
+                 {"{{i1}}", SEG_I1},
                  {"{{region}}", SEG_REGION},
                  {"{{rand}}", SEG_RAND},
                  {"{{uuid}}", SEG_UUID}};
@@ -216,6 +218,9 @@ static void tmpl_render(const struct tmpl *t, uint64_t i, struct rng *r, struct 
             break;
         case SEG_I:
             buf_addu(out, i);
+            break;
+        case SEG_I1:
+            buf_addu(out, i + 1);
             break;
         case SEG_REGION:
             buf_adds(out, regions[i % 4]);
@@ -727,7 +732,7 @@ static void usage(FILE *f)
                "               [--body-template FILE | --body STR] [--header 'K: V']...\n"
                "               [--expect 200] [--phase NAME] [--out result.json]\n"
                "               [--timeout-s 120] [--seed N] [--quiet]\n"
-               "placeholders in body and paths: {{i}} {{region}} {{rand}} {{uuid}}\n");
+               "placeholders in body and paths: {{i}} {{i1}} {{region}} {{rand}} {{uuid}}\n");
 }
 
 static long parse_num(const char *s, const char *what, long lo, long hi)
