@@ -539,7 +539,8 @@ static bool transition_body(struct req *r)
             memcpy(c, in->s, in->n);
             c[in->n] = 0;
             r->aux = c;
-        } else if (strcmp(in->name, "comment") == 0 && in->kind != TRL_IN_NULL) {
+        } else if (strcmp(in->name, "comment") == 0) {
+            if (in->kind == TRL_IN_NULL) continue; /* null: no comment */
             trl_http_fail(r, TRL_EVALIDATION, "comment", "comment must be a string",
                           "comment 必须是字符串");
             return false;

@@ -854,6 +854,18 @@ int trl_rec_move(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
         if (rc == TRL_MOVE_STOP) rc = 0;
         goto out;
     }
+    /* What the guard set (workflow actions) must leave every required field filled. */
+    for (size_t i = 0; i < ty->nfields; i++)
+        if (ty->fields[i].required && !trl_record_get(&r, ty->fields[i].id) &&
+            trl_diag_add_ferr(cx->d, ty->fields[i].name, "required", "")) {
+            rc = TRL_ENOMEM;
+            goto out;
+        }
+    if (cx->d->nferrs) {
+        rc = validation_failed(cx, ty);
+        trl_diag_rule(cx->d, "action", "");
+        goto out;
+    }
     if (o->dry_run) goto out;
     if (o->to_state) set_str(&r.state, o->to_state);
     size_t nch;

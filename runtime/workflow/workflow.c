@@ -227,8 +227,11 @@ static void parse_states(struct compile *c, const cJSON *arr, const struct trl_t
         if (st->initial) {
             ninitial++;
             snprintf(p2, sizeof(p2), "%s.initial", path);
-            if (ty && ty->initial_state && *ty->initial_state && st->name &&
-                strcmp(ty->initial_state, st->name) != 0)
+            if (ty && (!ty->initial_state || !*ty->initial_state))
+                cerr(c, p2,
+                     "type %s has no initial_state; set it to '%s' so new records start here",
+                     ty->name, st->name ? st->name : "");
+            else if (ty && st->name && strcmp(ty->initial_state, st->name) != 0)
                 cerr(c, p2,
                      "type %s starts records in '%s' (its initial_state); the initial state "
                      "must be the same",
