@@ -321,14 +321,7 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
         }
     }
     /* Every workflow must fit the types as installed now. */
-    struct trl_catalog *cat = NULL;
-    struct trl_wf_set *ws = NULL;
-    int rc = trl_catalog_load(t, &cat, d);
-    if (!rc) rc = trl_wf_set_load(t, cat, &ws, d);
-    if (rc == TRL_EVALIDATION) d->code = rc = TRL_ECONFLICT;
-    trl_wf_set_unref(ws);
-    trl_catalog_unref(cat);
-    return rc;
+    return trl_wf_check_all(t, d);
 }
 
 static int write_file(const char *dir, const char *sub, const char *name, const char *ext,

@@ -98,6 +98,7 @@ struct req {
     int job_rc;                /* job result */
     const struct trl_type *ty; /* target type (in cat) */
     char *type_name;           /* target type name (owned) */
+    char transition[64];       /* workflow transition to run, "" none */
     uint64_t id;               /* target record id */
     uint64_t if_match;         /* If-Match version, 0 none */
     struct trl_input *in;      /* parsed body members (borrow the JSON tree) */
@@ -132,7 +133,6 @@ void trl_http_route(struct req *r);
 int trl_http_job_fn(struct trl_txn *t, void *arg);
 /* Loads a fresh catalog and publishes it. */
 int trl_http_reload_catalog(struct trl_server *s, struct trl_diag *d);
-struct trl_catalog *trl_http_catalog(struct trl_server *s);
 /* The catalog and its workflows, taken together (references owned by the caller). */
 void trl_http_snapshot(struct trl_server *s, struct trl_catalog **cat, struct trl_wf_set **wfs);
 

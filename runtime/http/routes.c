@@ -186,53 +186,87 @@ static void fingerprint(struct req *r, char *out)
     trl_hex(h, 32, out);
 }
 
+/* Idempotency-Key: when r carries a key already used by this user, answers again with the first
+ * response (*replayed) or refuses a different request under the same key. fp receives the
+ * request's fingerprint for idem_store. */
+static int idem_replay(struct req *r, struct trl_txn *t, int64_t now_ms, char fp[65],
+                       bool *replayed)
+{
+    *replayed = false;
+    if (!r->idem_key) return 0;
+    bool found;
+    struct trl_idem e;
+    fingerprint(r, fp);
+    int rc = trl_idem_get(t, r->who.user, r->idem_key, now_ms, &found, &e);
+    if (rc || !found) return rc;
+    bool same = strcmp(e.fingerprint, fp) == 0;
+    if (same) {
+        /* The first answer, again; nothing is written. */
+        r->status = e.status;
+        r->ctype = "application/json";
+        trl_buf_adds(&r->out, e.body);
+    }
+    trl_idem_free(&e);
+    if (!same) {
+        trl_diag_set(&r->d, TRL_EVALIDATION,
+                     "Idempotency-Key '%s' was already used for a different request", r->idem_key);
+        trl_diag_zh(&r->d, "幂等键“%s”已用于另一个不同的请求", r->idem_key);
+        trl_diag_field(&r->d, "Idempotency-Key");
+        return TRL_EVALIDATION;
+    }
+    *replayed = true;
+    return 0;
+}
+
+/* Stores the answer just made under r's Idempotency-Key (none: nothing to do). */
+static int idem_store(struct req *r, struct trl_txn *t, int64_t now_ms, char fp[65])
+{
+    if (!r->idem_key) return 0;
+    struct trl_idem e = {.status = r->status, .body = r->out.data, .fingerprint = fp};
+    return trl_idem_put(t, r->who.user, r->idem_key, now_ms, &e);
+}
+
+/* Reads the Idempotency-Key header into r->idem_key; false after answering a bad one. */
+static bool idem_header(struct req *r)
+{
+    const char *ik = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (!ik) return true;
+    size_t n = strlen(ik);
+    bool ok = n > 0 && n <= 128 && trl_utf8_valid(ik, n);
+    for (size_t i = 0; i < n && ok; i++)
+        ok = (unsigned char)ik[i] >= 0x20;
+    if (!ok) {
+        trl_http_fail(r, TRL_EINVAL, "Idempotency-Key",
+                      "Idempotency-Key must be 1 to 128 printable characters",
+                      "Idempotency-Key 必须是 1 到 128 个可打印字符");
+        return false;
+    }
+    r->idem_key = strdup(ik);
+    if (!r->idem_key) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足"), false;
+    return true;
+}
+
 static int exec_create(struct req *r, struct trl_txn *t)
 {
     struct trl_rec_ctx cx;
     rec_ctx(r, &cx);
     char fp[65];
-    if (r->idem_key) {
-        bool found;
-        struct trl_idem e;
-        fingerprint(r, fp);
-        int rc = trl_idem_get(t, r->who.user, r->idem_key, cx.now_ms, &found, &e);
-        if (rc) return rc;
-        if (found) {
-            bool same = strcmp(e.fingerprint, fp) == 0;
-            if (same) {
-                /* The first answer, again; nothing is written. */
-                r->status = e.status;
-                r->ctype = "application/json";
-                trl_buf_adds(&r->out, e.body);
-                const char *idp = strstr(e.body, "\"id\":");
-                if (idp)
-                    snprintf(r->location, sizeof(r->location), "/api/v1/records/%s/%llu",
-                             r->type_name, strtoull(idp + 5, NULL, 10));
-            }
-            trl_idem_free(&e);
-            if (!same) {
-                trl_diag_set(&r->d, TRL_EVALIDATION,
-                             "Idempotency-Key '%s' was already used for a different request",
-                             r->idem_key);
-                trl_diag_zh(&r->d, "幂等键“%s”已用于另一个不同的请求", r->idem_key);
-                trl_diag_field(&r->d, "Idempotency-Key");
-                return TRL_EVALIDATION;
-            }
-            return 0;
-        }
+    bool replayed;
+    int rc = idem_replay(r, t, cx.now_ms, fp, &replayed);
+    if (rc || replayed) {
+        const char *idp = replayed ? strstr(r->out.data, "\"id\":") : NULL;
+        if (idp)
+            snprintf(r->location, sizeof(r->location), "/api/v1/records/%s/%llu", r->type_name,
+                     strtoull(idp + 5, NULL, 10));
+        return rc;
     }
     uint64_t id;
-    int rc = trl_rec_create(t, &cx, r->ty, r->in, r->nin, &id, &r->out);
-    if (rc) return rc;
+    if ((rc = trl_rec_create(t, &cx, r->ty, r->in, r->nin, &id, &r->out))) return rc;
     ok_json(r, 201);
     set_etag(r, 1);
     snprintf(r->location, sizeof(r->location), "/api/v1/records/%s/%llu", r->ty->name,
              (unsigned long long)id);
-    if (r->idem_key) {
-        struct trl_idem e = {.status = 201, .body = r->out.data, .fingerprint = fp};
-        rc = trl_idem_put(t, r->who.user, r->idem_key, cx.now_ms, &e);
-    }
-    return rc;
+    return idem_store(r, t, cx.now_ms, fp);
 }
 
 static int exec_patch(struct req *r, struct trl_txn *t)
@@ -258,21 +292,6 @@ static int exec_delete(struct req *r, struct trl_txn *t)
     return 0;
 }
 
-/* After a type changes, every workflow must still fit its type (a condition may name a field the
- * change removed): otherwise the change is refused with the workflow's error. */
-static int workflows_still_fit(struct trl_txn *t, struct trl_diag *d)
-{
-    struct trl_catalog *cat = NULL;
-    struct trl_wf_set *ws = NULL;
-    int rc = trl_catalog_load(t, &cat, d);
-    if (!rc) rc = trl_wf_set_load(t, cat, &ws, d);
-    if (rc == TRL_EVALIDATION) rc = TRL_ECONFLICT;
-    if (rc) d->code = rc;
-    trl_wf_set_unref(ws);
-    trl_catalog_unref(cat);
-    return rc;
-}
-
 static int exec_put_type(struct req *r, struct trl_txn *t)
 {
     bool changed;
@@ -281,7 +300,7 @@ static int exec_put_type(struct req *r, struct trl_txn *t)
     r->ty = NULL;
     /* NULL: a type keeps the app it belongs to, so `app export` still writes it. */
     int rc = trl_schema_put_type(t, name, r->body.data, r->body.len, NULL, &changed, &r->d);
-    if (!rc && changed) rc = workflows_still_fit(t, &r->d);
+    if (!rc && changed) rc = trl_wf_check_all(t, &r->d);
     if (rc) return rc;
     char *def = NULL;
     if ((rc = trl_meta_get(t, "type", name, &def))) return rc;
@@ -296,7 +315,7 @@ static int exec_put_type(struct req *r, struct trl_txn *t)
 static int exec_delete_type(struct req *r, struct trl_txn *t)
 {
     int rc = trl_schema_delete_type(t, r->type_name, &r->d);
-    if (!rc) rc = workflows_still_fit(t, &r->d);
+    if (!rc) rc = trl_wf_check_all(t, &r->d);
     if (rc) return rc;
     r->status = 204;
     return 0;
@@ -583,64 +602,20 @@ static int exec_transition(struct req *r, struct trl_txn *t)
     if (!w) return TRL_ENOTFOUND;
     struct trl_rec_ctx cx;
     rec_ctx(r, &cx);
-    const char *name = r->type_name + strlen(r->type_name) + 1; /* stored after the type */
     char fp[65];
-    if (r->idem_key) {
-        bool found;
-        struct trl_idem e;
-        fingerprint(r, fp);
-        int rc = trl_idem_get(t, r->who.user, r->idem_key, cx.now_ms, &found, &e);
-        if (rc) return rc;
-        if (found) {
-            bool same = strcmp(e.fingerprint, fp) == 0;
-            if (same) {
-                r->status = e.status;
-                r->ctype = "application/json";
-                trl_buf_adds(&r->out, e.body);
-            }
-            trl_idem_free(&e);
-            if (!same) {
-                trl_diag_set(&r->d, TRL_EVALIDATION,
-                             "Idempotency-Key '%s' was already used for a different request",
-                             r->idem_key);
-                trl_diag_zh(&r->d, "幂等键“%s”已用于另一个不同的请求", r->idem_key);
-                trl_diag_field(&r->d, "Idempotency-Key");
-                return TRL_EVALIDATION;
-            }
-            return 0;
-        }
-    }
-    struct trl_wf_run run = {
-        .transition = name, .if_match = r->if_match, .in = r->in, .nin = r->nin, .comment = r->aux};
-    int rc = trl_wf_transition(t, &cx, r->ty, w, r->id, &run, &r->out);
-    if (rc) return rc;
+    bool replayed;
+    int rc = idem_replay(r, t, cx.now_ms, fp, &replayed);
+    if (rc || replayed) return rc;
+    struct trl_wf_run run = {.transition = r->transition,
+                             .if_match = r->if_match,
+                             .in = r->in,
+                             .nin = r->nin,
+                             .comment = r->aux};
+    if ((rc = trl_wf_transition(t, &cx, r->ty, w, r->id, &run, &r->out))) return rc;
     ok_json(r, 200);
     const char *v = strstr(r->out.data, "\"version\":");
     if (v) set_etag(r, strtoull(v + 10, NULL, 10));
-    if (r->idem_key) {
-        struct trl_idem e = {.status = 200, .body = r->out.data, .fingerprint = fp};
-        rc = trl_idem_put(t, r->who.user, r->idem_key, cx.now_ms, &e);
-    }
-    return rc;
-}
-
-static bool idem_header(struct req *r)
-{
-    const char *ik = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
-    if (!ik) return true;
-    size_t n = strlen(ik);
-    bool ok = n > 0 && n <= 128 && trl_utf8_valid(ik, n);
-    for (size_t i = 0; i < n && ok; i++)
-        ok = (unsigned char)ik[i] >= 0x20;
-    if (!ok) {
-        trl_http_fail(r, TRL_EINVAL, "Idempotency-Key",
-                      "Idempotency-Key must be 1 to 128 printable characters",
-                      "Idempotency-Key 必须是 1 到 128 个可打印字符");
-        return false;
-    }
-    r->idem_key = strdup(ik);
-    if (!r->idem_key) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足"), false;
-    return true;
+    return idem_store(r, t, cx.now_ms, fp);
 }
 
 static void records_transition(struct req *r, const char *name)
@@ -657,8 +632,9 @@ static void records_transition(struct req *r, const char *name)
     if (bad)
         return trl_http_fail(r, TRL_EPRECOND, "If-Match", "If-Match must be an ETag such as \"3\"",
                              "If-Match 必须是 ETag,例如 \"3\"");
-    if (!*name || strlen(name) > 63)
+    if (!*name || strlen(name) >= sizeof(r->transition))
         return trl_http_fail(r, TRL_ENOTFOUND, "transition", "no such transition", "不存在该流转");
+    memcpy(r->transition, name, strlen(name) + 1);
     if (!transition_body(r)) return;
     const struct trl_workflow *w = workflow_of(r);
     if (!w) return trl_http_problem(r);
@@ -668,7 +644,7 @@ static void records_transition(struct req *r, const char *name)
         if (read_begin(r, &t)) return;
         struct trl_rec_ctx cx;
         rec_ctx(r, &cx);
-        struct trl_wf_run run = {.transition = name,
+        struct trl_wf_run run = {.transition = r->transition,
                                  .if_match = r->if_match,
                                  .in = r->in,
                                  .nin = r->nin,
@@ -680,12 +656,8 @@ static void records_transition(struct req *r, const char *name)
         return ok_json(r, 200);
     }
     if (!idem_header(r)) return;
-    /* type name, NUL, transition name: both survive until the writer runs the job. */
-    size_t tl = strlen(r->ty->name), nl = strlen(name);
-    r->type_name = malloc(tl + nl + 2);
+    r->type_name = strdup(r->ty->name);
     if (!r->type_name) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
-    memcpy(r->type_name, r->ty->name, tl + 1);
-    memcpy(r->type_name + tl + 1, name, nl + 1);
     queue_write(r, exec_transition, false);
 }
 
@@ -733,22 +705,7 @@ static void route_records(struct req *r, const char *rest)
     if (!slash || !slash[1]) {
         if (strcmp(m, "GET") == 0) return records_list(r);
         if (strcmp(m, "POST") == 0) {
-            const char *ik =
-                MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
-            if (ik) {
-                size_t n = strlen(ik);
-                bool ok = n > 0 && n <= 128 && trl_utf8_valid(ik, n);
-                for (size_t i = 0; i < n && ok; i++)
-                    ok = (unsigned char)ik[i] >= 0x20;
-                if (!ok) {
-                    trl_http_fail(r, TRL_EINVAL, "Idempotency-Key",
-                                  "Idempotency-Key must be 1 to 128 printable characters",
-                                  "Idempotency-Key 必须是 1 到 128 个可打印字符");
-                    return;
-                }
-                r->idem_key = strdup(ik);
-            }
-            if (prepare_body_write(r)) queue_write(r, exec_create, false);
+            if (idem_header(r) && prepare_body_write(r)) queue_write(r, exec_create, false);
             return;
         }
         snprintf(r->allow, sizeof(r->allow), "GET, POST");

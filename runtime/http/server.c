@@ -491,14 +491,6 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, struct trl_d
     return 0;
 }
 
-struct trl_catalog *trl_http_catalog(struct trl_server *s)
-{
-    pthread_mutex_lock(&s->cat_lock);
-    struct trl_catalog *c = trl_catalog_ref(s->cat);
-    pthread_mutex_unlock(&s->cat_lock);
-    return c;
-}
-
 void trl_http_snapshot(struct trl_server *s, struct trl_catalog **cat, struct trl_wf_set **wfs)
 {
     pthread_mutex_lock(&s->cat_lock);

@@ -686,77 +686,6 @@ static int not_found(const struct trl_rec_ctx *cx, const struct trl_type *ty, ui
     return TRL_ENOTFOUND;
 }
 
-int trl_rec_patch(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
-                  uint64_t id, uint64_t if_match, const struct trl_input *in, size_t n,
-                  struct trl_buf *out)
-{
-    struct trl_record old, r;
-    struct trl_arena arena;
-    struct trl_buf diff;
-    trl_record_init(&r);
-    trl_arena_init(&arena);
-    trl_buf_init(&diff);
-    int rc = trl_rec_load(t, ty, id, &arena, &old);
-    if (rc == TRL_ENOTFOUND) rc = not_found(cx, ty, id);
-    if (rc) {
-        trl_arena_free(&arena);
-        return rc;
-    }
-    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &old)) {
-        rc = not_found(cx, ty, id);
-        goto out;
-    }
-    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->update : TRL_SCOPE_ALL, &old)) {
-        rc = trl_diag_set(cx->d, TRL_EFORBIDDEN, "your roles may not change this %s", ty->name);
-        trl_diag_zh(cx->d, "你的角色无权修改此 %s", ty->name);
-        goto out;
-    }
-    if ((rc = version_check(cx, &old, if_match))) goto out;
-    /* r starts as a copy of old (values borrow the same txn memory). */
-    r = old;
-    r.vals = malloc((old.nvals ? old.nvals : 1) * sizeof(*r.vals));
-    if (!r.vals) {
-        rc = TRL_ENOMEM;
-        r.nvals = r.capvals = 0;
-        goto out;
-    }
-    memcpy(r.vals, old.vals, old.nvals * sizeof(*r.vals));
-    r.capvals = old.nvals ? old.nvals : 1;
-    rc = apply_and_validate(t, cx, ty, &r, in, n, &arena, false);
-    if (rc == TRL_EVALIDATION) {
-        validation_failed(cx, ty);
-        goto out;
-    }
-    if (rc) goto out;
-    size_t nch;
-    if ((rc = diff_json(ty, &old, &r, &diff, &nch))) goto out;
-    if (nch == 0) {
-        if (out) rc = trl_rec_json(t, cx, ty, &old, NULL, out);
-        goto out;
-    }
-    r.version = old.version + 1;
-    r.updated_at = cx->now_ms > old.updated_at ? cx->now_ms : old.updated_at;
-    set_str(&r.updated_by, cx->who ? cx->who->user : "");
-    if ((rc = index_apply(t, ty, &r, &old, true, cx->d))) {
-        if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
-        goto out;
-    }
-    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "update", diff.data, diff.len, NULL))) goto out;
-    if ((rc = store_record(t, &r, false))) goto out;
-    if (out) {
-        struct trl_record fresh;
-        if ((rc = trl_rec_load(t, ty, id, NULL, &fresh))) goto out;
-        rc = trl_rec_json(t, cx, ty, &fresh, NULL, out);
-        trl_record_free(&fresh);
-    }
-out:
-    trl_buf_free(&diff);
-    trl_record_free(&r);
-    trl_record_free(&old);
-    trl_arena_free(&arena);
-    return rc;
-}
-
 struct trl_rec_move {
     const struct trl_rec_ctx *cx;
     const struct trl_type *ty;
@@ -807,9 +736,12 @@ int trl_rec_resolve_any(void *ud, const char *name, size_t n, struct trl_expr_fi
     return trl_rec_resolve(ud, name, n, out);
 }
 
-int trl_rec_move(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
-                 uint64_t id, uint64_t if_match, const struct trl_input *in, size_t n,
-                 const struct trl_rec_move_opts *o, struct trl_buf *out)
+/* The one update path. A patch (PATCH) needs the update scope, and writes nothing when no field
+ * changed; a move (a workflow transition) is governed by its guard and always writes, as an
+ * event. */
+static int change(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                  uint64_t id, uint64_t if_match, const struct trl_input *in, size_t n,
+                  const struct trl_rec_move_opts *o, bool patch, struct trl_buf *out)
 {
     struct trl_record old, r;
     struct trl_arena arena;
@@ -827,7 +759,14 @@ int trl_rec_move(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
         rc = not_found(cx, ty, id);
         goto out;
     }
+    bool updatable = trl_rec_in_scope(cx, cx->acc ? cx->acc->update : TRL_SCOPE_ALL, &old);
+    if (patch && !updatable) {
+        rc = trl_diag_set(cx->d, TRL_EFORBIDDEN, "your roles may not change this %s", ty->name);
+        trl_diag_zh(cx->d, "你的角色无权修改此 %s", ty->name);
+        goto out;
+    }
     if ((rc = version_check(cx, &old, if_match))) goto out;
+    /* r starts as a copy of old (values borrow the same txn memory). */
     r = old;
     r.vals = malloc((old.nvals ? old.nvals : 1) * sizeof(*r.vals));
     if (!r.vals) {
@@ -839,7 +778,7 @@ int trl_rec_move(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     r.capvals = old.nvals ? old.nvals : 1;
     struct trl_rec_move m = {.cx = cx, .ty = ty, .r = &r, .arena = &arena};
     snprintf(m.state, sizeof(m.state), "%.*s", (int)old.state.n, old.state.s ? old.state.s : "");
-    m.updatable = trl_rec_in_scope(cx, cx->acc ? cx->acc->update : TRL_SCOPE_ALL, &old);
+    m.updatable = updatable;
     if (o->guard && (rc = o->guard(o->ud, TRL_MOVE_LOADED, &m))) {
         if (rc == TRL_MOVE_STOP) rc = 0;
         goto out;
@@ -855,7 +794,7 @@ int trl_rec_move(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
         goto out;
     }
     /* What the guard set (workflow actions) must leave every required field filled. */
-    for (size_t i = 0; i < ty->nfields; i++)
+    for (size_t i = 0; o->guard && i < ty->nfields; i++)
         if (ty->fields[i].required && !trl_record_get(&r, ty->fields[i].id) &&
             trl_diag_add_ferr(cx->d, ty->fields[i].name, "required", "")) {
             rc = TRL_ENOMEM;
@@ -870,6 +809,10 @@ int trl_rec_move(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     if (o->to_state) set_str(&r.state, o->to_state);
     size_t nch;
     if ((rc = diff_json(ty, &old, &r, &diff, &nch))) goto out;
+    if (patch && nch == 0) {
+        if (out) rc = trl_rec_json(t, cx, ty, &old, NULL, out);
+        goto out;
+    }
     r.version = old.version + 1;
     r.updated_at = cx->now_ms > old.updated_at ? cx->now_ms : old.updated_at;
     set_str(&r.updated_by, cx->who ? cx->who->user : "");
@@ -893,6 +836,21 @@ out:
     trl_record_free(&old);
     trl_arena_free(&arena);
     return rc;
+}
+
+int trl_rec_patch(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                  uint64_t id, uint64_t if_match, const struct trl_input *in, size_t n,
+                  struct trl_buf *out)
+{
+    const struct trl_rec_move_opts o = {.action = "update"};
+    return change(t, cx, ty, id, if_match, in, n, &o, true, out);
+}
+
+int trl_rec_move(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 uint64_t id, uint64_t if_match, const struct trl_input *in, size_t n,
+                 const struct trl_rec_move_opts *o, struct trl_buf *out)
+{
+    return change(t, cx, ty, id, if_match, in, n, o, false, out);
 }
 
 int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,

@@ -17,7 +17,7 @@
  *   log   (change u64)                         -> (type u32, id u64, seq u32)
  *   cnt   ("t", type u32)                      -> u64 records of the type
  *   cnt   ("c", type<<16|col u32, value)       -> u64 records with that value (state, enums)
- *   seq   "id:<type>" / "name:<type>:<prefix>" / "log" -> u64
+ *   cnt   ("s", "id:<type>" / "name:<type>:<prefix>" / "log") -> u64 (sequences, store.h)
  *   idem  (user, NUL, key)                     -> stored response
  *
  * History: each event's hash is sha256(previous hash || event JSON); the record keeps the chain

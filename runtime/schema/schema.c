@@ -515,15 +515,7 @@ int trl_field_check(const struct trl_field *f, const struct trl_value *v, struct
 /* ---------------------------------------------------------------------------------------------
  * Compiling a definition
  */
-struct compile {
-    struct trl_diag *d; /* where errors go */
-    int nerr;           /* errors added */
-    int rc;             /* first hard error (ENOMEM) */
-};
-
-static void cerr(struct compile *c, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void cerr(struct compile *c, const char *path, const char *fmt, ...)
+void trl_def_err(struct trl_defcheck *c, const char *path, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -534,7 +526,7 @@ static void cerr(struct compile *c, const char *path, const char *fmt, ...)
     c->nerr++;
 }
 
-static bool valid_ident(const char *s)
+bool trl_def_ident(const char *s)
 {
     if (!s || !*s || strlen(s) > 63) return false;
     if (!((*s >= 'a' && *s <= 'z') || *s == '_')) return false;
@@ -548,22 +540,22 @@ static char *dup_or_empty(const char *s)
     return strdup(s ? s : "");
 }
 
-static void compile_labels(struct compile *c, const cJSON *j, const char *path,
+static void compile_labels(struct trl_defcheck *c, const cJSON *j, const char *path,
                            struct trl_labels *out, const char *fallback)
 {
     out->en = out->zh = NULL;
     if (j && !cJSON_IsObject(j)) {
-        cerr(c, path, "must be an object {\"en\": ..., \"zh-CN\": ...}");
+        trl_def_err(c, path, "must be an object {\"en\": ..., \"zh-CN\": ...}");
     } else if (j) {
         for (const cJSON *k = j->child; k; k = k->next) {
             if (strcmp(k->string, "en") && strcmp(k->string, "zh-CN")) {
                 char p[160];
                 snprintf(p, sizeof(p), "%s.%s", path, k->string);
-                cerr(c, p, "unknown language (use en and zh-CN)");
+                trl_def_err(c, p, "unknown language (use en and zh-CN)");
             } else if (!cJSON_IsString(k)) {
                 char p[160];
                 snprintf(p, sizeof(p), "%s.%s", path, k->string);
-                cerr(c, p, "must be a string");
+                trl_def_err(c, p, "must be a string");
             }
         }
         const cJSON *en = cJSON_GetObjectItemCaseSensitive(j, "en");
@@ -586,8 +578,8 @@ static const char *type_keys[] = {
     "autoname", "initial_state", "fields",      "permissions",
 };
 
-static void check_keys(struct compile *c, const cJSON *j, const char *path, const char **keys,
-                       size_t nkeys)
+void trl_def_keys(struct trl_defcheck *c, const struct cJSON *j, const char *path,
+                  const char *const *keys, size_t nkeys)
 {
     for (const cJSON *k = j->child; k; k = k->next) {
         bool ok = false;
@@ -596,19 +588,19 @@ static void check_keys(struct compile *c, const cJSON *j, const char *path, cons
         if (!ok) {
             char p[200];
             snprintf(p, sizeof(p), "%s%s%s", path, *path ? "." : "", k->string);
-            cerr(c, p, "unknown key '%s'", k->string);
+            trl_def_err(c, p, "unknown key '%s'", k->string);
         }
     }
 }
 
-static bool get_bool(struct compile *c, const cJSON *j, const char *key, const char *path)
+static bool get_bool(struct trl_defcheck *c, const cJSON *j, const char *key, const char *path)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
     if (!v) return false;
     if (!cJSON_IsBool(v)) {
         char p[200];
         snprintf(p, sizeof(p), "%s.%s", path, key);
-        cerr(c, p, "must be true or false");
+        trl_def_err(c, p, "must be true or false");
         return false;
     }
     return cJSON_IsTrue(v);
@@ -649,8 +641,8 @@ static void to_input(const cJSON *v, struct trl_input *in, char *tmp, size_t tmp
 }
 
 /* min/max/default through the field's own conversion, so the units always agree. */
-static bool convert_member(struct compile *c, struct trl_field *f, const cJSON *v, const char *path,
-                           struct trl_value *out, struct trl_arena *arena)
+static bool convert_member(struct trl_defcheck *c, struct trl_field *f, const cJSON *v,
+                           const char *path, struct trl_value *out, struct trl_arena *arena)
 {
     struct trl_input in;
     char tmp[64];
@@ -664,7 +656,7 @@ static bool convert_member(struct compile *c, struct trl_field *f, const cJSON *
             trl_ferr_message(&tmpd.ferrs[0], "en", msg, sizeof(msg));
         else
             snprintf(msg, sizeof(msg), "invalid value");
-        cerr(c, path, "%s %s", f->name, msg);
+        trl_def_err(c, path, "%s %s", f->name, msg);
         trl_diag_reset(&tmpd);
         return false;
     }
@@ -672,23 +664,24 @@ static bool convert_member(struct compile *c, struct trl_field *f, const cJSON *
     return true;
 }
 
-static void compile_field(struct compile *c, const cJSON *j, const char *path, struct trl_field *f,
-                          struct trl_arena *arena)
+static void compile_field(struct trl_defcheck *c, const cJSON *j, const char *path,
+                          struct trl_field *f, struct trl_arena *arena)
 {
     char p[200];
     memset(f, 0, sizeof(*f));
     if (!cJSON_IsObject(j)) {
-        cerr(c, path, "must be an object");
+        trl_def_err(c, path, "must be an object");
         f->name = strdup("");
         compile_labels(c, NULL, path, &f->labels, "");
         compile_labels(c, NULL, path, &f->help, "");
         return;
     }
-    check_keys(c, j, path, field_keys, sizeof(field_keys) / sizeof(field_keys[0]));
+    trl_def_keys(c, j, path, field_keys, sizeof(field_keys) / sizeof(field_keys[0]));
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
     snprintf(p, sizeof(p), "%s.name", path);
-    if (!cJSON_IsString(name) || !valid_ident(name->valuestring)) {
-        cerr(c, p, "must be a lower-case identifier [a-z_][a-z0-9_]* of at most 63 characters");
+    if (!cJSON_IsString(name) || !trl_def_ident(name->valuestring)) {
+        trl_def_err(c, p,
+                    "must be a lower-case identifier [a-z_][a-z0-9_]* of at most 63 characters");
         f->name = strdup("");
     } else {
         f->name = strdup(name->valuestring);
@@ -697,15 +690,15 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
                                          "name",       "version",    "type"};
         for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
             if (strcmp(f->name, reserved[i]) == 0)
-                cerr(c, p, "'%s' is a system column and cannot be a field name", f->name);
+                trl_def_err(c, p, "'%s' is a system column and cannot be a field name", f->name);
     }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
     snprintf(p, sizeof(p), "%s.type", path);
     int ft = cJSON_IsString(type) ? trl_ftype_parse(type->valuestring) : -1;
     if (ft < 0) {
-        cerr(c, p,
-             "must be one of text, longtext, int, decimal, bool, date, datetime, enum, ref, "
-             "user, json, attachment");
+        trl_def_err(c, p,
+                    "must be one of text, longtext, int, decimal, bool, date, datetime, enum, ref, "
+                    "user, json, attachment");
         ft = TRL_FT_TEXT;
     }
     f->type = (enum trl_ftype)ft;
@@ -721,17 +714,17 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
     if ((f->unique || get_bool(c, j, "indexed", path)) &&
         (f->type == TRL_FT_LONGTEXT || f->type == TRL_FT_JSON)) {
         snprintf(p, sizeof(p), "%s.indexed", path);
-        cerr(c, p, "%s fields cannot be indexed or unique", trl_ftype_name(f->type));
+        trl_def_err(c, p, "%s fields cannot be indexed or unique", trl_ftype_name(f->type));
     }
 
     const cJSON *scale = cJSON_GetObjectItemCaseSensitive(j, "scale");
     if (scale) {
         snprintf(p, sizeof(p), "%s.scale", path);
         if (f->type != TRL_FT_DECIMAL)
-            cerr(c, p, "only decimal fields have a scale");
+            trl_def_err(c, p, "only decimal fields have a scale");
         else if (!cJSON_IsNumber(scale) || scale->valuedouble < 0 || scale->valuedouble > 9 ||
                  scale->valuedouble != (int)scale->valuedouble)
-            cerr(c, p, "must be an integer from 0 to 9");
+            trl_def_err(c, p, "must be an integer from 0 to 9");
         else
             f->scale = (int)scale->valuedouble;
     } else if (f->type == TRL_FT_DECIMAL) {
@@ -744,10 +737,10 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
         if (!v) continue;
         snprintf(p, sizeof(p), "%s.%s", path, lens[k]);
         if (f->type != TRL_FT_TEXT && f->type != TRL_FT_LONGTEXT)
-            cerr(c, p, "only text and longtext fields have a length");
+            trl_def_err(c, p, "only text and longtext fields have a length");
         else if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e9 ||
                  v->valuedouble != (double)(int64_t)v->valuedouble)
-            cerr(c, p, "must be a non-negative integer");
+            trl_def_err(c, p, "must be a non-negative integer");
         else if (k == 0)
             f->min_length = (int64_t)v->valuedouble;
         else
@@ -758,7 +751,7 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
     if (f->type == TRL_FT_ENUM) {
         snprintf(p, sizeof(p), "%s.options", path);
         if (!cJSON_IsArray(opts) || cJSON_GetArraySize(opts) == 0) {
-            cerr(c, p, "an enum needs a non-empty array of options");
+            trl_def_err(c, p, "an enum needs a non-empty array of options");
         } else {
             size_t n = (size_t)cJSON_GetArraySize(opts);
             f->options = calloc(n, sizeof(*f->options));
@@ -776,12 +769,13 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
                     cJSON_IsString(o) ? o : cJSON_GetObjectItemCaseSensitive(o, "value");
                 if (!cJSON_IsString(val) || !*val->valuestring ||
                     !trl_utf8_valid(val->valuestring, strlen(val->valuestring))) {
-                    cerr(c, op, "an option is a string or {\"value\": ..., \"labels\": ...}");
+                    trl_def_err(c, op,
+                                "an option is a string or {\"value\": ..., \"labels\": ...}");
                     continue;
                 }
                 for (size_t k = 0; k < f->noptions; k++)
                     if (strcmp(f->options[k].value, val->valuestring) == 0)
-                        cerr(c, op, "duplicate option '%s'", val->valuestring);
+                        trl_def_err(c, op, "duplicate option '%s'", val->valuestring);
                 opt->value = strdup(val->valuestring);
                 char lp[240];
                 snprintf(lp, sizeof(lp), "%s.labels", op);
@@ -794,28 +788,28 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
         }
     } else if (opts) {
         snprintf(p, sizeof(p), "%s.options", path);
-        cerr(c, p, "only enum fields have options");
+        trl_def_err(c, p, "only enum fields have options");
     }
 
     const cJSON *ref = cJSON_GetObjectItemCaseSensitive(j, "ref_type");
     if (f->type == TRL_FT_REF) {
         snprintf(p, sizeof(p), "%s.ref_type", path);
-        if (!cJSON_IsString(ref) || !valid_ident(ref->valuestring))
-            cerr(c, p, "a ref field needs the name of the referenced type");
+        if (!cJSON_IsString(ref) || !trl_def_ident(ref->valuestring))
+            trl_def_err(c, p, "a ref field needs the name of the referenced type");
         else
             f->ref_type = strdup(ref->valuestring);
     } else if (ref) {
         snprintf(p, sizeof(p), "%s.ref_type", path);
-        cerr(c, p, "only ref fields have ref_type");
+        trl_def_err(c, p, "only ref fields have ref_type");
     }
 
     const cJSON *pat = cJSON_GetObjectItemCaseSensitive(j, "pattern");
     if (pat) {
         snprintf(p, sizeof(p), "%s.pattern", path);
         if (f->type != TRL_FT_TEXT) {
-            cerr(c, p, "only text fields have a pattern");
+            trl_def_err(c, p, "only text fields have a pattern");
         } else if (!cJSON_IsString(pat)) {
-            cerr(c, p, "must be a PCRE2 regular expression string");
+            trl_def_err(c, p, "must be a PCRE2 regular expression string");
         } else {
             int err;
             PCRE2_SIZE off;
@@ -824,8 +818,8 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
             if (!f->re) {
                 PCRE2_UCHAR emsg[256];
                 pcre2_get_error_message(err, emsg, sizeof(emsg));
-                cerr(c, p, "invalid regular expression at offset %zu: %s", (size_t)off,
-                     (char *)emsg);
+                trl_def_err(c, p, "invalid regular expression at offset %zu: %s", (size_t)off,
+                            (char *)emsg);
             } else {
                 pcre2_jit_compile(f->re, PCRE2_JIT_COMPLETE);
                 f->pattern = strdup(pat->valuestring);
@@ -837,19 +831,19 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
     const cJSON *mtypes = cJSON_GetObjectItemCaseSensitive(j, "media_types");
     if ((msize || mtypes) && f->type != TRL_FT_ATTACHMENT) {
         snprintf(p, sizeof(p), "%s.%s", path, msize ? "max_size" : "media_types");
-        cerr(c, p, "only attachment fields have max_size and media_types");
+        trl_def_err(c, p, "only attachment fields have max_size and media_types");
     } else {
         if (msize) {
             snprintf(p, sizeof(p), "%s.max_size", path);
             if (!cJSON_IsNumber(msize) || msize->valuedouble < 1)
-                cerr(c, p, "must be a positive number of bytes");
+                trl_def_err(c, p, "must be a positive number of bytes");
             else
                 f->max_size = (int64_t)msize->valuedouble;
         }
         if (mtypes) {
             snprintf(p, sizeof(p), "%s.media_types", path);
             if (!cJSON_IsArray(mtypes)) {
-                cerr(c, p, "must be an array of media types such as \"image/png\"");
+                trl_def_err(c, p, "must be an array of media types such as \"image/png\"");
             } else {
                 size_t n = (size_t)cJSON_GetArraySize(mtypes);
                 f->media_types = calloc(n ? n : 1, sizeof(char *));
@@ -861,7 +855,7 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
                     if (cJSON_IsString(m) && strchr(m->valuestring, '/'))
                         f->media_types[f->nmedia_types++] = strdup(m->valuestring);
                     else
-                        cerr(c, p, "each media type is a string such as \"image/png\"");
+                        trl_def_err(c, p, "each media type is a string such as \"image/png\"");
             }
         }
     }
@@ -873,7 +867,7 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
         if (!v) continue;
         snprintf(p, sizeof(p), "%s.%s", path, bounds[k]);
         if (!trl_ftype_is_int(f->type) || f->type == TRL_FT_BOOL || f->type == TRL_FT_REF) {
-            cerr(c, p, "only int, decimal, date and datetime fields have %s", bounds[k]);
+            trl_def_err(c, p, "only int, decimal, date and datetime fields have %s", bounds[k]);
             continue;
         }
         struct trl_value bv;
@@ -886,7 +880,7 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
     }
     if (f->has_min && f->has_max && f->min > f->max) {
         snprintf(p, sizeof(p), "%s.min", path);
-        cerr(c, p, "min is greater than max");
+        trl_def_err(c, p, "min is greater than max");
     }
     const cJSON *dv = cJSON_GetObjectItemCaseSensitive(j, "default");
     if (dv && !cJSON_IsNull(dv)) {
@@ -898,7 +892,7 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
             if (trl_field_check(f, &v, &tmpd) > 0) {
                 char msg[300];
                 trl_ferr_message(&tmpd.ferrs[0], "en", msg, sizeof(msg));
-                cerr(c, p, "default %s", msg);
+                trl_def_err(c, p, "default %s", msg);
             } else {
                 f->has_default = true;
                 f->dflt = v;
@@ -914,21 +908,21 @@ static void compile_field(struct compile *c, const cJSON *j, const char *path, s
 
 /* "permissions": {"<role>": {"create": "org", "read": "all", "update": "own", "delete": "none",
  *                            "fields": {"<field>": "read" | "hidden" | "write"}}} */
-static enum trl_scope parse_scope(struct compile *c, const cJSON *v, const char *path)
+static enum trl_scope parse_scope(struct trl_defcheck *c, const cJSON *v, const char *path)
 {
     static const char *names[] = {"none", "own", "org", "all"};
     if (!v) return TRL_SCOPE_NONE;
     for (int i = 0; i < 4 && cJSON_IsString(v); i++)
         if (strcmp(v->valuestring, names[i]) == 0) return (enum trl_scope)i;
-    cerr(c, path, "a scope is one of all, org, own, none");
+    trl_def_err(c, path, "a scope is one of all, org, own, none");
     return TRL_SCOPE_NONE;
 }
 
-static void compile_perms(struct compile *c, const cJSON *j, struct trl_type *t)
+static void compile_perms(struct trl_defcheck *c, const cJSON *j, struct trl_type *t)
 {
     if (!j) return;
     if (!cJSON_IsObject(j)) {
-        cerr(c, "permissions", "must be an object of roles");
+        trl_def_err(c, "permissions", "must be an object of roles");
         return;
     }
     size_t n = (size_t)cJSON_GetArraySize(j);
@@ -940,16 +934,16 @@ static void compile_perms(struct compile *c, const cJSON *j, struct trl_type *t)
     for (const cJSON *r = j->child; r; r = r->next) {
         char p[160];
         snprintf(p, sizeof(p), "permissions.%s", r->string);
-        if (!valid_ident(r->string) && strchr(r->string, '-') == NULL) {
-            cerr(c, p, "role names use a-z, 0-9, _ and -");
+        if (!trl_def_ident(r->string) && strchr(r->string, '-') == NULL) {
+            trl_def_err(c, p, "role names use a-z, 0-9, _ and -");
             continue;
         }
         if (!cJSON_IsObject(r)) {
-            cerr(c, p, "must be an object with create, read, update, delete and fields");
+            trl_def_err(c, p, "must be an object with create, read, update, delete and fields");
             continue;
         }
         static const char *keys[] = {"create", "read", "update", "delete", "fields"};
-        check_keys(c, r, p, keys, 5);
+        trl_def_keys(c, r, p, keys, 5);
         struct trl_perm *pm = &t->perms[t->nperms++];
         pm->role = strdup(r->string);
         pm->fields = malloc(t->nfields ? t->nfields : 1);
@@ -976,7 +970,7 @@ static void compile_perms(struct compile *c, const cJSON *j, struct trl_type *t)
             snprintf(q, sizeof(q), "%s.fields.%s", p, f->string);
             const struct trl_field *fd = trl_type_field(t, f->string, strlen(f->string));
             if (!fd) {
-                cerr(c, q, "no such field");
+                trl_def_err(c, q, "no such field");
                 continue;
             }
             size_t idx = (size_t)(fd - t->fields);
@@ -987,11 +981,11 @@ static void compile_perms(struct compile *c, const cJSON *j, struct trl_type *t)
             else if (cJSON_IsString(f) && strcmp(f->valuestring, "write") == 0)
                 pm->fields[idx] = TRL_FIELD_WRITE;
             else
-                cerr(c, q, "a field mode is one of write, read, hidden");
+                trl_def_err(c, q, "a field mode is one of write, read, hidden");
         }
         if (fs && !cJSON_IsObject(fs)) {
             snprintf(q, sizeof(q), "%s.fields", p);
-            cerr(c, q, "must be an object of field modes");
+            trl_def_err(c, q, "must be an object of field modes");
         }
     }
 }
@@ -1048,7 +1042,7 @@ static int typeinfo_store(struct trl_txn *t, const char *name, const struct type
 static int compile_type(const char *name, const char *def, size_t n, const char *app,
                         const struct typeinfo *ti, struct trl_type **out, struct trl_diag *d)
 {
-    struct compile c = {.d = d};
+    struct trl_defcheck c = {.d = d};
     struct trl_arena arena;
     trl_arena_init(&arena);
     cJSON *j = cJSON_ParseWithLength(def, n);
@@ -1061,33 +1055,35 @@ static int compile_type(const char *name, const char *def, size_t n, const char 
     t->app = strdup(app ? app : "");
     t->id = ti ? ti->id : 0;
     if (!j || !cJSON_IsObject(j)) {
-        cerr(&c, "", "a type definition is a JSON object");
+        trl_def_err(&c, "", "a type definition is a JSON object");
         goto done;
     }
-    check_keys(&c, j, "", type_keys, sizeof(type_keys) / sizeof(type_keys[0]));
+    trl_def_keys(&c, j, "", type_keys, sizeof(type_keys) / sizeof(type_keys[0]));
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
     if (!cJSON_IsString(nm) || strcmp(nm->valuestring, name) != 0)
-        cerr(&c, "name", "must be \"%s\" (the type's name)", name);
-    if (!valid_ident(name)) cerr(&c, "name", "must be a lower-case identifier [a-z_][a-z0-9_]*");
+        trl_def_err(&c, "name", "must be \"%s\" (the type's name)", name);
+    if (!trl_def_ident(name))
+        trl_def_err(&c, "name", "must be a lower-case identifier [a-z_][a-z0-9_]*");
     compile_labels(&c, cJSON_GetObjectItemCaseSensitive(j, "labels"), "labels", &t->labels, name);
     const cJSON *an = cJSON_GetObjectItemCaseSensitive(j, "autoname");
     if (an) {
         if (!cJSON_IsString(an) || !strstr(an->valuestring, "{#"))
-            cerr(&c, "autoname", "must be a pattern with a counter, e.g. \"MR-{YYYY}-{#####}\"");
+            trl_def_err(&c, "autoname",
+                        "must be a pattern with a counter, e.g. \"MR-{YYYY}-{#####}\"");
         else
             t->autoname = strdup(an->valuestring);
     }
     const cJSON *is = cJSON_GetObjectItemCaseSensitive(j, "initial_state");
-    if (is && (!cJSON_IsString(is) || !valid_ident(is->valuestring)))
-        cerr(&c, "initial_state", "must be a state name");
+    if (is && (!cJSON_IsString(is) || !trl_def_ident(is->valuestring)))
+        trl_def_err(&c, "initial_state", "must be a state name");
     t->initial_state = strdup(cJSON_IsString(is) ? is->valuestring : "");
     const cJSON *fields = cJSON_GetObjectItemCaseSensitive(j, "fields");
     if (!cJSON_IsArray(fields)) {
-        cerr(&c, "fields", "must be an array of field definitions");
+        trl_def_err(&c, "fields", "must be an array of field definitions");
         goto done;
     }
     size_t nf = (size_t)cJSON_GetArraySize(fields);
-    if (nf > 500) cerr(&c, "fields", "at most 500 fields per type");
+    if (nf > 500) trl_def_err(&c, "fields", "at most 500 fields per type");
     t->fields = calloc(nf ? nf : 1, sizeof(*t->fields));
     if (!t->fields) {
         c.rc = TRL_ENOMEM;
@@ -1107,7 +1103,7 @@ static int compile_type(const char *name, const char *def, size_t n, const char 
             if (*fd->name && strcmp(t->fields[k].name, fd->name) == 0) {
                 char p[80];
                 snprintf(p, sizeof(p), "%s.name", path);
-                cerr(&c, p, "duplicate field '%s'", fd->name);
+                trl_def_err(&c, p, "duplicate field '%s'", fd->name);
             }
         if (ti && *fd->name) {
             const cJSON *idj = cJSON_GetObjectItemCaseSensitive(ti->fields, fd->name);
@@ -1121,19 +1117,19 @@ static int compile_type(const char *name, const char *def, size_t n, const char 
         if (!rf) continue;
         char p[80];
         snprintf(p, sizeof(p), "fields[%zu].renamed_from", i);
-        if (!cJSON_IsString(rf) || !valid_ident(rf->valuestring)) {
-            cerr(&c, p, "must be the field's previous name");
+        if (!cJSON_IsString(rf) || !trl_def_ident(rf->valuestring)) {
+            trl_def_err(&c, p, "must be the field's previous name");
             continue;
         }
         if (i < t->nfields && strcmp(rf->valuestring, t->fields[i].name) == 0) continue;
         if (trl_type_field(t, rf->valuestring, strlen(rf->valuestring)))
-            cerr(&c, p, "'%s' is still a field of this type; a renamed field replaces it",
-                 rf->valuestring);
+            trl_def_err(&c, p, "'%s' is still a field of this type; a renamed field replaces it",
+                        rf->valuestring);
     }
     const cJSON *tf = cJSON_GetObjectItemCaseSensitive(j, "title_field");
     if (tf) {
         if (!cJSON_IsString(tf) || !trl_type_field(t, tf->valuestring, strlen(tf->valuestring)))
-            cerr(&c, "title_field", "must name one of the type's fields");
+            trl_def_err(&c, "title_field", "must name one of the type's fields");
         else
             t->title_field = strdup(tf->valuestring);
     }

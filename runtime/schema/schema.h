@@ -196,4 +196,24 @@ int trl_field_check(const struct trl_field *f, const struct trl_value *v, struct
 /* Formats a scalar int value of field f for messages and JSON ("12.30", "2026-01-02"). */
 void trl_field_format_int(const struct trl_field *f, int64_t v, char *out, size_t n);
 
+/* ---------------------------------------------------------------------------------------------
+ * Checking definitions: types here, and the definitions of the layers above (workflows, ...)
+ * with the same conventions: every problem is a field error (code "schema") named by its path in
+ * the definition, and all of them are reported at once.
+ */
+struct cJSON;
+struct trl_defcheck {
+    struct trl_diag *d; /* where errors go */
+    int nerr;           /* errors added */
+    int rc;             /* first hard error (TRL_ENOMEM) */
+};
+/* Adds the error at path (printf format) to c. */
+void trl_def_err(struct trl_defcheck *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A definition name: [a-z_][a-z0-9_]*, at most 63 bytes. */
+bool trl_def_ident(const char *s);
+/* Refuses every member of object j not among keys[0..nkeys), at path.member. */
+void trl_def_keys(struct trl_defcheck *c, const struct cJSON *j, const char *path,
+                  const char *const *keys, size_t nkeys);
+
 #endif

@@ -65,65 +65,23 @@ void trl_wf_free(struct trl_workflow *w)
 /* ---------------------------------------------------------------------------------------------
  * Parsing and checking
  */
-struct compile {
-    struct trl_diag *d;
-    int rc;   /* TRL_ENOMEM when an allocation failed */
-    int nerr; /* definition errors reported */
-};
-
-static void cerr(struct compile *c, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void cerr(struct compile *c, const char *path, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (trl_diag_add_ferr(c->d, path, "schema", msg)) c->rc = TRL_ENOMEM;
-    c->nerr++;
-}
-
-static bool valid_ident(const char *s)
-{
-    if (!s || !*s || strlen(s) > 63) return false;
-    if (!((*s >= 'a' && *s <= 'z') || *s == '_')) return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return false;
-    return true;
-}
-
-/* Unknown keys are refused, so a typo never passes silently. */
-static void known_keys(struct compile *c, const cJSON *o, const char *path, const char *const *keys)
-{
-    for (const cJSON *it = o ? o->child : NULL; it; it = it->next) {
-        bool ok = false;
-        for (const char *const *k = keys; *k && !ok; k++)
-            ok = strcmp(*k, it->string) == 0;
-        if (!ok) {
-            char p[200];
-            snprintf(p, sizeof(p), "%s%s%s", path, *path ? "." : "", it->string);
-            cerr(c, p, "unknown key '%s'", it->string);
-        }
-    }
-}
-
-static void labels(struct compile *c, const cJSON *j, const char *path, struct trl_labels *out)
+static void labels(struct trl_defcheck *c, const cJSON *j, const char *path, struct trl_labels *out)
 {
     const cJSON *en = cJSON_GetObjectItemCaseSensitive(j, "en");
     const cJSON *zh = cJSON_GetObjectItemCaseSensitive(j, "zh-CN");
-    if (j && !cJSON_IsObject(j)) cerr(c, path, "must be an object {\"en\": ..., \"zh-CN\": ...}");
-    static const char *const keys[] = {"en", "zh-CN", NULL};
-    if (cJSON_IsObject(j)) known_keys(c, j, path, keys);
+    if (j && !cJSON_IsObject(j))
+        trl_def_err(c, path, "must be an object {\"en\": ..., \"zh-CN\": ...}");
+    static const char *const keys[] = {"en", "zh-CN"};
+    if (cJSON_IsObject(j)) trl_def_keys(c, j, path, keys, sizeof(keys) / sizeof(keys[0]));
     if ((en && !cJSON_IsString(en)) || (zh && !cJSON_IsString(zh)))
-        cerr(c, path, "labels must be strings");
+        trl_def_err(c, path, "labels must be strings");
     out->en = strdup(cJSON_IsString(en) ? en->valuestring : "");
     out->zh = strdup(cJSON_IsString(zh) ? zh->valuestring : "");
     if (!out->en || !out->zh) c->rc = TRL_ENOMEM;
 }
 
 /* A string or an array of strings into an owned vector. */
-static char **strv(struct compile *c, const cJSON *j, const char *path, bool allow_string,
+static char **strv(struct trl_defcheck *c, const cJSON *j, const char *path, bool allow_string,
                    size_t *n)
 {
     *n = 0;
@@ -139,7 +97,7 @@ static char **strv(struct compile *c, const cJSON *j, const char *path, bool all
         return v;
     }
     if (!cJSON_IsArray(j)) {
-        cerr(c, path, "must be an array of names");
+        trl_def_err(c, path, "must be an array of names");
         return NULL;
     }
     size_t cnt = (size_t)cJSON_GetArraySize(j), k = 0;
@@ -152,7 +110,7 @@ static char **strv(struct compile *c, const cJSON *j, const char *path, bool all
         if (!cJSON_IsString(it)) {
             char p[200];
             snprintf(p, sizeof(p), "%s[%zu]", path, k);
-            cerr(c, p, "must be a name");
+            trl_def_err(c, p, "must be a name");
             continue;
         }
         if (!(v[k] = strdup(it->valuestring))) c->rc = TRL_ENOMEM;
@@ -177,11 +135,11 @@ static bool color_ok(const char *s)
     return true;
 }
 
-static void parse_states(struct compile *c, const cJSON *arr, const struct trl_type *ty,
+static void parse_states(struct trl_defcheck *c, const cJSON *arr, const struct trl_type *ty,
                          struct trl_workflow *w)
 {
     if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0) {
-        cerr(c, "states", "must be a non-empty array of states");
+        trl_def_err(c, "states", "must be a non-empty array of states");
         return;
     }
     size_t n = (size_t)cJSON_GetArraySize(arr);
@@ -190,15 +148,14 @@ static void parse_states(struct compile *c, const cJSON *arr, const struct trl_t
         c->rc = TRL_ENOMEM;
         return;
     }
-    static const char *const keys[] = {"name",     "labels", "initial", "final",
-                                       "category", "color",  NULL};
+    static const char *const keys[] = {"name", "labels", "initial", "final", "category", "color"};
     size_t ninitial = 0, i = 0;
     for (const cJSON *s = arr->child; s; s = s->next, i++) {
         char path[64], p2[96];
         snprintf(path, sizeof(path), "states[%zu]", i);
         struct trl_wf_state *st = &w->states[w->nstates++];
         if (!cJSON_IsObject(s)) {
-            cerr(c, path, "must be an object");
+            trl_def_err(c, path, "must be an object");
             st->name = strdup("");
             st->category = strdup("");
             st->color = strdup("");
@@ -206,53 +163,54 @@ static void parse_states(struct compile *c, const cJSON *arr, const struct trl_t
             st->labels.zh = strdup("");
             continue;
         }
-        known_keys(c, s, path, keys);
+        trl_def_keys(c, s, path, keys, sizeof(keys) / sizeof(keys[0]));
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(s, "name");
         snprintf(p2, sizeof(p2), "%s.name", path);
-        if (!cJSON_IsString(nm) || !valid_ident(nm->valuestring))
-            cerr(c, p2, "must be a lower-case identifier (a-z, 0-9, _)");
+        if (!cJSON_IsString(nm) || !trl_def_ident(nm->valuestring))
+            trl_def_err(c, p2, "must be a lower-case identifier (a-z, 0-9, _)");
         else if (find_state(w, nm->valuestring))
-            cerr(c, p2, "state '%s' is defined twice", nm->valuestring);
+            trl_def_err(c, p2, "state '%s' is defined twice", nm->valuestring);
         st->name = strdup(cJSON_IsString(nm) ? nm->valuestring : "");
         snprintf(p2, sizeof(p2), "%s.labels", path);
         labels(c, cJSON_GetObjectItemCaseSensitive(s, "labels"), p2, &st->labels);
         const cJSON *ini = cJSON_GetObjectItemCaseSensitive(s, "initial");
         const cJSON *fin = cJSON_GetObjectItemCaseSensitive(s, "final");
         snprintf(p2, sizeof(p2), "%s.initial", path);
-        if (ini && !cJSON_IsBool(ini)) cerr(c, p2, "must be true or false");
+        if (ini && !cJSON_IsBool(ini)) trl_def_err(c, p2, "must be true or false");
         snprintf(p2, sizeof(p2), "%s.final", path);
-        if (fin && !cJSON_IsBool(fin)) cerr(c, p2, "must be true or false");
+        if (fin && !cJSON_IsBool(fin)) trl_def_err(c, p2, "must be true or false");
         st->initial = cJSON_IsTrue(ini);
         st->final = cJSON_IsTrue(fin);
         if (st->initial) {
             ninitial++;
             snprintf(p2, sizeof(p2), "%s.initial", path);
             if (ty && (!ty->initial_state || !*ty->initial_state))
-                cerr(c, p2,
-                     "type %s has no initial_state; set it to '%s' so new records start here",
-                     ty->name, st->name ? st->name : "");
+                trl_def_err(
+                    c, p2, "type %s has no initial_state; set it to '%s' so new records start here",
+                    ty->name, st->name ? st->name : "");
             else if (ty && st->name && strcmp(ty->initial_state, st->name) != 0)
-                cerr(c, p2,
-                     "type %s starts records in '%s' (its initial_state); the initial state "
-                     "must be the same",
-                     ty->name, ty->initial_state);
-            if (st->final) cerr(c, p2, "the initial state cannot be final");
+                trl_def_err(c, p2,
+                            "type %s starts records in '%s' (its initial_state); the initial state "
+                            "must be the same",
+                            ty->name, ty->initial_state);
+            if (st->final) trl_def_err(c, p2, "the initial state cannot be final");
         }
         const cJSON *cat = cJSON_GetObjectItemCaseSensitive(s, "category");
         snprintf(p2, sizeof(p2), "%s.category", path);
         const char *cv = cJSON_IsString(cat) ? cat->valuestring : (st->final ? "done" : "open");
         if (cat && (!cJSON_IsString(cat) ||
                     (strcmp(cv, "open") && strcmp(cv, "waiting") && strcmp(cv, "done"))))
-            cerr(c, p2, "must be one of open, waiting, done");
+            trl_def_err(c, p2, "must be one of open, waiting, done");
         st->category = strdup(cv);
         const cJSON *col = cJSON_GetObjectItemCaseSensitive(s, "color");
         snprintf(p2, sizeof(p2), "%s.color", path);
         if (col && (!cJSON_IsString(col) || !color_ok(col->valuestring)))
-            cerr(c, p2, "must be a colour like \"#1677ff\"");
+            trl_def_err(c, p2, "must be a colour like \"#1677ff\"");
         st->color = strdup(cJSON_IsString(col) ? col->valuestring : "");
         if (!st->name || !st->category || !st->color) c->rc = TRL_ENOMEM;
     }
-    if (ninitial != 1) cerr(c, "states", "exactly one state must be initial (found %zu)", ninitial);
+    if (ninitial != 1)
+        trl_def_err(c, "states", "exactly one state must be initial (found %zu)", ninitial);
 }
 
 /* Variables a set action may use, with the field types each fits. */
@@ -274,32 +232,32 @@ static bool var_known(const char *var)
     return false;
 }
 
-static void parse_action(struct compile *c, const cJSON *a, const char *path,
+static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *path,
                          const struct trl_type *ty, struct trl_wf_action *out)
 {
     char p2[200];
     if (!cJSON_IsObject(a)) {
-        cerr(c, path, "must be an object such as {\"set\": \"field\", \"var\": \"now\"}");
+        trl_def_err(c, path, "must be an object such as {\"set\": \"field\", \"var\": \"now\"}");
         return;
     }
     const cJSON *set = cJSON_GetObjectItemCaseSensitive(a, "set");
     if (!set) {
         const char *k = a->child ? a->child->string : "";
-        cerr(c, path, "unknown action '%s' (supported: set)", k);
+        trl_def_err(c, path, "unknown action '%s' (supported: set)", k);
         return;
     }
-    static const char *const keys[] = {"set", "value", "var", "copy", NULL};
-    known_keys(c, a, path, keys);
+    static const char *const keys[] = {"set", "value", "var", "copy"};
+    trl_def_keys(c, a, path, keys, sizeof(keys) / sizeof(keys[0]));
     snprintf(p2, sizeof(p2), "%s.set", path);
     const struct trl_field *f = cJSON_IsString(set) && ty
                                     ? trl_type_field(ty, set->valuestring, strlen(set->valuestring))
                                     : NULL;
     if (!cJSON_IsString(set)) {
-        cerr(c, p2, "must name a field");
+        trl_def_err(c, p2, "must name a field");
         return;
     }
     if (ty && !f) {
-        cerr(c, p2, "type %s has no field '%s'", ty->name, set->valuestring);
+        trl_def_err(c, p2, "type %s has no field '%s'", ty->name, set->valuestring);
         return;
     }
     if (!(out->field = strdup(set->valuestring))) c->rc = TRL_ENOMEM;
@@ -307,21 +265,21 @@ static void parse_action(struct compile *c, const cJSON *a, const char *path,
     const cJSON *var = cJSON_GetObjectItemCaseSensitive(a, "var");
     const cJSON *cp = cJSON_GetObjectItemCaseSensitive(a, "copy");
     if ((val != NULL) + (var != NULL) + (cp != NULL) != 1) {
-        cerr(c, path,
-             "give exactly one of value (a constant), var (now, today, user.id, "
-             "user.org, user.region) or copy (another field)");
+        trl_def_err(c, path,
+                    "give exactly one of value (a constant), var (now, today, user.id, "
+                    "user.org, user.region) or copy (another field)");
         return;
     }
     if (var) {
         out->src = TRL_WF_VAR;
         snprintf(p2, sizeof(p2), "%s.var", path);
         if (!cJSON_IsString(var) || !var_known(var->valuestring)) {
-            cerr(c, p2, "must be one of now, today, user.id, user.org, user.region");
+            trl_def_err(c, p2, "must be one of now, today, user.id, user.org, user.region");
             return;
         }
         if (f && !var_fits(var->valuestring, f->type))
-            cerr(c, p2, "'%s' does not fit field %s of type %s", var->valuestring, f->name,
-                 trl_ftype_name(f->type));
+            trl_def_err(c, p2, "'%s' does not fit field %s of type %s", var->valuestring, f->name,
+                        trl_ftype_name(f->type));
         if (!(out->ref = strdup(var->valuestring))) c->rc = TRL_ENOMEM;
     } else if (cp) {
         out->src = TRL_WF_COPY;
@@ -330,12 +288,12 @@ static void parse_action(struct compile *c, const cJSON *a, const char *path,
             cJSON_IsString(cp) && ty ? trl_type_field(ty, cp->valuestring, strlen(cp->valuestring))
                                      : NULL;
         if (!cJSON_IsString(cp) || (ty && !sf)) {
-            cerr(c, p2, "must name a field of type %s", ty ? ty->name : "?");
+            trl_def_err(c, p2, "must name a field of type %s", ty ? ty->name : "?");
             return;
         }
         if (f && sf && sf->type != f->type)
-            cerr(c, p2, "field %s is %s, field %s is %s: copy needs the same type", sf->name,
-                 trl_ftype_name(sf->type), f->name, trl_ftype_name(f->type));
+            trl_def_err(c, p2, "field %s is %s, field %s is %s: copy needs the same type", sf->name,
+                        trl_ftype_name(sf->type), f->name, trl_ftype_name(f->type));
         if (!(out->ref = strdup(cp->valuestring))) c->rc = TRL_ENOMEM;
     } else {
         out->src = TRL_WF_CONST;
@@ -379,7 +337,7 @@ static void parse_action(struct compile *c, const cJSON *a, const char *path,
                 char msg[256] = "not a valid value";
                 if (vd.nferrs) trl_ferr_message(&vd.ferrs[0], "en", msg, sizeof(msg));
                 snprintf(p2, sizeof(p2), "%s.value", path);
-                cerr(c, p2, "not a valid value of %s: %s", f->name, msg);
+                trl_def_err(c, p2, "not a valid value of %s: %s", f->name, msg);
             }
             trl_arena_free(&arena);
             trl_diag_reset(&vd);
@@ -387,12 +345,12 @@ static void parse_action(struct compile *c, const cJSON *a, const char *path,
     }
 }
 
-static void parse_transitions(struct compile *c, const cJSON *arr, const struct trl_type *ty,
+static void parse_transitions(struct trl_defcheck *c, const cJSON *arr, const struct trl_type *ty,
                               struct trl_workflow *w)
 {
     if (!arr) return; /* a workflow may have no transitions yet */
     if (!cJSON_IsArray(arr)) {
-        cerr(c, "transitions", "must be an array of transitions");
+        trl_def_err(c, "transitions", "must be an array of transitions");
         return;
     }
     size_t n = (size_t)cJSON_GetArraySize(arr);
@@ -401,39 +359,30 @@ static void parse_transitions(struct compile *c, const cJSON *arr, const struct 
         c->rc = TRL_ENOMEM;
         return;
     }
-    static const char *const keys[] = {"name",
-                                       "labels",
-                                       "from",
-                                       "to",
-                                       "roles",
-                                       "condition",
-                                       "required",
-                                       "fields",
-                                       "confirm",
-                                       "actions",
-                                       "comment_required",
-                                       NULL};
+    static const char *const keys[] = {
+        "name",     "labels", "from",    "to",      "roles",           "condition",
+        "required", "fields", "confirm", "actions", "comment_required"};
     size_t i = 0;
     for (const cJSON *tj = arr->child; tj; tj = tj->next, i++) {
         char path[64], p2[128];
         snprintf(path, sizeof(path), "transitions[%zu]", i);
         struct trl_wf_transition *t = &w->transitions[w->ntransitions++];
         if (!cJSON_IsObject(tj)) {
-            cerr(c, path, "must be an object");
+            trl_def_err(c, path, "must be an object");
             continue;
         }
-        known_keys(c, tj, path, keys);
+        trl_def_keys(c, tj, path, keys, sizeof(keys) / sizeof(keys[0]));
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(tj, "name");
         snprintf(p2, sizeof(p2), "%s.name", path);
-        if (!cJSON_IsString(nm) || !valid_ident(nm->valuestring)) {
-            cerr(c, p2, "must be a lower-case identifier (a-z, 0-9, _)");
+        if (!cJSON_IsString(nm) || !trl_def_ident(nm->valuestring)) {
+            trl_def_err(c, p2, "must be a lower-case identifier (a-z, 0-9, _)");
         } else {
             for (size_t k = 0; k + 1 < w->ntransitions; k++)
                 if (w->transitions[k].name && strcmp(w->transitions[k].name, nm->valuestring) == 0)
-                    cerr(c, p2,
-                         "transition '%s' is defined twice (list several states in "
-                         "\"from\" instead)",
-                         nm->valuestring);
+                    trl_def_err(c, p2,
+                                "transition '%s' is defined twice (list several states in "
+                                "\"from\" instead)",
+                                nm->valuestring);
         }
         t->name = strdup(cJSON_IsString(nm) ? nm->valuestring : "");
         snprintf(p2, sizeof(p2), "%s.labels", path);
@@ -443,25 +392,25 @@ static void parse_transitions(struct compile *c, const cJSON *arr, const struct 
 
         snprintf(p2, sizeof(p2), "%s.from", path);
         const cJSON *from = cJSON_GetObjectItemCaseSensitive(tj, "from");
-        if (!from) cerr(c, p2, "name the state(s) this transition leaves from");
+        if (!from) trl_def_err(c, p2, "name the state(s) this transition leaves from");
         t->from = strv(c, from, p2, true, &t->nfrom);
-        if (from && t->nfrom == 0) cerr(c, p2, "name at least one state");
+        if (from && t->nfrom == 0) trl_def_err(c, p2, "name at least one state");
         for (size_t k = 0; k < t->nfrom; k++) {
             const struct trl_wf_state *st = find_state(w, t->from[k]);
             char p3[160];
             snprintf(p3, sizeof(p3), "%s[%zu]", p2, k);
             if (!st)
-                cerr(c, cJSON_IsString(from) ? p2 : p3, "unknown state '%s'", t->from[k]);
+                trl_def_err(c, cJSON_IsString(from) ? p2 : p3, "unknown state '%s'", t->from[k]);
             else if (st->final)
-                cerr(c, cJSON_IsString(from) ? p2 : p3,
-                     "state '%s' is final: no transition may leave it", t->from[k]);
+                trl_def_err(c, cJSON_IsString(from) ? p2 : p3,
+                            "state '%s' is final: no transition may leave it", t->from[k]);
         }
         const cJSON *to = cJSON_GetObjectItemCaseSensitive(tj, "to");
         snprintf(p2, sizeof(p2), "%s.to", path);
         if (!cJSON_IsString(to))
-            cerr(c, p2, "name the state this transition enters");
+            trl_def_err(c, p2, "name the state this transition enters");
         else if (!find_state(w, to->valuestring))
-            cerr(c, p2, "unknown state '%s'", to->valuestring);
+            trl_def_err(c, p2, "unknown state '%s'", to->valuestring);
         t->to = strdup(cJSON_IsString(to) ? to->valuestring : "");
 
         snprintf(p2, sizeof(p2), "%s.roles", path);
@@ -470,7 +419,7 @@ static void parse_transitions(struct compile *c, const cJSON *arr, const struct 
         const cJSON *cond = cJSON_GetObjectItemCaseSensitive(tj, "condition");
         snprintf(p2, sizeof(p2), "%s.condition", path);
         if (cond && !cJSON_IsString(cond)) {
-            cerr(c, p2, "must be an expression such as \"budget > 50000\"");
+            trl_def_err(c, p2, "must be an expression such as \"budget > 50000\"");
         } else if (cond && ty) {
             struct trl_diag ed;
             trl_diag_init(&ed);
@@ -478,7 +427,7 @@ static void parse_transitions(struct compile *c, const cJSON *arr, const struct 
             int rc =
                 trl_expr_parse(src, strlen(src), trl_rec_resolve_any, (void *)ty, &t->cond, &ed);
             if (rc == TRL_ENOMEM) c->rc = rc;
-            if (rc) cerr(c, p2, "%s", ed.message);
+            if (rc) trl_def_err(c, p2, "%s", ed.message);
             trl_diag_reset(&ed);
             if (!(t->condition = strdup(src))) c->rc = TRL_ENOMEM;
         }
@@ -493,10 +442,11 @@ static void parse_transitions(struct compile *c, const cJSON *arr, const struct 
                 char p3[160];
                 snprintf(p3, sizeof(p3), "%s[%zu]", p2, k);
                 if (!f)
-                    cerr(c, p3, "type %s has no field '%s'", ty->name, v[k]);
+                    trl_def_err(c, p3, "type %s has no field '%s'", ty->name, v[k]);
                 else if (li == 1 && f->read_only)
-                    cerr(c, p3, "field '%s' is read-only; a transition cannot let callers fill it",
-                         v[k]);
+                    trl_def_err(c, p3,
+                                "field '%s' is read-only; a transition cannot let callers fill it",
+                                v[k]);
             }
             if (li == 0)
                 t->required = v, t->nrequired = cnt;
@@ -505,12 +455,12 @@ static void parse_transitions(struct compile *c, const cJSON *arr, const struct 
         }
         const cJSON *cr = cJSON_GetObjectItemCaseSensitive(tj, "comment_required");
         snprintf(p2, sizeof(p2), "%s.comment_required", path);
-        if (cr && !cJSON_IsBool(cr)) cerr(c, p2, "must be true or false");
+        if (cr && !cJSON_IsBool(cr)) trl_def_err(c, p2, "must be true or false");
         t->comment_required = cJSON_IsTrue(cr);
         const cJSON *acts = cJSON_GetObjectItemCaseSensitive(tj, "actions");
         snprintf(p2, sizeof(p2), "%s.actions", path);
         if (acts && !cJSON_IsArray(acts)) {
-            cerr(c, p2, "must be an array of actions");
+            trl_def_err(c, p2, "must be an array of actions");
         } else if (acts) {
             size_t na = (size_t)cJSON_GetArraySize(acts);
             t->actions = calloc(na ? na : 1, sizeof(*t->actions));
@@ -537,29 +487,30 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
     if (rc) return rc;
     cJSON *j = cJSON_ParseWithLength(json, n);
     if (!j) return TRL_ENOMEM;
-    struct compile c = {.d = d};
+    struct trl_defcheck c = {.d = d};
     struct trl_workflow *w = calloc(1, sizeof(*w));
     if (!w) {
         cJSON_Delete(j);
         return TRL_ENOMEM;
     }
     if (!cJSON_IsObject(j)) {
-        cerr(&c, "", "a workflow definition is a JSON object");
+        trl_def_err(&c, "", "a workflow definition is a JSON object");
     } else {
-        static const char *const keys[] = {"name", "type", "labels", "states", "transitions", NULL};
-        known_keys(&c, j, "", keys);
+        static const char *const keys[] = {"name", "type", "labels", "states", "transitions"};
+        trl_def_keys(&c, j, "", keys, sizeof(keys) / sizeof(keys[0]));
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
-        if (!cJSON_IsString(nm) || !valid_ident(nm->valuestring))
-            cerr(&c, "name", "must be a lower-case identifier (a-z, 0-9, _)");
+        if (!cJSON_IsString(nm) || !trl_def_ident(nm->valuestring))
+            trl_def_err(&c, "name", "must be a lower-case identifier (a-z, 0-9, _)");
         else if (name && strcmp(nm->valuestring, name) != 0)
-            cerr(&c, "name", "is '%s' but the definition is saved as '%s'", nm->valuestring, name);
+            trl_def_err(&c, "name", "is '%s' but the definition is saved as '%s'", nm->valuestring,
+                        name);
         w->name = strdup(cJSON_IsString(nm) ? nm->valuestring : (name ? name : ""));
         const cJSON *tp = cJSON_GetObjectItemCaseSensitive(j, "type");
         const struct trl_type *ty = NULL;
         if (!cJSON_IsString(tp))
-            cerr(&c, "type", "name the record type this workflow runs on");
+            trl_def_err(&c, "type", "name the record type this workflow runs on");
         else if (!(ty = trl_catalog_type(cat, tp->valuestring)))
-            cerr(&c, "type", "no type '%s' is defined", tp->valuestring);
+            trl_def_err(&c, "type", "no type '%s' is defined", tp->valuestring);
         w->type = strdup(cJSON_IsString(tp) ? tp->valuestring : "");
         labels(&c, cJSON_GetObjectItemCaseSensitive(j, "labels"), "labels", &w->labels);
         parse_states(&c, cJSON_GetObjectItemCaseSensitive(j, "states"), ty, w);
@@ -668,15 +619,11 @@ int trl_wf_put(struct trl_txn *t, const char *name, const char *json, size_t n, 
         trl_diag_reset(&od);
     }
     if ((rc = check_in_flight(t, ty, w, old, d))) goto out;
-    if (!app && trl_meta_get(t, "workflowapp", name, &oldapp) == 0) app = oldapp;
-    if (!app) app = "";
-    char *storedapp = NULL;
-    bool same = olddef && strcmp(olddef, w->definition) == 0 &&
-                trl_meta_get(t, "workflowapp", name, &storedapp) == 0 &&
-                strcmp(storedapp, app) == 0;
-    free(storedapp);
+    if (trl_meta_get(t, "workflowapp", name, &oldapp) != 0) oldapp = NULL;
+    if (!app) app = oldapp ? oldapp : "";
     rc = 0;
-    if (same) goto out;
+    if (olddef && oldapp && strcmp(olddef, w->definition) == 0 && strcmp(oldapp, app) == 0)
+        goto out; /* the same definition of the same app: nothing to write */
     if ((rc = trl_meta_put(t, "workflow", name, w->definition, strlen(w->definition)))) goto out;
     if ((rc = trl_meta_put(t, "workflowapp", name, app, strlen(app)))) goto out;
     uint64_t ver;
@@ -687,6 +634,18 @@ out:
     free(oldapp);
     trl_wf_free(w);
     trl_wf_free(old);
+    trl_catalog_unref(cat);
+    return rc;
+}
+
+int trl_wf_check_all(struct trl_txn *t, struct trl_diag *d)
+{
+    struct trl_catalog *cat = NULL;
+    struct trl_wf_set *ws = NULL;
+    int rc = trl_catalog_load(t, &cat, d);
+    if (!rc) rc = trl_wf_set_load(t, cat, &ws, d);
+    if (rc == TRL_EVALIDATION) d->code = rc = TRL_ECONFLICT;
+    trl_wf_set_unref(ws);
     trl_catalog_unref(cat);
     return rc;
 }

@@ -84,6 +84,9 @@ void trl_wf_free(struct trl_workflow *w);
  * stored one). *changed tells whether anything differed; a change bumps the schema version. */
 int trl_wf_put(struct trl_txn *t, const char *name, const char *json, size_t n, const char *app,
                bool *changed, struct trl_diag *d);
+/* Checks that every stored workflow still fits the types stored in t (after a type or an app
+ * changed: a condition may name a removed field). 0, or TRL_ECONFLICT with d saying which. */
+int trl_wf_check_all(struct trl_txn *t, struct trl_diag *d);
 /* Removes a workflow (records keep their states). 0, TRL_ENOTFOUND. */
 int trl_wf_delete(struct trl_txn *t, const char *name, struct trl_diag *d);
 
