@@ -263,6 +263,7 @@ struct lister {
     struct trl_buf *out;
     size_t n;
 };
+static int list_raw(void *ud, const void *v, size_t n);
 
 static int list_user(void *ud, const void *v, size_t n)
 {
@@ -281,6 +282,103 @@ int trl_auth_user_list(struct trl_txn *t, struct trl_buf *out)
     struct lister l = {.out = out};
     int rc = trl_buf_addc(out, '[');
     if (!rc) rc = each(t, 'u', list_user, &l);
+    if (!rc) rc = trl_buf_addc(out, ']');
+    return rc;
+}
+
+struct user_iter {
+    int (*fn)(void *ud, const struct trl_user *u);
+    void *ud;
+};
+
+static int each_user(void *ud, const void *v, size_t n)
+{
+    struct user_iter *it = ud;
+    cJSON *j = cJSON_ParseWithLength(v, n);
+    struct trl_user u;
+    int rc = j ? user_from_json(j, &u) : TRL_ECORRUPT;
+    cJSON_Delete(j);
+    return rc ? rc : it->fn(it->ud, &u);
+}
+
+int trl_auth_user_each(struct trl_txn *t, int (*fn)(void *ud, const struct trl_user *u), void *ud)
+{
+    struct user_iter it = {fn, ud};
+    return each(t, 'u', each_user, &it);
+}
+
+bool trl_auth_user_has_role(const struct trl_user *u, const char *role)
+{
+    for (size_t i = 0; i < u->nroles; i++)
+        if (strcmp(u->roles[i], role) == 0) return true;
+    return false;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Groups (teams for assignment and approvals): "g\0<name>" -> {name, labels, members}
+ */
+int trl_auth_group_put(struct trl_txn *t, const struct trl_group *g, struct trl_diag *d)
+{
+    if (!trl_auth_name_valid(g->name))
+        return bad(d, "name", "use 1 to 63 of a-z, 0-9, _ . -",
+                   "只能使用 1 到 63 个 a-z、0-9、_ . -");
+    if (!trl_utf8_valid(g->label_en, strlen(g->label_en)) ||
+        !trl_utf8_valid(g->label_zh, strlen(g->label_zh)))
+        return bad(d, "labels", "is not valid UTF-8", "不是有效的 UTF-8");
+    for (size_t i = 0; i < g->nmembers; i++) {
+        struct trl_user u;
+        if (trl_auth_user_get(t, g->members[i], &u) != 0) {
+            char en[128], zh[128];
+            snprintf(en, sizeof(en), "no user '%.60s'", g->members[i]);
+            snprintf(zh, sizeof(zh), "用户“%.60s”不存在", g->members[i]);
+            return bad(d, "members", en, zh);
+        }
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(g->members[k], g->members[i]) == 0)
+                return bad(d, "members", "lists a user twice", "重复列出了同一用户");
+    }
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return TRL_ENOMEM;
+    cJSON_AddStringToObject(j, "name", g->name);
+    cJSON *labels = cJSON_AddObjectToObject(j, "labels");
+    cJSON_AddStringToObject(labels, "en", g->label_en[0] ? g->label_en : g->name);
+    cJSON_AddStringToObject(labels, "zh-CN", g->label_zh[0] ? g->label_zh : g->name);
+    cJSON_AddItemToObject(j, "members", str_list((char(*)[64])g->members, g->nmembers));
+    int rc = put_json(t, 'g', g->name, j);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int trl_auth_group_get(struct trl_txn *t, const char *name, struct trl_group *g)
+{
+    cJSON *j = NULL;
+    int rc = get_json(t, 'g', name, &j);
+    if (rc) return rc;
+    memset(g, 0, sizeof(*g));
+    str_field(j, "name", g->name, sizeof(g->name));
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "labels");
+    str_field(l, "en", g->label_en, sizeof(g->label_en));
+    str_field(l, "zh-CN", g->label_zh, sizeof(g->label_zh));
+    g->nmembers = list_field(j, "members", g->members, TRL_AUTH_MAX_MEMBERS);
+    cJSON_Delete(j);
+    return 0;
+}
+
+int trl_auth_group_delete(struct trl_txn *t, const char *name)
+{
+    struct trl_buf k;
+    trl_buf_init(&k);
+    int rc = key(&k, 'g', name);
+    if (!rc) rc = trl_txn_del(t, TRL_DB_AUTH, k.data, k.len);
+    trl_buf_free(&k);
+    return rc;
+}
+
+int trl_auth_group_list(struct trl_txn *t, struct trl_buf *out)
+{
+    struct lister l = {.out = out};
+    int rc = trl_buf_addc(out, '[');
+    if (!rc) rc = each(t, 'g', list_raw, &l);
     if (!rc) rc = trl_buf_addc(out, ']');
     return rc;
 }

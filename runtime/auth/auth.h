@@ -66,6 +66,29 @@ int trl_auth_user_list(struct trl_txn *t, struct trl_buf *out);
 /* Appends one user as JSON (without the password hash) to out. */
 int trl_auth_user_json(const struct trl_user *u, struct trl_buf *out);
 
+/* Calls fn for every user in name order (stops at fn's first non-zero result and returns it). */
+int trl_auth_user_each(struct trl_txn *t, int (*fn)(void *ud, const struct trl_user *u), void *ud);
+/* True when u holds role. */
+bool trl_auth_user_has_role(const struct trl_user *u, const char *role);
+
+/* Groups: teams that approvals and assignment rules name. Members must be existing users. */
+#define TRL_AUTH_MAX_MEMBERS 256
+struct trl_group {
+    char name[64];                          /* group name, unique */
+    char label_en[128];                     /* display label (English) */
+    char label_zh[128];                     /* display label (Simplified Chinese) */
+    char members[TRL_AUTH_MAX_MEMBERS][64]; /* user names in the order given */
+    size_t nmembers;                        /* entries in members */
+};
+/* Creates or replaces a group (TRL_EVALIDATION naming the field for a bad name or member). */
+int trl_auth_group_put(struct trl_txn *t, const struct trl_group *g, struct trl_diag *d);
+/* 0, TRL_ENOTFOUND. */
+int trl_auth_group_get(struct trl_txn *t, const char *name, struct trl_group *g);
+/* 0, TRL_ENOTFOUND. */
+int trl_auth_group_delete(struct trl_txn *t, const char *name);
+/* Appends a JSON array of groups to out. */
+int trl_auth_group_list(struct trl_txn *t, struct trl_buf *out);
+
 /* Orgs: {name, labels}. put is idempotent; exists answers whether one is defined. */
 int trl_auth_org_put(struct trl_txn *t, const char *name, const char *label_en,
                      const char *label_zh, struct trl_diag *d);

@@ -143,6 +143,27 @@ void trl_http_login_hash(struct req *r);
 /* Audits a 403 answer (routes.c); respond() calls it once per refused request. */
 void trl_http_audit_refusal(struct req *r);
 
+/* routes.c helpers shared with approvals.c */
+void trl_http_ok(struct req *r, int status);
+void trl_http_fail_d(struct req *r, int rc);
+bool trl_http_check_args(struct req *r, const char *const *allowed);
+const char *trl_http_arg(struct req *r, const char *name);
+int trl_http_read_begin(struct req *r, struct trl_txn **t);
+void trl_http_queue_write(struct req *r, write_exec_fn exec, bool barrier);
+void trl_http_rec_ctx(struct req *r, struct trl_rec_ctx *cx);
+bool trl_http_parse_id(const char *s, size_t n, uint64_t *id);
+bool trl_http_admin_only(struct req *r);
+
+/* approvals.c */
+/* /api/v1/approvals[/...]: rest is what follows "/api/v1/approvals/" ("" for the list). */
+void trl_http_approvals_route(struct req *r, const char *rest);
+/* GET /api/v1/records/{type}/{id}/approvals (r->ty, r->id set). */
+void trl_http_record_approvals(struct req *r);
+/* POST /api/v1/records/{type}/{id}/recall (r->ty, r->id set). */
+void trl_http_record_recall(struct req *r);
+/* /api/v1/groups[/{name}] (administrators). */
+void trl_http_groups_route(struct req *r, const char *name);
+
 /* server.c */
 /* Marks a suspended request answered and resumes its connection (any thread). */
 void trl_http_resume(struct req *r);

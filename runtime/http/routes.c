@@ -732,6 +732,18 @@ static void route_records(struct req *r, const char *rest)
             trl_http_fail(r, TRL_EMETHOD, "", "use POST here", "此处只支持 POST");
             return;
         }
+        if (strcmp(s2, "/approvals") == 0) {
+            if (strcmp(m, "GET") == 0) return trl_http_record_approvals(r);
+            snprintf(r->allow, sizeof(r->allow), "GET");
+            trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
+            return;
+        }
+        if (strcmp(s2, "/recall") == 0) {
+            if (strcmp(m, "POST") == 0) return trl_http_record_recall(r);
+            snprintf(r->allow, sizeof(r->allow), "POST");
+            trl_http_fail(r, TRL_EMETHOD, "", "use POST here", "此处只支持 POST");
+            return;
+        }
         if (strcmp(s2, "/history") == 0) {
             if (strcmp(m, "GET") == 0) return records_history(r);
             snprintf(r->allow, sizeof(r->allow), "GET");
@@ -1516,6 +1528,44 @@ static bool admin_only(struct req *r)
     return false;
 }
 
+/* Shared with approvals.c (http_int.h). */
+void trl_http_ok(struct req *r, int status)
+{
+    ok_json(r, status);
+}
+void trl_http_fail_d(struct req *r, int rc)
+{
+    fail_d(r, rc);
+}
+bool trl_http_check_args(struct req *r, const char *const *allowed)
+{
+    return check_args(r, allowed);
+}
+const char *trl_http_arg(struct req *r, const char *name)
+{
+    return arg(r, name);
+}
+int trl_http_read_begin(struct req *r, struct trl_txn **t)
+{
+    return read_begin(r, t);
+}
+void trl_http_queue_write(struct req *r, write_exec_fn exec, bool barrier)
+{
+    queue_write(r, exec, barrier);
+}
+void trl_http_rec_ctx(struct req *r, struct trl_rec_ctx *cx)
+{
+    rec_ctx(r, cx);
+}
+bool trl_http_parse_id(const char *s, size_t n, uint64_t *id)
+{
+    return parse_id(s, n, id);
+}
+bool trl_http_admin_only(struct req *r)
+{
+    return admin_only(r);
+}
+
 static void auth_me(struct req *r)
 {
     struct trl_txn *t;
@@ -2036,6 +2086,10 @@ void trl_http_route(struct req *r)
     if (strcmp(u, "/api/v1/users") == 0) return users_route(r, "");
     if (prefix(u, "/api/v1/users/", &rest)) return users_route(r, rest);
     if (strcmp(u, "/api/v1/orgs") == 0) return orgs_route(r);
+    if (strcmp(u, "/api/v1/groups") == 0) return trl_http_groups_route(r, "");
+    if (prefix(u, "/api/v1/groups/", &rest)) return trl_http_groups_route(r, rest);
+    if (strcmp(u, "/api/v1/approvals") == 0) return trl_http_approvals_route(r, "");
+    if (prefix(u, "/api/v1/approvals/", &rest)) return trl_http_approvals_route(r, rest);
     if (strcmp(u, "/api/v1/audit") == 0) {
         if (!admin_only(r)) return;
         if (!check_args(r, (const char *const[]){"limit", "before", NULL})) return;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 static const char *db_names[TRL_DB_COUNT] = {
-    "meta", "rec", "idx", "hist", "log", "timer", "cnt", "auth", "idem", "files",
+    "meta", "rec", "idx", "hist", "log", "timer", "cnt", "auth", "idem", "files", "appr", "inbox",
 };
 
 int trl_store_rc(int rc, const char *what)
@@ -97,6 +97,11 @@ int trl_store_open(const struct trl_store_opts *o, struct trl_store **out, struc
     }
     for (int i = 0; i < TRL_DB_COUNT; i++) {
         rc = mdb_dbi_open(txn, db_names[i], o->read_only ? 0 : MDB_CREATE, &s->dbi[i]);
+        if (rc == MDB_NOTFOUND && o->read_only && i >= TRL_DB_APPR) {
+            /* A data directory from before this database existed: it reads as empty. */
+            s->absent[i] = true;
+            continue;
+        }
         if (rc) {
             mdb_txn_abort(txn);
             rc = trl_diag_set(d, rc == MDB_NOTFOUND ? TRL_ENOTFOUND : TRL_EIO,
@@ -236,6 +241,7 @@ int trl_txn_get(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, str
     v->p = NULL;
     v->n = 0;
     t->steps++;
+    if (t->s->absent[db]) return TRL_ENOTFOUND;
     int rc = mdb_get(t->txn, t->s->dbi[db], &key, &val);
     if (rc) return trl_store_rc(rc, "get");
     v->p = val.mv_data;
@@ -327,6 +333,10 @@ int trl_cursor_open(struct trl_txn *t, enum trl_db db, struct trl_cursor **out)
     struct trl_cursor *c = calloc(1, sizeof(*c));
     if (!c) return TRL_ENOMEM;
     c->t = t;
+    if (t->s->absent[db]) {
+        *out = c; /* an empty database: every move finds nothing */
+        return 0;
+    }
     int rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c->c);
     if (rc) {
         free(c);
@@ -339,13 +349,14 @@ int trl_cursor_open(struct trl_txn *t, enum trl_db db, struct trl_cursor **out)
 void trl_cursor_close(struct trl_cursor *c)
 {
     if (!c) return;
-    mdb_cursor_close(c->c);
+    if (c->c) mdb_cursor_close(c->c);
     free(c);
 }
 
 static int cursor_op(struct trl_cursor *c, MDB_cursor_op op)
 {
     c->t->steps++;
+    if (!c->c) return TRL_ENOTFOUND;
     int rc = mdb_cursor_get(c->c, &c->k, &c->v, op);
     return rc ? trl_store_rc(rc, "cursor") : 0;
 }

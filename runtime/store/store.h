@@ -35,6 +35,8 @@ enum trl_db {
     TRL_DB_AUTH,     /* users, roles, orgs, sessions, tokens */
     TRL_DB_IDEM,     /* idempotency keys -> stored responses */
     TRL_DB_FILES,    /* attachment metadata by sha256 */
+    TRL_DB_APPR,     /* approvals, tasks, inboxes, out-of-office rules (approval.h) */
+    TRL_DB_INBOX,    /* in-app notifications per user */
     TRL_DB_COUNT
 };
 

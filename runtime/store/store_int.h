@@ -10,6 +10,7 @@
 struct trl_store {
     MDB_env *env;                        /* the environment */
     MDB_dbi dbi[TRL_DB_COUNT];           /* named databases */
+    bool absent[TRL_DB_COUNT];           /* read-only open of an older directory: missing */
     char *dir;                           /* data directory (owned) */
     size_t map_size;                     /* current map size */
     size_t map_max;                      /* growth cap */

@@ -55,6 +55,9 @@ void trl_wf_free(struct trl_workflow *w)
         free(t->actions);
     }
     free(w->transitions);
+    for (size_t i = 0; i < w->napprovals; i++)
+        trl_appr_def_free(&w->approvals[i]);
+    free(w->approvals);
     free(w->name);
     free(w->type);
     free_labels(&w->labels);
@@ -479,6 +482,86 @@ static void parse_transitions(struct trl_defcheck *c, const cJSON *arr, const st
     }
 }
 
+static const struct trl_wf_transition *find_transition(const struct trl_workflow *w,
+                                                       const char *name)
+{
+    for (size_t i = 0; name && i < w->ntransitions; i++)
+        if (w->transitions[i].name && strcmp(w->transitions[i].name, name) == 0)
+            return &w->transitions[i];
+    return NULL;
+}
+
+/* An outcome of an approval must be a transition that leaves the approval's state. */
+static void check_outcome(struct trl_defcheck *c, const struct trl_workflow *w, const char *state,
+                          const char *tname, const char *path)
+{
+    if (!tname) return;
+    const struct trl_wf_transition *t = find_transition(w, tname);
+    if (!t) {
+        trl_def_err(c, path, "unknown transition '%s'", tname);
+        return;
+    }
+    bool from = false;
+    for (size_t k = 0; k < t->nfrom && !from; k++)
+        from = strcmp(t->from[k], state) == 0;
+    if (!from) trl_def_err(c, path, "transition '%s' does not leave state '%s'", tname, state);
+}
+
+static void parse_approvals(struct trl_defcheck *c, const cJSON *arr, const struct trl_type *ty,
+                            struct trl_workflow *w)
+{
+    if (!arr) return;
+    if (!cJSON_IsArray(arr)) {
+        trl_def_err(c, "approvals", "must be an array of approvals");
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
+    w->approvals = calloc(n ? n : 1, sizeof(*w->approvals));
+    if (!w->approvals) {
+        c->rc = TRL_ENOMEM;
+        return;
+    }
+    for (const cJSON *aj = arr->child; aj; aj = aj->next, i++) {
+        char path[64], p2[128];
+        snprintf(path, sizeof(path), "approvals[%zu]", i);
+        struct trl_appr_def *a = &w->approvals[w->napprovals++];
+        trl_appr_def_parse(c, aj, path, ty, a);
+        if (!a->name || !a->state) continue;
+        snprintf(p2, sizeof(p2), "%s.name", path);
+        for (size_t k = 0; k + 1 < w->napprovals; k++)
+            if (w->approvals[k].name && strcmp(w->approvals[k].name, a->name) == 0)
+                trl_def_err(c, p2, "approval '%s' is defined twice", a->name);
+        snprintf(p2, sizeof(p2), "%s.state", path);
+        const struct trl_wf_state *st = a->state[0] ? find_state(w, a->state) : NULL;
+        if (a->state[0] && !st)
+            trl_def_err(c, p2, "unknown state '%s'", a->state);
+        else if (st && st->final)
+            trl_def_err(c, p2, "state '%s' is final: an approval there could not end", a->state);
+        else if (st && st->initial)
+            trl_def_err(c, p2,
+                        "state '%s' is the initial state: attach approvals to a state that a "
+                        "transition enters (e.g. after submit)",
+                        a->state);
+        for (size_t k = 0; k + 1 < w->napprovals && st; k++)
+            if (w->approvals[k].state && strcmp(w->approvals[k].state, a->state) == 0)
+                trl_def_err(c, p2, "state '%s' already has approval '%s'", a->state,
+                            w->approvals[k].name);
+        if (!st) continue;
+        const char *outs[4] = {a->on_approve, a->on_reject, a->on_return, a->on_recall};
+        const char *keys[4] = {"on_approve", "on_reject", "on_return", "on_recall"};
+        for (int k = 0; k < 4; k++) {
+            snprintf(p2, sizeof(p2), "%s.%s", path, keys[k]);
+            check_outcome(c, w, a->state, outs[k], p2);
+        }
+        for (size_t k = 0; k < a->nsteps; k++) {
+            snprintf(p2, sizeof(p2), "%s.steps[%zu].on_approve", path, k);
+            check_outcome(c, w, a->state, a->steps[k].on_approve, p2);
+            snprintf(p2, sizeof(p2), "%s.steps[%zu].on_reject", path, k);
+            check_outcome(c, w, a->state, a->steps[k].on_reject, p2);
+        }
+    }
+}
+
 int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *json, size_t n,
                  struct trl_workflow **out, struct trl_diag *d)
 {
@@ -496,7 +579,8 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
     if (!cJSON_IsObject(j)) {
         trl_def_err(&c, "", "a workflow definition is a JSON object");
     } else {
-        static const char *const keys[] = {"name", "type", "labels", "states", "transitions"};
+        static const char *const keys[] = {"name",   "type",        "labels",
+                                           "states", "transitions", "approvals"};
         trl_def_keys(&c, j, "", keys, sizeof(keys) / sizeof(keys[0]));
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
         if (!cJSON_IsString(nm) || !trl_def_ident(nm->valuestring))
@@ -515,6 +599,7 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
         labels(&c, cJSON_GetObjectItemCaseSensitive(j, "labels"), "labels", &w->labels);
         parse_states(&c, cJSON_GetObjectItemCaseSensitive(j, "states"), ty, w);
         parse_transitions(&c, cJSON_GetObjectItemCaseSensitive(j, "transitions"), ty, w);
+        parse_approvals(&c, cJSON_GetObjectItemCaseSensitive(j, "approvals"), ty, w);
         if (!w->name || !w->type) c.rc = TRL_ENOMEM;
     }
     cJSON_Delete(j);
@@ -782,16 +867,61 @@ static int add_strv(struct trl_buf *o, char **v, size_t n)
 }
 
 struct runner {
+    struct trl_txn *txn;
     const struct trl_rec_ctx *cx;
     const struct trl_type *ty;
     const struct trl_workflow *w;
+    uint64_t id;                       /* the record */
     const struct trl_wf_transition *t; /* NULL while listing */
     size_t ti;                         /* index of t */
     const struct trl_wf_run *run;
     struct trl_buf *extra;
     struct trl_buf *list; /* listing output */
     char from[128];
+    /* Approvals. */
+    bool engine;             /* run by the approval engine: no role check, outcomes allowed */
+    bool recall;             /* an engine run for a recall: only the requester or an admin */
+    const char *finish;      /* status for the approval of the state left (NULL: "cancelled") */
+    char next[64];           /* transition the engine runs after this change ("" for none) */
+    const char *next_finish; /* and the status it gives the approval */
+    const struct trl_wf_decision *dec; /* a decision on a task */
+    const struct trl_appr_def *def;    /* the approval decided on */
+    size_t di;                         /* its index */
+    struct trl_appr_result res;        /* the decision's result */
 };
+
+static const struct trl_appr_def *appr_for_state(const struct trl_workflow *w, const char *state,
+                                                 size_t *idx)
+{
+    for (size_t i = 0; i < w->napprovals; i++)
+        if (strcmp(w->approvals[i].state, state) == 0) {
+            if (idx) *idx = i;
+            return &w->approvals[i];
+        }
+    return NULL;
+}
+
+static bool is_outcome(const struct trl_appr_def *a, const char *t)
+{
+    const char *o[4] = {a->on_approve, a->on_reject, a->on_return, a->on_recall};
+    for (int i = 0; i < 4; i++)
+        if (o[i] && strcmp(o[i], t) == 0) return true;
+    for (size_t i = 0; i < a->nsteps; i++)
+        if ((a->steps[i].on_approve && strcmp(a->steps[i].on_approve, t) == 0) ||
+            (a->steps[i].on_reject && strcmp(a->steps[i].on_reject, t) == 0))
+            return true;
+    return false;
+}
+
+/* Whether a pending approval of def holds the record (and its id). */
+static int pending_approval(const struct runner *g, const struct trl_appr_def *def, uint64_t *aid,
+                            bool *yes)
+{
+    char name[64];
+    int rc = trl_appr_active(g->txn, g->ty->name, g->id, aid, name, sizeof(name));
+    *yes = rc == 0 && strcmp(name, def->name) == 0;
+    return rc == TRL_ENOTFOUND ? 0 : rc;
+}
 
 /* Role and state: why t may not run from state for the caller, or 0. */
 static int may_start(const struct runner *g, const struct trl_wf_transition *t, size_t ti,
@@ -815,6 +945,7 @@ static int may_start(const struct runner *g, const struct trl_wf_transition *t, 
         trl_diag_rule(d, "state", path);
         return TRL_ECONFLICT;
     }
+    if (g->engine) return 0;
     bool ok = t->nroles ? has_role(g->cx->who, t) : trl_rec_move_updatable(m);
     if (!ok) {
         if (!report) return TRL_EFORBIDDEN;
@@ -824,6 +955,27 @@ static int may_start(const struct runner *g, const struct trl_wf_transition *t, 
         snprintf(path, sizeof(path), "transitions[%zu].roles", ti);
         trl_diag_rule(d, "role", path);
         return TRL_EFORBIDDEN;
+    }
+    /* A pending approval decides its own outcomes; only an administrator may override it. */
+    size_t di;
+    const struct trl_appr_def *def = appr_for_state(g->w, state, &di);
+    if (def && is_outcome(def, t->name) && !(g->cx->who && g->cx->who->admin)) {
+        uint64_t aid;
+        bool pending;
+        int rc = pending_approval(g, def, &aid, &pending);
+        if (rc) return rc;
+        if (pending) {
+            if (!report) return TRL_ECONFLICT;
+            trl_diag_set(d, TRL_ECONFLICT,
+                         "'%s' is decided by approval '%s' (%llu): approvers decide through "
+                         "/api/v1/approvals",
+                         t->name, def->name, (unsigned long long)aid);
+            trl_diag_zh(d, "“%s”由审批“%s”(%llu)决定:请审批人通过 /api/v1/approvals 处理", t->name,
+                        def->name, (unsigned long long)aid);
+            snprintf(path, sizeof(path), "approvals[%zu]", di);
+            trl_diag_rule(d, "approval", path);
+            return TRL_ECONFLICT;
+        }
     }
     return 0;
 }
@@ -846,6 +998,127 @@ static bool is_missing(const struct runner *g, struct trl_rec_move *m, const cha
     return v.kind == TRL_V_NULL || (v.kind == TRL_V_BYTES && v.n == 0);
 }
 
+/* A text column's value as a string ("" when empty). */
+static void col_str(struct trl_rec_move *m, int col, char *out, size_t n)
+{
+    struct trl_value v = {0};
+    trl_rec_move_get(m, col, &v);
+    if (v.kind == TRL_V_BYTES)
+        snprintf(out, n, "%.*s", (int)(v.n < n ? v.n : n - 1), v.s);
+    else
+        out[0] = 0;
+}
+
+/* Opens the first step from `from` on whose condition holds (skipping the others) and appends
+ * its description to ab. *opened is false when every remaining step was skipped. A dry run only
+ * checks that the step would find approvers. */
+static int advance(struct runner *g, struct trl_rec_move *m, const struct trl_appr_def *def,
+                   size_t di, uint64_t aid, size_t from, bool dry, bool *opened, struct trl_buf *ab)
+{
+    *opened = false;
+    struct trl_diag *d = g->cx->d;
+    char requester[64];
+    col_str(m, TRL_COL_OWNER, requester, sizeof(requester));
+    int rc = trl_buf_printf(ab, "{\"id\":%llu,\"name\":", (unsigned long long)aid) ||
+             trl_buf_add_json_str(ab, def->name, strlen(def->name)) ||
+             trl_buf_adds(ab, ",\"skipped\":[");
+    size_t nskip = 0;
+    for (size_t i = from; i < def->nsteps && !rc && !*opened; i++) {
+        const struct trl_appr_step *st = &def->steps[i];
+        if (st->cond) {
+            bool ok;
+            struct trl_expr_env env = {.user = g->cx->who, .now_ms = g->cx->now_ms};
+            if ((rc = trl_expr_eval(st->cond, trl_rec_move_get, m, &env, &ok, d))) return rc;
+            if (!ok) {
+                if (!dry && (rc = trl_appr_skip_step(g->txn, aid, i, g->cx->now_ms))) return rc;
+                rc = (nskip++ && trl_buf_addc(ab, ',')) ||
+                     trl_buf_add_json_str(ab, st->name, strlen(st->name));
+                continue;
+            }
+        }
+        char field_user[64] = "";
+        if (st->who == TRL_APPR_FIELD) {
+            const struct trl_field *f = trl_type_field(g->ty, st->names[0], strlen(st->names[0]));
+            if (f) col_str(m, (int)f->id, field_user, sizeof(field_user));
+        }
+        struct trl_appr_approver ap[TRL_APPR_MAX_APPROVERS];
+        size_t n = 0;
+        rc = trl_appr_resolve(g->txn, st, requester, field_user, g->cx->now_ms, ap, &n, d);
+        if (rc == TRL_EVALIDATION) {
+            char path[128];
+            snprintf(path, sizeof(path), "approvals[%zu].steps[%zu].approvers", di, i);
+            trl_diag_rule(d, "approvers", path);
+        }
+        if (rc) return rc;
+        if (!dry && (rc = trl_appr_open_step(g->txn, aid, i, st, ap, n, g->cx->now_ms))) return rc;
+        *opened = true;
+        rc = trl_buf_adds(ab, "],\"step\":") ||
+             trl_buf_add_json_str(ab, st->name, strlen(st->name)) ||
+             trl_buf_adds(ab, ",\"assignees\":[");
+        for (size_t k = 0; k < n && !rc; k++)
+            rc = (k && trl_buf_addc(ab, ',')) ||
+                 trl_buf_add_json_str(ab, ap[k].user, strlen(ap[k].user));
+    }
+    if (!rc && !*opened)
+        rc = trl_buf_adds(ab, "],\"outcome\":\"approved\"");
+    else if (!rc)
+        rc = trl_buf_addc(ab, ']');
+    return rc || trl_buf_addc(ab, '}') ? TRL_ENOMEM : 0;
+}
+
+/* After a transition's checks: ends the approval of the state left, starts the one of the state
+ * entered (a dry run only checks that its first step finds approvers). */
+static int approvals_on_move(struct runner *g, struct trl_rec_move *m)
+{
+    bool dry = g->run->dry_run;
+    int rc = 0;
+    size_t di;
+    const struct trl_appr_def *left = appr_for_state(g->w, g->from, &di);
+    if (left && !dry) {
+        uint64_t aid;
+        bool pending;
+        if ((rc = pending_approval(g, left, &aid, &pending))) return rc;
+        const char *st = g->finish ? g->finish : "cancelled";
+        if (pending) {
+            if ((rc = trl_appr_finish(g->txn, aid, st, g->cx->now_ms))) return rc;
+            if (trl_buf_printf(g->extra, ",\"approval_ended\":{\"id\":%llu,\"status\":\"%s\"}",
+                               (unsigned long long)aid, st))
+                return TRL_ENOMEM;
+        }
+    }
+    const struct trl_appr_def *entered = appr_for_state(g->w, g->t->to, &di);
+    if (!entered) return 0;
+    uint64_t aid = 0;
+    if (!dry) {
+        char requester[64], title[256] = "";
+        col_str(m, TRL_COL_OWNER, requester, sizeof(requester));
+        const struct trl_field *tf = g->ty->title_field ? trl_type_field(g->ty, g->ty->title_field,
+                                                                         strlen(g->ty->title_field))
+                                                        : NULL;
+        if (tf) col_str(m, (int)tf->id, title, sizeof(title));
+        struct trl_appr_subject sub = {.workflow = g->w->name,
+                                       .type = g->ty->name,
+                                       .record = g->id,
+                                       .title = title,
+                                       .requester = requester};
+        if ((rc = trl_appr_start(g->txn, entered, &sub, g->cx->now_ms, &aid))) return rc;
+    }
+    struct trl_buf ab;
+    trl_buf_init(&ab);
+    bool opened;
+    rc = advance(g, m, entered, di, aid, 0, dry, &opened, &ab);
+    if (!rc && !dry &&
+        (trl_buf_adds(g->extra, ",\"approval\":") || trl_buf_add(g->extra, ab.data, ab.len)))
+        rc = TRL_ENOMEM;
+    trl_buf_free(&ab);
+    if (!rc && !opened && !dry) {
+        /* Every step was skipped: the approval is approved at once. */
+        snprintf(g->next, sizeof(g->next), "%s", entered->on_approve);
+        g->next_finish = "approved";
+    }
+    return rc;
+}
+
 static int list_guard(struct runner *g, struct trl_rec_move *m)
 {
     struct trl_buf *o = g->list;
@@ -855,6 +1128,16 @@ static int list_guard(struct runner *g, struct trl_rec_move *m)
              trl_buf_add_json_str(o, g->w->name, strlen(g->w->name)) ||
              trl_buf_adds(o, ",\"state\":") || trl_buf_add_json_str(o, state, strlen(state));
     if (!rc && st) rc = trl_buf_adds(o, ",\"state_labels\":") || add_labels(o, &st->labels);
+    const struct trl_appr_def *def = appr_for_state(g->w, state, NULL);
+    if (!rc && def) {
+        uint64_t aid;
+        bool pending;
+        if ((rc = pending_approval(g, def, &aid, &pending))) return rc;
+        if (pending)
+            rc = trl_buf_printf(o,
+                                ",\"approval\":{\"id\":%llu,\"name\":", (unsigned long long)aid) ||
+                 trl_buf_add_json_str(o, def->name, strlen(def->name)) || trl_buf_addc(o, '}');
+    }
     rc = rc || trl_buf_adds(o, ",\"items\":[");
     size_t k = 0;
     for (size_t i = 0; i < g->w->ntransitions && !rc; i++) {
@@ -960,6 +1243,25 @@ static int run_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_mov
     if (phase == TRL_MOVE_LOADED) {
         snprintf(g->from, sizeof(g->from), "%s", trl_rec_move_state(m));
         if ((rc = may_start(g, t, g->ti, m, true))) return rc;
+        const struct trl_appr_def *def = appr_for_state(g->w, g->from, NULL);
+        if (!g->engine && def && is_outcome(def, t->name)) {
+            /* Only an administrator gets here while the approval is pending: an override. */
+            uint64_t aid;
+            bool pending;
+            if ((rc = pending_approval(g, def, &aid, &pending))) return rc;
+            if (pending) g->finish = "overridden";
+        }
+        if (g->recall && !(g->cx->who && g->cx->who->admin)) {
+            char owner[64];
+            col_str(m, TRL_COL_OWNER, owner, sizeof(owner));
+            if (!g->cx->who || strcmp(owner, g->cx->who->user) != 0) {
+                trl_diag_set(d, TRL_EFORBIDDEN, "only the requester (%s) may recall this approval",
+                             owner);
+                trl_diag_zh(d, "只有申请人(%s)可以撤回此审批", owner);
+                trl_diag_rule(d, "recall", "");
+                return TRL_EFORBIDDEN;
+            }
+        }
         /* Only the fields this transition lets the caller fill. */
         for (size_t i = 0; i < g->run->nin; i++) {
             bool ok = false;
@@ -1019,22 +1321,40 @@ static int run_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_mov
     if (!rc && g->run->comment && *g->run->comment)
         rc = trl_buf_adds(g->extra, ",\"comment\":") ||
              trl_buf_add_json_str(g->extra, g->run->comment, strlen(g->run->comment));
-    return rc ? TRL_ENOMEM : 0;
+    if (!rc && g->engine) rc = trl_buf_adds(g->extra, ",\"by\":\"approval\"");
+    if (rc) return TRL_ENOMEM;
+    return approvals_on_move(g, m);
 }
 
 int trl_wf_available(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                      const struct trl_workflow *w, uint64_t id, struct trl_buf *out)
 {
-    struct runner g = {.cx = cx, .ty = ty, .w = w, .list = out};
+    struct runner g = {.txn = t, .cx = cx, .ty = ty, .w = w, .id = id, .list = out};
     struct trl_rec_move_opts o = {.guard = run_guard, .ud = &g, .dry_run = true};
     return trl_rec_move(t, cx, ty, id, 0, NULL, 0, &o, NULL);
 }
 
-int trl_wf_transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+/* Runs transition run->transition; an approval outcome it leads to runs next (depth-bounded). */
+static int transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                       const struct trl_workflow *w, uint64_t id, const struct trl_wf_run *run,
-                      struct trl_buf *out)
+                      const struct runner *proto, int depth, struct trl_buf *out)
 {
-    struct runner g = {.cx = cx, .ty = ty, .w = w, .run = run};
+    struct runner g = {.txn = t, .cx = cx, .ty = ty, .w = w, .id = id, .run = run};
+    if (proto) {
+        g.engine = proto->engine;
+        g.recall = proto->recall;
+        g.finish = proto->finish;
+    }
+    if (depth > 8) {
+        trl_diag_set(cx->d, TRL_ECONFLICT,
+                     "approvals chained more than 8 transitions in one request; check the "
+                     "workflow for a loop of steps that are all skipped");
+        trl_diag_zh(
+            cx->d,
+            "一次请求中审批连续触发了超过 8 次流转;请检查工作流中是否存在全部被跳过的审批循环");
+        trl_diag_rule(cx->d, "approval", "approvals");
+        return TRL_ECONFLICT;
+    }
     for (size_t i = 0; i < w->ntransitions && !g.t; i++)
         if (strcmp(w->transitions[i].name, run->transition) == 0)
             g.t = &w->transitions[i], g.ti = i;
@@ -1066,5 +1386,200 @@ int trl_wf_transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const str
                      trl_buf_add_json_str(out, g.t->to, strlen(g.t->to)) || trl_buf_addc(out, '}')
                  ? TRL_ENOMEM
                  : 0;
+    if (!rc && g.next[0]) {
+        /* The approval's outcome: the engine runs it as part of the same write. */
+        struct trl_rec_ctx ecx = *cx;
+        ecx.acc = NULL;
+        struct trl_wf_run next = {.transition = g.next, .comment = run->comment};
+        struct runner ep = {.engine = true, .finish = g.next_finish};
+        trl_buf_clear(out);
+        rc = transition(t, &ecx, ty, w, id, &next, &ep, depth + 1, out);
+    }
+    return rc;
+}
+
+int trl_wf_transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                      const struct trl_workflow *w, uint64_t id, const struct trl_wf_run *run,
+                      struct trl_buf *out)
+{
+    return transition(t, cx, ty, w, id, run, NULL, 0, out);
+}
+
+int trl_wf_recall(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                  const struct trl_workflow *w, uint64_t id, const char *comment,
+                  struct trl_buf *out)
+{
+    uint64_t aid;
+    char name[64];
+    int rc = trl_appr_active(t, ty->name, id, &aid, name, sizeof(name));
+    if (rc && rc != TRL_ENOTFOUND) return rc;
+    const struct trl_appr_def *def = NULL;
+    for (size_t i = 0; !rc && i < w->napprovals && !def; i++)
+        if (strcmp(w->approvals[i].name, name) == 0) def = &w->approvals[i];
+    if (rc || !def) {
+        trl_diag_set(cx->d, TRL_ECONFLICT, "this %s has no pending approval to recall", ty->name);
+        trl_diag_zh(cx->d, "此 %s 没有可撤回的待审批", ty->name);
+        trl_diag_rule(cx->d, "approval", "approvals");
+        return TRL_ECONFLICT;
+    }
+    if (!def->on_recall) {
+        trl_diag_set(cx->d, TRL_ECONFLICT,
+                     "approval '%s' cannot be recalled: its definition names no on_recall "
+                     "transition",
+                     def->name);
+        trl_diag_zh(cx->d, "审批“%s”不能撤回:其定义未指定 on_recall 流转", def->name);
+        trl_diag_rule(cx->d, "recall", "approvals");
+        return TRL_ECONFLICT;
+    }
+    /* Recall needs read access (a requester sees their own record); the requester check is the
+     * guard's. */
+    struct trl_buf probe;
+    trl_buf_init(&probe);
+    uint64_t ver;
+    rc = trl_rec_get(t, cx, ty, id, NULL, &ver, &probe);
+    trl_buf_free(&probe);
+    if (rc) return rc;
+    struct trl_rec_ctx ecx = *cx;
+    ecx.acc = NULL;
+    struct trl_wf_run run = {.transition = def->on_recall, .comment = comment};
+    struct runner ep = {.engine = true, .recall = true, .finish = "recalled"};
+    return transition(t, &ecx, ty, w, id, &run, &ep, 0, out);
+}
+
+/* The decision's history event, and what follows from the step's outcome. */
+static int decide_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_move *m)
+{
+    struct runner *g = ud;
+    struct trl_diag *d = g->cx->d;
+    const struct trl_wf_decision *dec = g->dec;
+    if (phase == TRL_MOVE_LOADED) {
+        if (strcmp(trl_rec_move_state(m), g->def->state) != 0) {
+            trl_diag_set(d, TRL_ECONFLICT, "the record left state '%s'; the approval is over",
+                         g->def->state);
+            trl_diag_zh(d, "记录已离开状态“%s”,该审批已结束", g->def->state);
+            trl_diag_rule(d, "task", "");
+            return TRL_ECONFLICT;
+        }
+        return 0;
+    }
+    struct trl_appr_result *r = &g->res;
+    const struct trl_appr_step *st = &g->def->steps[r->step < g->def->nsteps ? r->step : 0];
+    int rc = trl_appr_decide(g->txn, dec->task, g->cx->who ? g->cx->who->user : "", dec->decision,
+                             dec->comment, dec->to, st->allow_self, g->cx->now_ms, r, d);
+    if (rc) return rc;
+    static const char *const names[] = {"approve", "reject", "return", "delegate"};
+    rc = trl_buf_printf(g->extra,
+                        "\"approval\":{\"id\":%llu,\"name\":", (unsigned long long)r->approval) ||
+         trl_buf_add_json_str(g->extra, g->def->name, strlen(g->def->name)) ||
+         trl_buf_adds(g->extra, ",\"step\":") ||
+         trl_buf_add_json_str(g->extra, st->name, strlen(st->name)) ||
+         trl_buf_printf(g->extra, ",\"task\":%llu,\"decision\":\"%s\"",
+                        (unsigned long long)dec->task, names[dec->decision]);
+    if (!rc && dec->decision == TRL_DECIDE_DELEGATE)
+        rc = trl_buf_adds(g->extra, ",\"to\":") ||
+             trl_buf_add_json_str(g->extra, dec->to, strlen(dec->to));
+    if (!rc && dec->comment && *dec->comment)
+        rc = trl_buf_adds(g->extra, ",\"comment\":") ||
+             trl_buf_add_json_str(g->extra, dec->comment, strlen(dec->comment));
+    static const char *const outs[] = {"pending", "approved", "rejected"};
+    if (!rc)
+        rc = trl_buf_printf(g->extra, ",\"step_outcome\":\"%s\"",
+                            r->returned ? "returned" : outs[r->step_outcome]);
+    if (rc) return TRL_ENOMEM;
+    if (r->step_outcome == TRL_APPR_APPROVED) {
+        const char *next = st->on_approve;
+        if (!next) {
+            struct trl_buf ab;
+            trl_buf_init(&ab);
+            bool opened;
+            rc = advance(g, m, g->def, g->di, r->approval, r->step + 1, false, &opened, &ab);
+            if (!rc &&
+                (trl_buf_adds(g->extra, ",\"next\":") || trl_buf_add(g->extra, ab.data, ab.len)))
+                rc = TRL_ENOMEM;
+            trl_buf_free(&ab);
+            if (rc) return rc;
+            if (!opened) next = g->def->on_approve;
+        }
+        if (next) snprintf(g->next, sizeof(g->next), "%s", next);
+        g->next_finish = "approved";
+    } else if (r->step_outcome == TRL_APPR_REJECTED) {
+        const char *next = r->returned     ? g->def->on_return
+                           : st->on_reject ? st->on_reject
+                                           : g->def->on_reject;
+        snprintf(g->next, sizeof(g->next), "%s", next ? next : "");
+        g->next_finish = r->returned ? "returned" : "rejected";
+    }
+    rc = trl_buf_addc(g->extra, '}');
+    return rc ? TRL_ENOMEM : 0;
+}
+
+int trl_wf_decide(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *ws,
+                  const struct trl_wf_decision *dec, struct trl_buf *out)
+{
+    struct trl_appr_result info;
+    int rc = trl_appr_task_info(t, dec->task, &info);
+    if (rc == TRL_ENOTFOUND) {
+        trl_diag_set(cx->d, TRL_ENOTFOUND, "no approval task %llu", (unsigned long long)dec->task);
+        trl_diag_zh(cx->d, "审批任务 %llu 不存在", (unsigned long long)dec->task);
+        return rc;
+    }
+    if (rc) return rc;
+    const struct trl_type *ty = trl_catalog_type(cx->cat, info.type);
+    const struct trl_workflow *w = trl_wf_by_name(ws, info.workflow);
+    struct runner g = {.txn = t, .ty = ty, .w = w, .id = info.record, .dec = dec, .engine = true};
+    char aname[64] = "";
+    uint64_t aid = 0;
+    if (ty && w && trl_appr_active(t, ty->name, info.record, &aid, aname, sizeof(aname)) == 0 &&
+        aid == info.approval)
+        for (size_t i = 0; i < w->napprovals && !g.def; i++)
+            if (strcmp(w->approvals[i].name, aname) == 0) g.def = &w->approvals[i], g.di = i;
+    if (!g.def) {
+        /* The approval ended (or its definition is gone): the task is closed. */
+        rc = trl_appr_decide(t, dec->task, cx->who ? cx->who->user : "", dec->decision,
+                             dec->comment, dec->to, false, cx->now_ms, &info, cx->d);
+        if (!rc) {
+            trl_diag_set(cx->d, TRL_ECONFLICT, "this task's approval is over; nothing was changed");
+            trl_diag_zh(cx->d, "此任务所属的审批已结束,未做任何更改");
+            trl_diag_rule(cx->d, "task", "");
+            rc = TRL_ECONFLICT;
+        }
+        return rc;
+    }
+    if (dec->decision == TRL_DECIDE_RETURN && !g.def->on_return) {
+        trl_diag_set(cx->d, TRL_ECONFLICT,
+                     "approval '%s' cannot return requests: its definition names no on_return "
+                     "transition",
+                     g.def->name);
+        trl_diag_zh(cx->d, "审批“%s”不支持退回:其定义未指定 on_return 流转", g.def->name);
+        trl_diag_rule(cx->d, "return", "approvals");
+        return TRL_ECONFLICT;
+    }
+    /* The approver acts through the task: the record's row scopes do not apply. */
+    struct trl_rec_ctx ecx = *cx;
+    ecx.acc = NULL;
+    g.cx = &ecx;
+    g.res.step = info.step;
+    struct trl_buf extra, rec;
+    trl_buf_init(&extra);
+    trl_buf_init(&rec);
+    g.extra = &extra;
+    struct trl_rec_move_opts o = {
+        .action = "approval", .guard = decide_guard, .ud = &g, .extra = &extra};
+    rc = trl_rec_move(t, &ecx, ty, info.record, 0, NULL, 0, &o, &rec);
+    trl_buf_free(&extra);
+    if (!rc && g.next[0]) {
+        struct trl_wf_run next = {.transition = g.next, .comment = dec->comment};
+        struct runner ep = {.engine = true, .finish = g.next_finish};
+        trl_buf_clear(&rec);
+        rc = transition(t, &ecx, ty, w, info.record, &next, &ep, 1, &rec);
+    }
+    if (!rc)
+        rc = trl_buf_adds(out, "{\"task\":") ? TRL_ENOMEM : trl_appr_task_json(t, dec->task, out);
+    if (!rc)
+        rc = trl_buf_adds(out, ",\"record\":") || trl_buf_add(out, rec.data, rec.len) ||
+                     trl_buf_addc(out, '}')
+                 ? TRL_ENOMEM
+                 : 0;
+    trl_buf_free(&rec);
     return rc;
 }

@@ -16,6 +16,7 @@
 #ifndef TRL_WORKFLOW_H
 #define TRL_WORKFLOW_H
 
+#include "approval/approval.h"
 #include "record/record.h"
 
 struct trl_wf_state {
@@ -68,6 +69,8 @@ struct trl_workflow {
     size_t nstates;                        /* entries */
     struct trl_wf_transition *transitions; /* owned */
     size_t ntransitions;                   /* entries */
+    struct trl_appr_def *approvals;        /* approvals attached to states (owned) */
+    size_t napprovals;                     /* entries */
     char *definition;                      /* canonical JSON (owned) */
 };
 
@@ -127,5 +130,31 @@ struct trl_wf_run {
 int trl_wf_transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                       const struct trl_workflow *w, uint64_t id, const struct trl_wf_run *run,
                       struct trl_buf *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Approvals (approval.h keeps their state): entering a state with an approval starts it and opens
+ * its first step whose condition holds; leaving the state by any other transition cancels it; a
+ * pending approval's outcome transitions are refused to everyone but administrators (who
+ * override it).
+ */
+struct trl_wf_decision {
+    uint64_t task;                   /* the task decided on */
+    enum trl_appr_decision decision; /* approve, reject, return, delegate */
+    const char *comment;             /* required for reject and return */
+    const char *to;                  /* delegate: the user who takes over */
+};
+/* Records a decision (one history event on the record) and, when the step's outcome is certain,
+ * opens the next step or runs the outcome transition, all in t. Appends {"task":..,"record":..}.
+ * Refusals change nothing and name their rule: TRL_ENOTFOUND (task), TRL_EFORBIDDEN (not the
+ * assignee), TRL_ECONFLICT (task closed, approval over, return not configured),
+ * TRL_EVALIDATION (comment, delegate), or the outcome transition's own refusal. */
+int trl_wf_decide(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *ws,
+                  const struct trl_wf_decision *dec, struct trl_buf *out);
+/* The requester (or an administrator) recalls the pending approval of record id: its tasks are
+ * cancelled and the approval's on_recall transition runs. TRL_ECONFLICT when there is nothing to
+ * recall or the approval cannot be recalled; TRL_EFORBIDDEN for anyone else. */
+int trl_wf_recall(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                  const struct trl_workflow *w, uint64_t id, const char *comment,
+                  struct trl_buf *out);
 
 #endif

@@ -310,8 +310,25 @@ START_TEST(roles_partner_reviewer_and_other_org)
     ck_assert_msg(json_contains(r.body, "{\"state\":\"marketing_review\",\"version\":3}"), "%s",
                   r.body);
     resp_free(&r);
-    ck_assert_int_eq(move(REV, MR, id, "reject", "{\"comment\":\"too vague\"}", &r), 200);
-    ck_assert_msg(json_contains(r.body, "{\"state\":\"rejected\",\"version\":4}"), "%s", r.body);
+    /* The marketing review is an approval now: its outcome is the approver's decision, not a
+     * transition anyone with the role may run. */
+    ck_assert_int_eq(move(REV, MR, id, "reject", "{\"comment\":\"too vague\"}", &r), 409);
+    ck_assert_msg(json_contains(r.body, "{\"rule\":\"approval\",\"path\":\"approvals[0]\"}"), "%s",
+                  r.body);
+    resp_free(&r);
+    ck_assert_int_eq(req(REV, "GET", "/api/v1/approvals?assignee=me", NULL, &r), 200);
+    cJSON *inbox = cJSON_Parse(r.body);
+    resp_free(&r);
+    cJSON *task = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(inbox, "items"), 0);
+    ck_assert_ptr_nonnull(task);
+    ck_assert_int_eq((long long)cJSON_GetObjectItemCaseSensitive(task, "record")->valuedouble, id);
+    snprintf(path, sizeof(path), "/api/v1/approvals/%lld/reject",
+             (long long)cJSON_GetObjectItemCaseSensitive(task, "id")->valuedouble);
+    cJSON_Delete(inbox);
+    ck_assert_int_eq(req(REV, "POST", path, "{\"comment\":\"too vague\"}", &r), 200);
+    ck_assert_msg(json_contains(r.body, "{\"task\":{\"status\":\"rejected\"},\"record\":{"
+                                        "\"state\":\"rejected\",\"version\":5}}"),
+                  "%s", r.body);
     resp_free(&r);
     ck_assert_int_eq(transition_events(MR, id), 3);
     /* The refusals wrote nothing. */
@@ -319,7 +336,10 @@ START_TEST(roles_partner_reviewer_and_other_org)
     ck_assert_int_eq(req(A, "GET", path, NULL, &r), 200);
     ck_assert_msg(json_contains(r.body, "{\"items\":[{\"action\":\"create\"},{\"transition\":"
                                         "\"submit\"},{\"transition\":\"start_review\"},{"
-                                        "\"transition\":\"reject\",\"comment\":\"too vague\"}]}"),
+                                        "\"action\":\"approval\",\"approval\":{\"decision\":"
+                                        "\"reject\",\"comment\":\"too vague\"}},{"
+                                        "\"transition\":\"reject\",\"comment\":\"too vague\","
+                                        "\"by\":\"approval\"}]}"),
                   "%s", r.body);
     resp_free(&r);
     /* The meta API is for administrators. */
@@ -383,7 +403,7 @@ START_TEST(meta_api_errors_in_flight_and_new_transition)
     cJSON *def = get_def(&orig);
     cJSON *states = cJSON_GetObjectItemCaseSensitive(def, "states");
     cJSON *trs = cJSON_GetObjectItemCaseSensitive(def, "transitions");
-    ck_assert_int_eq(cJSON_GetArraySize(trs), 5);
+    ck_assert_int_eq(cJSON_GetArraySize(trs), 7);
     ck_assert_ptr_nonnull(item_named(states, "rejected"));
     ck_assert_ptr_nonnull(item_named(trs, "reject"));
     struct resp r;
@@ -440,6 +460,7 @@ START_TEST(meta_api_errors_in_flight_and_new_transition)
     cJSON *shrunk = cJSON_Duplicate(def, 1);
     remove_named(cJSON_GetObjectItemCaseSensitive(shrunk, "states"), "rejected");
     remove_named(cJSON_GetObjectItemCaseSensitive(shrunk, "transitions"), "reject");
+    cJSON_DeleteItemFromObject(shrunk, "approvals"); /* they name 'reject' as their outcome */
     ck_assert_int_eq(put_def(shrunk, &r), 409);
     ck_assert_msg(json_contains(r.body, "{\"code\":\"conflict\",\"rule\":\"in_flight\"}"), "%s",
                   r.body);
@@ -478,7 +499,7 @@ START_TEST(meta_api_errors_in_flight_and_new_transition)
     resp_free(&r);
     /* The reviewer may read but not update the record: 'hold' (no roles) is refused. */
     ck_assert_int_eq(move(REV, MR, a1, "hold", NULL, &r), 403);
-    ck_assert_msg(json_contains(r.body, "{\"rule\":\"role\",\"path\":\"transitions[5].roles\"}"),
+    ck_assert_msg(json_contains(r.body, "{\"rule\":\"role\",\"path\":\"transitions[7].roles\"}"),
                   "%s", r.body);
     resp_free(&r);
     ck_assert_int_eq(move(B, MR, a1, "hold", NULL, NULL), 404);
