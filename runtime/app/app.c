@@ -18,9 +18,10 @@ struct folder {
 };
 
 static const struct folder folders[] = {
-    {"types", "type", ".json"},     {"workflows", "workflow", ".json"}, {"forms", "form", ".json"},
-    {"reports", "report", ".json"}, {"i18n", "i18n", ".json"},          {"hooks", "hook", ".lua"},
-    {"tests", "hooktest", ".lua"},
+    {"types", "type", ".json"},         {"calendars", "calendar", ".json"},
+    {"workflows", "workflow", ".json"}, {"forms", "form", ".json"},
+    {"reports", "report", ".json"},     {"i18n", "i18n", ".json"},
+    {"hooks", "hook", ".lua"},          {"tests", "hooktest", ".lua"},
 };
 
 #define MAX_FILE (4 << 20)
@@ -159,7 +160,7 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
             rc =
                 trl_diag_set(d, TRL_EINVAL,
                              "%s: not part of an app (expected app.json, README.md and the folders "
-                             "types, workflows, forms, reports, i18n, hooks, tests)",
+                             "types, calendars, workflows, forms, reports, i18n, hooks, tests)",
                              fn);
         }
     }
@@ -283,6 +284,20 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
             rc = trl_schema_put_type(t, f->name, f->text, f->n, b->name, &ch, d);
             if (rc) return prefix_errors(f, d, rc);
             *changed |= ch;
+        } else if (strcmp(f->kind, "calendar") == 0) {
+            char *owner = NULL;
+            if (trl_meta_get(t, "calendarapp", f->name, &owner) == 0 && *owner &&
+                strcmp(owner, b->name) != 0) {
+                trl_diag_set(d, TRL_ECONFLICT, "%s: calendar '%s' belongs to app '%s'", f->path,
+                             f->name, owner);
+                free(owner);
+                return TRL_ECONFLICT;
+            }
+            free(owner);
+            bool ch = false;
+            rc = trl_wf_calendar_put(t, f->name, f->text, f->n, b->name, &ch, d);
+            if (rc) return prefix_errors(f, d, rc);
+            *changed |= ch;
         } else if (strcmp(f->kind, "workflow") == 0) {
             char *owner = NULL;
             if (trl_meta_get(t, "workflowapp", f->name, &owner) == 0 && *owner &&
@@ -384,10 +399,11 @@ int trl_app_export(struct trl_txn *t, const char *name, const char *dir, struct 
                                .ext = folders[fi].ext,
                                .t = t,
                                .d = d,
-                               .owner_kind = strcmp(folders[fi].kind, "type") == 0 ? "typeapp"
-                                             : strcmp(folders[fi].kind, "workflow") == 0
-                                                 ? "workflowapp"
-                                                 : NULL};
+                               .owner_kind =
+                                   strcmp(folders[fi].kind, "type") == 0       ? "typeapp"
+                                   : strcmp(folders[fi].kind, "workflow") == 0 ? "workflowapp"
+                                   : strcmp(folders[fi].kind, "calendar") == 0 ? "calendarapp"
+                                                                               : NULL};
         rc = trl_meta_each(t, folders[fi].kind, export_one, &e);
     }
     return rc;

@@ -807,8 +807,41 @@ int trl_appr_task_info(struct trl_txn *t, uint64_t task, struct trl_appr_result 
     r->step = (size_t)jnum(j, "step_index");
     snprintf(r->step_name, sizeof(r->step_name), "%s", jstr(j, "step"));
     snprintf(r->requester, sizeof(r->requester), "%s", jstr(j, "requester"));
+    snprintf(r->assignee, sizeof(r->assignee), "%s", jstr(j, "assignee"));
+    snprintf(r->approval_name, sizeof(r->approval_name), "%s", jstr(j, "approval_name"));
     cJSON_Delete(j);
     return 0;
+}
+
+struct pending_count {
+    const char *type, *name, *state;
+    uint64_t n;
+};
+
+int trl_appr_pending_count(struct trl_txn *t, const char *type, const char *name, const char *state,
+                           uint64_t *n)
+{
+    *n = 0;
+    struct trl_cursor *c = NULL;
+    int rc = trl_cursor_open(t, TRL_DB_APPR, &c);
+    if (rc) return rc;
+    for (rc = trl_cursor_seek(c, "A", 1); rc == 0; rc = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n != 9 || ((const char *)k.p)[0] != 'A') break;
+        cJSON *j = cJSON_ParseWithLength(v.p, v.n);
+        if (!j) {
+            rc = TRL_ECORRUPT;
+            break;
+        }
+        if (strcmp(jstr(j, "status"), "pending") == 0 && strcmp(jstr(j, "type"), type) == 0 &&
+            (!name || strcmp(jstr(j, "name"), name) == 0) &&
+            (!state || strcmp(jstr(j, "state"), state) == 0))
+            (*n)++;
+        cJSON_Delete(j);
+    }
+    trl_cursor_close(c);
+    return rc == TRL_ENOTFOUND ? 0 : rc;
 }
 
 static int refuse(struct trl_diag *d, int code, const char *rule, const char *en, const char *zh)
@@ -931,6 +964,17 @@ static int decide(struct trl_txn *t, cJSON *a, cJSON *task, const char *who,
             if ((rc = doc_get(t, 'T', (uint64_t)it->valuedouble, &nt))) break;
             bool waiting = strcmp(jstr(nt, "status"), "waiting") == 0;
             if (waiting) {
+                /* Their turn: an out-of-office rule in force now sends it to the delegate. */
+                char who2[64], cur[64];
+                snprintf(cur, sizeof(cur), "%s", jstr(nt, "assignee"));
+                bool holds = false;
+                rc = stand_in(t, cur, now, who2, sizeof(who2));
+                if (!rc && strcmp(who2, cur) != 0) rc = find_holder(t, s, who2, true, &holds);
+                if (!rc && strcmp(who2, cur) != 0 && !holds &&
+                    (allow_self || strcmp(who2, jstr(a, "requester")) != 0)) {
+                    jset_str(nt, "on_behalf_of", cur);
+                    jset_str(nt, "assignee", who2);
+                }
                 jset_str(nt, "status", "pending");
                 jset_time(nt, "created_at", now);
                 rc = doc_put(t, 'T', (uint64_t)jnum(nt, "id"), nt);

@@ -141,6 +141,8 @@ struct trl_appr_result {
     char requester[64];                 /* the record's requester */
     enum trl_appr_outcome step_outcome; /* the step's outcome after the decision */
     bool returned;                      /* the decision returned the request to the requester */
+    char assignee[64];                  /* the task's assignee */
+    char approval_name[64];             /* the approval's definition name */
 };
 /* Reads a task's approval and step without deciding (for the engine's checks). 0, TRL_ENOTFOUND. */
 int trl_appr_task_info(struct trl_txn *t, uint64_t task, struct trl_appr_result *r);
@@ -152,6 +154,10 @@ int trl_appr_task_info(struct trl_txn *t, uint64_t task, struct trl_appr_result 
 int trl_appr_decide(struct trl_txn *t, uint64_t task, const char *who, enum trl_appr_decision dec,
                     const char *comment, const char *to, bool allow_self, int64_t now,
                     struct trl_appr_result *r, struct trl_diag *d);
+/* Pending approvals of type (and of definition name and state, when not NULL): a scan, for
+ * definition changes. */
+int trl_appr_pending_count(struct trl_txn *t, const char *type, const char *name, const char *state,
+                           uint64_t *n);
 /* Ends approval id with status ("approved", "rejected", "returned", "recalled", "cancelled"),
  * cancelling every task still open. */
 int trl_appr_finish(struct trl_txn *t, uint64_t id, const char *status, int64_t now);

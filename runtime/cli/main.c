@@ -49,6 +49,8 @@ static const char *help_serve =
     "  --map-max MIB          cap of the store's map; writes past it answer 507 (default 65536)\n"
     "  --max-scan N           most records one listing may examine (default 200000)\n"
     "  --port-file FILE       write the bound port to FILE once listening (for scripts/tests)\n"
+    "  --test-clock           let administrators move time (POST /api/v1/test/clock) for SLA\n"
+    "                         tests; never use it in production\n"
     "  --tls-cert FILE        serve HTTPS with this PEM certificate (and --tls-key FILE); session\n"
     "                         cookies are then Secure and named __Host-trellis_session\n"
     "Stops cleanly on SIGINT or SIGTERM after finishing queued writes.\n";
@@ -195,6 +197,8 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
                 a->so.tls_cert = argv[++i];
             else
                 a->so.tls_key = argv[++i];
+        } else if (strcmp(o, "--test-clock") == 0) {
+            a->so.test_clock = true;
         } else if (strcmp(o, "--port-file") == 0) {
             if (need_value(i, argc, o)) return -1;
             a->port_file = argv[++i];

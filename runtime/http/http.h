@@ -33,6 +33,7 @@ struct trl_server_opts {
     const struct trl_clock *clock; /* injectable clock (NULL: system) */
     const char *tls_cert;          /* PEM certificate file: serve HTTPS (NULL: plain HTTP) */
     const char *tls_key;           /* PEM private key file (with tls_cert) */
+    bool test_clock; /* a clock tests may move (POST /api/v1/test/clock): never in production */
 };
 
 struct trl_server;

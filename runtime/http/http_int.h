@@ -50,6 +50,13 @@ struct trl_server {
     atomic_bool purge_busy;                /* purge_job is queued or running */
     size_t purged;                         /* keys removed by the last purge (writer thread) */
     atomic_bool stopping;                  /* stop requested: new requests get 503 */
+    struct trl_clock testclock;            /* the movable clock (test_clock) */
+    atomic_int_fast64_t test_offset;       /* ms added to real time by the test clock */
+    struct trl_write_job timer_job;        /* fires due timers (SLA) */
+    atomic_bool timer_busy;                /* timer_job is queued or running */
+    atomic_bool timer_more;                /* the last firing hit its batch limit */
+    size_t timer_fired;                    /* timers fired by the last job (writer thread) */
+    atomic_uint_fast64_t n_timers_fired;   /* metrics: timers fired */
     pthread_t hashers[2];      /* password hashing: at most two at a time, off HTTP threads */
     int nhashers;              /* hashers started */
     pthread_mutex_t hlock;     /* guards the hashing queue */
@@ -164,7 +171,21 @@ void trl_http_record_recall(struct req *r);
 /* /api/v1/groups[/{name}] (administrators). */
 void trl_http_groups_route(struct req *r, const char *name);
 
+/* inbox.c */
+/* /api/v1/inbox[/...]: the caller's in-app notifications; rest follows "/api/v1/inbox/". */
+void trl_http_inbox_route(struct req *r, const char *rest);
+
+/* engine.c */
+/* GET /api/v1/records/{type}/{id}/sla (r->ty, r->id set). */
+void trl_http_record_sla(struct req *r);
+/* /api/v1/meta/calendars[/{name}] (administrators). */
+void trl_http_meta_calendars(struct req *r, const char *name);
+/* /api/v1/test/clock (administrators, only with the test clock). */
+void trl_http_test_clock(struct req *r);
+
 /* server.c */
+/* Wakes the timer scheduler (after the test clock moved). */
+void trl_http_wake_timers(struct trl_server *s);
 /* Marks a suspended request answered and resumes its connection (any thread). */
 void trl_http_resume(struct req *r);
 /* Submits r's write job to the store (r stays suspended until it is done). */

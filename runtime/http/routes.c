@@ -262,6 +262,7 @@ static int exec_create(struct req *r, struct trl_txn *t)
     }
     uint64_t id;
     if ((rc = trl_rec_create(t, &cx, r->ty, r->in, r->nin, &id, &r->out))) return rc;
+    if ((rc = trl_wf_on_create(t, &cx, r->wfs, r->ty, id))) return rc;
     ok_json(r, 201);
     set_etag(r, 1);
     snprintf(r->location, sizeof(r->location), "/api/v1/records/%s/%llu", r->ty->name,
@@ -287,6 +288,7 @@ static int exec_delete(struct req *r, struct trl_txn *t)
     struct trl_rec_ctx cx;
     rec_ctx(r, &cx);
     int rc = trl_rec_delete(t, &cx, r->ty, r->id, r->if_match);
+    if (!rc) rc = trl_wf_on_delete(t, &cx, r->wfs, r->ty, r->id);
     if (rc) return rc;
     r->status = 204;
     return 0;
@@ -734,6 +736,12 @@ static void route_records(struct req *r, const char *rest)
         }
         if (strcmp(s2, "/approvals") == 0) {
             if (strcmp(m, "GET") == 0) return trl_http_record_approvals(r);
+            snprintf(r->allow, sizeof(r->allow), "GET");
+            trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
+            return;
+        }
+        if (strcmp(s2, "/sla") == 0) {
+            if (strcmp(m, "GET") == 0) return trl_http_record_sla(r);
             snprintf(r->allow, sizeof(r->allow), "GET");
             trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
             return;
@@ -2090,6 +2098,8 @@ void trl_http_route(struct req *r)
     if (prefix(u, "/api/v1/groups/", &rest)) return trl_http_groups_route(r, rest);
     if (strcmp(u, "/api/v1/approvals") == 0) return trl_http_approvals_route(r, "");
     if (prefix(u, "/api/v1/approvals/", &rest)) return trl_http_approvals_route(r, rest);
+    if (strcmp(u, "/api/v1/inbox") == 0) return trl_http_inbox_route(r, "");
+    if (prefix(u, "/api/v1/inbox/", &rest)) return trl_http_inbox_route(r, rest);
     if (strcmp(u, "/api/v1/audit") == 0) {
         if (!admin_only(r)) return;
         if (!check_args(r, (const char *const[]){"limit", "before", NULL})) return;
@@ -2117,6 +2127,9 @@ void trl_http_route(struct req *r)
     if (prefix(u, "/api/v1/meta/types/", &rest)) return meta_types(r, rest);
     if (strcmp(u, "/api/v1/meta/workflows") == 0) return meta_workflows(r, "");
     if (prefix(u, "/api/v1/meta/workflows/", &rest)) return meta_workflows(r, rest);
+    if (strcmp(u, "/api/v1/meta/calendars") == 0) return trl_http_meta_calendars(r, "");
+    if (prefix(u, "/api/v1/meta/calendars/", &rest)) return trl_http_meta_calendars(r, rest);
+    if (strcmp(u, "/api/v1/test/clock") == 0) return trl_http_test_clock(r);
     if (strcmp(u, "/api/v1/meta/apps") == 0) return meta_apps(r, "");
     if (prefix(u, "/api/v1/meta/apps/", &rest)) return meta_apps(r, rest);
     if (strcmp(u, "/api/v1/files") == 0) {

@@ -2,6 +2,8 @@
  * limits, the deadline watchdog, start and stop. */
 #include "http_int.h"
 
+#include <stddef.h>
+
 #include "auth/auth.h"
 
 #include <arpa/inet.h>
@@ -77,6 +79,79 @@ static void purge_done(void *arg, int rc)
     atomic_fetch_sub(&s->pending_jobs, 1);
 }
 
+/* Timers: the watchdog sees the first due key and hands firing to the writer. */
+static int timers_fn(struct trl_txn *t, void *arg)
+{
+    struct trl_server *s = arg;
+    struct trl_catalog *cat;
+    struct trl_wf_set *wfs;
+    trl_http_snapshot(s, &cat, &wfs);
+    struct trl_principal sys = {.user = "system", .admin = true};
+    struct trl_diag d;
+    trl_diag_init(&d);
+    struct trl_rec_ctx cx = {.cat = cat,
+                             .who = &sys,
+                             .now_ms = trl_clock_now(s->clock),
+                             .request_id = "timer",
+                             .lang = "en",
+                             .d = &d};
+    s->timer_fired = 0;
+    int rc = trl_wf_fire_timers(t, &cx, wfs, 500, &s->timer_fired);
+    if (rc && rc != TRL_EMAPFULL)
+        trl_log(TRL_LOG_WARN, "firing timers failed: %s %s", trl_err_token(rc), d.message);
+    trl_diag_reset(&d);
+    trl_wf_set_unref(wfs);
+    trl_catalog_unref(cat);
+    return rc;
+}
+
+static void timers_done(void *arg, int rc)
+{
+    struct trl_server *s = arg;
+    if (!rc) atomic_fetch_add(&s->n_timers_fired, s->timer_fired);
+    atomic_store(&s->timer_more, !rc && s->timer_fired >= 500);
+    atomic_store(&s->timer_busy, false);
+    atomic_fetch_sub(&s->pending_jobs, 1);
+    if (atomic_load(&s->timer_more)) trl_http_wake_timers(s);
+}
+
+void trl_http_wake_timers(struct trl_server *s)
+{
+    pthread_mutex_lock(&s->wd_lock);
+    pthread_cond_signal(&s->wd_cond);
+    pthread_mutex_unlock(&s->wd_lock);
+}
+
+static void timers_check(struct trl_server *s)
+{
+    if (atomic_load(&s->stopping) || atomic_load(&s->timer_busy)) return;
+    struct trl_txn *t = NULL;
+    int64_t due = 0;
+    if (trl_store_read(s->store, &t)) return;
+    int rc = trl_timer_next(t, &due);
+    trl_txn_end(t);
+    if (rc || due > trl_clock_now(s->clock)) return;
+    if (atomic_exchange(&s->timer_busy, true)) return;
+    s->timer_job.fn = timers_fn;
+    s->timer_job.done = timers_done;
+    s->timer_job.arg = s;
+    atomic_fetch_add(&s->pending_jobs, 1);
+    if (trl_store_submit(s->store, &s->timer_job)) {
+        atomic_store(&s->timer_busy, false);
+        atomic_fetch_sub(&s->pending_jobs, 1);
+    }
+}
+
+static int64_t test_now(const struct trl_clock *c)
+{
+    const struct trl_server *s =
+        (const struct trl_server *)(const void *)((const char *)c -
+                                                  offsetof(struct trl_server, testclock));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + atomic_load(&s->test_offset);
+}
+
 /* Called when a request line has arrived: the request's own deadline starts here. */
 static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
 {
@@ -118,6 +193,7 @@ static void *watchdog_main(void *arg)
             }
         }
         pthread_mutex_unlock(&s->conn_lock);
+        timers_check(s);
         if (now - last_reader_check > 60000) {
             int n = trl_store_reader_check(s->store);
             if (n) trl_log(TRL_LOG_WARN, "cleared %d stale reader slot(s)", n);
@@ -562,6 +638,11 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
     if (!s->o.listen) s->o.listen = "127.0.0.1:8080";
     trl_clock_system(&s->sysclock);
     s->clock = o->clock ? o->clock : &s->sysclock;
+    if (o->test_clock && !o->clock) {
+        s->testclock.now_ms = test_now;
+        s->clock = &s->testclock;
+        trl_log(TRL_LOG_WARN, "the test clock is on: POST /api/v1/test/clock moves time");
+    }
     s->boot_id = (uint64_t)trl_clock_now(s->clock) ^ ((uint64_t)getpid() << 32);
     pthread_mutex_init(&s->cat_lock, NULL);
     pthread_mutex_init(&s->conn_lock, NULL);

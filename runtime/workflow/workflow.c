@@ -2,6 +2,7 @@
 #include "workflow.h"
 
 #include "codec/codec.h"
+#include "notify/notify.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -23,6 +24,18 @@ static void free_strv(char **v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
+}
+
+static void free_actions(struct trl_wf_action *a, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        free(a[k].field);
+        free((char *)a[k].val.s);
+        free(a[k].ref);
+        free(a[k].name);
+        free_labels(&a[k].message);
+    }
+    free(a);
 }
 
 void trl_wf_free(struct trl_workflow *w)
@@ -47,17 +60,32 @@ void trl_wf_free(struct trl_workflow *w)
         free_strv(t->required, t->nrequired);
         free_strv(t->fields, t->nfields);
         free_labels(&t->confirm);
-        for (size_t k = 0; k < t->nactions; k++) {
-            free(t->actions[k].field);
-            free((char *)t->actions[k].val.s);
-            free(t->actions[k].ref);
-        }
-        free(t->actions);
+        free_actions(t->actions, t->nactions);
     }
     free(w->transitions);
     for (size_t i = 0; i < w->napprovals; i++)
         trl_appr_def_free(&w->approvals[i]);
     free(w->approvals);
+    for (size_t i = 0; i < w->nslas; i++) {
+        struct trl_wf_sla *p = &w->slas[i];
+        free(p->name);
+        free_labels(&p->labels);
+        free(p->condition);
+        trl_expr_free(p->cond);
+        free(p->calendar);
+        free_strv(p->pause, p->npause);
+        for (size_t k = 0; k < p->ntargets; k++) {
+            struct trl_wf_sla_target *tg = &p->targets[k];
+            free(tg->name);
+            free_labels(&tg->labels);
+            free_strv(tg->start, tg->nstart);
+            free_strv(tg->stop, tg->nstop);
+            free_actions(tg->on_warning, tg->nwarning);
+            free_actions(tg->on_breach, tg->nbreach);
+        }
+        free(p->targets);
+    }
+    free(w->slas);
     free(w->name);
     free(w->type);
     free_labels(&w->labels);
@@ -236,7 +264,8 @@ static bool var_known(const char *var)
 }
 
 static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *path,
-                         const struct trl_type *ty, struct trl_wf_action *out)
+                         const struct trl_type *ty, bool allow_transition,
+                         struct trl_wf_action *out)
 {
     char p2[200];
     if (!cJSON_IsObject(a)) {
@@ -244,9 +273,57 @@ static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *pat
         return;
     }
     const cJSON *set = cJSON_GetObjectItemCaseSensitive(a, "set");
+    const cJSON *notify = cJSON_GetObjectItemCaseSensitive(a, "notify");
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(a, "transition");
+    if (tr && allow_transition) {
+        static const char *const tkeys[] = {"transition"};
+        trl_def_keys(c, a, path, tkeys, 1);
+        out->kind = TRL_ACT_TRANSITION;
+        snprintf(p2, sizeof(p2), "%s.transition", path);
+        if (!cJSON_IsString(tr) || !trl_def_ident(tr->valuestring))
+            trl_def_err(c, p2, "must name a transition");
+        else if (!(out->ref = strdup(tr->valuestring)))
+            c->rc = TRL_ENOMEM;
+        return;
+    }
+    if (notify) {
+        static const char *const nkeys[] = {"notify", "message"};
+        trl_def_keys(c, a, path, nkeys, 2);
+        out->kind = TRL_ACT_NOTIFY;
+        snprintf(p2, sizeof(p2), "%s.notify", path);
+        static const char *const whos[] = {"user", "field", "role", "requester"};
+        const cJSON *w = cJSON_IsObject(notify) ? notify->child : NULL;
+        size_t wi = 0;
+        while (w && wi < 4 && strcmp(whos[wi], w->string) != 0)
+            wi++;
+        if (!w || w->next || wi == 4) {
+            trl_def_err(c, p2,
+                        "must be one of {\"user\": name}, {\"field\": a text field holding a user "
+                        "name}, {\"role\": name} or {\"requester\": true}");
+            return;
+        }
+        if (!(out->ref = strdup(whos[wi]))) c->rc = TRL_ENOMEM;
+        if (wi == 3) {
+            if (!cJSON_IsTrue(w)) trl_def_err(c, p2, "requester must be true");
+        } else if (!cJSON_IsString(w) || !*w->valuestring) {
+            trl_def_err(c, p2, "%s must be a name", whos[wi]);
+        } else {
+            if (wi == 1 && ty) {
+                const struct trl_field *nf =
+                    trl_type_field(ty, w->valuestring, strlen(w->valuestring));
+                if (!nf || nf->type != TRL_FT_TEXT)
+                    trl_def_err(c, p2, "type %s has no text field '%s'", ty->name, w->valuestring);
+            }
+            if (!(out->name = strdup(w->valuestring))) c->rc = TRL_ENOMEM;
+        }
+        snprintf(p2, sizeof(p2), "%s.message", path);
+        labels(c, cJSON_GetObjectItemCaseSensitive(a, "message"), p2, &out->message);
+        return;
+    }
     if (!set) {
         const char *k = a->child ? a->child->string : "";
-        trl_def_err(c, path, "unknown action '%s' (supported: set)", k);
+        trl_def_err(c, path, "unknown action '%s' (supported: set, notify%s)", k,
+                    allow_transition ? ", transition" : "");
         return;
     }
     static const char *const keys[] = {"set", "value", "var", "copy"};
@@ -475,7 +552,7 @@ static void parse_transitions(struct trl_defcheck *c, const cJSON *arr, const st
             for (const cJSON *a = acts->child; a; a = a->next, k++) {
                 char p3[160];
                 snprintf(p3, sizeof(p3), "%s[%zu]", p2, k);
-                parse_action(c, a, p3, ty, &t->actions[t->nactions++]);
+                parse_action(c, a, p3, ty, false, &t->actions[t->nactions++]);
             }
         }
         if (!t->name || !t->to) c->rc = TRL_ENOMEM;
@@ -562,6 +639,201 @@ static void parse_approvals(struct trl_defcheck *c, const cJSON *arr, const stru
     }
 }
 
+/* A list of state names that must all exist, at path. */
+static char **state_list(struct trl_defcheck *c, const struct trl_workflow *w, const cJSON *j,
+                         const char *path, size_t *n)
+{
+    char **v = strv(c, j, path, true, n);
+    for (size_t k = 0; k < *n; k++)
+        if (!find_state(w, v[k])) {
+            char p[240];
+            snprintf(p, sizeof(p), "%.200s[%zu]", path, k);
+            trl_def_err(c, cJSON_IsString(j) ? path : p, "unknown state '%s'", v[k]);
+        }
+    return v;
+}
+
+static struct trl_wf_action *action_list(struct trl_defcheck *c, const cJSON *j, const char *path,
+                                         const struct trl_type *ty, size_t *n)
+{
+    *n = 0;
+    if (!j) return NULL;
+    if (!cJSON_IsArray(j)) {
+        trl_def_err(c, path, "must be an array of actions");
+        return NULL;
+    }
+    size_t na = (size_t)cJSON_GetArraySize(j), k = 0;
+    struct trl_wf_action *a = calloc(na ? na : 1, sizeof(*a));
+    if (!a) {
+        c->rc = TRL_ENOMEM;
+        return NULL;
+    }
+    for (const cJSON *it = j->child; it; it = it->next, k++) {
+        char p[220];
+        snprintf(p, sizeof(p), "%.200s[%zu]", path, k);
+        parse_action(c, it, p, ty, true, &a[(*n)++]);
+    }
+    return a;
+}
+
+static void parse_target(struct trl_defcheck *c, const cJSON *j, const char *path,
+                         const struct trl_type *ty, struct trl_workflow *w,
+                         struct trl_wf_sla_target *tg)
+{
+    static const char *const keys[] = {"name",    "labels",       "start",      "stop",     "hours",
+                                       "minutes", "warn_percent", "on_warning", "on_breach"};
+    char p[220];
+    if (!cJSON_IsObject(j)) {
+        trl_def_err(c, path, "must be an object");
+        return;
+    }
+    trl_def_keys(c, j, path, keys, sizeof(keys) / sizeof(keys[0]));
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
+    snprintf(p, sizeof(p), "%.180s.name", path);
+    if (!cJSON_IsString(nm) || !trl_def_ident(nm->valuestring))
+        trl_def_err(c, p, "must be a lower-case identifier (a-z, 0-9, _)");
+    if (!(tg->name = strdup(cJSON_IsString(nm) ? nm->valuestring : ""))) c->rc = TRL_ENOMEM;
+    snprintf(p, sizeof(p), "%.180s.labels", path);
+    labels(c, cJSON_GetObjectItemCaseSensitive(j, "labels"), p, &tg->labels);
+    snprintf(p, sizeof(p), "%.180s.start", path);
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "start");
+    if (!st) trl_def_err(c, p, "name the state(s) that start the clock");
+    tg->start = state_list(c, w, st, p, &tg->nstart);
+    snprintf(p, sizeof(p), "%.180s.stop", path);
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(j, "stop");
+    if (!sp) trl_def_err(c, p, "name the state(s) that stop the clock (met when in time)");
+    tg->stop = state_list(c, w, sp, p, &tg->nstop);
+    for (size_t a = 0; a < tg->nstart; a++)
+        for (size_t b = 0; b < tg->nstop; b++)
+            if (strcmp(tg->start[a], tg->stop[b]) == 0)
+                trl_def_err(c, p, "state '%s' both starts and stops the clock", tg->stop[b]);
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "hours");
+    const cJSON *mi = cJSON_GetObjectItemCaseSensitive(j, "minutes");
+    snprintf(p, sizeof(p), "%.180s.hours", path);
+    int64_t minutes = 0;
+    if (h && (!cJSON_IsNumber(h) || h->valuedouble < 0 || h->valuedouble > 100000 ||
+              h->valuedouble != (double)(int64_t)h->valuedouble))
+        trl_def_err(c, p, "must be a whole number of hours, 0 to 100000");
+    else if (h)
+        minutes += (int64_t)h->valuedouble * 60;
+    snprintf(p, sizeof(p), "%.180s.minutes", path);
+    if (mi && (!cJSON_IsNumber(mi) || mi->valuedouble < 0 || mi->valuedouble > 6000000 ||
+               mi->valuedouble != (double)(int64_t)mi->valuedouble))
+        trl_def_err(c, p, "must be a whole number of minutes");
+    else if (mi)
+        minutes += (int64_t)mi->valuedouble;
+    if (minutes <= 0)
+        trl_def_err(c, path, "give the target as \"hours\" and/or \"minutes\" of business time");
+    tg->target_ms = minutes * 60000;
+    const cJSON *wp = cJSON_GetObjectItemCaseSensitive(j, "warn_percent");
+    snprintf(p, sizeof(p), "%.180s.warn_percent", path);
+    if (wp && (!cJSON_IsNumber(wp) || wp->valuedouble < 1 || wp->valuedouble > 99 ||
+               wp->valuedouble != (double)(int)wp->valuedouble))
+        trl_def_err(c, p, "must be a whole percentage from 1 to 99");
+    else if (wp)
+        tg->warn_percent = (unsigned)wp->valueint;
+    snprintf(p, sizeof(p), "%.180s.on_warning", path);
+    tg->on_warning =
+        action_list(c, cJSON_GetObjectItemCaseSensitive(j, "on_warning"), p, ty, &tg->nwarning);
+    snprintf(p, sizeof(p), "%.180s.on_breach", path);
+    tg->on_breach =
+        action_list(c, cJSON_GetObjectItemCaseSensitive(j, "on_breach"), p, ty, &tg->nbreach);
+    /* Transition actions must name transitions of this workflow. */
+    struct trl_wf_action *lists[2] = {tg->on_warning, tg->on_breach};
+    size_t ns[2] = {tg->nwarning, tg->nbreach};
+    for (int l = 0; l < 2; l++)
+        for (size_t k = 0; k < ns[l]; k++)
+            if (lists[l][k].kind == TRL_ACT_TRANSITION && lists[l][k].ref &&
+                !find_transition(w, lists[l][k].ref)) {
+                snprintf(p, sizeof(p), "%.160s.%s[%zu].transition", path,
+                         l ? "on_breach" : "on_warning", k);
+                trl_def_err(c, p, "unknown transition '%s'", lists[l][k].ref);
+            }
+}
+
+static void parse_slas(struct trl_defcheck *c, const cJSON *arr, const struct trl_type *ty,
+                       struct trl_workflow *w)
+{
+    if (!arr) return;
+    if (!cJSON_IsArray(arr)) {
+        trl_def_err(c, "slas", "must be an array of SLA policies");
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
+    if (!(w->slas = calloc(n ? n : 1, sizeof(*w->slas)))) {
+        c->rc = TRL_ENOMEM;
+        return;
+    }
+    static const char *const keys[] = {"name",     "labels", "condition",
+                                       "calendar", "pause",  "targets"};
+    for (const cJSON *pj = arr->child; pj; pj = pj->next, i++) {
+        char path[64], p[128];
+        snprintf(path, sizeof(path), "slas[%zu]", i);
+        struct trl_wf_sla *pol = &w->slas[w->nslas++];
+        if (!cJSON_IsObject(pj)) {
+            trl_def_err(c, path, "must be an object");
+            continue;
+        }
+        trl_def_keys(c, pj, path, keys, sizeof(keys) / sizeof(keys[0]));
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(pj, "name");
+        snprintf(p, sizeof(p), "%s.name", path);
+        if (!cJSON_IsString(nm) || !trl_def_ident(nm->valuestring))
+            trl_def_err(c, p, "must be a lower-case identifier (a-z, 0-9, _)");
+        else
+            for (size_t k = 0; k + 1 < w->nslas; k++)
+                if (w->slas[k].name && strcmp(w->slas[k].name, nm->valuestring) == 0)
+                    trl_def_err(c, p, "policy '%s' is defined twice", nm->valuestring);
+        if (!(pol->name = strdup(cJSON_IsString(nm) ? nm->valuestring : ""))) c->rc = TRL_ENOMEM;
+        snprintf(p, sizeof(p), "%s.labels", path);
+        labels(c, cJSON_GetObjectItemCaseSensitive(pj, "labels"), p, &pol->labels);
+        const cJSON *cond = cJSON_GetObjectItemCaseSensitive(pj, "condition");
+        snprintf(p, sizeof(p), "%s.condition", path);
+        if (cond && !cJSON_IsString(cond)) {
+            trl_def_err(c, p, "must be an expression such as \"priority = \\\"high\\\"\"");
+        } else if (cond && ty) {
+            struct trl_diag ed;
+            trl_diag_init(&ed);
+            int rc = trl_expr_parse(cond->valuestring, strlen(cond->valuestring),
+                                    trl_rec_resolve_any, (void *)ty, &pol->cond, &ed);
+            if (rc == TRL_ENOMEM) c->rc = rc;
+            if (rc) trl_def_err(c, p, "%s", ed.message);
+            trl_diag_reset(&ed);
+            if (!(pol->condition = strdup(cond->valuestring))) c->rc = TRL_ENOMEM;
+        }
+        const cJSON *cal = cJSON_GetObjectItemCaseSensitive(pj, "calendar");
+        snprintf(p, sizeof(p), "%s.calendar", path);
+        if (cal && (!cJSON_IsString(cal) || !trl_def_ident(cal->valuestring)))
+            trl_def_err(c, p, "must name a business calendar");
+        else if (cal && !(pol->calendar = strdup(cal->valuestring)))
+            c->rc = TRL_ENOMEM;
+        snprintf(p, sizeof(p), "%s.pause", path);
+        pol->pause =
+            state_list(c, w, cJSON_GetObjectItemCaseSensitive(pj, "pause"), p, &pol->npause);
+        const cJSON *tj = cJSON_GetObjectItemCaseSensitive(pj, "targets");
+        snprintf(p, sizeof(p), "%s.targets", path);
+        if (!cJSON_IsArray(tj) || cJSON_GetArraySize(tj) == 0 || cJSON_GetArraySize(tj) > 16) {
+            trl_def_err(c, p, "must be an array of 1 to 16 targets");
+            continue;
+        }
+        size_t nt = (size_t)cJSON_GetArraySize(tj), k = 0;
+        if (!(pol->targets = calloc(nt, sizeof(*pol->targets)))) {
+            c->rc = TRL_ENOMEM;
+            continue;
+        }
+        for (const cJSON *t = tj->child; t; t = t->next, k++) {
+            char p2[160];
+            snprintf(p2, sizeof(p2), "%s.targets[%zu]", path, k);
+            parse_target(c, t, p2, ty, w, &pol->targets[pol->ntargets++]);
+            for (size_t q = 0; q + 1 < pol->ntargets; q++)
+                if (pol->targets[q].name && pol->targets[k].name &&
+                    strcmp(pol->targets[q].name, pol->targets[k].name) == 0) {
+                    snprintf(p2, sizeof(p2), "%s.targets[%zu].name", path, k);
+                    trl_def_err(c, p2, "target '%s' is defined twice", pol->targets[k].name);
+                }
+        }
+    }
+}
+
 int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *json, size_t n,
                  struct trl_workflow **out, struct trl_diag *d)
 {
@@ -579,8 +851,8 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
     if (!cJSON_IsObject(j)) {
         trl_def_err(&c, "", "a workflow definition is a JSON object");
     } else {
-        static const char *const keys[] = {"name",   "type",        "labels",
-                                           "states", "transitions", "approvals"};
+        static const char *const keys[] = {"name",        "type",      "labels", "states",
+                                           "transitions", "approvals", "slas"};
         trl_def_keys(&c, j, "", keys, sizeof(keys) / sizeof(keys[0]));
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
         if (!cJSON_IsString(nm) || !trl_def_ident(nm->valuestring))
@@ -600,6 +872,7 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
         parse_states(&c, cJSON_GetObjectItemCaseSensitive(j, "states"), ty, w);
         parse_transitions(&c, cJSON_GetObjectItemCaseSensitive(j, "transitions"), ty, w);
         parse_approvals(&c, cJSON_GetObjectItemCaseSensitive(j, "approvals"), ty, w);
+        parse_slas(&c, cJSON_GetObjectItemCaseSensitive(j, "slas"), ty, w);
         if (!w->name || !w->type) c.rc = TRL_ENOMEM;
     }
     cJSON_Delete(j);
@@ -674,6 +947,38 @@ static int check_in_flight(struct trl_txn *t, const struct trl_type *ty,
     return 0;
 }
 
+/* An approval with pending instances must keep its name and state (their tasks would be
+ * orphaned): refused with the count. nw NULL: the workflow is being removed. */
+static int check_pending_approvals(struct trl_txn *t, const char *type,
+                                   const struct trl_workflow *nw, const struct trl_workflow *old,
+                                   struct trl_diag *d)
+{
+    for (size_t i = 0; old && i < old->napprovals; i++) {
+        const struct trl_appr_def *a = &old->approvals[i];
+        bool kept = false;
+        for (size_t k = 0; nw && k < nw->napprovals && !kept; k++)
+            kept = strcmp(nw->approvals[k].name, a->name) == 0 &&
+                   strcmp(nw->approvals[k].state, a->state) == 0;
+        if (kept) continue;
+        uint64_t n;
+        int rc = trl_appr_pending_count(t, type, a->name, NULL, &n);
+        if (rc) return rc;
+        if (n) {
+            trl_diag_set(d, TRL_ECONFLICT,
+                         "approval '%s' has %llu pending approval(s): it cannot be removed, "
+                         "renamed or moved to another state until they are decided or recalled",
+                         a->name, (unsigned long long)n);
+            trl_diag_zh(d,
+                        "审批“%s”还有 %llu "
+                        "个进行中的审批:在它们被处理或撤回之前,不能删除、改名或改挂到其他状态",
+                        a->name, (unsigned long long)n);
+            trl_diag_rule(d, "in_flight", "approvals");
+            return TRL_ECONFLICT;
+        }
+    }
+    return 0;
+}
+
 int trl_wf_put(struct trl_txn *t, const char *name, const char *json, size_t n, const char *app,
                bool *changed, struct trl_diag *d)
 {
@@ -703,7 +1008,23 @@ int trl_wf_put(struct trl_txn *t, const char *name, const char *json, size_t n, 
         if (trl_wf_parse(cat, name, olddef, strlen(olddef), &old, &od)) old = NULL;
         trl_diag_reset(&od);
     }
+    for (size_t i = 0; i < w->nslas; i++) {
+        char *cd = NULL;
+        if (!w->slas[i].calendar) continue;
+        rc = trl_meta_get(t, "calendar", w->slas[i].calendar, &cd);
+        free(cd);
+        if (rc == TRL_ENOTFOUND) {
+            char path[64];
+            snprintf(path, sizeof(path), "slas[%zu].calendar", i);
+            trl_diag_add_ferr(d, path, "schema", "no such business calendar");
+            rc = trl_diag_set(d, TRL_EVALIDATION, "slas[%zu].calendar: no calendar '%s' is defined",
+                              i, w->slas[i].calendar);
+            trl_diag_zh(d, "slas[%zu].calendar:未定义工作日历“%s”", i, w->slas[i].calendar);
+        }
+        if (rc) goto out;
+    }
     if ((rc = check_in_flight(t, ty, w, old, d))) goto out;
+    if ((rc = check_pending_approvals(t, w->type, w, old, d))) goto out;
     if (trl_meta_get(t, "workflowapp", name, &oldapp) != 0) oldapp = NULL;
     if (!app) app = oldapp ? oldapp : "";
     rc = 0;
@@ -737,6 +1058,27 @@ int trl_wf_check_all(struct trl_txn *t, struct trl_diag *d)
 
 int trl_wf_delete(struct trl_txn *t, const char *name, struct trl_diag *d)
 {
+    char *def = NULL;
+    if (trl_meta_get(t, "workflow", name, &def) == 0) {
+        cJSON *j = cJSON_Parse(def);
+        const cJSON *tp = cJSON_GetObjectItemCaseSensitive(j, "type");
+        uint64_t pending = 0;
+        int prc = cJSON_IsString(tp)
+                      ? trl_appr_pending_count(t, tp->valuestring, NULL, NULL, &pending)
+                      : 0;
+        cJSON_Delete(j);
+        free(def);
+        if (prc) return prc;
+        if (pending) {
+            trl_diag_set(d, TRL_ECONFLICT,
+                         "workflow '%s' has %llu pending approval(s): decide or recall them first",
+                         name, (unsigned long long)pending);
+            trl_diag_zh(d, "工作流“%s”还有 %llu 个进行中的审批:请先处理或撤回", name,
+                        (unsigned long long)pending);
+            trl_diag_rule(d, "in_flight", "approvals");
+            return TRL_ECONFLICT;
+        }
+    }
     int rc = trl_meta_del(t, "workflow", name);
     if (rc == TRL_ENOTFOUND) {
         trl_diag_set(d, TRL_ENOTFOUND, "no workflow '%s'", name);
@@ -781,8 +1123,41 @@ static int load_one(void *ud, const char *name, const char *json, size_t n)
         l->s->wfs = nw;
         l->cap = nc;
     }
+    w->set = l->s;
     l->s->wfs[l->s->n++] = w; /* meta_each walks names in order: the set stays sorted */
     return 0;
+}
+
+static int load_cal(void *ud, const char *name, const char *json, size_t n)
+{
+    struct trl_wf_set *s = ud;
+    struct trl_diag d;
+    trl_diag_init(&d);
+    struct trl_cal *c = NULL;
+    int rc = trl_cal_parse(json, n, NULL, &c, &d);
+    if (rc) {
+        /* A stored calendar that no longer loads (tzdata changed): clocks fall back to 24x7. */
+        trl_log(TRL_LOG_WARN, "calendar '%s' cannot be loaded: %s", name, d.message);
+        trl_diag_reset(&d);
+        return rc == TRL_ENOMEM ? rc : 0;
+    }
+    trl_diag_reset(&d);
+    struct trl_cal **nc = realloc(s->cals, (s->ncals + 1) * sizeof(*nc));
+    if (!nc) {
+        trl_cal_free(c);
+        return TRL_ENOMEM;
+    }
+    s->cals = nc;
+    s->cals[s->ncals++] = c;
+    return 0;
+}
+
+const struct trl_cal *trl_wf_calendar(const struct trl_wf_set *s, const char *name)
+{
+    if (!name || !*name) return s->always;
+    for (size_t i = 0; i < s->ncals; i++)
+        if (strcmp(trl_cal_name(s->cals[i]), name) == 0) return s->cals[i];
+    return NULL;
 }
 
 int trl_wf_set_load(struct trl_txn *t, const struct trl_catalog *cat, struct trl_wf_set **out,
@@ -792,7 +1167,9 @@ int trl_wf_set_load(struct trl_txn *t, const struct trl_catalog *cat, struct trl
     if (!s) return TRL_ENOMEM;
     s->refs = 1;
     struct load_ctx l = {.cat = cat, .s = s, .d = d};
-    int rc = trl_meta_each(t, "workflow", load_one, &l);
+    int rc = trl_cal_24x7(&s->always);
+    if (!rc) rc = trl_meta_each(t, "calendar", load_cal, s);
+    if (!rc) rc = trl_meta_each(t, "workflow", load_one, &l);
     if (rc) {
         trl_wf_set_unref(s);
         return rc;
@@ -813,6 +1190,10 @@ void trl_wf_set_unref(struct trl_wf_set *s)
     for (size_t i = 0; i < s->n; i++)
         trl_wf_free(s->wfs[i]);
     free(s->wfs);
+    for (size_t i = 0; i < s->ncals; i++)
+        trl_cal_free(s->cals[i]);
+    free(s->cals);
+    trl_cal_free(s->always);
     free(s);
 }
 
@@ -888,7 +1269,16 @@ struct runner {
     const struct trl_appr_def *def;    /* the approval decided on */
     size_t di;                         /* its index */
     struct trl_appr_result res;        /* the decision's result */
+    const char *const *vars;           /* extra placeholder values: name, value, ..., NULL */
+    const struct trl_wf_action *acts;  /* an SLA phase's actions */
+    size_t nacts;                      /* entries */
+    const char *phase;                 /* "warning" or "breach" */
 };
+
+static int notify_action(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *a,
+                         const char *kind);
+static int send_note(struct runner *g, struct trl_rec_move *m, const char *user, const char *kind,
+                     const struct trl_labels *custom, uint64_t task);
 
 static const struct trl_appr_def *appr_for_state(const struct trl_workflow *w, const char *state,
                                                  size_t *idx)
@@ -1051,6 +1441,19 @@ static int advance(struct runner *g, struct trl_rec_move *m, const struct trl_ap
         }
         if (rc) return rc;
         if (!dry && (rc = trl_appr_open_step(g->txn, aid, i, st, ap, n, g->cx->now_ms))) return rc;
+        if (!dry) {
+            const char *vars[] = {"approval",    def->labels.en[0] ? def->labels.en : def->name,
+                                  "approval@zh", def->labels.zh,
+                                  "step",        st->labels.en[0] ? st->labels.en : st->name,
+                                  "step@zh",     st->labels.zh,
+                                  NULL};
+            const char *const *saved = g->vars;
+            g->vars = vars;
+            for (size_t k = 0; k < n && !rc; k++)
+                rc = send_note(g, m, ap[k].user, "approval_task", NULL, 0);
+            g->vars = saved;
+            if (rc) return rc;
+        }
         *opened = true;
         rc = trl_buf_adds(ab, "],\"step\":") ||
              trl_buf_add_json_str(ab, st->name, strlen(st->name)) ||
@@ -1064,6 +1467,139 @@ static int advance(struct runner *g, struct trl_rec_move *m, const struct trl_ap
     else if (!rc)
         rc = trl_buf_addc(ab, ']');
     return rc || trl_buf_addc(ab, '}') ? TRL_ENOMEM : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * SLA clocks on changes
+ */
+static bool in_list(char **v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0) return true;
+    return false;
+}
+
+static const struct trl_wf_sla *policy_named(const struct trl_workflow *w, const char *name)
+{
+    for (size_t i = 0; i < w->nslas; i++)
+        if (strcmp(w->slas[i].name, name) == 0) return &w->slas[i];
+    return NULL;
+}
+
+static const struct trl_wf_sla_target *target_named(const struct trl_wf_sla *p, const char *name)
+{
+    for (size_t i = 0; p && i < p->ntargets; i++)
+        if (strcmp(p->targets[i].name, name) == 0) return &p->targets[i];
+    return NULL;
+}
+
+static const struct trl_cal *cal_of(const struct trl_workflow *w, const struct trl_wf_sla *p)
+{
+    if (!w->set) return NULL;
+    const struct trl_cal *c = trl_wf_calendar(w->set, p->calendar);
+    return c ? c : w->set->always;
+}
+
+#define MAX_CLOCKS 32
+struct clock_list {
+    struct trl_sla_clock c[MAX_CLOCKS];
+    size_t n;
+};
+
+static int collect_clock(void *ud, const struct trl_sla_clock *c)
+{
+    struct clock_list *l = ud;
+    if (l->n < MAX_CLOCKS) l->c[l->n++] = *c;
+    return 0;
+}
+
+static int sla_event(struct trl_buf *ev, const char *target, const char *what)
+{
+    return (ev->len > 1 && trl_buf_addc(ev, ',')) || trl_buf_adds(ev, "{\"target\":") ||
+                   trl_buf_add_json_str(ev, target, strlen(target)) ||
+                   trl_buf_printf(ev, ",\"event\":\"%s\"}", what)
+               ? TRL_ENOMEM
+               : 0;
+}
+
+/* The record moves from state `from` ("" at creation) to `to`: stops, pauses, resumes and starts
+ * its clocks, and appends "sla":[events] to extra (when there are any). */
+static int sla_on_move(struct runner *g, struct trl_rec_move *m, const char *from, const char *to,
+                       struct trl_buf *extra)
+{
+    const struct trl_workflow *w = g->w;
+    if (!w->nslas || !w->set) return 0;
+    int64_t now = g->cx->now_ms;
+    struct clock_list *l = calloc(1, sizeof(*l));
+    if (!l) return TRL_ENOMEM;
+    struct trl_buf ev;
+    trl_buf_init(&ev);
+    int rc = trl_buf_addc(&ev, '[') ? TRL_ENOMEM : 0;
+    if (!rc) rc = trl_sla_each(g->txn, g->ty->name, g->id, collect_clock, l);
+    for (size_t i = 0; i < l->n && !rc; i++) {
+        struct trl_sla_clock *c = &l->c[i];
+        const struct trl_wf_sla *pol = policy_named(w, c->policy);
+        const struct trl_wf_sla_target *tg = target_named(pol, c->target);
+        const struct trl_cal *cal = pol ? cal_of(w, pol) : NULL;
+        if (c->stopped || !tg || !cal) continue;
+        if (in_list(tg->stop, tg->nstop, to)) {
+            rc = trl_sla_stop(g->txn, c, cal, now);
+            if (!rc) rc = sla_event(&ev, c->target, c->status == TRL_SLA_MET ? "met" : "breached");
+        } else if (in_list(pol->pause, pol->npause, to) && c->status != TRL_SLA_PAUSED) {
+            rc = trl_sla_pause(g->txn, c, cal, now);
+            if (!rc) rc = sla_event(&ev, c->target, "paused");
+        } else if (c->status == TRL_SLA_PAUSED && !in_list(pol->pause, pol->npause, to)) {
+            rc = trl_sla_resume(g->txn, c, cal, now);
+            if (!rc) rc = sla_event(&ev, c->target, "resumed");
+        }
+        (void)from;
+    }
+    /* Starts: per target name, the first policy whose condition holds. */
+    const char *started[MAX_CLOCKS];
+    size_t nstarted = 0;
+    for (size_t p = 0; p < w->nslas && !rc; p++) {
+        const struct trl_wf_sla *pol = &w->slas[p];
+        bool applies = false, checked = false;
+        for (size_t k = 0; k < pol->ntargets && !rc; k++) {
+            const struct trl_wf_sla_target *tg = &pol->targets[k];
+            if (!in_list(tg->start, tg->nstart, to)) continue;
+            bool done = false;
+            for (size_t q = 0; q < nstarted && !done; q++)
+                done = strcmp(started[q], tg->name) == 0;
+            for (size_t q = 0; q < l->n && !done; q++)
+                done = strcmp(l->c[q].target, tg->name) == 0 && !l->c[q].stopped;
+            if (done) continue;
+            if (!checked) {
+                checked = true;
+                applies = true;
+                if (pol->cond) {
+                    struct trl_expr_env env = {.user = g->cx->who, .now_ms = now};
+                    rc = trl_expr_eval(pol->cond, trl_rec_move_get, m, &env, &applies, g->cx->d);
+                    if (rc) break;
+                }
+            }
+            if (!applies) break;
+            const struct trl_cal *cal = cal_of(w, pol);
+            if (!cal) break;
+            struct trl_sla_clock c = {.record = g->id,
+                                      .target_ms = tg->target_ms,
+                                      .warn_ms = tg->target_ms * tg->warn_percent / 100};
+            snprintf(c.type, sizeof(c.type), "%s", g->ty->name);
+            snprintf(c.target, sizeof(c.target), "%s", tg->name);
+            snprintf(c.policy, sizeof(c.policy), "%s", pol->name);
+            snprintf(c.calendar, sizeof(c.calendar), "%s", pol->calendar ? pol->calendar : "24x7");
+            rc = trl_sla_start(g->txn, &c, cal, now);
+            if (!rc) rc = sla_event(&ev, tg->name, "started");
+            if (nstarted < MAX_CLOCKS) started[nstarted++] = tg->name;
+        }
+    }
+    free(l);
+    if (!rc && ev.len > 1 && extra &&
+        (trl_buf_adds(extra, ",\"sla\":") || trl_buf_add(extra, ev.data, ev.len) ||
+         trl_buf_addc(extra, ']')))
+        rc = TRL_ENOMEM;
+    trl_buf_free(&ev);
+    return rc;
 }
 
 /* After a transition's checks: ends the approval of the state left, starts the one of the state
@@ -1116,6 +1652,14 @@ static int approvals_on_move(struct runner *g, struct trl_rec_move *m)
         snprintf(g->next, sizeof(g->next), "%s", entered->on_approve);
         g->next_finish = "approved";
     }
+    return rc;
+}
+
+/* Everything a change of state sets going: approvals, then SLA clocks. */
+static int engine_on_move(struct runner *g, struct trl_rec_move *m)
+{
+    int rc = approvals_on_move(g, m);
+    if (!rc && !g->run->dry_run) rc = sla_on_move(g, m, g->from, g->t->to, g->extra);
     return rc;
 }
 
@@ -1177,15 +1721,21 @@ static int list_guard(struct runner *g, struct trl_rec_move *m)
     return rc ? TRL_ENOMEM : TRL_MOVE_STOP;
 }
 
-static int run_actions(struct runner *g, struct trl_rec_move *m)
+/* Runs the set and notify actions of a list (what names the list: "'submit'", "SLA target x"). */
+static int run_list(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *acts,
+                    size_t n, const char *what, const char *pathfmt, size_t pi, const char *kind)
 {
-    const struct trl_wf_transition *t = g->t;
-    for (size_t k = 0; k < t->nactions; k++) {
-        const struct trl_wf_action *a = &t->actions[k];
-        const struct trl_field *f = trl_type_field(g->ty, a->field, strlen(a->field));
-        char path[128];
-        snprintf(path, sizeof(path), "transitions[%zu].actions[%zu]", g->ti, k);
+    for (size_t k = 0; k < n; k++) {
+        const struct trl_wf_action *a = &acts[k];
+        char path[160];
+        snprintf(path, sizeof(path), pathfmt, pi, k);
         int rc;
+        if (a->kind == TRL_ACT_TRANSITION) continue; /* run after the change, by the caller */
+        if (a->kind == TRL_ACT_NOTIFY) {
+            if ((rc = notify_action(g, m, a, kind))) return rc;
+            continue;
+        }
+        const struct trl_field *f = trl_type_field(g->ty, a->field, strlen(a->field));
         if (!f) {
             rc = TRL_EVALIDATION;
             trl_diag_add_ferr(g->cx->d, a->field, "unknown_field", "");
@@ -1220,9 +1770,9 @@ static int run_actions(struct runner *g, struct trl_rec_move *m)
         if (rc) {
             if (rc == TRL_EVALIDATION) {
                 trl_diag_set(g->cx->d, TRL_EVALIDATION,
-                             "action %zu of '%s' cannot set %s: the value breaks the field's rules",
-                             k + 1, t->name, a->field);
-                trl_diag_zh(g->cx->d, "“%s”的第 %zu 个动作无法设置 %s:取值不符合字段规则", t->name,
+                             "action %zu of %s cannot set %s: the value breaks the field's rules",
+                             k + 1, what, a->field);
+                trl_diag_zh(g->cx->d, "%s的第 %zu 个动作无法设置 %s:取值不符合字段规则", what,
                             k + 1, a->field);
                 trl_diag_rule(g->cx->d, "action", path);
             }
@@ -1230,6 +1780,14 @@ static int run_actions(struct runner *g, struct trl_rec_move *m)
         }
     }
     return 0;
+}
+
+static int run_actions(struct runner *g, struct trl_rec_move *m)
+{
+    char what[96];
+    snprintf(what, sizeof(what), "'%s'", g->t->name);
+    return run_list(g, m, g->t->actions, g->t->nactions, what, "transitions[%zu].actions[%zu]",
+                    g->ti, "transition");
 }
 
 static int run_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_move *m)
@@ -1323,7 +1881,7 @@ static int run_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_mov
              trl_buf_add_json_str(g->extra, g->run->comment, strlen(g->run->comment));
     if (!rc && g->engine) rc = trl_buf_adds(g->extra, ",\"by\":\"approval\"");
     if (rc) return TRL_ENOMEM;
-    return approvals_on_move(g, m);
+    return engine_on_move(g, m);
 }
 
 int trl_wf_available(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
@@ -1332,6 +1890,37 @@ int trl_wf_available(struct trl_txn *t, const struct trl_rec_ctx *cx, const stru
     struct runner g = {.txn = t, .cx = cx, .ty = ty, .w = w, .id = id, .list = out};
     struct trl_rec_move_opts o = {.guard = run_guard, .ud = &g, .dry_run = true};
     return trl_rec_move(t, cx, ty, id, 0, NULL, 0, &o, NULL);
+}
+
+/* Replaces out with record id as the caller may see it (the engine wrote it unrestricted):
+ * hidden fields stay hidden, and a record the caller may no longer read answers null. */
+static int answer_as_caller(struct trl_txn *t, const struct trl_rec_ctx *cx,
+                            const struct trl_type *ty, uint64_t id, bool approver,
+                            struct trl_buf *out)
+{
+    struct trl_access acc;
+    unsigned char *modes = malloc(ty->nfields + 1);
+    if (!modes) return TRL_ENOMEM;
+    struct trl_rec_ctx ccx = *cx;
+    if (!cx->acc || approver) {
+        trl_rec_access(ty, cx->who, &acc, modes);
+        /* An approver sees the record they decide on, with their roles' field modes. */
+        if (approver) acc.read = TRL_SCOPE_ALL;
+        ccx.acc = &acc;
+    }
+    struct trl_diag d;
+    trl_diag_init(&d);
+    ccx.d = &d;
+    trl_buf_clear(out);
+    uint64_t ver;
+    int rc = trl_rec_get(t, &ccx, ty, id, NULL, &ver, out);
+    trl_diag_reset(&d);
+    free(modes);
+    if (rc == TRL_ENOTFOUND) {
+        trl_buf_clear(out);
+        rc = trl_buf_adds(out, "null") ? TRL_ENOMEM : 0;
+    }
+    return rc;
 }
 
 /* Runs transition run->transition; an approval outcome it leads to runs next (depth-bounded). */
@@ -1394,6 +1983,7 @@ static int transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const str
         struct runner ep = {.engine = true, .finish = g.next_finish};
         trl_buf_clear(out);
         rc = transition(t, &ecx, ty, w, id, &next, &ep, depth + 1, out);
+        if (!rc && depth == 0 && !g.engine) rc = answer_as_caller(t, cx, ty, id, false, out);
     }
     return rc;
 }
@@ -1443,7 +2033,8 @@ int trl_wf_recall(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
     ecx.acc = NULL;
     struct trl_wf_run run = {.transition = def->on_recall, .comment = comment};
     struct runner ep = {.engine = true, .recall = true, .finish = "recalled"};
-    return transition(t, &ecx, ty, w, id, &run, &ep, 0, out);
+    rc = transition(t, &ecx, ty, w, id, &run, &ep, 0, out);
+    return rc ? rc : answer_as_caller(t, cx, ty, id, false, out);
 }
 
 /* The decision's history event, and what follows from the step's outcome. */
@@ -1509,6 +2100,17 @@ static int decide_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_
         snprintf(g->next, sizeof(g->next), "%s", next ? next : "");
         g->next_finish = r->returned ? "returned" : "rejected";
     }
+    if (g->next[0]) {
+        /* The requester hears the outcome. */
+        char requester[64];
+        col_str(m, TRL_COL_OWNER, requester, sizeof(requester));
+        const char *vars[] = {"outcome", g->next_finish, "comment",
+                              dec->comment ? dec->comment : "", NULL};
+        g->vars = vars;
+        rc = send_note(g, m, requester, r->returned ? "returned" : "approval_decided", NULL, 0);
+        g->vars = NULL;
+        if (rc) return rc;
+    }
     rc = trl_buf_addc(g->extra, '}');
     return rc ? TRL_ENOMEM : 0;
 }
@@ -1573,6 +2175,7 @@ int trl_wf_decide(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
         trl_buf_clear(&rec);
         rc = transition(t, &ecx, ty, w, info.record, &next, &ep, 1, &rec);
     }
+    if (!rc) rc = answer_as_caller(t, cx, ty, info.record, true, &rec);
     if (!rc)
         rc = trl_buf_adds(out, "{\"task\":") ? TRL_ENOMEM : trl_appr_task_json(t, dec->task, out);
     if (!rc)
@@ -1581,5 +2184,464 @@ int trl_wf_decide(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
                  ? TRL_ENOMEM
                  : 0;
     trl_buf_free(&rec);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Notifications
+ */
+struct note_ctx {
+    struct runner *g;
+    struct trl_rec_move *m;
+    bool zh; /* the recipient reads Simplified Chinese */
+};
+
+/* A column's value as text for a message. */
+static int value_text(struct trl_rec_move *m, const struct trl_field *f, int col,
+                      struct trl_buf *out)
+{
+    struct trl_value v = {0};
+    trl_rec_move_get(m, col, &v);
+    if (v.kind == TRL_V_NULL) return 0;
+    if (v.kind == TRL_V_BYTES) return trl_buf_add(out, v.s, v.n) ? TRL_ENOMEM : 0;
+    if (f && f->type == TRL_FT_DECIMAL) {
+        int64_t p = 1;
+        for (int i = 0; i < f->scale; i++)
+            p *= 10;
+        int64_t a = v.i < 0 ? -v.i : v.i;
+        return trl_buf_printf(out, "%s%lld.%0*lld", v.i < 0 ? "-" : "", (long long)(a / p),
+                              f->scale, (long long)(a % p))
+                   ? TRL_ENOMEM
+                   : 0;
+    }
+    if (f && f->type == TRL_FT_DATETIME) {
+        char ts[40];
+        trl_datetime_format(v.i, ts);
+        return trl_buf_adds(out, ts) ? TRL_ENOMEM : 0;
+    }
+    return trl_buf_printf(out, "%lld", (long long)v.i) ? TRL_ENOMEM : 0;
+}
+
+static int note_lookup(void *ud, const char *name, size_t n, struct trl_buf *value)
+{
+    struct note_ctx *nc = ud;
+    struct runner *g = nc->g;
+    /* Extra values; "name@zh" holds the Chinese text of a label. */
+    char zhname[80];
+    snprintf(zhname, sizeof(zhname), "%s@zh", name);
+    for (const char *const *v = g->vars; nc->zh && v && v[0]; v += 2)
+        if (strcmp(v[0], zhname) == 0 && v[1] && *v[1])
+            return trl_buf_adds(value, v[1]) ? TRL_ENOMEM : 0;
+    for (const char *const *v = g->vars; v && v[0]; v += 2)
+        if (strcmp(v[0], name) == 0) {
+            const char *x = v[1] ? v[1] : "";
+            if (nc->zh && strcmp(name, "outcome") == 0)
+                x = strcmp(x, "approved") == 0 ? "批准" : strcmp(x, "rejected") == 0 ? "驳回" : x;
+            return trl_buf_adds(value, x) ? TRL_ENOMEM : 0;
+        }
+    if (strcmp(name, "type") == 0) return trl_buf_adds(value, g->ty->name) ? TRL_ENOMEM : 0;
+    if (strcmp(name, "record") == 0 || strcmp(name, "id") == 0)
+        return trl_buf_printf(value, "%llu", (unsigned long long)g->id) ? TRL_ENOMEM : 0;
+    if (strcmp(name, "actor") == 0)
+        return trl_buf_adds(value, g->cx->who && g->cx->who->user[0] ? g->cx->who->user : "system")
+                   ? TRL_ENOMEM
+                   : 0;
+    if (strcmp(name, "state") == 0)
+        return trl_buf_adds(value, trl_rec_move_state(nc->m)) ? TRL_ENOMEM : 0;
+    if (strcmp(name, "name") == 0) return value_text(nc->m, NULL, TRL_COL_NAME, value);
+    if (strcmp(name, "owner") == 0 || strcmp(name, "requester") == 0)
+        return value_text(nc->m, NULL, TRL_COL_OWNER, value);
+    if (strcmp(name, "title") == 0) {
+        const struct trl_field *tf = g->ty->title_field ? trl_type_field(g->ty, g->ty->title_field,
+                                                                         strlen(g->ty->title_field))
+                                                        : NULL;
+        return tf ? value_text(nc->m, tf, (int)tf->id, value)
+                  : value_text(nc->m, NULL, TRL_COL_NAME, value);
+    }
+    const struct trl_field *f = trl_type_field(g->ty, name, n);
+    if (f && g->cx->acc == NULL) return value_text(nc->m, f, (int)f->id, value);
+    return TRL_ENOTFOUND;
+}
+
+/* Sends kind to user (their language) about the record of g. */
+static int send_note(struct runner *g, struct trl_rec_move *m, const char *user, const char *kind,
+                     const struct trl_labels *custom, uint64_t task)
+{
+    struct trl_user *u = malloc(sizeof(*u));
+    if (!u) return TRL_ENOMEM;
+    int rc = trl_auth_user_get(g->txn, user, u);
+    if (rc == TRL_ENOTFOUND || (!rc && !u->active)) {
+        free(u);
+        return 0; /* nobody to tell */
+    }
+    if (rc) {
+        free(u);
+        return rc;
+    }
+    bool zh = strcmp(u->lang, "zh-CN") == 0;
+    const char *body = NULL, *subject = NULL;
+    if (custom && (custom->en[0] || custom->zh[0]))
+        body = zh ? (custom->zh[0] ? custom->zh : custom->en)
+                  : (custom->en[0] ? custom->en : custom->zh);
+    if (!trl_notify_template(kind, u->lang)) {
+        subject = zh ? "{{title}}:{{state}}" : "{{title}}: {{state}}";
+        if (!body)
+            body = zh ? "**{{title}}** 现在处于 {{state}}。" : "**{{title}}** is now {{state}}.";
+    } else if (body) {
+        subject = trl_notify_template(kind, u->lang)->subject;
+    }
+    struct note_ctx nc = {.g = g, .m = m, .zh = zh};
+    struct trl_diag nd;
+    trl_diag_init(&nd);
+    struct trl_notify_msg msg = {.user = u->name,
+                                 .lang = u->lang,
+                                 .kind = kind,
+                                 .subject = subject,
+                                 .body = body,
+                                 .lookup = note_lookup,
+                                 .ud = &nc,
+                                 .link = {.type = g->ty->name, .record = g->id, .task = task},
+                                 .d = &nd};
+    rc = trl_notify_send(g->txn, &msg, g->cx->now_ms, NULL);
+    if (rc && rc != TRL_EMAPFULL && rc != TRL_EIO && rc != TRL_ENOMEM) {
+        /* A message that cannot be rendered must not stop the business change. */
+        trl_log(TRL_LOG_WARN, "notification %s to %s not sent: %s", kind, user, nd.message);
+        rc = 0;
+    }
+    trl_diag_reset(&nd);
+    free(u);
+    return rc;
+}
+
+struct role_note {
+    struct runner *g;
+    struct trl_rec_move *m;
+    const struct trl_wf_action *a;
+    const char *kind;
+    size_t n;
+};
+
+static int note_role(void *ud, const struct trl_user *u)
+{
+    struct role_note *r = ud;
+    if (!u->active || !trl_auth_user_has_role(u, r->a->name) || r->n >= 200) return 0;
+    r->n++;
+    return send_note(r->g, r->m, u->name, r->kind, &r->a->message, 0);
+}
+
+static int notify_action(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *a,
+                         const char *kind)
+{
+    if (strcmp(a->ref, "role") == 0) {
+        struct role_note r = {.g = g, .m = m, .a = a, .kind = kind};
+        return trl_auth_user_each(g->txn, note_role, &r);
+    }
+    char user[64] = "";
+    if (strcmp(a->ref, "user") == 0) {
+        snprintf(user, sizeof(user), "%s", a->name);
+    } else if (strcmp(a->ref, "requester") == 0) {
+        col_str(m, TRL_COL_OWNER, user, sizeof(user));
+    } else {
+        const struct trl_field *f = trl_type_field(g->ty, a->name, strlen(a->name));
+        if (f) col_str(m, (int)f->id, user, sizeof(user));
+    }
+    return user[0] ? send_note(g, m, user, kind, &a->message, 0) : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Creation, SLA status, timers
+ */
+static const struct trl_wf_state *initial_state(const struct trl_workflow *w)
+{
+    for (size_t i = 0; i < w->nstates; i++)
+        if (w->states[i].initial) return &w->states[i];
+    return NULL;
+}
+
+static int create_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_move *m)
+{
+    struct runner *g = ud;
+    if (phase != TRL_MOVE_LOADED) return TRL_MOVE_STOP;
+    int rc = sla_on_move(g, m, "", trl_rec_move_state(m), NULL);
+    return rc ? rc : TRL_MOVE_STOP;
+}
+
+int trl_wf_on_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                     const struct trl_type *ty, uint64_t id)
+{
+    const struct trl_workflow *w = trl_wf_by_type(s, ty->name);
+    const struct trl_wf_state *init = w ? initial_state(w) : NULL;
+    if (!init) return 0;
+    bool any = false;
+    for (size_t p = 0; p < w->nslas && !any; p++)
+        for (size_t k = 0; k < w->slas[p].ntargets && !any; k++)
+            any = in_list(w->slas[p].targets[k].start, w->slas[p].targets[k].nstart, init->name);
+    if (!any) return 0; /* the common case costs nothing */
+    struct trl_rec_ctx ecx = *cx;
+    ecx.acc = NULL;
+    struct trl_wf_run run = {.dry_run = true};
+    struct runner g = {.txn = t, .cx = &ecx, .ty = ty, .w = w, .id = id, .run = &run};
+    struct trl_rec_move_opts o = {.guard = create_guard, .ud = &g, .dry_run = true};
+    return trl_rec_move(t, &ecx, ty, id, 0, NULL, 0, &o, NULL);
+}
+
+struct sla_out {
+    const struct trl_wf_set *s;
+    const struct trl_workflow *w;
+    int64_t now;
+    const char *lang;
+    struct trl_buf *out;
+    size_t n;
+};
+
+static int sla_item(void *ud, const struct trl_sla_clock *c)
+{
+    struct sla_out *o = ud;
+    const struct trl_wf_sla *pol = o->w ? policy_named(o->w, c->policy) : NULL;
+    const struct trl_wf_sla_target *tg = target_named(pol, c->target);
+    const struct trl_cal *cal = pol ? cal_of(o->w, pol) : trl_wf_calendar(o->s, c->calendar);
+    if (!cal) cal = o->s->always;
+    if (o->n++ && trl_buf_addc(o->out, ',')) return TRL_ENOMEM;
+    size_t mark = o->out->len;
+    int rc = trl_sla_json(c, cal, o->now, o->out);
+    if (rc || !tg) return rc;
+    o->out->len = mark + (o->out->len - mark) - 1; /* reopen: add the labels */
+    return trl_buf_adds(o->out, ",\"labels\":") || add_labels(o->out, &tg->labels) ||
+                   trl_buf_addc(o->out, '}')
+               ? TRL_ENOMEM
+               : 0;
+}
+
+int trl_wf_sla_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                    const struct trl_type *ty, uint64_t id, struct trl_buf *out)
+{
+    struct trl_buf probe;
+    trl_buf_init(&probe);
+    uint64_t ver;
+    int rc = trl_rec_get(t, cx, ty, id, NULL, &ver, &probe);
+    trl_buf_free(&probe);
+    if (rc) return rc;
+    struct sla_out o = {.s = s, .w = trl_wf_by_type(s, ty->name), .now = cx->now_ms, .out = out};
+    if (trl_buf_adds(out, "{\"items\":[")) return TRL_ENOMEM;
+    rc = trl_sla_each(t, ty->name, id, sla_item, &o);
+    return rc ? rc : trl_buf_adds(out, "]}") ? TRL_ENOMEM : 0;
+}
+
+struct fire_ctx {
+    const struct trl_rec_ctx *cx;
+    const struct trl_wf_set *s;
+};
+
+/* The SLA phase's actions: set and notify inside one history event, then transitions. */
+static int sla_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_move *m)
+{
+    struct runner *g = ud;
+    if (phase == TRL_MOVE_LOADED) return 0;
+    const char *phase_name = g->phase;
+    char what[128];
+    snprintf(what, sizeof(what), "SLA %s (%s)", g->vars[1], phase_name);
+    int rc = run_list(g, m, g->acts, g->nacts, what, "slas[%zu].actions[%zu]", 0,
+                      strcmp(phase_name, "warning") == 0 ? "sla_warning" : "sla_breach");
+    if (rc) return rc;
+    return trl_buf_adds(g->extra, "\"sla\":{\"target\":") ||
+                   trl_buf_add_json_str(g->extra, g->vars[1], strlen(g->vars[1])) ||
+                   trl_buf_printf(g->extra, ",\"phase\":\"%s\"}", phase_name)
+               ? TRL_ENOMEM
+               : 0;
+}
+
+static int fire_one(void *ud, struct trl_txn *t, int64_t due, const char *owner,
+                    const char *payload, size_t pn)
+{
+    struct fire_ctx *f = ud;
+    (void)due;
+    /* owner: "sla/<type>/<record>/<target>" */
+    char type[64], target[64];
+    unsigned long long rec;
+    if (sscanf(owner, "sla/%63[^/]/%llu/%63s", type, &rec, target) != 3) return 0;
+    cJSON *j = cJSON_ParseWithLength(payload, pn);
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(j, "phase");
+    char phase[16];
+    snprintf(phase, sizeof(phase), "%s", cJSON_IsString(ph) ? ph->valuestring : "");
+    cJSON_Delete(j);
+    struct trl_sla_clock c;
+    int rc = trl_sla_get(t, type, rec, target, &c);
+    if (rc == TRL_ENOTFOUND) return 0;
+    if (rc) return rc;
+    bool apply;
+    if ((rc = trl_sla_mark(t, &c, phase, f->cx->now_ms, &apply)) || !apply) return rc;
+    const struct trl_workflow *w = trl_wf_by_type(f->s, type);
+    const struct trl_wf_sla *pol = w ? policy_named(w, c.policy) : NULL;
+    const struct trl_wf_sla_target *tg = target_named(pol, c.target);
+    const struct trl_type *ty = trl_catalog_type(f->cx->cat, type);
+    if (!tg || !ty) return 0;
+    bool warn = strcmp(phase, "warning") == 0;
+    const struct trl_wf_action *acts = warn ? tg->on_warning : tg->on_breach;
+    size_t n = warn ? tg->nwarning : tg->nbreach;
+    char due_s[40], pct[16];
+    trl_datetime_format(c.due_at, due_s);
+    snprintf(pct, sizeof(pct), "%u", warn ? tg->warn_percent : 100);
+    const char *vars[] = {"target",  c.target, "phase",  phase,    "due", due_s,
+                          "percent", pct,      "policy", c.policy, NULL};
+    struct trl_rec_ctx ecx = *f->cx;
+    ecx.acc = NULL;
+    struct trl_wf_run run = {0};
+    struct trl_buf extra;
+    trl_buf_init(&extra);
+    struct runner g = {.txn = t,
+                       .cx = &ecx,
+                       .ty = ty,
+                       .w = w,
+                       .id = rec,
+                       .run = &run,
+                       .extra = &extra,
+                       .engine = true,
+                       .acts = acts,
+                       .nacts = n,
+                       .phase = phase,
+                       .vars = vars};
+    struct trl_rec_move_opts o = {.action = "sla", .guard = sla_guard, .ud = &g, .extra = &extra};
+    struct trl_buf out;
+    trl_buf_init(&out);
+    rc = trl_rec_move(t, &ecx, ty, rec, 0, NULL, 0, &o, &out);
+    trl_buf_free(&extra);
+    for (size_t k = 0; k < n && !rc; k++) {
+        if (acts[k].kind != TRL_ACT_TRANSITION) continue;
+        struct trl_wf_run tr = {.transition = acts[k].ref, .comment = phase};
+        struct runner ep = {.engine = true};
+        trl_buf_clear(&out);
+        rc = transition(t, &ecx, ty, w, rec, &tr, &ep, 0, &out);
+    }
+    trl_buf_free(&out);
+    if (rc && rc != TRL_EMAPFULL && rc != TRL_EIO && rc != TRL_ENOMEM) {
+        /* The clock is marked; an action the record no longer allows is logged, not retried. */
+        trl_log(TRL_LOG_WARN, "SLA %s of %s %llu: an action was refused: %s", phase, type, rec,
+                ecx.d ? ecx.d->message : "");
+        if (ecx.d) trl_diag_reset(ecx.d);
+        rc = 0;
+    }
+    return rc;
+}
+
+int trl_wf_fire_timers(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                       size_t max, size_t *fired)
+{
+    struct fire_ctx f = {.cx = cx, .s = s};
+    return trl_timer_fire(t, cx->now_ms, max, fire_one, &f, fired);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Calendars as definitions
+ */
+int trl_wf_calendar_put(struct trl_txn *t, const char *name, const char *json, size_t n,
+                        const char *app, bool *changed, struct trl_diag *d)
+{
+    *changed = false;
+    int rc = trl_json_check(json, n, 32, d);
+    if (rc) return rc;
+    struct trl_cal *cal = NULL;
+    if ((rc = trl_cal_parse(json, n, NULL, &cal, d))) return rc;
+    bool same_name = strcmp(trl_cal_name(cal), name) == 0;
+    trl_cal_free(cal);
+    if (!same_name) {
+        trl_diag_add_ferr(d, "name", "schema", "must match the name it is saved as");
+        trl_diag_set(d, TRL_EVALIDATION, "name: the calendar is saved as '%s'", name);
+        trl_diag_zh(d, "name:该日历保存的名称为“%s”", name);
+        return TRL_EVALIDATION;
+    }
+    char *canon = trl_schema_canonical_json(json, n, d);
+    if (!canon) return d->code ? d->code : TRL_ENOMEM;
+    char *old = NULL, *oldapp = NULL;
+    rc = trl_meta_get(t, "calendar", name, &old);
+    if (rc == TRL_ENOTFOUND) rc = 0;
+    if (trl_meta_get(t, "calendarapp", name, &oldapp) != 0) oldapp = NULL;
+    if (!app) app = oldapp ? oldapp : "";
+    if (!rc && !(old && oldapp && strcmp(old, canon) == 0 && strcmp(oldapp, app) == 0)) {
+        rc = trl_meta_put(t, "calendar", name, canon, strlen(canon));
+        if (!rc) rc = trl_meta_put(t, "calendarapp", name, app, strlen(app));
+        uint64_t ver;
+        if (!rc) rc = trl_txn_seq_next(t, "schema_version", &ver);
+        if (!rc) *changed = true;
+    }
+    free(old);
+    free(oldapp);
+    free(canon);
+    return rc;
+}
+
+struct cal_user {
+    const char *cal;
+    char wf[128];
+};
+
+static int find_cal_user(void *ud, const char *name, const char *json, size_t n)
+{
+    struct cal_user *u = ud;
+    cJSON *j = cJSON_ParseWithLength(json, n);
+    const cJSON *slas = cJSON_GetObjectItemCaseSensitive(j, "slas");
+    for (const cJSON *p = cJSON_IsArray(slas) ? slas->child : NULL; p && !u->wf[0]; p = p->next) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(p, "calendar");
+        if (cJSON_IsString(c) && strcmp(c->valuestring, u->cal) == 0)
+            snprintf(u->wf, sizeof(u->wf), "%s", name);
+    }
+    cJSON_Delete(j);
+    return 0;
+}
+
+int trl_wf_calendar_delete(struct trl_txn *t, const char *name, struct trl_diag *d)
+{
+    struct cal_user u = {.cal = name};
+    int rc = trl_meta_each(t, "workflow", find_cal_user, &u);
+    if (rc) return rc;
+    if (u.wf[0]) {
+        trl_diag_set(d, TRL_ECONFLICT, "workflow '%s' uses calendar '%s' in an SLA policy", u.wf,
+                     name);
+        trl_diag_zh(d, "工作流“%s”的 SLA 策略使用了日历“%s”", u.wf, name);
+        trl_diag_rule(d, "in_use", "");
+        return TRL_ECONFLICT;
+    }
+    rc = trl_meta_del(t, "calendar", name);
+    if (rc == TRL_ENOTFOUND) {
+        trl_diag_set(d, TRL_ENOTFOUND, "no calendar '%s'", name);
+        trl_diag_zh(d, "不存在日历“%s”", name);
+        return rc;
+    }
+    if (!rc) rc = trl_meta_del(t, "calendarapp", name);
+    if (rc == TRL_ENOTFOUND) rc = 0;
+    uint64_t ver;
+    if (!rc) rc = trl_txn_seq_next(t, "schema_version", &ver);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Deletion
+ */
+struct del_ctx {
+    struct trl_txn *t;
+    const struct trl_wf_set *s;
+    const struct trl_workflow *w;
+    int64_t now;
+};
+
+static int stop_clock(void *ud, const struct trl_sla_clock *c)
+{
+    struct del_ctx *dc = ud;
+    if (c->stopped) return 0;
+    struct trl_sla_clock cc = *c;
+    const struct trl_wf_sla *pol = dc->w ? policy_named(dc->w, c->policy) : NULL;
+    const struct trl_cal *cal = pol ? cal_of(dc->w, pol) : NULL;
+    if (!cal) cal = dc->s->always;
+    return trl_sla_stop(dc->t, &cc, cal, dc->now);
+}
+
+int trl_wf_on_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                     const struct trl_type *ty, uint64_t id)
+{
+    uint64_t aid;
+    int rc = trl_appr_active(t, ty->name, id, &aid, NULL, 0);
+    if (rc == 0) rc = trl_appr_finish(t, aid, "cancelled", cx->now_ms);
+    if (rc == TRL_ENOTFOUND) rc = 0;
+    struct del_ctx dc = {.t = t, .s = s, .w = trl_wf_by_type(s, ty->name), .now = cx->now_ms};
+    if (!rc) rc = trl_sla_each(t, ty->name, id, stop_clock, &dc);
     return rc;
 }

@@ -17,6 +17,7 @@
 #define TRL_WORKFLOW_H
 
 #include "approval/approval.h"
+#include "sla/sla.h"
 #include "record/record.h"
 
 struct trl_wf_state {
@@ -34,11 +35,21 @@ enum trl_wf_src {
     TRL_WF_COPY,  /* another field of the record */
 };
 
+enum trl_wf_act {
+    TRL_ACT_SET,        /* set a field */
+    TRL_ACT_NOTIFY,     /* an in-app notification */
+    TRL_ACT_TRANSITION, /* run a transition (SLA actions only) */
+};
+
 struct trl_wf_action {
-    char *field;          /* "set": the field it sets (owned) */
-    enum trl_wf_src src;  /* where the value comes from */
-    struct trl_input val; /* CONST: the constant (name "" , s owned) */
-    char *ref;            /* VAR: variable name; COPY: source field (owned) */
+    enum trl_wf_act kind;      /* what it does */
+    char *field;               /* SET: the field it sets (owned) */
+    enum trl_wf_src src;       /* SET: where the value comes from */
+    struct trl_input val;      /* SET CONST: the constant (name "" , s owned) */
+    char *ref;                 /* SET VAR: variable name; COPY: source field; TRANSITION: its
+                                  name; NOTIFY: "user", "field", "role" or "requester" (owned) */
+    char *name;                /* NOTIFY: the user, field or role named (owned) or NULL */
+    struct trl_labels message; /* NOTIFY: markdown template ("" for the built-in text) */
 };
 
 struct trl_wf_transition {
@@ -61,6 +72,34 @@ struct trl_wf_transition {
     size_t nactions;               /* entries */
 };
 
+/* An SLA target: a clock that starts when the record enters a start state and stops (met or
+ * breached) when it enters a stop state, counted in business time of its policy's calendar. */
+struct trl_wf_sla_target {
+    char *name;                       /* target name, unique per record (owned) */
+    struct trl_labels labels;         /* display labels */
+    char **start, **stop;             /* states (owned) */
+    size_t nstart, nstop;             /* entries */
+    int64_t target_ms;                /* business time allowed */
+    unsigned warn_percent;            /* warn at this share of the target (0: never) */
+    struct trl_wf_action *on_warning; /* actions at the warning (owned) */
+    size_t nwarning;                  /* entries */
+    struct trl_wf_action *on_breach;  /* actions at the breach (owned) */
+    size_t nbreach;                   /* entries */
+};
+
+/* An SLA policy: chosen by its condition (the first that holds when a target starts). */
+struct trl_wf_sla {
+    char *name;                        /* policy name (owned) */
+    struct trl_labels labels;          /* display labels */
+    char *condition;                   /* source text (owned) or NULL */
+    struct trl_expr *cond;             /* compiled (owned) */
+    char *calendar;                    /* business calendar name, NULL: 24x7 (owned) */
+    char **pause;                      /* states in which every clock pauses (owned) */
+    size_t npause;                     /* entries */
+    struct trl_wf_sla_target *targets; /* owned */
+    size_t ntargets;                   /* entries */
+};
+
 struct trl_workflow {
     char *name;                            /* workflow name (owned) */
     char *type;                            /* bound type (owned) */
@@ -71,7 +110,10 @@ struct trl_workflow {
     size_t ntransitions;                   /* entries */
     struct trl_appr_def *approvals;        /* approvals attached to states (owned) */
     size_t napprovals;                     /* entries */
+    struct trl_wf_sla *slas;               /* SLA policies in order (owned) */
+    size_t nslas;                          /* entries */
     char *definition;                      /* canonical JSON (owned) */
+    const struct trl_wf_set *set;          /* the set it was loaded in (calendars), or NULL */
 };
 
 /* Parses and checks a definition against cat. On success *out is owned (trl_wf_free). Errors:
@@ -97,6 +139,9 @@ int trl_wf_delete(struct trl_txn *t, const char *name, struct trl_diag *d);
 struct trl_wf_set {
     struct trl_workflow **wfs; /* owned, sorted by name */
     size_t n;                  /* entries */
+    struct trl_cal **cals;     /* business calendars (owned), sorted by name */
+    size_t ncals;              /* entries */
+    struct trl_cal *always;    /* the 24x7 calendar (owned) */
     int refs;                  /* reference count (atomic) */
 };
 int trl_wf_set_load(struct trl_txn *t, const struct trl_catalog *cat, struct trl_wf_set **out,
@@ -156,5 +201,34 @@ int trl_wf_decide(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
 int trl_wf_recall(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                   const struct trl_workflow *w, uint64_t id, const char *comment,
                   struct trl_buf *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * SLA clocks (sla.h keeps them): a transition stops, pauses, resumes and starts the record's
+ * clocks in the same write; creation starts those whose start state is the initial state.
+ */
+/* Business calendars are definitions of their own (meta kind "calendar", an app's
+ * calendars folder, one JSON file each; format in runtime/calendar/README.md). put checks and
+ * stores one (app: its app, NULL keeps the stored one); delete refuses one that a workflow's SLA
+ * policy names (TRL_ECONFLICT naming the workflow). */
+int trl_wf_calendar_put(struct trl_txn *t, const char *name, const char *json, size_t n,
+                        const char *app, bool *changed, struct trl_diag *d);
+int trl_wf_calendar_delete(struct trl_txn *t, const char *name, struct trl_diag *d);
+/* The calendar named name ("" or NULL: 24x7), or NULL when unknown. */
+const struct trl_cal *trl_wf_calendar(const struct trl_wf_set *s, const char *name);
+/* After a create of record id: starts the clocks of the initial state. */
+int trl_wf_on_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                     const struct trl_type *ty, uint64_t id);
+/* After a delete of record id: its pending approval is cancelled (its tasks leave every inbox)
+ * and its clocks stop. */
+int trl_wf_on_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                     const struct trl_type *ty, uint64_t id);
+/* Appends {"items":[clocks...]} of record id with their state at cx->now_ms (read access to the
+ * record is checked: TRL_ENOTFOUND otherwise). */
+int trl_wf_sla_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                    const struct trl_type *ty, uint64_t id, struct trl_buf *out);
+/* Fires up to max due timers at cx->now_ms (cx->who acts: the system): SLA warnings and breaches
+ * mark their clocks and run their actions. *fired receives how many fired. */
+int trl_wf_fire_timers(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                       size_t max, size_t *fired);
 
 #endif
