@@ -93,16 +93,20 @@ int trl_meta_each(struct trl_txn *t, const char *kind,
  * Canonical JSON: known keys first in a fixed order, then the rest sorted; 2-space indent.
  */
 static const char *key_order[] = {
-    "name",       "value",        "type",        "version",      "labels",    "en",
-    "zh-CN",      "help",         "description", "title_field",  "autoname",  "initial_state",
-    "required",   "unique",       "indexed",     "read_only",    "default",   "scale",
-    "min",        "max",          "min_length",  "max_length",   "pattern",   "options",
-    "ref_type",   "max_size",     "media_types", "renamed_from", "fields",    "roles",
-    "types",      "dependencies", "states",      "transitions",  "initial",   "final",
-    "category",   "color",        "from",        "to",           "condition", "comment_required",
-    "confirm",    "actions",      "set",         "var",          "copy",      "approvals",
-    "state",      "steps",        "approvers",   "mode",         "quorum",    "allow_self",
-    "on_approve", "on_reject",    "on_return",   "on_recall",
+    "name",         "value",        "type",         "version",      "labels",    "en",
+    "zh-CN",        "help",         "description",  "title_field",  "autoname",  "initial_state",
+    "required",     "unique",       "indexed",      "read_only",    "default",   "scale",
+    "min",          "max",          "min_length",   "max_length",   "pattern",   "options",
+    "ref_type",     "max_size",     "media_types",  "renamed_from", "fields",    "roles",
+    "types",        "dependencies", "states",       "transitions",  "initial",   "final",
+    "category",     "color",        "from",         "to",           "condition", "comment_required",
+    "confirm",      "actions",      "set",          "var",          "copy",      "approvals",
+    "state",        "steps",        "approvers",    "mode",         "quorum",    "allow_self",
+    "on_approve",   "on_reject",    "on_return",    "on_recall",    "slas",      "calendar",
+    "pause",        "targets",      "start",        "stop",         "hours",     "minutes",
+    "warn_percent", "on_warning",   "on_breach",    "notify",       "message",   "transition",
+    "assignment",   "field",        "on",           "rules",        "strategy",  "user",
+    "group",        "skills_field", "region_field", "assign",
 };
 
 static int key_rank(const char *k)

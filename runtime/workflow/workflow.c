@@ -86,6 +86,7 @@ void trl_wf_free(struct trl_workflow *w)
         free(p->targets);
     }
     free(w->slas);
+    trl_assign_def_free(&w->assignment);
     free(w->name);
     free(w->type);
     free_labels(&w->labels);
@@ -284,6 +285,19 @@ static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *pat
             trl_def_err(c, p2, "must name a transition");
         else if (!(out->ref = strdup(tr->valuestring)))
             c->rc = TRL_ENOMEM;
+        return;
+    }
+    const cJSON *asg = cJSON_GetObjectItemCaseSensitive(a, "assign");
+    if (asg) {
+        static const char *const akeys[] = {"assign"};
+        trl_def_keys(c, a, path, akeys, 1);
+        out->kind = TRL_ACT_ASSIGN;
+        snprintf(p2, sizeof(p2), "%s.assign", path);
+        if (cJSON_IsString(asg) && trl_def_ident(asg->valuestring)) {
+            if (!(out->ref = strdup(asg->valuestring))) c->rc = TRL_ENOMEM;
+        } else if (!cJSON_IsTrue(asg)) {
+            trl_def_err(c, p2, "must be true (run the rules) or a rule name");
+        }
         return;
     }
     if (notify) {
@@ -852,7 +866,7 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
         trl_def_err(&c, "", "a workflow definition is a JSON object");
     } else {
         static const char *const keys[] = {"name",        "type",      "labels", "states",
-                                           "transitions", "approvals", "slas"};
+                                           "transitions", "approvals", "slas",   "assignment"};
         trl_def_keys(&c, j, "", keys, sizeof(keys) / sizeof(keys[0]));
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
         if (!cJSON_IsString(nm) || !trl_def_ident(nm->valuestring))
@@ -873,6 +887,31 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
         parse_transitions(&c, cJSON_GetObjectItemCaseSensitive(j, "transitions"), ty, w);
         parse_approvals(&c, cJSON_GetObjectItemCaseSensitive(j, "approvals"), ty, w);
         parse_slas(&c, cJSON_GetObjectItemCaseSensitive(j, "slas"), ty, w);
+        const cJSON *asg = cJSON_GetObjectItemCaseSensitive(j, "assignment");
+        if (asg) {
+            trl_assign_def_parse(&c, asg, "assignment", ty, &w->assignment);
+            for (size_t k = 0; k < w->assignment.non; k++)
+                if (!find_transition(w, w->assignment.on[k])) {
+                    char p[64];
+                    snprintf(p, sizeof(p), "assignment.on[%zu]", k);
+                    trl_def_err(&c, p, "unknown transition '%s'", w->assignment.on[k]);
+                }
+        }
+        for (size_t i = 0; i < w->ntransitions; i++)
+            for (size_t k = 0; k < w->transitions[i].nactions; k++) {
+                const struct trl_wf_action *act = &w->transitions[i].actions[k];
+                if (act->kind != TRL_ACT_ASSIGN) continue;
+                char p[96];
+                snprintf(p, sizeof(p), "transitions[%zu].actions[%zu].assign", i, k);
+                bool found = !act->ref;
+                for (size_t q = 0; q < w->assignment.nrules && !found; q++)
+                    found = w->assignment.rules[q].name &&
+                            strcmp(w->assignment.rules[q].name, act->ref) == 0;
+                if (!w->assignment.nrules)
+                    trl_def_err(&c, p, "the workflow has no assignment rules");
+                else if (!found)
+                    trl_def_err(&c, p, "no assignment rule '%s'", act->ref);
+            }
         if (!w->name || !w->type) c.rc = TRL_ENOMEM;
     }
     cJSON_Delete(j);
@@ -1273,6 +1312,8 @@ struct runner {
     const struct trl_wf_action *acts;  /* an SLA phase's actions */
     size_t nacts;                      /* entries */
     const char *phase;                 /* "warning" or "breach" */
+    char assignee[64];                 /* the user the rules picked (outlives the move) */
+    char assigned[256];                /* its history member (",\"assigned\":{...}") or "" */
 };
 
 static int notify_action(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *a,
@@ -1721,6 +1762,9 @@ static int list_guard(struct runner *g, struct trl_rec_move *m)
     return rc ? TRL_ENOMEM : TRL_MOVE_STOP;
 }
 
+static int apply_assignment(struct runner *g, struct trl_rec_move *m, const char *only);
+static bool in_list(char **v, size_t n, const char *s);
+
 /* Runs the set and notify actions of a list (what names the list: "'submit'", "SLA target x"). */
 static int run_list(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *acts,
                     size_t n, const char *what, const char *pathfmt, size_t pi, const char *kind)
@@ -1731,6 +1775,10 @@ static int run_list(struct runner *g, struct trl_rec_move *m, const struct trl_w
         snprintf(path, sizeof(path), pathfmt, pi, k);
         int rc;
         if (a->kind == TRL_ACT_TRANSITION) continue; /* run after the change, by the caller */
+        if (a->kind == TRL_ACT_ASSIGN) {
+            if ((rc = apply_assignment(g, m, a->ref))) return rc;
+            continue;
+        }
         if (a->kind == TRL_ACT_NOTIFY) {
             if ((rc = notify_action(g, m, a, kind))) return rc;
             continue;
@@ -1870,6 +1918,9 @@ static int run_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_mov
         return TRL_EVALIDATION;
     }
     if ((rc = run_actions(g, m))) return rc;
+    if (g->w->assignment.nrules && in_list(g->w->assignment.on, g->w->assignment.non, t->name) &&
+        (rc = apply_assignment(g, m, NULL)))
+        return rc;
     /* The history event says which transition ran, between which states, and why. */
     rc = trl_buf_adds(g->extra, "\"transition\":") ||
          trl_buf_add_json_str(g->extra, t->name, strlen(t->name)) ||
@@ -1880,6 +1931,7 @@ static int run_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_mov
         rc = trl_buf_adds(g->extra, ",\"comment\":") ||
              trl_buf_add_json_str(g->extra, g->run->comment, strlen(g->run->comment));
     if (!rc && g->engine) rc = trl_buf_adds(g->extra, ",\"by\":\"approval\"");
+    if (!rc && g->assigned[0]) rc = trl_buf_adds(g->extra, g->assigned);
     if (rc) return TRL_ENOMEM;
     return engine_on_move(g, m);
 }
@@ -2239,7 +2291,10 @@ static int note_lookup(void *ud, const char *name, size_t n, struct trl_buf *val
                 x = strcmp(x, "approved") == 0 ? "批准" : strcmp(x, "rejected") == 0 ? "驳回" : x;
             return trl_buf_adds(value, x) ? TRL_ENOMEM : 0;
         }
-    if (strcmp(name, "type") == 0) return trl_buf_adds(value, g->ty->name) ? TRL_ENOMEM : 0;
+    if (strcmp(name, "type") == 0) {
+        const char *l = nc->zh ? g->ty->labels.zh : g->ty->labels.en;
+        return trl_buf_adds(value, l && *l ? l : g->ty->name) ? TRL_ENOMEM : 0;
+    }
     if (strcmp(name, "record") == 0 || strcmp(name, "id") == 0)
         return trl_buf_printf(value, "%llu", (unsigned long long)g->id) ? TRL_ENOMEM : 0;
     if (strcmp(name, "actor") == 0)
@@ -2361,9 +2416,18 @@ static const struct trl_wf_state *initial_state(const struct trl_workflow *w)
 static int create_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_move *m)
 {
     struct runner *g = ud;
-    if (phase != TRL_MOVE_LOADED) return TRL_MOVE_STOP;
-    int rc = sla_on_move(g, m, "", trl_rec_move_state(m), NULL);
-    return rc ? rc : TRL_MOVE_STOP;
+    if (g->run->dry_run) {
+        /* Clocks only: started here, the record stays as created. */
+        if (phase != TRL_MOVE_LOADED) return TRL_MOVE_STOP;
+        int rc = sla_on_move(g, m, "", trl_rec_move_state(m), NULL);
+        return rc ? rc : TRL_MOVE_STOP;
+    }
+    if (phase == TRL_MOVE_LOADED) return 0;
+    int rc = apply_assignment(g, m, NULL);
+    if (!rc && !g->assigned[0]) return TRL_MOVE_STOP; /* nobody to assign: nothing to write */
+    if (!rc) rc = trl_buf_adds(g->extra, g->assigned + 1) ? TRL_ENOMEM : 0;
+    if (!rc) rc = sla_on_move(g, m, "", trl_rec_move_state(m), g->extra);
+    return rc;
 }
 
 int trl_wf_on_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
@@ -2376,13 +2440,25 @@ int trl_wf_on_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const stru
     for (size_t p = 0; p < w->nslas && !any; p++)
         for (size_t k = 0; k < w->slas[p].ntargets && !any; k++)
             any = in_list(w->slas[p].targets[k].start, w->slas[p].targets[k].nstart, init->name);
-    if (!any) return 0; /* the common case costs nothing */
+    bool assign = w->assignment.nrules && w->assignment.on_create;
+    if (!any && !assign) return 0; /* the common case costs nothing */
     struct trl_rec_ctx ecx = *cx;
     ecx.acc = NULL;
-    struct trl_wf_run run = {.dry_run = true};
-    struct runner g = {.txn = t, .cx = &ecx, .ty = ty, .w = w, .id = id, .run = &run};
-    struct trl_rec_move_opts o = {.guard = create_guard, .ud = &g, .dry_run = true};
-    return trl_rec_move(t, &ecx, ty, id, 0, NULL, 0, &o, NULL);
+    struct trl_wf_run run = {.dry_run = !assign};
+    struct trl_buf extra;
+    trl_buf_init(&extra);
+    struct runner g = {
+        .txn = t, .cx = &ecx, .ty = ty, .w = w, .id = id, .run = &run, .extra = &extra};
+    /* An assignment is a change of its own (one history event); clocks alone write nothing to
+     * the record. */
+    struct trl_rec_move_opts o = {
+        .action = "assign", .guard = create_guard, .ud = &g, .extra = &extra, .dry_run = !assign};
+    struct trl_buf out;
+    trl_buf_init(&out);
+    int rc = trl_rec_move(t, &ecx, ty, id, 0, NULL, 0, &o, assign ? &out : NULL);
+    trl_buf_free(&out);
+    trl_buf_free(&extra);
+    return rc;
 }
 
 struct sla_out {
@@ -2445,7 +2521,8 @@ static int sla_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_mov
     if (rc) return rc;
     return trl_buf_adds(g->extra, "\"sla\":{\"target\":") ||
                    trl_buf_add_json_str(g->extra, g->vars[1], strlen(g->vars[1])) ||
-                   trl_buf_printf(g->extra, ",\"phase\":\"%s\"}", phase_name)
+                   trl_buf_printf(g->extra, ",\"phase\":\"%s\"}", phase_name) ||
+                   trl_buf_adds(g->extra, g->assigned)
                ? TRL_ENOMEM
                : 0;
 }
@@ -2643,5 +2720,72 @@ int trl_wf_on_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const stru
     if (rc == TRL_ENOTFOUND) rc = 0;
     struct del_ctx dc = {.t = t, .s = s, .w = trl_wf_by_type(s, ty->name), .now = cx->now_ms};
     if (!rc) rc = trl_sla_each(t, ty->name, id, stop_clock, &dc);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Assignment
+ */
+static int apply_assignment(struct runner *g, struct trl_rec_move *m, const char *only)
+{
+    const struct trl_assign_def *a = &g->w->assignment;
+    if (!a->nrules || !a->field) return 0;
+    const struct trl_field *f = trl_type_field(g->ty, a->field, strlen(a->field));
+    if (!f) return 0;
+    const char **open = calloc(g->w->nstates + 1, sizeof(*open));
+    if (!open) return TRL_ENOMEM;
+    for (size_t i = 0, k = 0; i < g->w->nstates; i++)
+        if (strcmp(g->w->states[i].category, "done") != 0) open[k++] = g->w->states[i].name;
+    int rc = 0;
+    for (size_t i = 0; i < a->nrules && !rc; i++) {
+        const struct trl_assign_rule *r = &a->rules[i];
+        if (only && strcmp(r->name, only) != 0) continue;
+        if (r->cond) {
+            bool ok;
+            struct trl_expr_env env = {.user = g->cx->who, .now_ms = g->cx->now_ms};
+            if ((rc = trl_expr_eval(r->cond, trl_rec_move_get, m, &env, &ok, g->cx->d))) break;
+            if (!ok) continue;
+        }
+        char skills[512] = "", region[64] = "", rr[160];
+        if (r->skills_field) {
+            const struct trl_field *sf =
+                trl_type_field(g->ty, r->skills_field, strlen(r->skills_field));
+            if (sf) col_str(m, (int)sf->id, skills, sizeof(skills));
+        }
+        if (r->region_field) {
+            const struct trl_field *rf =
+                trl_type_field(g->ty, r->region_field, strlen(r->region_field));
+            if (rf) col_str(m, (int)rf->id, region, sizeof(region));
+        }
+        snprintf(rr, sizeof(rr), "rr:%s:%s", g->w->name, r->name);
+        struct trl_assign_subject sub = {.cx = g->cx,
+                                         .ty = g->ty,
+                                         .field = a->field,
+                                         .open = open,
+                                         .skills = skills,
+                                         .region = region,
+                                         .rr_key = rr};
+        struct trl_diag pd;
+        trl_diag_init(&pd);
+        rc = trl_assign_pick(g->txn, r, &sub, g->assignee, &pd);
+        trl_diag_reset(&pd);
+        if (rc == TRL_ENOTFOUND) {
+            rc = 0; /* nobody fits this rule: the next one may */
+            continue;
+        }
+        if (rc) break;
+        char before[64];
+        col_str(m, (int)f->id, before, sizeof(before));
+        if (strcmp(before, g->assignee) == 0) break; /* already theirs */
+        struct trl_value v = {.kind = TRL_V_BYTES, .s = g->assignee, .n = strlen(g->assignee)};
+        if ((rc = trl_rec_move_set_value(m, f, &v))) break;
+        snprintf(g->assigned, sizeof(g->assigned),
+                 ",\"assigned\":{\"to\":\"%s\",\"rule\":\"%s\",\"from\":%s%s%s}", g->assignee,
+                 r->name, before[0] ? "\"" : "", before[0] ? before : "null",
+                 before[0] ? "\"" : "");
+        rc = send_note(g, m, g->assignee, "assigned", NULL, 0);
+        break;
+    }
+    free(open);
     return rc;
 }

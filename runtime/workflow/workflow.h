@@ -17,6 +17,7 @@
 #define TRL_WORKFLOW_H
 
 #include "approval/approval.h"
+#include "assign/assign.h"
 #include "sla/sla.h"
 #include "record/record.h"
 
@@ -39,6 +40,7 @@ enum trl_wf_act {
     TRL_ACT_SET,        /* set a field */
     TRL_ACT_NOTIFY,     /* an in-app notification */
     TRL_ACT_TRANSITION, /* run a transition (SLA actions only) */
+    TRL_ACT_ASSIGN,     /* apply the assignment rules (ref: one rule's name, or NULL: all) */
 };
 
 struct trl_wf_action {
@@ -110,6 +112,7 @@ struct trl_workflow {
     size_t ntransitions;                   /* entries */
     struct trl_appr_def *approvals;        /* approvals attached to states (owned) */
     size_t napprovals;                     /* entries */
+    struct trl_assign_def assignment;      /* assignment rules (nrules 0: none) */
     struct trl_wf_sla *slas;               /* SLA policies in order (owned) */
     size_t nslas;                          /* entries */
     char *definition;                      /* canonical JSON (owned) */
