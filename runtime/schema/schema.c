@@ -106,7 +106,7 @@ static const char *key_order[] = {
     "pause",        "targets",      "start",        "stop",         "hours",     "minutes",
     "warn_percent", "on_warning",   "on_breach",    "notify",       "message",   "transition",
     "assignment",   "field",        "on",           "rules",        "strategy",  "user",
-    "group",        "skills_field", "region_field", "assign",
+    "group",        "skills_field", "region_field", "assign", "create", "for_each", "item",
 };
 
 static int key_rank(const char *k)

@@ -29,6 +29,7 @@ static void free_strv(char **v, size_t n)
 static void free_actions(struct trl_wf_action *a, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
+        free_actions(a[k].sub, a[k].nsub);
         free(a[k].field);
         free((char *)a[k].val.s);
         free(a[k].ref);
@@ -264,6 +265,142 @@ static bool var_known(const char *var)
     return false;
 }
 
+static bool var_known(const char *var);
+
+/* {"create": "<type>", "for_each": "<json field>", "fields": {"<target>": {"value" | "copy" |
+ * "var" | "item": ...}}}: the target type and its fields are checked by check_creates. */
+static void parse_create(struct trl_defcheck *c, const cJSON *a, const char *path,
+                         const struct trl_type *ty, struct trl_wf_action *out)
+{
+    static const char *const keys[] = {"create", "for_each", "fields"};
+    char p2[220];
+    trl_def_keys(c, a, path, keys, 3);
+    out->kind = TRL_ACT_CREATE;
+    const cJSON *cr = cJSON_GetObjectItemCaseSensitive(a, "create");
+    snprintf(p2, sizeof(p2), "%.180s.create", path);
+    if (!cJSON_IsString(cr) || !trl_def_ident(cr->valuestring))
+        trl_def_err(c, p2, "must name a record type");
+    else if (!(out->ref = strdup(cr->valuestring)))
+        c->rc = TRL_ENOMEM;
+    const cJSON *fe = cJSON_GetObjectItemCaseSensitive(a, "for_each");
+    snprintf(p2, sizeof(p2), "%.180s.for_each", path);
+    if (fe) {
+        const struct trl_field *f =
+            cJSON_IsString(fe) && ty ? trl_type_field(ty, fe->valuestring, strlen(fe->valuestring))
+                                     : NULL;
+        if (!cJSON_IsString(fe) || (ty && (!f || f->type != TRL_FT_JSON)))
+            trl_def_err(c, p2, "must name a json field holding an array (one record per element)");
+        else if (!(out->name = strdup(fe->valuestring)))
+            c->rc = TRL_ENOMEM;
+    }
+    const cJSON *fields = cJSON_GetObjectItemCaseSensitive(a, "fields");
+    snprintf(p2, sizeof(p2), "%.180s.fields", path);
+    if (!cJSON_IsObject(fields) || !fields->child) {
+        trl_def_err(c, p2, "map at least one field of the new record");
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(fields);
+    if (!(out->sub = calloc(n, sizeof(*out->sub)))) {
+        c->rc = TRL_ENOMEM;
+        return;
+    }
+    static const char *const sys[] = {"id", "name", "owner", "org", "state"};
+    for (const cJSON *m = fields->child; m; m = m->next) {
+        struct trl_wf_action *sub = &out->sub[out->nsub++];
+        char p3[260];
+        snprintf(p3, sizeof(p3), "%s.%s", p2, m->string);
+        sub->kind = TRL_ACT_SET;
+        if (!(sub->field = strdup(m->string))) c->rc = TRL_ENOMEM;
+        static const char *const mkeys[] = {"value", "copy", "var", "item"};
+        if (!cJSON_IsObject(m) || cJSON_GetArraySize(m) != 1) {
+            trl_def_err(c, p3,
+                        "must be one of {\"value\": ...}, {\"copy\": field}, "
+                        "{\"var\": ...} or {\"item\": key}");
+            continue;
+        }
+        trl_def_keys(c, m, p3, mkeys, 4);
+        const cJSON *v = m->child;
+        if (strcmp(v->string, "copy") == 0) {
+            sub->src = TRL_WF_COPY;
+            bool ok = cJSON_IsString(v) &&
+                      (!ty || trl_type_field(ty, v->valuestring, strlen(v->valuestring)));
+            for (size_t k = 0; !ok && cJSON_IsString(v) && k < 5; k++)
+                ok = strcmp(sys[k], v->valuestring) == 0;
+            if (!ok)
+                trl_def_err(c, p3, "copy names a field of %s (or id, name, owner, org, state)",
+                            ty ? ty->name : "the type");
+        } else if (strcmp(v->string, "var") == 0) {
+            sub->src = TRL_WF_VAR;
+            if (!cJSON_IsString(v) || !var_known(v->valuestring))
+                trl_def_err(c, p3, "var is one of now, today, user.id, user.org, user.region");
+        } else if (strcmp(v->string, "item") == 0) {
+            sub->src = TRL_WF_ITEM;
+            if (!out->name) trl_def_err(c, p3, "item needs for_each");
+            if (!cJSON_IsString(v)) trl_def_err(c, p3, "item names a key of the list element");
+        } else {
+            sub->src = TRL_WF_CONST;
+            sub->val.name = "";
+            char *text = NULL;
+            if (cJSON_IsNull(v)) {
+                sub->val.kind = TRL_IN_NULL;
+            } else if (cJSON_IsBool(v)) {
+                sub->val.kind = TRL_IN_BOOL;
+                sub->val.b = cJSON_IsTrue(v);
+            } else if (cJSON_IsString(v)) {
+                sub->val.kind = TRL_IN_STRING;
+                text = strdup(v->valuestring);
+            } else {
+                sub->val.kind = cJSON_IsNumber(v) ? TRL_IN_NUMBER : TRL_IN_JSON;
+                text = cJSON_PrintUnformatted(v);
+            }
+            if (sub->val.kind != TRL_IN_NULL && sub->val.kind != TRL_IN_BOOL && !text)
+                c->rc = TRL_ENOMEM;
+            sub->val.s = text;
+            sub->val.n = text ? strlen(text) : 0;
+            continue;
+        }
+        if (cJSON_IsString(v) && !(sub->ref = strdup(v->valuestring))) c->rc = TRL_ENOMEM;
+    }
+}
+
+/* Create actions name a type of the catalog and its writable fields; constants fit them. */
+static void check_creates(struct trl_defcheck *c, const struct trl_catalog *cat,
+                          const struct trl_wf_action *acts, size_t n, const char *pathfmt, size_t i)
+{
+    for (size_t k = 0; k < n; k++) {
+        const struct trl_wf_action *a = &acts[k];
+        if (a->kind != TRL_ACT_CREATE || !a->ref) continue;
+        char path[200];
+        snprintf(path, sizeof(path), pathfmt, i, k);
+        const struct trl_type *tt = trl_catalog_type(cat, a->ref);
+        if (!tt) {
+            trl_def_err(c, path, "no type '%s' is defined", a->ref);
+            continue;
+        }
+        for (size_t q = 0; q < a->nsub; q++) {
+            const struct trl_wf_action *m = &a->sub[q];
+            char p2[300];
+            snprintf(p2, sizeof(p2), "%s.fields.%s", path, m->field);
+            const struct trl_field *f = trl_type_field(tt, m->field, strlen(m->field));
+            if (!f) {
+                trl_def_err(c, p2, "type %s has no field '%s'", tt->name, m->field);
+                continue;
+            }
+            if (m->src != TRL_WF_CONST) continue;
+            struct trl_diag vd;
+            struct trl_arena arena;
+            struct trl_value v;
+            trl_diag_init(&vd);
+            trl_arena_init(&arena);
+            int rc = trl_field_convert(f, &m->val, &arena, &v, &vd);
+            if (rc == 0 && v.kind != TRL_V_NULL) rc = trl_field_check(f, &v, &vd) > 0;
+            if (rc) trl_def_err(c, p2, "not a valid value of %s.%s", tt->name, f->name);
+            trl_arena_free(&arena);
+            trl_diag_reset(&vd);
+        }
+    }
+}
+
 static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *path,
                          const struct trl_type *ty, bool allow_transition,
                          struct trl_wf_action *out)
@@ -285,6 +422,11 @@ static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *pat
             trl_def_err(c, p2, "must name a transition");
         else if (!(out->ref = strdup(tr->valuestring)))
             c->rc = TRL_ENOMEM;
+        return;
+    }
+    const cJSON *cr = cJSON_GetObjectItemCaseSensitive(a, "create");
+    if (cr) {
+        parse_create(c, a, path, ty, out);
         return;
     }
     const cJSON *asg = cJSON_GetObjectItemCaseSensitive(a, "assign");
@@ -898,6 +1040,19 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
                 }
         }
         for (size_t i = 0; i < w->ntransitions; i++)
+            check_creates(&c, cat, w->transitions[i].actions, w->transitions[i].nactions,
+                          "transitions[%zu].actions[%zu]", i);
+        for (size_t i = 0; i < w->nslas; i++)
+            for (size_t k = 0; k < w->slas[i].ntargets; k++) {
+                char fmt[96];
+                snprintf(fmt, sizeof(fmt), "slas[%%zu].targets[%zu].on_warning[%%zu]", k);
+                check_creates(&c, cat, w->slas[i].targets[k].on_warning,
+                              w->slas[i].targets[k].nwarning, fmt, i);
+                snprintf(fmt, sizeof(fmt), "slas[%%zu].targets[%zu].on_breach[%%zu]", k);
+                check_creates(&c, cat, w->slas[i].targets[k].on_breach,
+                              w->slas[i].targets[k].nbreach, fmt, i);
+            }
+        for (size_t i = 0; i < w->ntransitions; i++)
             for (size_t k = 0; k < w->transitions[i].nactions; k++) {
                 const struct trl_wf_action *act = &w->transitions[i].actions[k];
                 if (act->kind != TRL_ACT_ASSIGN) continue;
@@ -1314,6 +1469,7 @@ struct runner {
     const char *phase;                 /* "warning" or "breach" */
     char assignee[64];                 /* the user the rules picked (outlives the move) */
     char assigned[256];                /* its history member (",\"assigned\":{...}") or "" */
+    char created[160];                 /* history member of created records or "" */
 };
 
 static int notify_action(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *a,
@@ -1763,6 +1919,8 @@ static int list_guard(struct runner *g, struct trl_rec_move *m)
 }
 
 static int apply_assignment(struct runner *g, struct trl_rec_move *m, const char *only);
+static int create_action(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *a,
+                         const char *path);
 static bool in_list(char **v, size_t n, const char *s);
 
 /* Runs the set and notify actions of a list (what names the list: "'submit'", "SLA target x"). */
@@ -1777,6 +1935,10 @@ static int run_list(struct runner *g, struct trl_rec_move *m, const struct trl_w
         if (a->kind == TRL_ACT_TRANSITION) continue; /* run after the change, by the caller */
         if (a->kind == TRL_ACT_ASSIGN) {
             if ((rc = apply_assignment(g, m, a->ref))) return rc;
+            continue;
+        }
+        if (a->kind == TRL_ACT_CREATE) {
+            if ((rc = create_action(g, m, a, path))) return rc;
             continue;
         }
         if (a->kind == TRL_ACT_NOTIFY) {
@@ -1932,6 +2094,7 @@ static int run_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_mov
              trl_buf_add_json_str(g->extra, g->run->comment, strlen(g->run->comment));
     if (!rc && g->engine) rc = trl_buf_adds(g->extra, ",\"by\":\"approval\"");
     if (!rc && g->assigned[0]) rc = trl_buf_adds(g->extra, g->assigned);
+    if (!rc && g->created[0]) rc = trl_buf_adds(g->extra, g->created);
     if (rc) return TRL_ENOMEM;
     return engine_on_move(g, m);
 }
@@ -2301,8 +2464,13 @@ static int note_lookup(void *ud, const char *name, size_t n, struct trl_buf *val
         return trl_buf_adds(value, g->cx->who && g->cx->who->user[0] ? g->cx->who->user : "system")
                    ? TRL_ENOMEM
                    : 0;
-    if (strcmp(name, "state") == 0)
-        return trl_buf_adds(value, trl_rec_move_state(nc->m)) ? TRL_ENOMEM : 0;
+    if (strcmp(name, "state") == 0) {
+        /* During a transition: the state it enters, by its label in the reader's language. */
+        const char *st = g->t ? g->t->to : trl_rec_move_state(nc->m);
+        const struct trl_wf_state *ws = find_state(g->w, st);
+        const char *l = ws ? (nc->zh ? ws->labels.zh : ws->labels.en) : NULL;
+        return trl_buf_adds(value, l && *l ? l : st) ? TRL_ENOMEM : 0;
+    }
     if (strcmp(name, "name") == 0) return value_text(nc->m, NULL, TRL_COL_NAME, value);
     if (strcmp(name, "owner") == 0 || strcmp(name, "requester") == 0)
         return value_text(nc->m, NULL, TRL_COL_OWNER, value);
@@ -2787,5 +2955,206 @@ static int apply_assignment(struct runner *g, struct trl_rec_move *m, const char
         break;
     }
     free(open);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Creating related records
+ */
+/* A source value as an input for the new record; text lives in arena. */
+static int value_input(struct trl_rec_move *m, const struct trl_type *ty, const char *col_name,
+                       struct trl_arena *arena, struct trl_input *in)
+{
+    in->kind = TRL_IN_NULL;
+    int col = -1;
+    const struct trl_field *f = trl_type_field(ty, col_name, strlen(col_name));
+    if (f)
+        col = (int)f->id;
+    else if (strcmp(col_name, "id") == 0)
+        col = TRL_COL_ID;
+    else if (strcmp(col_name, "name") == 0)
+        col = TRL_COL_NAME;
+    else if (strcmp(col_name, "owner") == 0)
+        col = TRL_COL_OWNER;
+    else if (strcmp(col_name, "org") == 0)
+        col = TRL_COL_ORG;
+    else if (strcmp(col_name, "state") == 0)
+        col = TRL_COL_STATE;
+    if (col < 0) return 0;
+    struct trl_value v = {0};
+    trl_rec_move_get(m, col, &v);
+    if (v.kind == TRL_V_NULL) return 0;
+    char tmp[48];
+    const char *text = NULL;
+    size_t tn = 0;
+    enum trl_in_kind kind = TRL_IN_STRING;
+    if (v.kind == TRL_V_BYTES) {
+        text = v.s, tn = v.n;
+        kind = f && f->type == TRL_FT_JSON ? TRL_IN_JSON : TRL_IN_STRING;
+    } else if (f && f->type == TRL_FT_BOOL) {
+        in->kind = TRL_IN_BOOL;
+        in->b = v.i != 0;
+        return 0;
+    } else if (f && f->type == TRL_FT_DATE) {
+        trl_date_format((int32_t)v.i, tmp);
+    } else if (f && f->type == TRL_FT_DATETIME) {
+        trl_datetime_format(v.i, tmp);
+    } else if (f && f->type == TRL_FT_DECIMAL) {
+        int64_t p = 1, a = v.i < 0 ? -v.i : v.i;
+        for (int i = 0; i < f->scale; i++)
+            p *= 10;
+        snprintf(tmp, sizeof(tmp), "%s%lld.%0*lld", v.i < 0 ? "-" : "", (long long)(a / p),
+                 f->scale, (long long)(a % p));
+        kind = TRL_IN_NUMBER;
+    } else {
+        snprintf(tmp, sizeof(tmp), "%lld", (long long)v.i);
+        kind = TRL_IN_NUMBER;
+    }
+    if (!text) text = tmp, tn = strlen(tmp);
+    char *c = trl_arena_strndup(arena, text, tn);
+    if (!c) return TRL_ENOMEM;
+    in->kind = kind;
+    in->s = c;
+    in->n = tn;
+    return 0;
+}
+
+static int create_one(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *a,
+                      const struct trl_type *tt, const cJSON *item, const char *path, uint64_t *id)
+{
+    struct trl_arena arena;
+    trl_arena_init(&arena);
+    struct trl_input *in = calloc(a->nsub ? a->nsub : 1, sizeof(*in));
+    if (!in) return TRL_ENOMEM;
+    int rc = 0;
+    for (size_t k = 0; k < a->nsub && !rc; k++) {
+        const struct trl_wf_action *s = &a->sub[k];
+        in[k].name = s->field;
+        if (s->src == TRL_WF_CONST) {
+            in[k] = s->val;
+            in[k].name = s->field;
+        } else if (s->src == TRL_WF_COPY) {
+            rc = value_input(m, g->ty, s->ref, &arena, &in[k]);
+        } else if (s->src == TRL_WF_ITEM) {
+            const cJSON *v =
+                cJSON_IsObject(item) ? cJSON_GetObjectItemCaseSensitive(item, s->ref) : NULL;
+            char *txt = NULL;
+            if (!v || cJSON_IsNull(v)) {
+                in[k].kind = TRL_IN_NULL;
+            } else if (cJSON_IsBool(v)) {
+                in[k].kind = TRL_IN_BOOL;
+                in[k].b = cJSON_IsTrue(v);
+            } else if (cJSON_IsString(v)) {
+                in[k].kind = TRL_IN_STRING;
+                txt = trl_arena_strndup(&arena, v->valuestring, strlen(v->valuestring));
+                if (!txt) rc = TRL_ENOMEM;
+            } else {
+                in[k].kind = cJSON_IsNumber(v) ? TRL_IN_NUMBER : TRL_IN_JSON;
+                char *p = cJSON_PrintUnformatted(v);
+                txt = p ? trl_arena_strndup(&arena, p, strlen(p)) : NULL;
+                free(p);
+                if (!txt) rc = TRL_ENOMEM;
+            }
+            in[k].s = txt;
+            in[k].n = txt ? strlen(txt) : 0;
+        } else {
+            const struct trl_principal *who = g->cx->who;
+            char tmp[48] = "";
+            const char *txt = tmp;
+            in[k].kind = TRL_IN_STRING;
+            if (strcmp(s->ref, "now") == 0)
+                trl_datetime_format(g->cx->now_ms, tmp);
+            else if (strcmp(s->ref, "today") == 0)
+                trl_date_format(
+                    (int32_t)((g->cx->now_ms >= 0 ? g->cx->now_ms : g->cx->now_ms - 86399999) /
+                              86400000),
+                    tmp);
+            else
+                txt = !who                              ? ""
+                      : strcmp(s->ref, "user.id") == 0  ? who->user
+                      : strcmp(s->ref, "user.org") == 0 ? who->org
+                                                        : who->region;
+            if (!*txt) {
+                in[k].kind = TRL_IN_NULL;
+            } else {
+                char *c = trl_arena_strndup(&arena, txt, strlen(txt));
+                if (!c) rc = TRL_ENOMEM;
+                in[k].s = c;
+                in[k].n = strlen(txt);
+            }
+        }
+    }
+    struct trl_buf out;
+    trl_buf_init(&out);
+    struct trl_rec_ctx ecx = *g->cx;
+    ecx.acc = NULL;
+    if (!rc) rc = trl_rec_create(g->txn, &ecx, tt, in, a->nsub, id, &out);
+    if (rc == TRL_EVALIDATION) {
+        char first[200] = "";
+        if (g->cx->d->nferrs)
+            snprintf(first, sizeof(first), "%s: %s", g->cx->d->ferrs[0].field,
+                     g->cx->d->ferrs[0].code);
+        trl_diag_set(g->cx->d, TRL_EVALIDATION,
+                     "the %s this change creates would be invalid (%s); check the create "
+                     "action's field mapping",
+                     tt->name, first);
+        trl_diag_zh(g->cx->d, "此操作要创建的 %s 无效(%s);请检查创建动作的字段映射", tt->name,
+                    first);
+        trl_diag_rule(g->cx->d, "action", path);
+    }
+    if (!rc && g->w->set) rc = trl_wf_on_create(g->txn, &ecx, g->w->set, tt, *id);
+    trl_buf_free(&out);
+    free(in);
+    trl_arena_free(&arena);
+    return rc;
+}
+
+static int create_action(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *a,
+                         const char *path)
+{
+    const struct trl_type *tt = trl_catalog_type(g->cx->cat, a->ref);
+    if (!tt) {
+        trl_diag_set(g->cx->d, TRL_EVALIDATION, "type %s no longer exists", a->ref);
+        trl_diag_zh(g->cx->d, "类型 %s 已不存在", a->ref);
+        trl_diag_rule(g->cx->d, "action", path);
+        return TRL_EVALIDATION;
+    }
+    if (g->run && g->run->dry_run) return 0;
+    size_t made = 0;
+    uint64_t first = 0, last = 0;
+    int rc = 0;
+    if (a->name) {
+        const struct trl_field *lf = trl_type_field(g->ty, a->name, strlen(a->name));
+        struct trl_value v = {0};
+        if (lf) trl_rec_move_get(m, (int)lf->id, &v);
+        cJSON *list = v.kind == TRL_V_BYTES ? cJSON_ParseWithLength(v.s, v.n) : NULL;
+        if (list && !cJSON_IsArray(list)) {
+            cJSON_Delete(list);
+            list = NULL;
+        }
+        if (list && cJSON_GetArraySize(list) > 500) {
+            cJSON_Delete(list);
+            trl_diag_set(g->cx->d, TRL_EVALIDATION, "%s holds more than 500 elements", a->name);
+            trl_diag_zh(g->cx->d, "%s 的元素超过 500 个", a->name);
+            trl_diag_rule(g->cx->d, "action", path);
+            return TRL_EVALIDATION;
+        }
+        for (const cJSON *it = list ? list->child : NULL; it && !rc; it = it->next) {
+            uint64_t id;
+            rc = create_one(g, m, a, tt, it, path, &id);
+            if (!rc) {
+                if (!made++) first = id;
+                last = id;
+            }
+        }
+        cJSON_Delete(list);
+    } else {
+        rc = create_one(g, m, a, tt, NULL, path, &first);
+        if (!rc) made = 1, last = first;
+    }
+    if (!rc && made)
+        snprintf(g->created, sizeof(g->created),
+                 ",\"created\":{\"type\":\"%s\",\"count\":%zu,\"first_id\":%llu,\"last_id\":%llu}",
+                 tt->name, made, (unsigned long long)first, (unsigned long long)last);
     return rc;
 }

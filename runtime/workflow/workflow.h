@@ -34,6 +34,7 @@ enum trl_wf_src {
     TRL_WF_CONST, /* a JSON constant */
     TRL_WF_VAR,   /* now, today, user.id, user.org, user.region */
     TRL_WF_COPY,  /* another field of the record */
+    TRL_WF_ITEM,  /* a key of the current element of a create action's for_each list */
 };
 
 enum trl_wf_act {
@@ -41,6 +42,7 @@ enum trl_wf_act {
     TRL_ACT_NOTIFY,     /* an in-app notification */
     TRL_ACT_TRANSITION, /* run a transition (SLA actions only) */
     TRL_ACT_ASSIGN,     /* apply the assignment rules (ref: one rule's name, or NULL: all) */
+    TRL_ACT_CREATE,     /* create related records (ref: their type; name: the for_each field) */
 };
 
 struct trl_wf_action {
@@ -52,6 +54,8 @@ struct trl_wf_action {
                                   name; NOTIFY: "user", "field", "role" or "requester" (owned) */
     char *name;                /* NOTIFY: the user, field or role named (owned) or NULL */
     struct trl_labels message; /* NOTIFY: markdown template ("" for the built-in text) */
+    struct trl_wf_action *sub; /* CREATE: one SET-like mapping per target field (owned) */
+    size_t nsub;               /* entries */
 };
 
 struct trl_wf_transition {
