@@ -256,13 +256,15 @@ struct trl_input {
  * Identity of the caller, as far as the engine needs it. Filled by http/ or cli/.
  */
 struct trl_principal {
-    char user[64];      /* username, "" for the system */
-    char org[64];       /* org name, "" when none */
-    char role[64];      /* primary role */
-    char roles[16][64]; /* every role the caller acts with */
-    size_t nroles;      /* entries in roles */
-    char region[64];    /* region, "" when none */
-    bool admin;         /* may use the meta API and see everything */
+    char user[64];       /* username, "" for the system */
+    char org[64];        /* org name, "" when none */
+    char role[64];       /* primary role */
+    char roles[16][64];  /* every role the caller acts with */
+    size_t nroles;       /* entries in roles */
+    char region[64];     /* region, "" when none */
+    char skills[32][64]; /* skills for dispatch and @user.skills */
+    size_t nskills;      /* entries in skills */
+    bool admin;          /* may use the meta API and see everything */
 };
 
 /* ---------------------------------------------------------------------------------------------

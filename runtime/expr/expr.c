@@ -41,6 +41,7 @@ enum expr_var {
     VAR_USER_ORG,
     VAR_USER_ROLE,
     VAR_USER_REGION,
+    VAR_USER_SKILLS,
 };
 
 enum operand_kind {
@@ -421,8 +422,13 @@ static const struct {
     const char *name;
     enum expr_var var;
 } vars[] = {
-    {"@now", VAR_NOW},           {"@today", VAR_TODAY},         {"@user.id", VAR_USER_ID},
-    {"@user.org", VAR_USER_ORG}, {"@user.role", VAR_USER_ROLE}, {"@user.region", VAR_USER_REGION},
+    {"@now", VAR_NOW},
+    {"@today", VAR_TODAY},
+    {"@user.id", VAR_USER_ID},
+    {"@user.org", VAR_USER_ORG},
+    {"@user.role", VAR_USER_ROLE},
+    {"@user.region", VAR_USER_REGION},
+    {"@user.skills", VAR_USER_SKILLS},
 };
 
 static int lex_var(struct parser *p, struct tok *t)
@@ -442,7 +448,7 @@ static int lex_var(struct parser *p, struct tok *t)
     size_t k = clip_len(s + start, i - start, 60);
     return perr(p, start,
                 "unknown variable '%.*s' (known: @now, @today, @user.id, @user.org, @user.role, "
-                "@user.region)",
+                "@user.region, @user.skills)",
                 (int)k, s + start);
 }
 
@@ -772,6 +778,12 @@ static int parse_operand(struct parser *p, const struct field_info *f, enum expr
         if (!timev && !text_like(ty))
             return ferr(p, f, t->off, "'%.*s' needs a text field; '%.*s' is %s", vl, vn, nl,
                         f->name, ftname(ty));
+        if (t->var == VAR_USER_SKILLS && op != OP_EQ && op != OP_NE && op != OP_IN &&
+            op != OP_NOTIN)
+            return ferr(p, f, t->off,
+                        "'%.*s' holds several values (every skill of the caller): compare it "
+                        "with =, !=, in or not in",
+                        vl, vn);
         o->kind = OPND_VAR;
         o->var = t->var;
         break;
@@ -1117,6 +1129,10 @@ static void var_value(enum expr_var var, enum trl_ftype t, const struct trl_expr
     case VAR_USER_REGION:
         if (env->user) s = env->user->region, cap = sizeof(env->user->region);
         break;
+    case VAR_USER_SKILLS:
+        if (env->user && env->user->nskills)
+            s = env->user->skills[0], cap = sizeof(env->user->skills[0]);
+        break;
     }
     if (!s) return;
     size_t n = strnlen(s, cap);
@@ -1212,6 +1228,23 @@ static int eval_cmp(struct eval_ctx *c, const struct node *nd, bool *res)
                 hit = a.kind == TRL_V_NULL;
                 continue;
             }
+            if (o->kind == OPND_VAR && (o->var == VAR_USER_ROLE || o->var == VAR_USER_SKILLS)) {
+                /* Every role (or skill) of the caller counts, not only the first. */
+                const struct trl_principal *u = c->env ? c->env->user : NULL;
+                size_t n = !u ? 0 : o->var == VAR_USER_ROLE ? u->nroles : u->nskills;
+                for (size_t k = 0; k < n && !hit && a.kind == TRL_V_BYTES; k++) {
+                    const char *v = o->var == VAR_USER_ROLE ? u->roles[k] : u->skills[k];
+                    b = (struct trl_value){.kind = TRL_V_BYTES, .s = v, .n = strnlen(v, 64)};
+                    hit = trl_expr_value_cmp(ty, &a, &b) == 0;
+                }
+                if (o->var == VAR_USER_ROLE && u && !u->nroles && u->role[0] && !hit &&
+                    a.kind == TRL_V_BYTES) {
+                    b = (struct trl_value){
+                        .kind = TRL_V_BYTES, .s = u->role, .n = strnlen(u->role, 64)};
+                    hit = trl_expr_value_cmp(ty, &a, &b) == 0;
+                }
+                continue;
+            }
             if ((rc = operand_value(c, nd, o, &b))) return rc;
             hit =
                 a.kind != TRL_V_NULL && b.kind != TRL_V_NULL && trl_expr_value_cmp(ty, &a, &b) == 0;
@@ -1301,6 +1334,10 @@ static bool plan_operand(const struct trl_expr_env *env, const struct node *nd,
         *v = (struct trl_value){.kind = TRL_V_NULL};
         return true;
     case OPND_VAR:
+        /* A variable of several values cannot drive an index with one of them. */
+        if ((o->var == VAR_USER_ROLE || o->var == VAR_USER_SKILLS) &&
+            (nd->op == OP_EQ || nd->op == OP_IN))
+            return false;
         var_value(o->var, nd->col.type, env, v);
         return v->kind != TRL_V_NULL;
     case OPND_COL:
@@ -1371,7 +1408,12 @@ static void plan_walk(const struct node *nd, struct plan_fill *pf)
         pr->kind = TRL_PRED_IN;
         pr->vals = &pf->vals[pf->nvals];
         for (size_t i = 0; i < nd->nopnds; i++) {
-            if (!plan_operand(pf->env, nd, &nd->opnds[i], &v)) continue;
+            const struct operand *o = &nd->opnds[i];
+            if (o->kind == OPND_VAR && (o->var == VAR_USER_ROLE || o->var == VAR_USER_SKILLS)) {
+                pr->nvals = 0; /* several values: this predicate cannot drive an index */
+                return;
+            }
+            if (!plan_operand(pf->env, nd, o, &v)) continue;
             pr->vals[pr->nvals++] = v;
         }
         if (pr->nvals == 0) return;

@@ -1345,6 +1345,9 @@ static void fill_who(struct req *r, const struct trl_user *u, const char (*roles
     r->who.nroles = 0;
     for (size_t i = 0; i < nroles && i < 16; i++)
         snprintf(r->who.roles[r->who.nroles++], 64, "%s", roles[i]);
+    r->who.nskills = 0;
+    for (size_t i = 0; i < u->nskills && i < 32; i++)
+        snprintf(r->who.skills[r->who.nskills++], 64, "%s", u->skills[i]);
     r->who.admin = has_role(roles, nroles, "admin");
 }
 

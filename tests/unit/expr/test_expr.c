@@ -481,7 +481,7 @@ START_TEST(variables)
     expect_err("title ~ @today", "column 9: '~' needs a string; found '@today'", "title");
     expect_err("owner = @user.name",
                "column 9: unknown variable '@user.name' (known: @now, @today, @user.id, "
-               "@user.org, @user.role, @user.region)",
+               "@user.org, @user.role, @user.region, @user.skills)",
                NULL);
 }
 END_TEST
@@ -750,6 +750,55 @@ START_TEST(plan_eq_in_range_prefix)
     ck_assert_int_eq(plan.preds[0].kind, TRL_PRED_IN);
     ck_assert_uint_eq(plan.preds[0].nvals, 3);
     ck_assert_int_eq(plan.preds[0].vals[2].kind, TRL_V_NULL);
+    trl_expr_plan_free(&plan);
+    trl_expr_free(e);
+}
+END_TEST
+
+/* @user.role and @user.skills hold several values: = and in match any of them, != and not in
+ * none; an index plan never drives with one of them. */
+START_TEST(multi_valued_user_variables)
+{
+    struct trl_principal bob = {
+        .user = "bob", .org = "acme", .role = "partner", .nroles = 3, .nskills = 2};
+    snprintf(bob.roles[0], 64, "partner");
+    snprintf(bob.roles[1], 64, "reviewer");
+    snprintf(bob.roles[2], 64, "finance");
+    snprintf(bob.skills[0], 64, "network");
+    snprintf(bob.skills[1], 64, "printer");
+    struct trl_expr_env env = {.user = &bob, .now_ms = ms_of("2026-03-01T10:00:00Z")};
+    struct rec r = sample();
+    r.v[C_STATE] = vs("finance");
+    ck_assert(eval_env("state = @user.role", &r, &env));
+    ck_assert(eval_env("state in (\"x\", @user.role)", &r, &env));
+    ck_assert(!eval_env("state != @user.role", &r, &env));
+    ck_assert(!eval_env("state not in (@user.role)", &r, &env));
+    r.v[C_STATE] = vs("printer");
+    ck_assert(eval_env("state = @user.skills", &r, &env));
+    ck_assert(!eval_env("state = @user.role", &r, &env));
+    ck_assert(eval_env("state != @user.role", &r, &env));
+    r.v[C_STATE] = vs("router");
+    ck_assert(!eval_env("state = @user.skills", &r, &env));
+    ck_assert(eval_env("state not in (@user.skills)", &r, &env));
+    /* No skills at all: = is false, != is true. */
+    bob.nskills = 0;
+    ck_assert(!eval_env("state = @user.skills", &r, &env));
+    ck_assert(eval_env("state != @user.skills", &r, &env));
+    /* Only equality-like operators take @user.skills. */
+    struct trl_expr *e = NULL;
+    struct trl_diag d;
+    trl_diag_init(&d);
+    ck_assert_int_eq(trl_expr_parse("title ~ @user.skills", 20, resolve, NULL, &e, &d), TRL_EQUERY);
+    ck_assert_ptr_nonnull(strstr(d.message, "several values"));
+    trl_diag_reset(&d);
+    /* Plans: state is indexed, but a multi-valued variable cannot drive it. */
+    struct trl_expr_plan plan;
+    plan_of("state = @user.role", &env, &e, &plan);
+    ck_assert_uint_eq(plan.npreds, 0);
+    trl_expr_plan_free(&plan);
+    trl_expr_free(e);
+    plan_of("state in (\"east\", @user.skills)", &env, &e, &plan);
+    ck_assert_uint_eq(plan.npreds, 0);
     trl_expr_plan_free(&plan);
     trl_expr_free(e);
 }
@@ -1262,6 +1311,7 @@ static Suite *expr_suite(void)
     tc = tcase_create("plans");
     tcase_add_test(tc, plan_eq_in_range_prefix);
     tcase_add_test(tc, plan_skips_what_an_index_cannot_answer);
+    tcase_add_test(tc, multi_valued_user_variables);
     tcase_add_test(tc, value_cmp_has_one_order);
     suite_add_tcase(s, tc);
     tc = tcase_create("random");
