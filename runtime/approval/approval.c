@@ -29,6 +29,8 @@ void trl_appr_def_free(struct trl_appr_def *a)
         trl_expr_free(s->cond);
         free(s->on_approve);
         free(s->on_reject);
+        free(s->calendar);
+        free(s->escalate_to);
     }
     free(a->steps);
     free(a->name);
@@ -151,9 +153,9 @@ static void parse_approvers(struct trl_defcheck *c, const cJSON *j, const char *
 static void parse_step(struct trl_defcheck *c, const cJSON *j, const char *path,
                        const struct trl_type *ty, struct trl_appr_def *a, struct trl_appr_step *s)
 {
-    static const char *const keys[] = {"name",       "labels",     "approvers",
-                                       "mode",       "quorum",     "condition",
-                                       "allow_self", "on_approve", "on_reject"};
+    static const char *const keys[] = {"name",      "labels",     "approvers",  "mode",
+                                       "quorum",    "condition",  "allow_self", "on_approve",
+                                       "on_reject", "time_limit", "escalate_to"};
     char p[200];
     if (!cJSON_IsObject(j)) {
         trl_def_err(c, path, "must be an object");
@@ -230,6 +232,53 @@ static void parse_step(struct trl_defcheck *c, const cJSON *j, const char *path,
     s->on_approve = opt_name(c, j, "on_approve", p);
     snprintf(p, sizeof(p), "%.150s.on_reject", path);
     s->on_reject = opt_name(c, j, "on_reject", p);
+    /* "time_limit": {"hours": N, "minutes": M, "calendar": "name"} and whom to escalate to. */
+    const cJSON *tl = cJSON_GetObjectItemCaseSensitive(j, "time_limit");
+    snprintf(p, sizeof(p), "%.150s.time_limit", path);
+    if (tl) {
+        static const char *const tkeys[] = {"hours", "minutes", "calendar"};
+        if (!cJSON_IsObject(tl)) {
+            trl_def_err(c, p, "must be {\"hours\": N, \"minutes\": M, \"calendar\": name}");
+        } else {
+            trl_def_keys(c, tl, p, tkeys, 3);
+            int64_t minutes = 0;
+            const cJSON *h = cJSON_GetObjectItemCaseSensitive(tl, "hours");
+            const cJSON *mi = cJSON_GetObjectItemCaseSensitive(tl, "minutes");
+            const cJSON *cal = cJSON_GetObjectItemCaseSensitive(tl, "calendar");
+            if (h && (!cJSON_IsNumber(h) || h->valuedouble < 0 || h->valuedouble > 100000))
+                trl_def_err(c, p, "hours must be 0 to 100000");
+            else if (h)
+                minutes += (int64_t)h->valuedouble * 60;
+            if (mi && (!cJSON_IsNumber(mi) || mi->valuedouble < 0 || mi->valuedouble > 6000000))
+                trl_def_err(c, p, "minutes must be a positive number");
+            else if (mi)
+                minutes += (int64_t)mi->valuedouble;
+            if (minutes <= 0) trl_def_err(c, p, "give hours and/or minutes");
+            s->time_limit_ms = minutes * 60000;
+            if (cal && (!cJSON_IsString(cal) || !trl_def_ident(cal->valuestring)))
+                trl_def_err(c, p, "calendar must name a business calendar");
+            else if (cal)
+                s->calendar = dup_or_err(c, cal->valuestring);
+        }
+    }
+    const cJSON *esc = cJSON_GetObjectItemCaseSensitive(j, "escalate_to");
+    snprintf(p, sizeof(p), "%.150s.escalate_to", path);
+    if (esc) {
+        const cJSON *v = cJSON_IsObject(esc) ? esc->child : NULL;
+        if (!tl) trl_def_err(c, p, "escalation needs a time_limit");
+        if (!v || v->next) {
+            trl_def_err(c, p, "must be {\"user\": name}, {\"role\": name} or {\"manager\": true}");
+        } else if (strcmp(v->string, "manager") == 0 && cJSON_IsTrue(v)) {
+            s->escalate_who = TRL_APPR_MANAGER;
+            s->escalate_to = dup_or_err(c, "manager");
+        } else if ((strcmp(v->string, "user") == 0 || strcmp(v->string, "role") == 0) &&
+                   cJSON_IsString(v) && trl_auth_name_valid(v->valuestring)) {
+            s->escalate_who = strcmp(v->string, "user") == 0 ? TRL_APPR_USERS : TRL_APPR_ROLE;
+            s->escalate_to = dup_or_err(c, v->valuestring);
+        } else {
+            trl_def_err(c, p, "must be {\"user\": name}, {\"role\": name} or {\"manager\": true}");
+        }
+    }
 }
 
 void trl_appr_def_parse(struct trl_defcheck *c, const struct cJSON *j, const char *path,
@@ -1017,6 +1066,81 @@ int trl_appr_decide(struct trl_txn *t, uint64_t task, const char *who, enum trl_
     }
     cJSON_Delete(a);
     cJSON_Delete(j);
+    return rc;
+}
+
+struct first_role {
+    const char *role, *skip;
+    char found[64];
+};
+
+static int first_with_role(void *ud, const struct trl_user *u)
+{
+    struct first_role *f = ud;
+    if (f->found[0] || !u->active || !trl_auth_user_has_role(u, f->role)) return 0;
+    if (f->skip && strcmp(u->name, f->skip) == 0) return 0;
+    snprintf(f->found, sizeof(f->found), "%s", u->name);
+    return 0;
+}
+
+int trl_appr_escalate(struct trl_txn *t, uint64_t id, size_t si, const struct trl_appr_step *st,
+                      int64_t now, char (*to)[64], size_t *nto)
+{
+    *nto = 0;
+    cJSON *a = NULL;
+    int rc = doc_get(t, 'A', id, &a);
+    if (rc) return rc;
+    cJSON *s = step_at(a, si);
+    if (!s || strcmp(jstr(a, "status"), "pending") != 0 ||
+        strcmp(jstr(s, "status"), "pending") != 0 || !st->escalate_to) {
+        cJSON_Delete(a);
+        return 0; /* the step ended meanwhile */
+    }
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(s, "tasks");
+    uint64_t ids[TRL_APPR_MAX_APPROVERS];
+    size_t n = 0;
+    for (const cJSON *it = tasks ? tasks->child : NULL; it && n < TRL_APPR_MAX_APPROVERS;
+         it = it->next)
+        ids[n++] = (uint64_t)it->valuedouble;
+    for (size_t i = 0; i < n && !rc; i++) {
+        cJSON *task = NULL;
+        if ((rc = doc_get(t, 'T', ids[i], &task))) break;
+        if (strcmp(jstr(task, "status"), "pending") == 0) {
+            /* Whom to hand it to: a user, the first active holder of a role, or the manager of
+             * the approver. */
+            char target[64] = "";
+            struct trl_user u;
+            if (st->escalate_who == TRL_APPR_USERS) {
+                snprintf(target, sizeof(target), "%s", st->escalate_to);
+            } else if (st->escalate_who == TRL_APPR_MANAGER) {
+                if (trl_auth_user_get(t, jstr(task, "assignee"), &u) == 0)
+                    snprintf(target, sizeof(target), "%s", u.manager);
+            } else {
+                struct first_role fr = {.role = st->escalate_to, .skip = jstr(a, "requester")};
+                rc = trl_auth_user_each(t, first_with_role, &fr);
+                snprintf(target, sizeof(target), "%s", fr.found);
+            }
+            bool holds = false;
+            if (!rc && target[0] && strcmp(target, jstr(task, "assignee")) != 0)
+                rc = find_holder(t, s, target, true, &holds);
+            if (!rc && target[0] && !holds && strcmp(target, jstr(task, "assignee")) != 0 &&
+                trl_auth_user_get(t, target, &u) == 0 && u.active) {
+                struct trl_appr_result r;
+                struct trl_diag dd;
+                trl_diag_init(&dd);
+                rc = decide(t, a, task, jstr(task, "assignee"), TRL_DECIDE_DELEGATE,
+                            "escalated: the step's time limit passed", target, st->allow_self, now,
+                            &r, &dd);
+                trl_diag_reset(&dd);
+                if (rc == TRL_EVALIDATION)
+                    rc = 0;
+                else if (!rc && *nto < TRL_APPR_MAX_APPROVERS)
+                    snprintf(to[(*nto)++], 64, "%s", target);
+            }
+        }
+        cJSON_Delete(task);
+    }
+    cJSON_Delete(a);
     return rc;
 }
 

@@ -60,6 +60,10 @@ struct trl_appr_step {
     char *on_approve;         /* transition that ends the approval when this step approves
                                  (owned), NULL: go on to the next step */
     char *on_reject;          /* transition when this step rejects (owned), NULL: the approval's */
+    int64_t time_limit_ms;    /* business time the step may stay open (0: no limit) */
+    char *calendar;           /* calendar of the limit (owned), NULL: 24x7 */
+    enum trl_appr_who escalate_who; /* escalation target: USERS (one), ROLE or MANAGER */
+    char *escalate_to; /* USERS: the user; ROLE: the role (owned), NULL: no escalation */
 };
 
 struct trl_appr_def {
@@ -158,6 +162,11 @@ int trl_appr_decide(struct trl_txn *t, uint64_t task, const char *who, enum trl_
  * definition changes. */
 int trl_appr_pending_count(struct trl_txn *t, const char *type, const char *name, const char *state,
                            uint64_t *n);
+/* The time limit of step si passed: each of its pending tasks is handed to the step's escalation
+ * target (recorded as a delegation "escalated: ..."); to receives who got tasks. A step that
+ * has ended meanwhile changes nothing. */
+int trl_appr_escalate(struct trl_txn *t, uint64_t id, size_t si, const struct trl_appr_step *st,
+                      int64_t now, char (*to)[64], size_t *nto);
 /* Ends approval id with status ("approved", "rejected", "returned", "recalled", "cancelled"),
  * cancelling every task still open. */
 int trl_appr_finish(struct trl_txn *t, uint64_t id, const char *status, int64_t now);

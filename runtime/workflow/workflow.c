@@ -1202,6 +1202,23 @@ int trl_wf_put(struct trl_txn *t, const char *name, const char *json, size_t n, 
         if (trl_wf_parse(cat, name, olddef, strlen(olddef), &old, &od)) old = NULL;
         trl_diag_reset(&od);
     }
+    rc = 0;
+    for (size_t i = 0; i < w->napprovals && !rc; i++)
+        for (size_t k = 0; k < w->approvals[i].nsteps && !rc; k++) {
+            const char *cn = w->approvals[i].steps[k].calendar;
+            char *cd = NULL;
+            if (!cn) continue;
+            rc = trl_meta_get(t, "calendar", cn, &cd);
+            free(cd);
+            if (rc == TRL_ENOTFOUND) {
+                char path[96];
+                snprintf(path, sizeof(path), "approvals[%zu].steps[%zu].time_limit", i, k);
+                trl_diag_add_ferr(d, path, "schema", "no such business calendar");
+                rc = trl_diag_set(d, TRL_EVALIDATION, "%s: no calendar '%s' is defined", path, cn);
+                trl_diag_zh(d, "%s:未定义工作日历“%s”", path, cn);
+            }
+        }
+    if (rc) goto out;
     for (size_t i = 0; i < w->nslas; i++) {
         char *cd = NULL;
         if (!w->slas[i].calendar) continue;
@@ -1638,6 +1655,18 @@ static int advance(struct runner *g, struct trl_rec_move *m, const struct trl_ap
         }
         if (rc) return rc;
         if (!dry && (rc = trl_appr_open_step(g->txn, aid, i, st, ap, n, g->cx->now_ms))) return rc;
+        if (!dry && st->time_limit_ms && g->w->set) {
+            const struct trl_cal *cal = trl_wf_calendar(g->w->set, st->calendar);
+            if (!cal) cal = g->w->set->always;
+            int64_t due = trl_cal_add(cal, g->cx->now_ms, st->time_limit_ms);
+            char owner[96], payload[512];
+            snprintf(owner, sizeof(owner), "appr/%llu/%zu", (unsigned long long)aid, i);
+            snprintf(payload, sizeof(payload),
+                     "{\"workflow\":\"%s\",\"type\":\"%s\",\"record\":%llu,\"approval\":\"%s\"}",
+                     g->w->name, g->ty->name, (unsigned long long)g->id, def->name);
+            if (due != TRL_CAL_NEVER && (rc = trl_timer_add(g->txn, due, owner, payload, NULL)))
+                return rc;
+        }
         if (!dry) {
             const char *vars[] = {"approval",    def->labels.en[0] ? def->labels.en : def->name,
                                   "approval@zh", def->labels.zh,
@@ -1801,6 +1830,17 @@ static int sla_on_move(struct runner *g, struct trl_rec_move *m, const char *fro
 
 /* After a transition's checks: ends the approval of the state left, starts the one of the state
  * entered (a dry run only checks that its first step finds approvers). */
+static int cancel_step_timers(struct trl_txn *t, uint64_t aid, size_t nsteps)
+{
+    int rc = 0;
+    for (size_t i = 0; i < nsteps && !rc; i++) {
+        char owner[96];
+        snprintf(owner, sizeof(owner), "appr/%llu/%zu", (unsigned long long)aid, i);
+        rc = trl_timer_cancel(t, owner, NULL);
+    }
+    return rc;
+}
+
 static int approvals_on_move(struct runner *g, struct trl_rec_move *m)
 {
     bool dry = g->run->dry_run;
@@ -1814,6 +1854,7 @@ static int approvals_on_move(struct runner *g, struct trl_rec_move *m)
         const char *st = g->finish ? g->finish : "cancelled";
         if (pending) {
             if ((rc = trl_appr_finish(g->txn, aid, st, g->cx->now_ms))) return rc;
+            if ((rc = cancel_step_timers(g->txn, aid, left->nsteps))) return rc;
             if (trl_buf_printf(g->extra, ",\"approval_ended\":{\"id\":%llu,\"status\":\"%s\"}",
                                (unsigned long long)aid, st))
                 return TRL_ENOMEM;
@@ -2292,6 +2333,11 @@ static int decide_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_
         rc = trl_buf_printf(g->extra, ",\"step_outcome\":\"%s\"",
                             r->returned ? "returned" : outs[r->step_outcome]);
     if (rc) return TRL_ENOMEM;
+    if (r->step_outcome != TRL_APPR_PENDING) {
+        char owner[96];
+        snprintf(owner, sizeof(owner), "appr/%llu/%zu", (unsigned long long)r->approval, r->step);
+        if ((rc = trl_timer_cancel(g->txn, owner, NULL))) return rc;
+    }
     if (r->step_outcome == TRL_APPR_APPROVED) {
         const char *next = st->on_approve;
         if (!next) {
@@ -2695,11 +2741,92 @@ static int sla_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_mov
                : 0;
 }
 
+/* A step's time limit passed: its open tasks go to the escalation target, one history event. */
+static int escalate_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_move *m)
+{
+    struct runner *g = ud;
+    if (phase == TRL_MOVE_LOADED) return 0;
+    char to[TRL_APPR_MAX_APPROVERS][64];
+    size_t nto = 0;
+    const struct trl_appr_step *st = &g->def->steps[g->res.step];
+    int rc = trl_appr_escalate(g->txn, g->res.approval, g->res.step, st, g->cx->now_ms, to, &nto);
+    if (rc) return rc;
+    if (!nto) return TRL_MOVE_STOP; /* nothing changed hands: no event */
+    rc = trl_buf_printf(g->extra, "\"approval\":{\"id\":%llu,\"name\":",
+                        (unsigned long long)g->res.approval) ||
+         trl_buf_add_json_str(g->extra, g->def->name, strlen(g->def->name)) ||
+         trl_buf_adds(g->extra, ",\"step\":") ||
+         trl_buf_add_json_str(g->extra, st->name, strlen(st->name)) ||
+         trl_buf_adds(g->extra, ",\"escalated_to\":[");
+    for (size_t k = 0; k < nto && !rc; k++)
+        rc = (k && trl_buf_addc(g->extra, ',')) ||
+             trl_buf_add_json_str(g->extra, to[k], strlen(to[k]));
+    if (rc || trl_buf_adds(g->extra, "]}")) return TRL_ENOMEM;
+    const char *vars[] = {"approval",    g->def->labels.en[0] ? g->def->labels.en : g->def->name,
+                          "approval@zh", g->def->labels.zh,
+                          "step",        st->labels.en[0] ? st->labels.en : st->name,
+                          "step@zh",     st->labels.zh,
+                          NULL};
+    g->vars = vars;
+    for (size_t k = 0; k < nto && !rc; k++)
+        rc = send_note(g, m, to[k], "approval_task", NULL, 0);
+    g->vars = NULL;
+    return rc;
+}
+
+static int fire_escalation(struct fire_ctx *f, struct trl_txn *t, const char *owner,
+                           const char *payload, size_t pn)
+{
+    unsigned long long aid;
+    size_t si;
+    if (sscanf(owner, "appr/%llu/%zu", &aid, &si) != 2) return 0;
+    cJSON *j = cJSON_ParseWithLength(payload, pn);
+    const cJSON *wn = cJSON_GetObjectItemCaseSensitive(j, "workflow");
+    const cJSON *tn = cJSON_GetObjectItemCaseSensitive(j, "type");
+    const cJSON *rn = cJSON_GetObjectItemCaseSensitive(j, "record");
+    const cJSON *an = cJSON_GetObjectItemCaseSensitive(j, "approval");
+    const struct trl_workflow *w =
+        cJSON_IsString(wn) ? trl_wf_by_name(f->s, wn->valuestring) : NULL;
+    const struct trl_type *ty =
+        cJSON_IsString(tn) ? trl_catalog_type(f->cx->cat, tn->valuestring) : NULL;
+    uint64_t rec = cJSON_IsNumber(rn) ? (uint64_t)rn->valuedouble : 0;
+    const struct trl_appr_def *def = NULL;
+    for (size_t i = 0; w && cJSON_IsString(an) && i < w->napprovals && !def; i++)
+        if (strcmp(w->approvals[i].name, an->valuestring) == 0) def = &w->approvals[i];
+    cJSON_Delete(j);
+    if (!w || !ty || !def || si >= def->nsteps || !rec) return 0; /* the definition changed */
+    struct trl_rec_ctx ecx = *f->cx;
+    ecx.acc = NULL;
+    struct trl_wf_run run = {0};
+    struct trl_buf extra, out;
+    trl_buf_init(&extra);
+    trl_buf_init(&out);
+    struct runner g = {.txn = t,
+                       .cx = &ecx,
+                       .ty = ty,
+                       .w = w,
+                       .id = rec,
+                       .run = &run,
+                       .extra = &extra,
+                       .engine = true,
+                       .def = def};
+    g.res.approval = aid;
+    g.res.step = si;
+    struct trl_rec_move_opts o = {
+        .action = "approval", .guard = escalate_guard, .ud = &g, .extra = &extra};
+    int rc = trl_rec_move(t, &ecx, ty, rec, 0, NULL, 0, &o, &out);
+    trl_buf_free(&extra);
+    trl_buf_free(&out);
+    if (rc == TRL_ENOTFOUND) rc = 0; /* the record is gone */
+    return rc;
+}
+
 static int fire_one(void *ud, struct trl_txn *t, int64_t due, const char *owner,
                     const char *payload, size_t pn)
 {
     struct fire_ctx *f = ud;
     (void)due;
+    if (strncmp(owner, "appr/", 5) == 0) return fire_escalation(f, t, owner, payload, pn);
     /* owner: "sla/<type>/<record>/<target>" */
     char type[64], target[64];
     unsigned long long rec;
