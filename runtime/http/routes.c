@@ -1164,7 +1164,107 @@ static void openapi(struct req *r)
                        "\"required\":true,\"schema\":{\"type\":\"integer\"}}],\"responses\":{"
                        "\"200\":{\"description\":\"Events in order\"}}}}",
                        n, n);
+        if (!trl_wf_by_type(r->wfs, n)) continue;
+        /* The workflow's routes: transitions, approvals, recall, SLA clocks. */
+        static const char *idp = "\"parameters\":[{\"name\":\"id\",\"in\":\"path\","
+                                 "\"required\":true,\"schema\":{\"type\":\"integer\"}}]";
+        trl_buf_printf(o,
+                       ",\"/api/v1/records/%s/{id}/transitions\":{%s,\"get\":{\"operationId\":"
+                       "\"transitions_%s\",\"summary\":\"What the caller may do now\","
+                       "\"responses\":{\"200\":{\"description\":\"The state and the transitions "
+                       "the caller may run, with the fields each needs\"}}}}",
+                       n, idp, n);
+        trl_buf_printf(
+            o,
+            ",\"/api/v1/records/%s/{id}/transitions/{name}\":{\"parameters\":[{\"name\":\"id\","
+            "\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"integer\"}},{\"name\":"
+            "\"name\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"}}],"
+            "\"post\":{\"operationId\":\"transition_%s\",\"parameters\":[{\"name\":"
+            "\"dry_run\",\"in\":\"query\",\"schema\":{\"enum\":[\"1\",\"0\",\"true\","
+            "\"false\"]}},{\"name\":\"If-Match\",\"in\":\"header\",\"schema\":{\"type\":"
+            "\"string\"}},{\"name\":\"Idempotency-Key\",\"in\":\"header\",\"schema\":{"
+            "\"type\":\"string\"}}],\"requestBody\":{\"content\":{\"application/json\":{"
+            "\"schema\":{\"type\":\"object\",\"properties\":{\"fields\":{\"type\":"
+            "\"object\"},\"comment\":{\"type\":[\"string\",\"null\"]}}}}}},\"responses\":{"
+            "\"200\":{\"description\":\"The record after the transition (or, for a dry run, "
+            "ok)\"},\"403\":",
+            n, n);
+        trl_buf_printf(o, problem, "Role not allowed (rule role)");
+        trl_buf_adds(o, ",\"409\":");
+        trl_buf_printf(o, problem, "Wrong state, or decided by a pending approval");
+        trl_buf_adds(o, ",\"422\":");
+        trl_buf_printf(o, problem, "Required field, condition, comment or action refused");
+        trl_buf_printf(o,
+                       "}}},\"/api/v1/records/%s/{id}/approvals\":{%s,\"get\":{\"operationId\":"
+                       "\"approvals_of_%s\",\"responses\":{\"200\":{\"description\":\"Every "
+                       "approval of the record, newest first, with steps and tasks\"}}}}"
+                       ",\"/api/v1/records/%s/{id}/recall\":{%s,\"post\":{\"operationId\":"
+                       "\"recall_%s\",\"requestBody\":{\"content\":{\"application/json\":{"
+                       "\"schema\":{\"type\":\"object\",\"properties\":{\"comment\":{\"type\":"
+                       "\"string\"}}}}}},\"responses\":{\"200\":{\"description\":\"Recalled: "
+                       "the record after the on_recall transition\"},\"409\":",
+                       n, idp, n, n, idp, n);
+        trl_buf_printf(o, problem, "Nothing pending, or the approval cannot be recalled");
+        trl_buf_printf(
+            o,
+            "}}},\"/api/v1/records/%s/{id}/sla\":{%s,\"get\":{\"operationId\":"
+            "\"sla_%s\",\"responses\":{\"200\":{\"description\":\"The record's SLA "
+            "clocks: status, target, elapsed and remaining business time, due time\"}}}}",
+            n, idp, n);
     }
+    trl_buf_adds(
+        o, ",\"/api/v1/approvals\":{\"get\":{\"operationId\":\"approval_tasks\",\"summary\":"
+           "\"Approval tasks (the inbox)\",\"parameters\":[{\"name\":\"assignee\",\"in\":"
+           "\"query\",\"schema\":{\"type\":\"string\",\"default\":\"me\"}},{\"name\":"
+           "\"status\",\"in\":\"query\",\"schema\":{\"enum\":[\"pending\",\"done\"]}},"
+           "{\"name\":\"limit\",\"in\":\"query\",\"schema\":{\"type\":\"integer\"}},{"
+           "\"name\":\"cursor\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}}],"
+           "\"responses\":{\"200\":{\"description\":\"Tasks, newest first\"}}}},"
+           "\"/api/v1/approvals/{task}\":{\"parameters\":[{\"name\":\"task\",\"in\":\"path\","
+           "\"required\":true,\"schema\":{\"type\":\"integer\"}}],\"get\":{\"operationId\":"
+           "\"approval_task\",\"responses\":{\"200\":{\"description\":\"The task with its "
+           "approval\"}}}},\"/api/v1/approvals/{task}/{decision}\":{\"parameters\":[{\"name\":"
+           "\"task\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"integer\"}},{"
+           "\"name\":\"decision\",\"in\":\"path\",\"required\":true,\"schema\":{\"enum\":["
+           "\"approve\",\"reject\",\"return\",\"delegate\"]}}],\"post\":{\"operationId\":"
+           "\"decide\",\"requestBody\":{\"content\":{\"application/json\":{\"schema\":{"
+           "\"type\":\"object\",\"properties\":{\"comment\":{\"type\":\"string\"},\"to\":{"
+           "\"type\":\"string\"}}}}}},\"responses\":{\"200\":{\"description\":\"The task and "
+           "the record after the decision\"},\"403\":{\"description\":\"Not your task\"},"
+           "\"409\":{\"description\":\"The task is closed\"},\"422\":{\"description\":"
+           "\"Comment or delegate refused\"}}}},\"/api/v1/approvals/out-of-office\":{\"get\":{"
+           "\"operationId\":\"out_of_office\",\"responses\":{\"200\":{\"description\":\"The "
+           "caller's rule\"}}},\"put\":{\"operationId\":\"set_out_of_office\",\"requestBody\":{"
+           "\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"type\":"
+           "\"object\",\"required\":[\"delegate\",\"from\",\"until\"],\"properties\":{"
+           "\"delegate\":{\"type\":\"string\"},\"from\":{\"type\":\"string\",\"format\":"
+           "\"date-time\"},\"until\":{\"type\":\"string\",\"format\":\"date-time\"},\"note\":"
+           "{\"type\":\"string\"}}}}}},\"responses\":{\"200\":{\"description\":\"Stored; "
+           "pending tasks moved when active\"}}},\"delete\":{\"operationId\":"
+           "\"clear_out_of_office\",\"responses\":{\"204\":{\"description\":\"Removed\"}}}},"
+           "\"/api/v1/inbox\":{\"get\":{\"operationId\":\"inbox\",\"parameters\":[{\"name\":"
+           "\"unread\",\"in\":\"query\",\"schema\":{\"enum\":[\"1\",\"0\",\"true\","
+           "\"false\"]}},{\"name\":\"limit\",\"in\":\"query\",\"schema\":{\"type\":"
+           "\"integer\"}},{\"name\":\"cursor\",\"in\":\"query\",\"schema\":{\"type\":"
+           "\"string\"}}],\"responses\":{\"200\":{\"description\":\"Messages, newest first, "
+           "and the unread count\"}}}},\"/api/v1/inbox/count\":{\"get\":{\"operationId\":"
+           "\"inbox_count\",\"responses\":{\"200\":{\"description\":\"Unread messages\"}}}},"
+           "\"/api/v1/inbox/{id}/read\":{\"parameters\":[{\"name\":\"id\",\"in\":\"path\","
+           "\"required\":true,\"schema\":{\"type\":\"integer\"}}],\"post\":{\"operationId\":"
+           "\"inbox_read\",\"responses\":{\"200\":{\"description\":\"Marked read\"}}}},"
+           "\"/api/v1/inbox/read-all\":{\"post\":{\"operationId\":\"inbox_read_all\","
+           "\"responses\":{\"200\":{\"description\":\"How many were marked\"}}}},"
+           "\"/api/v1/groups\":{\"get\":{\"operationId\":\"groups\",\"responses\":{\"200\":{"
+           "\"description\":\"Groups (administrators)\"}}}},\"/api/v1/groups/{name}\":{"
+           "\"parameters\":[{\"name\":\"name\",\"in\":\"path\",\"required\":true,\"schema\":{"
+           "\"type\":\"string\"}}],\"get\":{\"operationId\":\"group\",\"responses\":{\"200\":"
+           "{\"description\":\"The group\"}}},\"put\":{\"operationId\":\"put_group\","
+           "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":{\"schema\":{"
+           "\"type\":\"object\",\"required\":[\"members\"],\"properties\":{\"labels\":{"
+           "\"type\":\"object\"},\"members\":{\"type\":\"array\",\"items\":{\"type\":"
+           "\"string\"}}}}}}},\"responses\":{\"200\":{\"description\":\"Stored\"}}},\"delete\":"
+           "{\"operationId\":\"delete_group\",\"responses\":{\"204\":{\"description\":"
+           "\"Removed\"}}}}");
     trl_buf_adds(o,
                  "},\"components\":{\"securitySchemes\":{\"bearer\":{\"type\":\"http\","
                  "\"scheme\":\"bearer\",\"description\":\"API token from trellis token create or "
