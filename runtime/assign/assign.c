@@ -171,10 +171,10 @@ void trl_assign_def_parse(struct trl_defcheck *c, const struct cJSON *j, const c
             snprintf(p2, sizeof(p2), "%s[%zu]", p, k);
             if (!cJSON_IsString(it) || !trl_def_ident(it->valuestring)) {
                 trl_def_err(c, p2, "must be \"create\" or a transition name");
-            } else if (strcmp(it->valuestring, "create") == 0) {
-                a->on_create = true;
-            } else if (!(a->on[a->non++] = strdup(it->valuestring))) {
-                c->rc = TRL_ENOMEM;
+            } else {
+                /* "create" stays in the list too, so that errors name the entry's index. */
+                if (strcmp(it->valuestring, "create") == 0) a->on_create = true;
+                if (!(a->on[a->non++] = strdup(it->valuestring))) c->rc = TRL_ENOMEM;
             }
         }
     }
@@ -311,9 +311,18 @@ int trl_assign_pick(struct trl_txn *t, const struct trl_assign_rule *r,
                                 "没有在职成员负责该记录的区域")
                  : no_candidate(d, r, "the group has no active member", "该组没有在职成员");
     } else if (!rc && r->strategy == TRL_ASSIGN_ROUND_ROBIN) {
-        uint64_t seq;
-        rc = trl_txn_seq_next(t, s->rr_key, &seq);
-        if (!rc) snprintf(out, 64, "%s", g->members[cand[(seq - 1) % nc]]);
+        /* Continue after the member picked last (the counter holds its position + 1), skipping
+         * whoever is inactive now: a member leaving or rejoining does not reorder the rest. */
+        uint64_t last;
+        rc = trl_txn_seq_get(t, s->rr_key, &last);
+        size_t start = g->nmembers ? (size_t)(last % g->nmembers) : 0, pick = cand[0];
+        for (size_t k = 0; k < nc; k++)
+            if (cand[k] >= start) {
+                pick = cand[k];
+                break;
+            }
+        if (!rc) rc = trl_txn_seq_set(t, s->rr_key, pick + 1);
+        if (!rc) snprintf(out, 64, "%s", g->members[pick]);
     } else if (!rc) {
         /* Least loaded (also among skilled or regional candidates); ties: group order. */
         uint64_t best = UINT64_MAX;

@@ -262,9 +262,16 @@ static int exec_create(struct req *r, struct trl_txn *t)
     }
     uint64_t id;
     if ((rc = trl_rec_create(t, &cx, r->ty, r->in, r->nin, &id, &r->out))) return rc;
-    if ((rc = trl_wf_on_create(t, &cx, r->wfs, r->ty, id))) return rc;
+    bool rewritten = false;
+    if ((rc = trl_wf_on_create(t, &cx, r->wfs, r->ty, id, &rewritten))) return rc;
+    uint64_t version = 1;
+    if (rewritten) {
+        /* The assignment on create made a second version: answer with it. */
+        trl_buf_clear(&r->out);
+        if ((rc = trl_rec_get(t, &cx, r->ty, id, NULL, &version, &r->out))) return rc;
+    }
     ok_json(r, 201);
-    set_etag(r, 1);
+    set_etag(r, version);
     snprintf(r->location, sizeof(r->location), "/api/v1/records/%s/%llu", r->ty->name,
              (unsigned long long)id);
     return idem_store(r, t, cx.now_ms, fp);

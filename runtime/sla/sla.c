@@ -302,8 +302,10 @@ static int schedule(struct trl_txn *t, struct trl_sla_clock *c, const struct trl
     c->due_at = trl_cal_add(cal, now, left > 0 ? left : 0);
     c->warn_at = 0;
     char payload[256];
-    if (c->warn_ms > 0 && !c->warned_at && c->elapsed_ms < c->warn_ms) {
-        c->warn_at = trl_cal_add(cal, now, c->warn_ms - c->elapsed_ms);
+    if (c->warn_ms > 0 && !c->warned_at) {
+        /* A warning point passed while paused (before its timer fired) still warns, at once. */
+        c->warn_at =
+            c->elapsed_ms < c->warn_ms ? trl_cal_add(cal, now, c->warn_ms - c->elapsed_ms) : now;
         snprintf(payload, sizeof(payload), "{\"sla\":\"%s\",\"phase\":\"warning\"}", c->target);
         if (c->warn_at != TRL_CAL_NEVER &&
             (rc = trl_timer_add(t, c->warn_at, owner, payload, NULL)))

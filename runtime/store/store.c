@@ -297,6 +297,23 @@ int trl_txn_seq_get(struct trl_txn *t, const char *name, uint64_t *out)
     return 0;
 }
 
+int trl_txn_nested(struct trl_txn *t, int (*fn)(struct trl_txn *nt, void *arg), void *arg)
+{
+    if (!t->write) return TRL_EINVAL;
+    struct trl_txn nt = {.s = t->s, .write = true};
+    int rc = mdb_txn_begin(t->s->env, t->txn, 0, &nt.txn);
+    if (rc) return trl_store_rc(rc, "nested txn");
+    rc = fn(&nt, arg);
+    if (rc == 0) {
+        int mrc = mdb_txn_commit(nt.txn);
+        if (mrc) rc = trl_store_rc(mrc, "nested commit");
+    } else {
+        mdb_txn_abort(nt.txn);
+    }
+    t->steps += nt.steps;
+    return rc;
+}
+
 int trl_txn_seq_set(struct trl_txn *t, const char *name, uint64_t v)
 {
     char key[256];

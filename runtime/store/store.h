@@ -100,6 +100,11 @@ int trl_txn_seq_next(struct trl_txn *t, const char *name, uint64_t *out);
 int trl_txn_seq_get(struct trl_txn *t, const char *name, uint64_t *out);
 /* Sets the named sequence (for repair tools and tests). 0, or a put error. */
 int trl_txn_seq_set(struct trl_txn *t, const char *name, uint64_t v);
+/* Runs fn in a write txn nested in t: fn's writes join t when it returns 0 and vanish when it
+ * returns an error (which is returned; TRL_EMAPFULL must reach the writer unchanged). t must
+ * not be used, nor have cursors open, while fn runs. For work that may fail on its own inside a
+ * job (one timer's actions among many). */
+int trl_txn_nested(struct trl_txn *t, int (*fn)(struct trl_txn *nt, void *arg), void *arg);
 /* Number of cursor steps and gets made by t (for tests that prove a plan reads O(result)). */
 uint64_t trl_txn_steps(const struct trl_txn *t);
 /* True for a write txn. */

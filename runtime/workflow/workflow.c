@@ -1033,7 +1033,8 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
         if (asg) {
             trl_assign_def_parse(&c, asg, "assignment", ty, &w->assignment);
             for (size_t k = 0; k < w->assignment.non; k++)
-                if (!find_transition(w, w->assignment.on[k])) {
+                if (strcmp(w->assignment.on[k], "create") != 0 &&
+                    !find_transition(w, w->assignment.on[k])) {
                     char p[64];
                     snprintf(p, sizeof(p), "assignment.on[%zu]", k);
                     trl_def_err(&c, p, "unknown transition '%s'", w->assignment.on[k]);
@@ -1052,6 +1053,27 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
                 check_creates(&c, cat, w->slas[i].targets[k].on_breach,
                               w->slas[i].targets[k].nbreach, fmt, i);
             }
+        for (size_t i = 0; i < w->nslas; i++)
+            for (size_t q = 0; q < w->slas[i].ntargets; q++)
+                for (int l = 0; l < 2; l++) {
+                    const struct trl_wf_sla_target *tg = &w->slas[i].targets[q];
+                    const struct trl_wf_action *acts = l ? tg->on_breach : tg->on_warning;
+                    size_t na = l ? tg->nbreach : tg->nwarning;
+                    for (size_t k = 0; k < na; k++) {
+                        if (acts[k].kind != TRL_ACT_ASSIGN) continue;
+                        char p[128];
+                        snprintf(p, sizeof(p), "slas[%zu].targets[%zu].%s[%zu].assign", i, q,
+                                 l ? "on_breach" : "on_warning", k);
+                        bool found = !acts[k].ref;
+                        for (size_t r = 0; r < w->assignment.nrules && !found; r++)
+                            found = w->assignment.rules[r].name &&
+                                    strcmp(w->assignment.rules[r].name, acts[k].ref) == 0;
+                        if (!w->assignment.nrules)
+                            trl_def_err(&c, p, "the workflow has no assignment rules");
+                        else if (!found)
+                            trl_def_err(&c, p, "no assignment rule '%s'", acts[k].ref);
+                    }
+                }
         for (size_t i = 0; i < w->ntransitions; i++)
             for (size_t k = 0; k < w->transitions[i].nactions; k++) {
                 const struct trl_wf_action *act = &w->transitions[i].actions[k];
@@ -1484,6 +1506,7 @@ struct runner {
     const struct trl_wf_action *acts;  /* an SLA phase's actions */
     size_t nacts;                      /* entries */
     const char *phase;                 /* "warning" or "breach" */
+    const char *by;                    /* who runs an engine transition: "approval" or "sla" */
     char assignee[64];                 /* the user the rules picked (outlives the move) */
     char assigned[256];                /* its history member (",\"assigned\":{...}") or "" */
     char created[160];                 /* history member of created records or "" */
@@ -2133,7 +2156,8 @@ static int run_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_mov
     if (!rc && g->run->comment && *g->run->comment)
         rc = trl_buf_adds(g->extra, ",\"comment\":") ||
              trl_buf_add_json_str(g->extra, g->run->comment, strlen(g->run->comment));
-    if (!rc && g->engine) rc = trl_buf_adds(g->extra, ",\"by\":\"approval\"");
+    if (!rc && g->engine)
+        rc = trl_buf_printf(g->extra, ",\"by\":\"%s\"", g->by ? g->by : "approval");
     if (!rc && g->assigned[0]) rc = trl_buf_adds(g->extra, g->assigned);
     if (!rc && g->created[0]) rc = trl_buf_adds(g->extra, g->created);
     if (rc) return TRL_ENOMEM;
@@ -2189,6 +2213,7 @@ static int transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const str
         g.engine = proto->engine;
         g.recall = proto->recall;
         g.finish = proto->finish;
+        g.by = proto->by;
     }
     if (depth > 8) {
         trl_diag_set(cx->d, TRL_ECONFLICT,
@@ -2630,23 +2655,24 @@ static const struct trl_wf_state *initial_state(const struct trl_workflow *w)
 static int create_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_move *m)
 {
     struct runner *g = ud;
-    if (g->run->dry_run) {
-        /* Clocks only: started here, the record stays as created. */
-        if (phase != TRL_MOVE_LOADED) return TRL_MOVE_STOP;
-        int rc = sla_on_move(g, m, "", trl_rec_move_state(m), NULL);
-        return rc ? rc : TRL_MOVE_STOP;
-    }
     if (phase == TRL_MOVE_LOADED) return 0;
-    int rc = apply_assignment(g, m, NULL);
-    if (!rc && !g->assigned[0]) return TRL_MOVE_STOP; /* nobody to assign: nothing to write */
-    if (!rc) rc = trl_buf_adds(g->extra, g->assigned + 1) ? TRL_ENOMEM : 0;
-    if (!rc) rc = sla_on_move(g, m, "", trl_rec_move_state(m), g->extra);
+    int rc = g->w->assignment.on_create ? apply_assignment(g, m, NULL) : 0;
+    struct trl_buf sla;
+    trl_buf_init(&sla);
+    if (!rc) rc = sla_on_move(g, m, "", trl_rec_move_state(m), &sla);
+    if (!rc && !g->assigned[0] && !sla.len) rc = TRL_MOVE_STOP; /* nothing happened */
+    /* extra holds members without a leading comma: "assigned":{...},"sla":[...] */
+    if (!rc && g->assigned[0] && trl_buf_adds(g->extra, g->assigned + 1)) rc = TRL_ENOMEM;
+    if (!rc && sla.len && trl_buf_adds(g->extra, g->assigned[0] ? sla.data : sla.data + 1))
+        rc = TRL_ENOMEM;
+    trl_buf_free(&sla);
     return rc;
 }
 
 int trl_wf_on_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
-                     const struct trl_type *ty, uint64_t id)
+                     const struct trl_type *ty, uint64_t id, bool *rewritten)
 {
+    if (rewritten) *rewritten = false;
     const struct trl_workflow *w = trl_wf_by_type(s, ty->name);
     const struct trl_wf_state *init = w ? initial_state(w) : NULL;
     if (!init) return 0;
@@ -2658,18 +2684,17 @@ int trl_wf_on_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const stru
     if (!any && !assign) return 0; /* the common case costs nothing */
     struct trl_rec_ctx ecx = *cx;
     ecx.acc = NULL;
-    struct trl_wf_run run = {.dry_run = !assign};
-    struct trl_buf extra;
+    struct trl_wf_run run = {0};
+    struct trl_buf extra, out;
     trl_buf_init(&extra);
+    trl_buf_init(&out);
     struct runner g = {
         .txn = t, .cx = &ecx, .ty = ty, .w = w, .id = id, .run = &run, .extra = &extra};
-    /* An assignment is a change of its own (one history event); clocks alone write nothing to
-     * the record. */
+    /* An assignment or a started clock is an event of its own: a second version. */
     struct trl_rec_move_opts o = {
-        .action = "assign", .guard = create_guard, .ud = &g, .extra = &extra, .dry_run = !assign};
-    struct trl_buf out;
-    trl_buf_init(&out);
-    int rc = trl_rec_move(t, &ecx, ty, id, 0, NULL, 0, &o, assign ? &out : NULL);
+        .action = assign ? "assign" : "sla", .guard = create_guard, .ud = &g, .extra = &extra};
+    int rc = trl_rec_move(t, &ecx, ty, id, 0, NULL, 0, &o, &out);
+    if (!rc && rewritten) *rewritten = out.len > 0;
     trl_buf_free(&out);
     trl_buf_free(&extra);
     return rc;
@@ -2696,7 +2721,9 @@ static int sla_item(void *ud, const struct trl_sla_clock *c)
     int rc = trl_sla_json(c, cal, o->now, o->out);
     if (rc || !tg) return rc;
     o->out->len = mark + (o->out->len - mark) - 1; /* reopen: add the labels */
-    return trl_buf_adds(o->out, ",\"labels\":") || add_labels(o->out, &tg->labels) ||
+    struct trl_labels lb = {.en = tg->labels.en[0] ? tg->labels.en : tg->name,
+                            .zh = tg->labels.zh[0] ? tg->labels.zh : tg->name};
+    return trl_buf_adds(o->out, ",\"labels\":") || add_labels(o->out, &lb) ||
                    trl_buf_addc(o->out, '}')
                ? TRL_ENOMEM
                : 0;
@@ -2821,6 +2848,39 @@ static int fire_escalation(struct fire_ctx *f, struct trl_txn *t, const char *ow
     return rc;
 }
 
+struct sla_fire {
+    struct runner *g;
+    const struct trl_workflow *w;
+    const struct trl_type *ty;
+    uint64_t rec;
+    const struct trl_wf_action *acts;
+    size_t n;
+    const char *phase;
+};
+
+/* In a nested txn: the set/notify/assign/create actions in one history event, then the
+ * transitions. */
+static int sla_actions(struct trl_txn *nt, void *arg)
+{
+    struct sla_fire *sf = arg;
+    struct runner *g = sf->g;
+    g->txn = nt;
+    trl_buf_clear(g->extra);
+    struct trl_rec_move_opts o = {.action = "sla", .guard = sla_guard, .ud = g, .extra = g->extra};
+    struct trl_buf out;
+    trl_buf_init(&out);
+    int rc = trl_rec_move(nt, g->cx, sf->ty, sf->rec, 0, NULL, 0, &o, &out);
+    for (size_t k = 0; k < sf->n && !rc; k++) {
+        if (sf->acts[k].kind != TRL_ACT_TRANSITION) continue;
+        struct trl_wf_run tr = {.transition = sf->acts[k].ref, .comment = sf->phase};
+        struct runner ep = {.engine = true, .by = "sla"};
+        trl_buf_clear(&out);
+        rc = transition(nt, g->cx, sf->ty, sf->w, sf->rec, &tr, &ep, 0, &out);
+    }
+    trl_buf_free(&out);
+    return rc;
+}
+
 static int fire_one(void *ud, struct trl_txn *t, int64_t due, const char *owner,
                     const char *payload, size_t pn)
 {
@@ -2872,26 +2932,34 @@ static int fire_one(void *ud, struct trl_txn *t, int64_t due, const char *owner,
                        .nacts = n,
                        .phase = phase,
                        .vars = vars};
-    struct trl_rec_move_opts o = {.action = "sla", .guard = sla_guard, .ud = &g, .extra = &extra};
-    struct trl_buf out;
-    trl_buf_init(&out);
-    rc = trl_rec_move(t, &ecx, ty, rec, 0, NULL, 0, &o, &out);
+    struct sla_fire sf = {
+        .g = &g, .w = w, .ty = ty, .rec = rec, .acts = acts, .n = n, .phase = phase};
+    /* All of the phase's actions, or none: a refused one leaves the clock marked and a history
+     * event saying which action failed. */
+    rc = trl_txn_nested(t, sla_actions, &sf);
     trl_buf_free(&extra);
-    for (size_t k = 0; k < n && !rc; k++) {
-        if (acts[k].kind != TRL_ACT_TRANSITION) continue;
-        struct trl_wf_run tr = {.transition = acts[k].ref, .comment = phase};
-        struct runner ep = {.engine = true};
-        trl_buf_clear(&out);
-        rc = transition(t, &ecx, ty, w, rec, &tr, &ep, 0, &out);
-    }
-    trl_buf_free(&out);
-    if (rc && rc != TRL_EMAPFULL && rc != TRL_EIO && rc != TRL_ENOMEM) {
-        /* The clock is marked; an action the record no longer allows is logged, not retried. */
-        trl_log(TRL_LOG_WARN, "SLA %s of %s %llu: an action was refused: %s", phase, type, rec,
-                ecx.d ? ecx.d->message : "");
+    if (rc && rc != TRL_EMAPFULL && rc != TRL_EIO && rc != TRL_ENOMEM && rc != TRL_ENOTFOUND) {
+        char why[300];
+        snprintf(why, sizeof(why), "%.290s",
+                 ecx.d && ecx.d->message[0] ? ecx.d->message : "refused");
+        trl_log(TRL_LOG_WARN, "SLA %s of %s %llu: the actions were refused: %s", phase, type, rec,
+                why);
         if (ecx.d) trl_diag_reset(ecx.d);
-        rc = 0;
+        struct trl_buf ex2, out;
+        trl_buf_init(&ex2);
+        trl_buf_init(&out);
+        rc = trl_buf_adds(&ex2, "\"sla\":{\"target\":") ||
+                     trl_buf_add_json_str(&ex2, c.target, strlen(c.target)) ||
+                     trl_buf_printf(&ex2, ",\"phase\":\"%s\",\"actions_refused\":", phase) ||
+                     trl_buf_add_json_str(&ex2, why, strlen(why)) || trl_buf_addc(&ex2, '}')
+                 ? TRL_ENOMEM
+                 : 0;
+        struct trl_rec_move_opts o2 = {.action = "sla", .extra = &ex2};
+        if (!rc) rc = trl_rec_move(t, &ecx, ty, rec, 0, NULL, 0, &o2, &out);
+        trl_buf_free(&ex2);
+        trl_buf_free(&out);
     }
+    if (rc == TRL_ENOTFOUND) rc = 0; /* the record is gone */
     return rc;
 }
 
@@ -2956,6 +3024,18 @@ static int find_cal_user(void *ud, const char *name, const char *json, size_t n)
         if (cJSON_IsString(c) && strcmp(c->valuestring, u->cal) == 0)
             snprintf(u->wf, sizeof(u->wf), "%s", name);
     }
+    /* Approval steps' time limits name calendars too. */
+    const cJSON *apps = cJSON_GetObjectItemCaseSensitive(j, "approvals");
+    for (const cJSON *a = cJSON_IsArray(apps) ? apps->child : NULL; a && !u->wf[0]; a = a->next) {
+        const cJSON *steps = cJSON_GetObjectItemCaseSensitive(a, "steps");
+        for (const cJSON *st = cJSON_IsArray(steps) ? steps->child : NULL; st && !u->wf[0];
+             st = st->next) {
+            const cJSON *tl = cJSON_GetObjectItemCaseSensitive(st, "time_limit");
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(tl, "calendar");
+            if (cJSON_IsString(c) && strcmp(c->valuestring, u->cal) == 0)
+                snprintf(u->wf, sizeof(u->wf), "%s", name);
+        }
+    }
     cJSON_Delete(j);
     return 0;
 }
@@ -2966,9 +3046,11 @@ int trl_wf_calendar_delete(struct trl_txn *t, const char *name, struct trl_diag 
     int rc = trl_meta_each(t, "workflow", find_cal_user, &u);
     if (rc) return rc;
     if (u.wf[0]) {
-        trl_diag_set(d, TRL_ECONFLICT, "workflow '%s' uses calendar '%s' in an SLA policy", u.wf,
-                     name);
-        trl_diag_zh(d, "工作流“%s”的 SLA 策略使用了日历“%s”", u.wf, name);
+        trl_diag_set(d, TRL_ECONFLICT,
+                     "workflow '%s' uses calendar '%s' (an SLA policy or an approval step's time "
+                     "limit)",
+                     u.wf, name);
+        trl_diag_zh(d, "工作流“%s”使用了日历“%s”(SLA 策略或审批步骤时限)", u.wf, name);
         trl_diag_rule(d, "in_use", "");
         return TRL_ECONFLICT;
     }
@@ -3025,6 +3107,9 @@ static int apply_assignment(struct runner *g, struct trl_rec_move *m, const char
 {
     const struct trl_assign_def *a = &g->w->assignment;
     if (!a->nrules || !a->field) return 0;
+    /* A dry run answers whether the change may happen; whom it would go to is not its
+     * question (and picking would advance counters and send messages). */
+    if (g->run && g->run->dry_run) return 0;
     const struct trl_field *f = trl_type_field(g->ty, a->field, strlen(a->field));
     if (!f) return 0;
     const char **open = calloc(g->w->nstates + 1, sizeof(*open));
@@ -3229,7 +3314,7 @@ static int create_one(struct runner *g, struct trl_rec_move *m, const struct trl
                     first);
         trl_diag_rule(g->cx->d, "action", path);
     }
-    if (!rc && g->w->set) rc = trl_wf_on_create(g->txn, &ecx, g->w->set, tt, *id);
+    if (!rc && g->w->set) rc = trl_wf_on_create(g->txn, &ecx, g->w->set, tt, *id, NULL);
     trl_buf_free(&out);
     free(in);
     trl_arena_free(&arena);

@@ -222,9 +222,11 @@ int trl_wf_calendar_put(struct trl_txn *t, const char *name, const char *json, s
 int trl_wf_calendar_delete(struct trl_txn *t, const char *name, struct trl_diag *d);
 /* The calendar named name ("" or NULL: 24x7), or NULL when unknown. */
 const struct trl_cal *trl_wf_calendar(const struct trl_wf_set *s, const char *name);
-/* After a create of record id: starts the clocks of the initial state. */
+/* After a create of record id: starts the clocks of the initial state and runs the assignment
+ * rules that apply on create (a second version with its own history event: *rewritten, when not
+ * NULL, says so, and the caller should answer with the record as it now is). */
 int trl_wf_on_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
-                     const struct trl_type *ty, uint64_t id);
+                     const struct trl_type *ty, uint64_t id, bool *rewritten);
 /* After a delete of record id: its pending approval is cancelled (its tasks leave every inbox)
  * and its clocks stop. */
 int trl_wf_on_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
