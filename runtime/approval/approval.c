@@ -1435,3 +1435,72 @@ int trl_appr_ooo_put(struct trl_txn *t, const struct trl_appr_ooo *o, int64_t no
     }
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Consistency
+ */
+int trl_appr_check(struct trl_txn *t, struct trl_buf *report)
+{
+    int problems = 0;
+    struct trl_cursor *c = NULL;
+    int rc = trl_cursor_open(t, TRL_DB_APPR, &c);
+    if (rc) return rc;
+    /* Every inbox entry names a pending task of that user. */
+    for (rc = trl_cursor_seek(c, "P", 1); rc == 0; rc = trl_cursor_next(c)) {
+        struct trl_slice k;
+        trl_cursor_get(c, &k, NULL);
+        if (k.n < 10 || ((const char *)k.p)[0] != 'P') break;
+        const char *user = (const char *)k.p + 1;
+        size_t un = strnlen(user, k.n - 1);
+        if (un + 1 + 8 + 1 != k.n) continue;
+        uint64_t id = get_u64be((const unsigned char *)k.p + 1 + un + 1);
+        cJSON *j = NULL;
+        int grc = doc_get(t, 'T', id, &j);
+        if (grc == TRL_ENOTFOUND || (!grc && (strcmp(jstr(j, "status"), "pending") != 0 ||
+                                              strncmp(jstr(j, "assignee"), user, un) != 0))) {
+            problems++;
+            if (report)
+                trl_buf_printf(report, "approval task %llu is in %.*s's inbox but is %s\n",
+                               (unsigned long long)id, (int)un, user,
+                               grc ? "missing" : jstr(j, "status"));
+        } else if (grc) {
+            rc = grc;
+        }
+        cJSON_Delete(j);
+        if (rc && rc != TRL_ENOTFOUND) break;
+    }
+    trl_cursor_close(c);
+    if (rc && rc != TRL_ENOTFOUND) return rc;
+    /* Every pending task is in its assignee's inbox. */
+    if ((rc = trl_cursor_open(t, TRL_DB_APPR, &c))) return rc;
+    for (rc = trl_cursor_seek(c, "T", 1); rc == 0; rc = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n != 9 || ((const char *)k.p)[0] != 'T') break;
+        cJSON *j = cJSON_ParseWithLength(v.p, v.n);
+        if (!j) {
+            problems++;
+            if (report) trl_buf_printf(report, "an approval task cannot be read\n");
+            continue;
+        }
+        if (strcmp(jstr(j, "status"), "pending") == 0) {
+            struct trl_buf pk;
+            trl_buf_init(&pk);
+            uint64_t id = get_u64be((const unsigned char *)k.p + 1);
+            struct trl_slice pv;
+            int grc = name_key(&pk, 'P', jstr(j, "assignee"), &id, NULL);
+            if (!grc) grc = trl_txn_get(t, TRL_DB_APPR, pk.data, pk.len, &pv);
+            if (grc == TRL_ENOTFOUND) {
+                problems++;
+                if (report)
+                    trl_buf_printf(report,
+                                   "pending approval task %llu is missing from %s's inbox\n",
+                                   (unsigned long long)id, jstr(j, "assignee"));
+            }
+            trl_buf_free(&pk);
+        }
+        cJSON_Delete(j);
+    }
+    trl_cursor_close(c);
+    return rc && rc != TRL_ENOTFOUND ? rc : problems;
+}

@@ -185,6 +185,11 @@ int trl_appr_task_json(struct trl_txn *t, uint64_t task, struct trl_buf *out);
 /* Appends {"items":[approvals...]} of a record, newest first, each with its tasks. */
 int trl_appr_record_json(struct trl_txn *t, const char *type, uint64_t record, struct trl_buf *out);
 
+/* `trellis check`: every inbox entry is a pending task of its user and every pending task is in
+ * its assignee's inbox. Writes one line per problem to report (may be NULL); returns the number of
+ * problems (>= 0) or a TRL_E* when the store cannot be read. */
+int trl_appr_check(struct trl_txn *t, struct trl_buf *report);
+
 /* ---------------------------------------------------------------------------------------------
  * Out of office: from from_ms until until_ms, user's new tasks go to delegate, and their pending
  * ones move to the delegate when the rule is set.

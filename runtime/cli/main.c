@@ -2,6 +2,8 @@
 #include "app/app.h"
 #include "auth/auth.h"
 #include "http/http.h"
+#include "notify/notify.h"
+#include "workflow/workflow.h"
 #include "record/record.h"
 
 #include <sodium.h>
@@ -540,6 +542,25 @@ static int cmd_check(struct args *a)
     if (!rc) rc = trl_catalog_load(t, &cat, &d);
     int problems = -1;
     if (!rc) problems = trl_rec_check(t, cat, &report);
+    if (!rc && problems >= 0) {
+        /* Approvals and inboxes agree too. */
+        int ap = trl_appr_check(t, &report);
+        struct trl_diag nd;
+        trl_diag_init(&nd);
+        int nrc = trl_notify_check(t, &nd);
+        if (ap < 0) {
+            problems = ap;
+        } else {
+            problems += ap;
+            if (nrc == TRL_ECORRUPT) {
+                problems++;
+                trl_buf_printf(&report, "inbox: %s\n", nd.message);
+            } else if (nrc) {
+                problems = nrc;
+            }
+        }
+        trl_diag_reset(&nd);
+    }
     trl_txn_end(t);
     if (rc)
         print_diag(&d);
@@ -559,7 +580,8 @@ static int cmd_check(struct args *a)
             }
             trl_txn_end(t2);
         }
-        printf("ok: %zu type(s), %zu record(s): records, indexes, counters and history agree\n",
+        printf("ok: %zu type(s), %zu record(s): records, indexes, counters, history, approvals "
+               "and inboxes agree\n",
                cat->ntypes, nrec);
     }
     trl_catalog_unref(cat);

@@ -565,6 +565,41 @@ END_TEST
 /* ---------------------------------------------------------------------------------------------
  * Definitions: errors name their path
  */
+/* trellis check: inbox entries and pending tasks agree, and a broken pair is reported. */
+static int break_inbox_fn(struct trl_txn *t, void *arg)
+{
+    uint64_t task = *(uint64_t *)arg;
+    unsigned char k[64];
+    size_t n = 0;
+    k[n++] = 'P';
+    memcpy(k + n, "u2", 3);
+    n += 3;
+    for (int i = 7; i >= 0; i--)
+        k[n + (size_t)(7 - i)] = (unsigned char)(task >> (8 * i));
+    n += 8;
+    return trl_txn_del(t, TRL_DB_APPR, k, n);
+}
+
+START_TEST(check_finds_a_task_missing_from_its_inbox)
+{
+    make_users();
+    struct flow_job f = {0};
+    ck_assert_int_eq(trl_store_write(st, flow_fn, &f), 0);
+    struct trl_txn *t;
+    ck_assert_int_eq(trl_store_read(st, &t), 0);
+    ck_assert_int_eq(trl_appr_check(t, NULL), 0);
+    trl_txn_end(t);
+    ck_assert_int_eq(trl_store_write(st, break_inbox_fn, &f.t2), 0);
+    struct trl_buf rep;
+    trl_buf_init(&rep);
+    ck_assert_int_eq(trl_store_read(st, &t), 0);
+    ck_assert_int_eq(trl_appr_check(t, &rep), 1);
+    trl_txn_end(t);
+    ck_assert_ptr_nonnull(strstr(rep.data, "missing from u2's inbox"));
+    trl_buf_free(&rep);
+}
+END_TEST
+
 START_TEST(definition_errors_name_paths)
 {
     const char *bad[][2] = {
@@ -620,6 +655,7 @@ static Suite *suite(void)
     tcase_add_test(tc, approvers_self_inactive_quorum_ooo);
     tcase_add_test(tc, refusals_delegation_out_of_office);
     tcase_add_test(tc, definition_errors_name_paths);
+    tcase_add_test(tc, check_finds_a_task_missing_from_its_inbox);
     suite_add_tcase(s, tc);
     return s;
 }
