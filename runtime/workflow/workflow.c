@@ -2390,8 +2390,12 @@ static int decide_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_
         /* The requester hears the outcome. */
         char requester[64];
         col_str(m, TRL_COL_OWNER, requester, sizeof(requester));
-        const char *vars[] = {"outcome", g->next_finish, "comment",
-                              dec->comment ? dec->comment : "", NULL};
+        const char *vars[] = {
+            "outcome",     g->next_finish,
+            "comment",     dec->comment ? dec->comment : "",
+            "approval",    g->def->labels.en[0] ? g->def->labels.en : g->def->name,
+            "approval@zh", g->def->labels.zh,
+            NULL};
         g->vars = vars;
         rc = send_note(g, m, requester, r->returned ? "returned" : "approval_decided", NULL, 0);
         g->vars = NULL;
@@ -2523,7 +2527,19 @@ static int note_lookup(void *ud, const char *name, size_t n, struct trl_buf *val
             const char *x = v[1] ? v[1] : "";
             if (nc->zh && strcmp(name, "outcome") == 0)
                 x = strcmp(x, "approved") == 0 ? "批准" : strcmp(x, "rejected") == 0 ? "驳回" : x;
-            return trl_buf_adds(value, x) ? TRL_ENOMEM : 0;
+            if (trl_buf_adds(value, x)) return TRL_ENOMEM;
+            if (strcmp(name, "outcome") == 0) {
+                /* Which approval decided: a request passes several. */
+                const char *en = NULL, *zh = NULL;
+                for (const char *const *q = g->vars; q[0]; q += 2) {
+                    if (strcmp(q[0], "approval") == 0) en = q[1];
+                    if (strcmp(q[0], "approval@zh") == 0) zh = q[1];
+                }
+                const char *l = nc->zh && zh && *zh ? zh : en;
+                if (l && *l && trl_buf_printf(value, nc->zh ? "(%s)" : " (%s)", l))
+                    return TRL_ENOMEM;
+            }
+            return 0;
         }
     if (strcmp(name, "type") == 0) {
         const char *l = nc->zh ? g->ty->labels.zh : g->ty->labels.en;
