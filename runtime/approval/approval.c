@@ -315,15 +315,8 @@ void trl_appr_def_parse(struct trl_defcheck *c, const struct cJSON *j, const cha
     }
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(j, "steps");
     snprintf(p, sizeof(p), "%.150s.steps", path);
-    if (!cJSON_IsArray(steps) || cJSON_GetArraySize(steps) == 0 || cJSON_GetArraySize(steps) > 32) {
-        trl_def_err(c, p, "must be an array of 1 to 32 steps");
-        return;
-    }
-    size_t n = (size_t)cJSON_GetArraySize(steps), k = 0;
-    if (!(a->steps = calloc(n, sizeof(*a->steps)))) {
-        c->rc = TRL_ENOMEM;
-        return;
-    }
+    size_t n, k = 0;
+    if (!(a->steps = trl_def_array(c, steps, p, 1, 32, sizeof(*a->steps), "steps", &n))) return;
     for (const cJSON *s = steps->child; s; s = s->next, k++) {
         char p2[200];
         snprintf(p2, sizeof(p2), "%.150s.steps[%zu]", path, k);

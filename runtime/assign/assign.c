@@ -180,15 +180,8 @@ void trl_assign_def_parse(struct trl_defcheck *c, const struct cJSON *j, const c
     }
     const cJSON *rules = cJSON_GetObjectItemCaseSensitive(j, "rules");
     snprintf(p, sizeof(p), "%.100s.rules", path);
-    if (!cJSON_IsArray(rules) || cJSON_GetArraySize(rules) == 0 || cJSON_GetArraySize(rules) > 64) {
-        trl_def_err(c, p, "must be an array of 1 to 64 rules");
-        return;
-    }
-    size_t n = (size_t)cJSON_GetArraySize(rules), k = 0;
-    if (!(a->rules = calloc(n, sizeof(*a->rules)))) {
-        c->rc = TRL_ENOMEM;
-        return;
-    }
+    size_t n, k = 0;
+    if (!(a->rules = trl_def_array(c, rules, p, 1, 64, sizeof(*a->rules), "rules", &n))) return;
     for (const cJSON *it = rules->child; it; it = it->next, k++) {
         char p2[200];
         snprintf(p2, sizeof(p2), "%s[%zu]", p, k);

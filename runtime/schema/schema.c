@@ -106,7 +106,8 @@ static const char *key_order[] = {
     "pause",        "targets",      "start",        "stop",         "hours",     "minutes",
     "warn_percent", "on_warning",   "on_breach",    "notify",       "message",   "transition",
     "assignment",   "field",        "on",           "rules",        "strategy",  "user",
-    "group",        "skills_field", "region_field", "assign", "create", "for_each", "item",
+    "group",        "skills_field", "region_field", "assign",       "create",    "for_each",
+    "item",
 };
 
 static int key_rank(const char *k)
@@ -530,6 +531,24 @@ void trl_def_err(struct trl_defcheck *c, const char *path, const char *fmt, ...)
     va_end(ap);
     if (trl_diag_add_ferr(c->d, path, "schema", msg)) c->rc = TRL_ENOMEM;
     c->nerr++;
+}
+
+void *trl_def_array(struct trl_defcheck *c, const cJSON *j, const char *path, size_t min,
+                    size_t max, size_t elem, const char *what, size_t *n)
+{
+    *n = 0;
+    size_t cnt = cJSON_IsArray(j) ? (size_t)cJSON_GetArraySize(j) : 0;
+    if (!cJSON_IsArray(j) || cnt < min || cnt > max) {
+        trl_def_err(c, path, "must be an array of %zu to %zu %s", min, max, what);
+        return NULL;
+    }
+    void *v = calloc(cnt ? cnt : 1, elem);
+    if (!v) {
+        c->rc = TRL_ENOMEM;
+        return NULL;
+    }
+    *n = cnt;
+    return v;
 }
 
 bool trl_def_ident(const char *s)

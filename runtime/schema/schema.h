@@ -212,6 +212,11 @@ void trl_def_err(struct trl_defcheck *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A definition name: [a-z_][a-z0-9_]*, at most 63 bytes. */
 bool trl_def_ident(const char *s);
+/* The array member j at path must hold min..max elements: returns a zeroed allocation of that
+ * many elements of size elem (owned by the caller) and their count in *n, or NULL (an error at
+ * path naming `what`, or TRL_ENOMEM in c->rc). */
+void *trl_def_array(struct trl_defcheck *c, const struct cJSON *j, const char *path, size_t min,
+                    size_t max, size_t elem, const char *what, size_t *n);
 /* Refuses every member of object j not among keys[0..nkeys), at path.member. */
 void trl_def_keys(struct trl_defcheck *c, const struct cJSON *j, const char *path,
                   const char *const *keys, size_t nkeys);

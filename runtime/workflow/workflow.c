@@ -1289,6 +1289,25 @@ int trl_wf_check_all(struct trl_txn *t, struct trl_diag *d)
     return rc;
 }
 
+/* Removes definition name of kind and its app owner, and bumps the schema version (the next
+ * snapshot reloads). TRL_ENOTFOUND names what was missing. */
+static int delete_definition(struct trl_txn *t, const char *kind, const char *app_kind,
+                             const char *name, const char *what_en, const char *what_zh,
+                             struct trl_diag *d)
+{
+    int rc = trl_meta_del(t, kind, name);
+    if (rc == TRL_ENOTFOUND) {
+        trl_diag_set(d, TRL_ENOTFOUND, "no %s '%s'", what_en, name);
+        trl_diag_zh(d, "不存在%s“%s”", what_zh, name);
+        return rc;
+    }
+    if (!rc) rc = trl_meta_del(t, app_kind, name);
+    if (rc == TRL_ENOTFOUND) rc = 0;
+    uint64_t ver;
+    if (!rc) rc = trl_txn_seq_next(t, "schema_version", &ver);
+    return rc;
+}
+
 int trl_wf_delete(struct trl_txn *t, const char *name, struct trl_diag *d)
 {
     char *def = NULL;
@@ -1312,17 +1331,7 @@ int trl_wf_delete(struct trl_txn *t, const char *name, struct trl_diag *d)
             return TRL_ECONFLICT;
         }
     }
-    int rc = trl_meta_del(t, "workflow", name);
-    if (rc == TRL_ENOTFOUND) {
-        trl_diag_set(d, TRL_ENOTFOUND, "no workflow '%s'", name);
-        trl_diag_zh(d, "不存在工作流“%s”", name);
-        return rc;
-    }
-    if (!rc) rc = trl_meta_del(t, "workflowapp", name);
-    if (rc == TRL_ENOTFOUND) rc = 0;
-    uint64_t ver;
-    if (!rc) rc = trl_txn_seq_next(t, "schema_version", &ver);
-    return rc;
+    return delete_definition(t, "workflow", "workflowapp", name, "workflow", "工作流", d);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -3070,17 +3079,7 @@ int trl_wf_calendar_delete(struct trl_txn *t, const char *name, struct trl_diag 
         trl_diag_rule(d, "in_use", "");
         return TRL_ECONFLICT;
     }
-    rc = trl_meta_del(t, "calendar", name);
-    if (rc == TRL_ENOTFOUND) {
-        trl_diag_set(d, TRL_ENOTFOUND, "no calendar '%s'", name);
-        trl_diag_zh(d, "不存在日历“%s”", name);
-        return rc;
-    }
-    if (!rc) rc = trl_meta_del(t, "calendarapp", name);
-    if (rc == TRL_ENOTFOUND) rc = 0;
-    uint64_t ver;
-    if (!rc) rc = trl_txn_seq_next(t, "schema_version", &ver);
-    return rc;
+    return delete_definition(t, "calendar", "calendarapp", name, "calendar", "日历", d);
 }
 
 /* ---------------------------------------------------------------------------------------------
