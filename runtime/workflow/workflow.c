@@ -267,6 +267,32 @@ static bool var_known(const char *var)
 
 static bool var_known(const char *var);
 
+/* A JSON constant of a definition as an input (text owned by in->s). false on ENOMEM (c->rc). */
+static bool const_input(struct trl_defcheck *c, const cJSON *v, struct trl_input *in)
+{
+    char *text = NULL;
+    in->name = "";
+    if (cJSON_IsNull(v)) {
+        in->kind = TRL_IN_NULL;
+    } else if (cJSON_IsBool(v)) {
+        in->kind = TRL_IN_BOOL;
+        in->b = cJSON_IsTrue(v);
+    } else if (cJSON_IsString(v)) {
+        in->kind = TRL_IN_STRING;
+        text = strdup(v->valuestring);
+    } else {
+        in->kind = cJSON_IsNumber(v) ? TRL_IN_NUMBER : TRL_IN_JSON;
+        text = cJSON_PrintUnformatted(v);
+    }
+    in->s = text;
+    in->n = text ? strlen(text) : 0;
+    if (in->kind != TRL_IN_NULL && in->kind != TRL_IN_BOOL && !text) {
+        c->rc = TRL_ENOMEM;
+        return false;
+    }
+    return true;
+}
+
 /* {"create": "<type>", "for_each": "<json field>", "fields": {"<target>": {"value" | "copy" |
  * "var" | "item": ...}}}: the target type and its fields are checked by check_creates. */
 static void parse_create(struct trl_defcheck *c, const cJSON *a, const char *path,
@@ -339,24 +365,7 @@ static void parse_create(struct trl_defcheck *c, const cJSON *a, const char *pat
             if (!cJSON_IsString(v)) trl_def_err(c, p3, "item names a key of the list element");
         } else {
             sub->src = TRL_WF_CONST;
-            sub->val.name = "";
-            char *text = NULL;
-            if (cJSON_IsNull(v)) {
-                sub->val.kind = TRL_IN_NULL;
-            } else if (cJSON_IsBool(v)) {
-                sub->val.kind = TRL_IN_BOOL;
-                sub->val.b = cJSON_IsTrue(v);
-            } else if (cJSON_IsString(v)) {
-                sub->val.kind = TRL_IN_STRING;
-                text = strdup(v->valuestring);
-            } else {
-                sub->val.kind = cJSON_IsNumber(v) ? TRL_IN_NUMBER : TRL_IN_JSON;
-                text = cJSON_PrintUnformatted(v);
-            }
-            if (sub->val.kind != TRL_IN_NULL && sub->val.kind != TRL_IN_BOOL && !text)
-                c->rc = TRL_ENOMEM;
-            sub->val.s = text;
-            sub->val.n = text ? strlen(text) : 0;
+            const_input(c, v, &sub->val);
             continue;
         }
         if (cJSON_IsString(v) && !(sub->ref = strdup(v->valuestring))) c->rc = TRL_ENOMEM;
@@ -533,29 +542,7 @@ static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *pat
         if (!(out->ref = strdup(cp->valuestring))) c->rc = TRL_ENOMEM;
     } else {
         out->src = TRL_WF_CONST;
-        out->val.name = "";
-        char *text = NULL;
-        if (cJSON_IsNull(val)) {
-            out->val.kind = TRL_IN_NULL;
-        } else if (cJSON_IsBool(val)) {
-            out->val.kind = TRL_IN_BOOL;
-            out->val.b = cJSON_IsTrue(val);
-        } else if (cJSON_IsString(val)) {
-            out->val.kind = TRL_IN_STRING;
-            text = strdup(val->valuestring);
-        } else if (cJSON_IsNumber(val)) {
-            out->val.kind = TRL_IN_NUMBER;
-            text = cJSON_PrintUnformatted(val);
-        } else {
-            out->val.kind = TRL_IN_JSON;
-            text = cJSON_PrintUnformatted(val);
-        }
-        if (out->val.kind != TRL_IN_NULL && out->val.kind != TRL_IN_BOOL && !text) {
-            c->rc = TRL_ENOMEM;
-            return;
-        }
-        out->val.s = text;
-        out->val.n = text ? strlen(text) : 0;
+        if (!const_input(c, val, &out->val)) return;
         if (f) {
             /* The constant must be a valid value of the field, now rather than at run time. */
             struct trl_diag vd;
