@@ -761,7 +761,8 @@ static int new_task(struct trl_txn *t, const cJSON *a, size_t i, const cJSON *st
 }
 
 int trl_appr_open_step(struct trl_txn *t, uint64_t id, size_t i, const struct trl_appr_step *step,
-                       const struct trl_appr_approver *ap, size_t n, int64_t now)
+                       const struct trl_appr_approver *ap, size_t n, int64_t now,
+                       uint64_t *task_ids)
 {
     cJSON *a = NULL;
     int rc = doc_get(t, 'A', id, &a);
@@ -781,6 +782,7 @@ int trl_appr_open_step(struct trl_txn *t, uint64_t id, size_t i, const struct tr
         bool pending = step->mode != TRL_APPR_SEQUENTIAL || k == 0;
         rc = new_task(t, a, i, s, ap[k].user, ap[k].via, NULL, pending, (unsigned)k, now, &tid);
         if (!rc) cJSON_AddItemToArray(tasks, cJSON_CreateNumber((double)tid));
+        if (!rc && task_ids) task_ids[k] = tid;
     }
     if (!rc) rc = doc_put(t, 'A', id, a);
     cJSON_Delete(a);
@@ -1021,6 +1023,8 @@ static int decide(struct trl_txn *t, cJSON *a, cJSON *task, const char *who,
                 jset_time(nt, "created_at", now);
                 rc = doc_put(t, 'T', (uint64_t)jnum(nt, "id"), nt);
                 if (!rc) rc = flag_put(t, 'P', jstr(nt, "assignee"), (uint64_t)jnum(nt, "id"));
+                snprintf(r->next_assignee, sizeof(r->next_assignee), "%s", jstr(nt, "assignee"));
+                r->next_task = (uint64_t)jnum(nt, "id");
             }
             cJSON_Delete(nt);
             if (waiting) break;

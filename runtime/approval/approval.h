@@ -122,9 +122,10 @@ int trl_appr_resolve(struct trl_txn *t, const struct trl_appr_step *step, const 
                      struct trl_diag *d);
 
 /* Opens step i of approval id with its approvers: one task each (in a sequential step only the
- * first is pending, the others wait their turn). */
+ * first is pending, the others wait their turn). task_ids (n entries, or NULL) receives them. */
 int trl_appr_open_step(struct trl_txn *t, uint64_t id, size_t i, const struct trl_appr_step *step,
-                       const struct trl_appr_approver *ap, size_t n, int64_t now);
+                       const struct trl_appr_approver *ap, size_t n, int64_t now,
+                       uint64_t *task_ids);
 /* Marks step i skipped (its condition was false). */
 int trl_appr_skip_step(struct trl_txn *t, uint64_t id, size_t i, int64_t now);
 
@@ -147,6 +148,8 @@ struct trl_appr_result {
     bool returned;                      /* the decision returned the request to the requester */
     char assignee[64];                  /* the task's assignee */
     char approval_name[64];             /* the approval's definition name */
+    char next_assignee[64];             /* sequential: who holds the turn now ("" none) */
+    uint64_t next_task;                 /* and their task */
 };
 /* Reads a task's approval and step without deciding (for the engine's checks). 0, TRL_ENOTFOUND. */
 int trl_appr_task_info(struct trl_txn *t, uint64_t task, struct trl_appr_result *r);

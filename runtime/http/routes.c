@@ -1370,6 +1370,11 @@ static void metrics(struct req *r)
         "# TYPE trellis_http_deadline_cuts_total counter\n"
         "trellis_http_deadline_cuts_total %llu\n",
         (unsigned long long)atomic_load(&s->n_deadline_kills));
+    trl_buf_printf(o,
+                   "# HELP trellis_timers_fired_total SLA and escalation timers fired.\n"
+                   "# TYPE trellis_timers_fired_total counter\n"
+                   "trellis_timers_fired_total %llu\n",
+                   (unsigned long long)atomic_load(&s->n_timers_fired));
     trl_buf_printf(
         o,
         "# HELP trellis_store_commits_total Group commits of the writer.\n"

@@ -1673,7 +1673,9 @@ static int advance(struct runner *g, struct trl_rec_move *m, const struct trl_ap
             trl_diag_rule(d, "approvers", path);
         }
         if (rc) return rc;
-        if (!dry && (rc = trl_appr_open_step(g->txn, aid, i, st, ap, n, g->cx->now_ms))) return rc;
+        uint64_t tids[TRL_APPR_MAX_APPROVERS] = {0};
+        if (!dry && (rc = trl_appr_open_step(g->txn, aid, i, st, ap, n, g->cx->now_ms, tids)))
+            return rc;
         if (!dry && st->time_limit_ms && g->w->set) {
             const struct trl_cal *cal = trl_wf_calendar(g->w->set, st->calendar);
             if (!cal) cal = g->w->set->always;
@@ -1695,7 +1697,8 @@ static int advance(struct runner *g, struct trl_rec_move *m, const struct trl_ap
             const char *const *saved = g->vars;
             g->vars = vars;
             for (size_t k = 0; k < n && !rc; k++)
-                rc = send_note(g, m, ap[k].user, "approval_task", NULL, 0);
+                if (st->mode != TRL_APPR_SEQUENTIAL || k == 0) /* the others wait their turn */
+                    rc = send_note(g, m, ap[k].user, "approval_task", NULL, tids[k]);
             g->vars = saved;
             if (rc) return rc;
         }
@@ -2382,6 +2385,19 @@ static int decide_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_
         snprintf(g->next, sizeof(g->next), "%s", next ? next : "");
         g->next_finish = r->returned ? "returned" : "rejected";
     }
+    if (r->next_assignee[0]) {
+        /* A sequential step: the next approver's turn has come. */
+        const char *vars[] = {
+            "approval",    g->def->labels.en[0] ? g->def->labels.en : g->def->name,
+            "approval@zh", g->def->labels.zh,
+            "step",        st->labels.en[0] ? st->labels.en : st->name,
+            "step@zh",     st->labels.zh,
+            NULL};
+        g->vars = vars;
+        rc = send_note(g, m, r->next_assignee, "approval_task", NULL, r->next_task);
+        g->vars = NULL;
+        if (rc) return rc;
+    }
     if (g->next[0]) {
         /* The requester hears the outcome. */
         char requester[64];
@@ -2922,8 +2938,17 @@ static int fire_one(void *ud, struct trl_txn *t, int64_t due, const char *owner,
     bool warn = strcmp(phase, "warning") == 0;
     const struct trl_wf_action *acts = warn ? tg->on_warning : tg->on_breach;
     size_t n = warn ? tg->nwarning : tg->nbreach;
-    char due_s[40], pct[16];
-    trl_datetime_format(c.due_at, due_s);
+    char due_s[64], pct[16];
+    {
+        /* The due time as the calendar's people read it: local time and zone. */
+        const struct trl_cal *cal = pol ? cal_of(w, pol) : NULL;
+        const struct trl_tz *tz = cal ? trl_cal_tz(cal) : NULL;
+        int32_t off = tz ? trl_tz_offset(tz, c.due_at / 1000) : 0;
+        char ts[40];
+        trl_datetime_format(c.due_at + (int64_t)off * 1000, ts);
+        /* "2026-11-26T18:00:00.000Z" -> "2026-11-26 18:00 Asia/Shanghai" */
+        snprintf(due_s, sizeof(due_s), "%.10s %.5s %s", ts, ts + 11, tz ? trl_tz_name(tz) : "UTC");
+    }
     snprintf(pct, sizeof(pct), "%u", warn ? tg->warn_percent : 100);
     const char *vars[] = {"target",  c.target, "phase",  phase,    "due", due_s,
                           "percent", pct,      "policy", c.policy, NULL};

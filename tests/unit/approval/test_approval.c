@@ -217,7 +217,7 @@ static int seq_fn(struct trl_txn *t, void *arg)
     int rc = trl_appr_start(t, def, &sub, NOW, &aid);
     if (!rc) rc = trl_appr_resolve(t, &def->steps[0], "req", NULL, NOW, ap, &n, &d);
     if (!rc && n != s->n) snprintf(s->err, sizeof(s->err), "resolved %zu approvers", n);
-    if (!rc) rc = trl_appr_open_step(t, aid, 0, &def->steps[0], ap, n, NOW);
+    if (!rc) rc = trl_appr_open_step(t, aid, 0, &def->steps[0], ap, n, NOW, NULL);
     uint64_t tasks[5] = {0};
     char user[8], stbuf[32];
     /* Task ids in approver order: sequential steps show only the current one in the inbox. */
@@ -460,7 +460,7 @@ static int flow_fn(struct trl_txn *t, void *arg)
         size_t n;
         int rc = trl_appr_start(t, def, &sub, NOW, &f->aid);
         if (!rc) rc = trl_appr_resolve(t, &def->steps[0], "req", NULL, NOW, ap, &n, &d);
-        if (!rc) rc = trl_appr_open_step(t, f->aid, 0, &def->steps[0], ap, n, NOW);
+        if (!rc) rc = trl_appr_open_step(t, f->aid, 0, &def->steps[0], ap, n, NOW, NULL);
         trl_diag_reset(&d);
         def_free(def);
         if (rc) return rc;
