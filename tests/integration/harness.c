@@ -1,6 +1,9 @@
 /* harness.c — see harness.h. */
 #include "harness.h"
 
+#include "core/core.h"
+
+#include <check.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -41,6 +44,11 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+void wait_ms(int ms)
+{
+    sleep_ms(ms);
 }
 
 int run_trellis(const char *const *argv, char **out, int timeout_s)
@@ -434,4 +442,444 @@ void tmpreg_teardown(void)
 const char *tmpreg_dir(void)
 {
     return reg;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Server and store, CLI
+ */
+int srv_stop_and_check(struct srv *s)
+{
+    char *out = NULL;
+    srv_stop(s);
+    int rc = store_check(s->dir, &out);
+    if (rc) fprintf(stderr, "check: %s\n", out);
+    free(out);
+    return rc;
+}
+
+void assert_store_check(const struct srv *s)
+{
+    char *out = NULL;
+    int rc = store_check(s->dir, &out);
+    ck_assert_msg(rc == 0, "trellis check: %s", out ? out : "");
+    free(out);
+}
+
+void cli_run3(const struct srv *s, const char *a, const char *b, const char *c)
+{
+    const char *argv[] = {a, b, c, "--data", s->dir, NULL};
+    char *out = NULL;
+    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "%s %s %s: %s", a, b, c, out);
+    free(out);
+}
+
+void cli_add_user(const struct srv *s, const char *name, const char *role, const char *org,
+                  const char *token_name, char *hdr, size_t n)
+{
+    const char *argv[12];
+    int k = 0;
+    argv[k++] = "user";
+    argv[k++] = "add";
+    argv[k++] = name;
+    argv[k++] = "--role";
+    argv[k++] = role;
+    if (org) {
+        argv[k++] = "--org";
+        argv[k++] = org;
+    }
+    argv[k++] = "--data";
+    argv[k++] = s->dir;
+    argv[k] = NULL;
+    char *out = NULL;
+    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "user add %s: %s", name, out);
+    free(out);
+    const char *tok[8];
+    k = 0;
+    tok[k++] = "token";
+    tok[k++] = "create";
+    tok[k++] = name;
+    if (token_name) {
+        tok[k++] = "--name";
+        tok[k++] = token_name;
+    }
+    tok[k++] = "--data";
+    tok[k++] = s->dir;
+    tok[k] = NULL;
+    ck_assert_int_eq(run_trellis(tok, &out, 60), 0);
+    const char *p = strstr(out, "trl_");
+    ck_assert_msg(p != NULL, "token create %s: %s", name, out);
+    snprintf(hdr, n, "Authorization: Bearer %.68s", p);
+    free(out);
+}
+
+void cli_add_users(const struct srv *s, struct test_user *users, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char tname[64];
+        snprintf(tname, sizeof(tname), "tk_%s", users[i].name);
+        cli_add_user(s, users[i].name, users[i].role, users[i].org, tname, users[i].hdr,
+                     sizeof(users[i].hdr));
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Requests
+ */
+long api_request(const struct srv *s, const char *auth, const char *extra, const char *method,
+                 const char *path, const char *body, struct resp *out)
+{
+    const char *h[4];
+    int n = 0;
+    if (auth) h[n++] = auth;
+    h[n++] = "Content-Type: application/json";
+    if (extra) h[n++] = extra;
+    h[n] = NULL;
+    struct resp tmp, *r = out ? out : &tmp;
+    http(s, method, path, body, body ? strlen(body) : 0, h, r);
+    long st = r->status;
+    if (!out) resp_free(r);
+    return st;
+}
+
+long api_vcall(const struct srv *s, const char *auth, const char *method, const char *body,
+               struct resp *out, const char *fmt, va_list ap)
+{
+    char path[1024];
+    vsnprintf(path, sizeof(path), fmt, ap);
+    return api_request(s, auth, NULL, method, path, body, out);
+}
+
+long api_call(const struct srv *s, const char *auth, const char *method, const char *body,
+              struct resp *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    long st = api_vcall(s, auth, method, body, out, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* GET path, which must answer 200 (the answer in r). */
+static void get_ok(const struct srv *s, const char *auth, const char *path, struct resp *r)
+{
+    long st = api_request(s, auth, NULL, "GET", path, NULL, r);
+    ck_assert_msg(st == 200, "GET %s: %ld %s", path, st, r->body);
+}
+
+char *api_get_text(const struct srv *s, const char *auth, const char *fmt, ...)
+{
+    char path[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof(path), fmt, ap);
+    va_end(ap);
+    struct resp r;
+    get_ok(s, auth, path, &r);
+    char *t = strdup(r.body);
+    resp_free(&r);
+    return t;
+}
+
+static cJSON *vget_json(const struct srv *s, const char *auth, const char *fmt, va_list ap)
+{
+    char path[1024];
+    vsnprintf(path, sizeof(path), fmt, ap);
+    struct resp r;
+    get_ok(s, auth, path, &r);
+    cJSON *j = resp_json(&r);
+    resp_free(&r);
+    return j;
+}
+
+cJSON *api_get_json(const struct srv *s, const char *auth, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cJSON *j = vget_json(s, auth, fmt, ap);
+    va_end(ap);
+    return j;
+}
+
+cJSON *api_get_items(const struct srv *s, const char *auth, cJSON **items, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cJSON *j = vget_json(s, auth, fmt, ap);
+    va_end(ap);
+    *items = cJSON_GetObjectItemCaseSensitive(j, "items");
+    ck_assert_msg(cJSON_IsArray(*items), "an answer without items");
+    return j;
+}
+
+long api_put_json(const struct srv *s, const char *auth, const cJSON *doc, struct resp *out,
+                  const char *fmt, ...)
+{
+    char *txt = cJSON_PrintUnformatted(doc);
+    ck_assert_ptr_nonnull(txt);
+    va_list ap;
+    va_start(ap, fmt);
+    long st = api_vcall(s, auth, "PUT", txt, out, fmt, ap);
+    va_end(ap);
+    free(txt);
+    return st;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Records, history, approval tasks, inboxes
+ */
+const char *api_record_str(const struct srv *s, const char *type_path, long long id,
+                           const char *key, const char *def, char *buf, size_t n)
+{
+    cJSON *j = api_get_json(s, NULL, "%s/%lld", type_path, id);
+    snprintf(buf, n, "%s", obj_str(j, key) ? obj_str(j, key) : def);
+    cJSON_Delete(j);
+    return buf;
+}
+
+int api_history_count(const struct srv *s, const char *type_path, long long id, const char *key,
+                      const char *value)
+{
+    cJSON *items, *h = api_get_items(s, NULL, &items, "%s/%lld/history", type_path, id);
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, items)
+    {
+        if (!key || str_eq(obj_str(e, key), value)) n++;
+    }
+    cJSON_Delete(h);
+    return n;
+}
+
+char *api_history_event(const struct srv *s, const char *type_path, long long id, int back)
+{
+    cJSON *items, *h = api_get_items(s, NULL, &items, "%s/%lld/history", type_path, id);
+    int n = cJSON_GetArraySize(items);
+    ck_assert_msg(n > back, "record %lld has %d events", id, n);
+    char *t = cJSON_PrintUnformatted(cJSON_GetArrayItem(items, n - 1 - back));
+    cJSON_Delete(h);
+    return t;
+}
+
+long long api_pending_task(const struct srv *s, const char *auth, const char *name, long long id,
+                           bool check_each)
+{
+    struct resp r;
+    ck_assert_int_eq(api_call(s, auth, "GET", NULL, &r,
+                              "/api/v1/approvals?assignee=me&status=pending&limit=1000"),
+                     200);
+    cJSON *j = resp_json(&r);
+    long long found = 0;
+    int n = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(j, "items"))
+    {
+        if (obj_int(t, "record") == id) {
+            found = obj_int(t, "id");
+            n++;
+            if (check_each)
+                ck_assert_msg(str_eq(obj_str(t, "status"), "pending") &&
+                                  str_eq(obj_str(t, "assignee"), name),
+                              "%s's inbox: %s", name, r.body);
+        }
+    }
+    ck_assert_msg(n <= 1, "%s holds %d pending tasks of record %lld: %s", name, n, id, r.body);
+    cJSON_Delete(j);
+    resp_free(&r);
+    return found;
+}
+
+int api_inbox_count(const struct srv *s, const char *auth, const char *kind, const char *type_name,
+                    long long id)
+{
+    char *t = api_get_text(s, auth, "/api/v1/inbox?limit=1000");
+    cJSON *j = cJSON_Parse(t);
+    free(t);
+    int n = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "items"))
+    {
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(m, "link");
+        if (str_eq(obj_str(m, "kind"), kind) && obj_int(l, "record") == id &&
+            str_eq(obj_str(l, "type"), type_name))
+            n++;
+    }
+    cJSON_Delete(j);
+    return n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Snapshots
+ */
+void snapshot_add(const struct srv *s, struct snapshot *snap, const char *label, const char *auth,
+                  const char *fmt, ...)
+{
+    struct snapshot_entry *e = realloc(snap->e, (size_t)(snap->n + 1) * sizeof(*e));
+    ck_assert_ptr_nonnull(e);
+    snap->e = e;
+    e += snap->n++;
+    snprintf(e->label, sizeof(e->label), "%s", label);
+    snprintf(e->auth, sizeof(e->auth), "%s", auth ? auth : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->path, sizeof(e->path), fmt, ap);
+    va_end(ap);
+    e->body = api_get_text(s, auth, "%s", e->path);
+}
+
+void snapshot_same(const struct srv *s, struct snapshot *snap, const char *what)
+{
+    for (int i = 0; i < snap->n; i++) {
+        const struct snapshot_entry *e = &snap->e[i];
+        char *now = api_get_text(s, e->auth[0] ? e->auth : NULL, "%s", e->path);
+        ck_assert_msg(strcmp(e->body, now) == 0, "%s changed %s:\n%s\n->\n%s", what, e->label,
+                      e->body, now);
+        free(now);
+    }
+    for (int i = 0; i < snap->n; i++)
+        free(snap->e[i].body);
+    free(snap->e);
+    snap->e = NULL;
+    snap->n = 0;
+}
+
+void assert_move_refused(const struct srv *s, struct snapshot *snap, const char *type_path,
+                         long long id, const char *auth, const char *who, const char *name,
+                         const char *body, long want, const char *rule, const char *path)
+{
+    struct resp r;
+    long st = api_call(s, auth, "POST", body, &r, "%s/%lld/transitions/%s", type_path, id, name);
+    char what[160];
+    snprintf(what, sizeof(what), "%s runs %s on %lld", who, name, id);
+    assert_problem(&r, want, st, rule, path, what);
+    resp_free(&r);
+    snapshot_same(s, snap, what);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The test clock
+ */
+static const char *const CLOCK_PATH = "/api/v1/test/clock";
+
+void clock_set_ms(const struct srv *s, int64_t ms)
+{
+    char ts[40], body[80];
+    trl_datetime_format(ms, ts);
+    snprintf(body, sizeof(body), "{\"now\":\"%s\"}", ts);
+    struct resp r;
+    long st = api_call(s, NULL, "POST", body, &r, "%s", CLOCK_PATH);
+    ck_assert_msg(st == 200, "POST clock %s: %ld %s", body, st, r.body);
+    cJSON *j = resp_json(&r);
+    ck_assert_msg(obj_time_ms(j, "now") >= ms, "clock at %s after %s", obj_str(j, "now"), body);
+    cJSON_Delete(j);
+    resp_free(&r);
+}
+
+void clock_set(const struct srv *s, const char *rfc3339)
+{
+    clock_set_ms(s, time_ms(rfc3339));
+}
+
+void clock_advance(const struct srv *s, int64_t ms)
+{
+    char body[80];
+    snprintf(body, sizeof(body), "{\"advance_ms\":%lld}", (long long)ms);
+    struct resp r;
+    long st = api_call(s, NULL, "POST", body, &r, "%s", CLOCK_PATH);
+    ck_assert_msg(st == 200, "POST clock %s: %ld %s", body, st, r.body);
+    resp_free(&r);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * JSON and problem answers
+ */
+cJSON *resp_json(const struct resp *r)
+{
+    cJSON *j = cJSON_Parse(r->body);
+    ck_assert_msg(j != NULL, "not JSON: %s", r->body);
+    return j;
+}
+
+const char *obj_str(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+long long obj_int(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+}
+
+int64_t time_ms(const char *rfc3339)
+{
+    int64_t ms;
+    ck_assert_msg(rfc3339 && trl_datetime_parse(rfc3339, strlen(rfc3339), &ms) == 0,
+                  "not a datetime: %s", rfc3339 ? rfc3339 : "(null)");
+    return ms;
+}
+
+int64_t obj_time_ms(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (cJSON_IsNull(v)) return 0;
+    ck_assert_msg(cJSON_IsString(v), "%s is neither a datetime nor null", key);
+    return time_ms(v->valuestring);
+}
+
+bool str_eq(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+bool json_join_sorted(const cJSON *arr, char *out, size_t n)
+{
+    const char *names[16];
+    int k = 0;
+    bool ok = true;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (!cJSON_IsString(it) || k == 16) {
+            ok = false;
+            continue;
+        }
+        names[k++] = it->valuestring;
+    }
+    qsort(names, (size_t)k, sizeof(names[0]), cmp_str);
+    out[0] = 0;
+    for (int i = 0; i < k; i++)
+        snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? "," : "", names[i]);
+    return ok;
+}
+
+bool problem_has_field(const char *body, const char *field)
+{
+    cJSON *j = cJSON_Parse(body);
+    const cJSON *e;
+    bool found = false;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "errors"))
+    {
+        if (str_eq(obj_str(e, "field"), field)) found = true;
+    }
+    cJSON_Delete(j);
+    return found;
+}
+
+void assert_problem(const struct resp *r, long want_status, long got, const char *rule,
+                    const char *path, const char *what)
+{
+    ck_assert_msg(got == want_status, "%s: want %ld, got %ld %s", what, want_status, got, r->body);
+    if (!rule) return;
+    cJSON *j = resp_json(r);
+    ck_assert_msg(str_eq(obj_str(j, "rule"), rule), "%s: want rule %s: %s", what, rule, r->body);
+    if (path)
+        ck_assert_msg(str_eq(obj_str(j, "path"), path), "%s: want path %s: %s", what, path,
+                      r->body);
+    cJSON_Delete(j);
 }

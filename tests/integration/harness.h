@@ -5,12 +5,19 @@
  * `trellis serve --listen 127.0.0.1:0 --port-file ...` as a child process and waits (bounded) for
  * the port. Every wait is bounded; processes are ended by PID only.
  * Environment (set by ctest): TRELLIS_BIN, TRELLIS_SRC, TRELLIS_SHARED.
+ * The shared helpers further down use Check (ck_assert) and runtime/core's datetime functions:
+ * a suite links trl_core after trl_testharness (as tests/integration and tests/crash do).
  */
 #ifndef TRL_TEST_HARNESS_H
 #define TRL_TEST_HARNESS_H
 
+#include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 
 struct srv {
@@ -85,5 +92,178 @@ long long json_int(const char *json, const char *key, long long def);
 /* True when every member of `subset` (a JSON text) appears with an equal value in `json`
  * (objects compared recursively; arrays compared element by element). */
 bool json_contains(const char *json, const char *subset);
+
+/* ---------------------------------------------------------------------------------------------
+ * Helpers shared by the suites. The ones that check something fail the running Check test
+ * (ck_assert) when it does not hold; the macros below keep the failure at the test's own line.
+ */
+
+/* Sleeps ms milliseconds. */
+void wait_ms(int ms);
+/* Polls cond every 50 ms for up to 5 s, then asserts it (the rest: ck_assert_msg's message). */
+#define WAIT_FOR(cond, ...)                                                                        \
+    do {                                                                                           \
+        for (int w_ = 0; w_ < 100 && !(cond); w_++)                                                \
+            wait_ms(50);                                                                           \
+        ck_assert_msg(cond, __VA_ARGS__);                                                          \
+    } while (0)
+
+/* Server and store. */
+/* Stops the server and runs `trellis check` on its data directory, printing the check's output
+ * to stderr when it fails; the check's exit status (0: consistent). For teardowns (the data
+ * directory stays: srv_cleanup removes it). */
+int srv_stop_and_check(struct srv *s);
+/* Asserts that `trellis check` passes on s->dir (the server stopped, or live). */
+void assert_store_check(const struct srv *s);
+
+/* The CLI against s->dir. */
+/* Runs `trellis A B C --data <s->dir>` and asserts that it succeeds ("org add acme"). */
+void cli_run3(const struct srv *s, const char *a, const char *b, const char *c);
+/* Adds user name with role (and org when not NULL), creates an API token for them (named
+ * token_name; NULL: the CLI's default name) and writes "Authorization: Bearer <token>" into
+ * hdr (n bytes). */
+void cli_add_user(const struct srv *s, const char *name, const char *role, const char *org,
+                  const char *token_name, char *hdr, size_t n);
+/* A user of a suite: name, role, org (or NULL) and, once added, its Authorization header. */
+struct test_user {
+    const char *name, *role, *org;
+    char hdr[128]; /* "Authorization: Bearer ..." */
+};
+/* cli_add_user for each of the n users, with a token named "tk_<name>" each. */
+void cli_add_users(const struct srv *s, struct test_user *users, int n);
+
+/* Requests with Content-Type: application/json. auth is the caller's "Authorization: Bearer ..."
+ * header, NULL for the harness's admin token. They answer the HTTP status (0 when the request
+ * failed) and leave the response in out, or free it when out is NULL. */
+/* One request to path; extra is one more header ("Idempotency-Key: k") or NULL. */
+long api_request(const struct srv *s, const char *auth, const char *extra, const char *method,
+                 const char *path, const char *body, struct resp *out);
+/* One request to a printf-formatted path. */
+long api_call(const struct srv *s, const char *auth, const char *method, const char *body,
+              struct resp *out, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* api_call with the path's arguments in a va_list (for a suite's own variadic wrapper). */
+long api_vcall(const struct srv *s, const char *auth, const char *method, const char *body,
+               struct resp *out, const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+/* A GET that must answer 200: the body (owned). */
+char *api_get_text(const struct srv *s, const char *auth, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A GET that must answer 200 with JSON: the parsed body (owned). */
+cJSON *api_get_json(const struct srv *s, const char *auth, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A GET that must answer 200 with a JSON object whose "items" is an array: the parsed body
+ * (owned), its items in *items. */
+cJSON *api_get_items(const struct srv *s, const char *auth, cJSON **items, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* PUT doc (printed unformatted) to a formatted path; the status, the response in out. */
+long api_put_json(const struct srv *s, const char *auth, const cJSON *doc, struct resp *out,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Records and their history, as the administrator reads them; type_path is the records
+ * collection ("/api/v1/records/marketing_request"). */
+/* String member key of record id (def when absent or not a string), copied into buf. */
+const char *api_record_str(const struct srv *s, const char *type_path, long long id,
+                           const char *key, const char *def, char *buf, size_t n);
+/* History events of record id whose string member key equals value (key NULL: every event). */
+int api_history_count(const struct srv *s, const char *type_path, long long id, const char *key,
+                      const char *value);
+/* History event -back of record id (0: the last) as JSON text (owned); asserts that it exists. */
+char *api_history_event(const struct srv *s, const char *type_path, long long id, int back);
+/* The record is in state want. */
+#define ASSERT_RECORD_STATE(s, type_path, id, want)                                                \
+    do {                                                                                           \
+        char st_[64];                                                                              \
+        ck_assert_msg(                                                                             \
+            strcmp(api_record_str(s, type_path, id, "state", "(none)", st_, sizeof(st_)), want) == \
+                0,                                                                                 \
+            "record %lld: want state %s, got %s", (long long)(id), want, st_);                     \
+    } while (0)
+/* History event -back of the record contains subset (json_contains). */
+#define ASSERT_HISTORY_EVENT(s, type_path, id, back, subset)                                       \
+    do {                                                                                           \
+        char *ev_ = api_history_event(s, type_path, id, back);                                     \
+        ck_assert_msg(json_contains(ev_, subset), "record %lld event -%d: want %s in %s",          \
+                      (long long)(id), back, subset, ev_);                                         \
+        free(ev_);                                                                                 \
+    } while (0)
+
+/* Approval tasks and inboxes. */
+/* The pending approval task of the user behind auth (called name in messages) on record id, 0
+ * when none; asserts that there is at most one. With check_each, also that each such task says
+ * status pending and assignee name. */
+long long api_pending_task(const struct srv *s, const char *auth, const char *name, long long id,
+                           bool check_each);
+/* Approval task tid (GET /api/v1/approvals/{tid} as the administrator) contains subset. */
+#define ASSERT_APPROVAL_TASK(s, tid, subset)                                                       \
+    do {                                                                                           \
+        struct resp r_;                                                                            \
+        ck_assert_int_eq(                                                                          \
+            api_call(s, NULL, "GET", NULL, &r_, "/api/v1/approvals/%lld", (long long)(tid)), 200); \
+        ck_assert_msg(json_contains(r_.body, subset), "task %lld: want %s in %s",                  \
+                      (long long)(tid), subset, r_.body);                                          \
+        resp_free(&r_);                                                                            \
+    } while (0)
+/* Messages of kind in the inbox of the user behind auth that link record id of type type_name
+ * ("marketing_request"). */
+int api_inbox_count(const struct srv *s, const char *auth, const char *kind, const char *type_name,
+                    long long id);
+
+/* Snapshots: a refused request changes nothing. */
+/* GET answers kept to compare later: each entry a label ("the record", "rita's inbox"), the
+ * caller's auth (copied; NULL: admin), a path and the body it answered. Zero-initialise (or let
+ * the first snapshot_add on a {0} snapshot start it). */
+struct snapshot {
+    int n;
+    struct snapshot_entry {
+        char label[64];
+        char auth[128]; /* "" for the admin token */
+        char path[256];
+        char *body;
+    } * e;
+};
+/* GETs the formatted path as auth (it must answer 200) and keeps the body under label. */
+void snapshot_add(const struct srv *s, struct snapshot *snap, const char *label, const char *auth,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* GETs every entry again, in order, and asserts that it answers the same body ("<what> changed
+ * <label>:\n<before>\n->\n<after>"); then frees the snapshot. */
+void snapshot_same(const struct srv *s, struct snapshot *snap, const char *what);
+
+/* Runs transition name on record id of type_path as auth (who names them in messages) with body
+ * and asserts that it is refused: status want and, when rule is not NULL, a problem naming rule
+ * (and path when not NULL); then that nothing in snap (taken just before) changed. Frees snap. */
+void assert_move_refused(const struct srv *s, struct snapshot *snap, const char *type_path,
+                         long long id, const char *auth, const char *who, const char *name,
+                         const char *body, long want, const char *rule, const char *path);
+
+/* The server's test clock (`serve --test-clock`, POST /api/v1/test/clock). */
+/* Sets the clock to ms (UTC milliseconds) and asserts that it is there. */
+void clock_set_ms(const struct srv *s, int64_t ms);
+/* Sets the clock to an RFC 3339 datetime. */
+void clock_set(const struct srv *s, const char *rfc3339);
+/* Moves the clock on by ms. */
+void clock_advance(const struct srv *s, int64_t ms);
+
+/* JSON and problem answers. */
+/* The response body parsed (owned); asserts that it is JSON. */
+cJSON *resp_json(const struct resp *r);
+/* String member key of object j, NULL when absent or not a string. */
+const char *obj_str(const cJSON *j, const char *key);
+/* Number member key of object j, -1 when absent or not a number. */
+long long obj_int(const cJSON *j, const char *key);
+/* An RFC 3339 datetime as UTC milliseconds; asserts that it parses. */
+int64_t time_ms(const char *rfc3339);
+/* Datetime member key of object j as UTC milliseconds, 0 when null; asserts that it is a
+ * datetime or null. */
+int64_t obj_time_ms(const cJSON *j, const char *key);
+/* True when a and b are both strings and equal. */
+bool str_eq(const char *a, const char *b);
+/* The strings of JSON array arr sorted and joined by commas into out ("rex,rita"); other items
+ * are left out. False when an item was not a string or there were more than 16. */
+bool json_join_sorted(const cJSON *arr, char *out, size_t n);
+/* True when the problem body's errors[] has an entry whose "field" is field. */
+bool problem_has_field(const char *body, const char *field);
+/* The answer r (status got) is want_status and, when rule is not NULL, a problem naming rule (and
+ * path when not NULL); what names the request in messages. */
+void assert_problem(const struct resp *r, long want_status, long got, const char *rule,
+                    const char *path, const char *what);
 
 #endif

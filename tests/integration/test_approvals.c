@@ -11,7 +11,6 @@
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +21,7 @@ static const char *WF = "/api/v1/meta/workflows/marketing_request";
 
 /* The users of every test (admin is the harness's). */
 enum { ANN, BOB, RITA, REX, FAY, DAN, VIC, P1, P2, P3, NUSERS };
-static struct who {
-    const char *name, *role, *org;
-    char hdr[128]; /* "Authorization: Bearer ..." */
-} U[NUSERS] = {
+static struct test_user U[NUSERS] = {
     [ANN] = {"ann", "partner", "acme", ""},  [BOB] = {"bob", "partner", "globex", ""},
     [RITA] = {"rita", "reviewer", NULL, ""}, [REX] = {"rex", "reviewer", NULL, ""},
     [FAY] = {"fay", "finance", NULL, ""},    [DAN] = {"dan", "director", NULL, ""},
@@ -33,63 +29,21 @@ static struct who {
     [P2] = {"p2", "panel", NULL, ""},        [P3] = {"p3", "panel", NULL, ""},
 };
 #define H(u)  (U[u].hdr)
-#define ADMIN NULL /* req(): NULL sends the harness's admin token */
-
-static void cli3(const char *a, const char *b, const char *c)
-{
-    const char *argv[] = {a, b, c, "--data", S.dir, NULL};
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "%s %s %s: %s", a, b, c, out);
-    free(out);
-}
-
-static void user(struct who *w)
-{
-    const char *argv[12];
-    int n = 0;
-    argv[n++] = "user";
-    argv[n++] = "add";
-    argv[n++] = w->name;
-    argv[n++] = "--role";
-    argv[n++] = w->role;
-    if (w->org) {
-        argv[n++] = "--org";
-        argv[n++] = w->org;
-    }
-    argv[n++] = "--data";
-    argv[n++] = S.dir;
-    argv[n] = NULL;
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "user add %s: %s", w->name, out);
-    free(out);
-    char tname[64];
-    snprintf(tname, sizeof(tname), "tk_%s", w->name);
-    const char *tok[] = {"token", "create", w->name, "--name", tname, "--data", S.dir, NULL};
-    ck_assert_int_eq(run_trellis(tok, &out, 60), 0);
-    const char *p = strstr(out, "trl_");
-    ck_assert_msg(p != NULL, "token create %s: %s", w->name, out);
-    snprintf(w->hdr, sizeof(w->hdr), "Authorization: Bearer %.68s", p);
-    free(out);
-}
+#define ADMIN NULL /* api_call(): NULL sends the harness's admin token */
 
 static void setup(void)
 {
     ck_assert_int_eq(srv_init(&S, NULL), 0);
     tmpreg_add(S.dir); /* removed by the parent even when a test fails before its teardown */
-    cli3("org", "add", "acme");
-    cli3("org", "add", "globex");
-    for (int i = 0; i < NUSERS; i++)
-        user(&U[i]);
+    cli_run3(&S, "org", "add", "acme");
+    cli_run3(&S, "org", "add", "globex");
+    cli_add_users(&S, U, NUSERS);
     ck_assert_int_eq(srv_start(&S), 0);
 }
 
 static void teardown(void)
 {
-    char *out = NULL;
-    srv_stop(&S);
-    int rc = store_check(S.dir, &out);
-    if (rc) fprintf(stderr, "check: %s\n", out);
-    free(out);
+    int rc = srv_stop_and_check(&S);
     srv_cleanup(&S);
     ck_assert_int_eq(rc, 0);
 }
@@ -97,78 +51,6 @@ static void teardown(void)
 /* ---------------------------------------------------------------------------------------------
  * Requests
  */
-/* One request as hdr (NULL: admin) to a formatted path; the status. out may be NULL. */
-static long call(const char *hdr, const char *method, const char *body, struct resp *out,
-                 const char *fmt, ...)
-{
-    char path[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    const char *h[3];
-    int n = 0;
-    if (hdr) h[n++] = hdr;
-    h[n++] = "Content-Type: application/json";
-    h[n] = NULL;
-    struct resp tmp, *r = out ? out : &tmp;
-    http(&S, method, path, body, body ? strlen(body) : 0, h, r);
-    long st = r->status;
-    if (!out) resp_free(r);
-    return st;
-}
-
-static cJSON *parse(const struct resp *r)
-{
-    cJSON *j = cJSON_Parse(r->body);
-    ck_assert_msg(j != NULL, "not JSON: %s", r->body);
-    return j;
-}
-
-static const char *sget(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static long long iget(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
-
-static bool str_is(const char *a, const char *b)
-{
-    return a && b && strcmp(a, b) == 0;
-}
-
-/* The problem names rule (and, when path is not NULL, that path). */
-static void assert_problem(const struct resp *r, long want_status, long got, const char *rule,
-                           const char *path, const char *what)
-{
-    ck_assert_msg(got == want_status, "%s: want %ld, got %ld %s", what, want_status, got, r->body);
-    if (!rule) return;
-    cJSON *j = parse(r);
-    ck_assert_msg(str_is(sget(j, "rule"), rule), "%s: want rule %s: %s", what, rule, r->body);
-    if (path)
-        ck_assert_msg(str_is(sget(j, "path"), path), "%s: want path %s: %s", what, path, r->body);
-    cJSON_Delete(j);
-}
-
-/* True when the problem's errors[] name field. */
-static bool has_error_field(const char *body, const char *field)
-{
-    cJSON *j = cJSON_Parse(body);
-    const cJSON *e;
-    bool found = false;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "errors"))
-    {
-        if (str_is(sget(e, "field"), field)) found = true;
-    }
-    cJSON_Delete(j);
-    return found;
-}
-
 /* A request by ann with a start date, submitted by ann. */
 static long long new_request(const char *title, const char *budget)
 {
@@ -178,11 +60,11 @@ static long long new_request(const char *title, const char *budget)
              "\"2026-09-01\"}",
              title, budget);
     struct resp r;
-    ck_assert_int_eq(call(H(ANN), "POST", body, &r, "%s", MR), 201);
+    ck_assert_int_eq(api_call(&S, H(ANN), "POST", body, &r, "%s", MR), 201);
     long long id = json_int(r.body, "id", 0);
     resp_free(&r);
-    long st = call(H(ANN), "POST", "{\"comment\":\"please review\"}", &r,
-                   "%s/%lld/transitions/submit", MR, id);
+    long st = api_call(&S, H(ANN), "POST", "{\"comment\":\"please review\"}", &r,
+                       "%s/%lld/transitions/submit", MR, id);
     ck_assert_msg(st == 200 && json_contains(r.body, "{\"state\":\"submitted\"}"), "submit: %ld %s",
                   st, r.body);
     resp_free(&r);
@@ -192,7 +74,7 @@ static long long new_request(const char *title, const char *budget)
 static long move(const char *hdr, long long id, const char *name, const char *body,
                  struct resp *out)
 {
-    return call(hdr, "POST", body, out, "%s/%lld/transitions/%s", MR, id, name);
+    return api_call(&S, hdr, "POST", body, out, "%s/%lld/transitions/%s", MR, id, name);
 }
 
 /* rita starts the review: 200 and the record in state. */
@@ -201,8 +83,8 @@ static void start_review(long long id, const char *state)
     struct resp r;
     long st = move(H(RITA), id, "start_review", NULL, &r);
     ck_assert_msg(st == 200, "start_review %lld: %ld %s", id, st, r.body);
-    cJSON *j = parse(&r);
-    ck_assert_msg(str_is(sget(j, "state"), state), "start_review %lld: %s", id, r.body);
+    cJSON *j = resp_json(&r);
+    ck_assert_msg(str_eq(obj_str(j, "state"), state), "start_review %lld: %s", id, r.body);
     cJSON_Delete(j);
     resp_free(&r);
 }
@@ -210,89 +92,39 @@ static void start_review(long long id, const char *state)
 /* The record's state (copied into buf). */
 static const char *state_of(long long id, char *buf, size_t n)
 {
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld", MR, id), 200);
-    cJSON *j = parse(&r);
-    snprintf(buf, n, "%s", sget(j, "state") ? sget(j, "state") : "(none)");
-    cJSON_Delete(j);
-    resp_free(&r);
-    return buf;
+    return api_record_str(&S, MR, id, "state", "(none)", buf, n);
 }
 
-#define ASSERT_STATE(id, want)                                                                     \
-    do {                                                                                           \
-        char st_[64];                                                                              \
-        ck_assert_msg(strcmp(state_of(id, st_, sizeof(st_)), want) == 0,                           \
-                      "record %lld: want state %s, got %s", (long long)(id), want, st_);           \
-    } while (0)
+#define ASSERT_STATE(id, want) ASSERT_RECORD_STATE(&S, MR, id, want)
 
 /* The record's history items (owned by the returned root; items in *items). */
 static cJSON *history(long long id, cJSON **items)
 {
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld/history", MR, id), 200);
-    cJSON *j = parse(&r);
-    resp_free(&r);
-    *items = cJSON_GetObjectItemCaseSensitive(j, "items");
-    ck_assert(cJSON_IsArray(*items));
-    return j;
+    return api_get_items(&S, ADMIN, items, "%s/%lld/history", MR, id);
 }
 
 static int count_action(long long id, const char *action)
 {
-    cJSON *items, *h = history(id, &items);
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, items)
-    {
-        if (str_is(sget(e, "action"), action)) n++;
-    }
-    cJSON_Delete(h);
-    return n;
+    return api_history_count(&S, MR, id, "action", action);
 }
 
 /* The last history event of the record as text (owned). */
 static char *last_event(long long id, int back)
 {
-    cJSON *items, *h = history(id, &items);
-    int n = cJSON_GetArraySize(items);
-    ck_assert_int_gt(n, back);
-    char *s = cJSON_PrintUnformatted(cJSON_GetArrayItem(items, n - 1 - back));
-    cJSON_Delete(h);
-    return s;
+    return api_history_event(&S, MR, id, back);
 }
 
-#define ASSERT_EVENT(id, back, subset)                                                             \
-    do {                                                                                           \
-        char *ev_ = last_event(id, back);                                                          \
-        ck_assert_msg(json_contains(ev_, subset), "record %lld event -%d: want %s in %s",          \
-                      (long long)(id), back, subset, ev_);                                         \
-        free(ev_);                                                                                 \
-    } while (0)
+#define ASSERT_EVENT(id, back, subset) ASSERT_HISTORY_EVENT(&S, MR, id, back, subset)
 
 /* The assignees of the approval named in event -back, sorted and joined by commas, equal want. */
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static void assert_assignees(long long id, int back, const char *want)
 {
     char *ev = last_event(id, back);
     cJSON *j = cJSON_Parse(ev);
     const cJSON *as = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(j, "approval"), "assignees");
-    const char *names[16];
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, as)
-    {
-        if (cJSON_IsString(it) && n < 16) names[n++] = it->valuestring;
-    }
-    qsort(names, (size_t)n, sizeof(names[0]), cmp_str);
-    char got[256] = "";
-    for (int i = 0; i < n; i++)
-        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? "," : "", names[i]);
+    char got[256];
+    json_join_sorted(as, got, sizeof(got));
     ck_assert_msg(strcmp(got, want) == 0, "record %lld event -%d: assignees %s, want %s: %s", id,
                   back, got, want, ev);
     cJSON_Delete(j);
@@ -302,66 +134,27 @@ static void assert_assignees(long long id, int back, const char *want)
 /* The pending task of user u for record id, 0 when none (at most one is allowed). */
 static long long pending_task(int u, long long id)
 {
-    struct resp r;
-    ck_assert_int_eq(
-        call(H(u), "GET", NULL, &r, "/api/v1/approvals?assignee=me&status=pending&limit=1000"),
-        200);
-    cJSON *j = parse(&r);
-    long long found = 0;
-    int n = 0;
-    const cJSON *t;
-    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(j, "items"))
-    {
-        if (iget(t, "record") == id) {
-            found = iget(t, "id");
-            n++;
-            ck_assert_msg(str_is(sget(t, "status"), "pending") &&
-                              str_is(sget(t, "assignee"), U[u].name),
-                          "%s's inbox: %s", U[u].name, r.body);
-        }
-    }
-    ck_assert_msg(n <= 1, "%s holds %d pending tasks of record %lld: %s", U[u].name, n, id, r.body);
-    cJSON_Delete(j);
-    resp_free(&r);
-    return found;
+    return api_pending_task(&S, H(u), U[u].name, id, true);
 }
 
 /* The task as the admin sees it (owned). */
 static cJSON *task(long long tid)
 {
-    struct resp r;
-    long st = call(ADMIN, "GET", NULL, &r, "/api/v1/approvals/%lld", tid);
-    ck_assert_msg(st == 200, "GET task %lld: %ld %s", tid, st, r.body);
-    cJSON *j = parse(&r);
-    resp_free(&r);
-    return j;
+    return api_get_json(&S, ADMIN, "/api/v1/approvals/%lld", tid);
 }
 
-#define ASSERT_TASK(tid, subset)                                                                   \
-    do {                                                                                           \
-        struct resp r_;                                                                            \
-        ck_assert_int_eq(                                                                          \
-            call(ADMIN, "GET", NULL, &r_, "/api/v1/approvals/%lld", (long long)(tid)), 200);       \
-        ck_assert_msg(json_contains(r_.body, subset), "task %lld: want %s in %s",                  \
-                      (long long)(tid), subset, r_.body);                                          \
-        resp_free(&r_);                                                                            \
-    } while (0)
+#define ASSERT_TASK(tid, subset) ASSERT_APPROVAL_TASK(&S, tid, subset)
 
 /* The record's approvals, newest first (owned root; items in *items). */
 static cJSON *approvals_of(long long id, cJSON **items)
 {
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld/approvals", MR, id), 200);
-    cJSON *j = parse(&r);
-    resp_free(&r);
-    *items = cJSON_GetObjectItemCaseSensitive(j, "items");
-    ck_assert(cJSON_IsArray(*items));
-    return j;
+    return api_get_items(&S, ADMIN, items, "%s/%lld/approvals", MR, id);
 }
 
 static long decide(int u, long long tid, const char *verb, const char *body, struct resp *out)
 {
-    return call(u < 0 ? ADMIN : H(u), "POST", body, out, "/api/v1/approvals/%lld/%s", tid, verb);
+    return api_call(&S, u < 0 ? ADMIN : H(u), "POST", body, out, "/api/v1/approvals/%lld/%s", tid,
+                    verb);
 }
 
 /* u decides tid: 200, and the record lands in state. */
@@ -371,13 +164,13 @@ static void decide_ok(int u, long long tid, const char *verb, const char *body, 
     struct resp r;
     long st = decide(u, tid, verb, body, &r);
     ck_assert_msg(st == 200, "%s %s task %lld: %ld %s", U[u].name, verb, tid, st, r.body);
-    cJSON *j = parse(&r);
+    cJSON *j = resp_json(&r);
     const cJSON *rec = cJSON_GetObjectItemCaseSensitive(j, "record");
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(j, "task");
-    ck_assert_msg(iget(rec, "id") == id && str_is(sget(rec, "state"), state),
+    ck_assert_msg(obj_int(rec, "id") == id && str_eq(obj_str(rec, "state"), state),
                   "%s %s task %lld: want record %lld in %s: %s", U[u].name, verb, tid, id, state,
                   r.body);
-    ck_assert_msg(iget(tk, "id") == tid, "answer names another task: %s", r.body);
+    ck_assert_msg(obj_int(tk, "id") == tid, "answer names another task: %s", r.body);
     cJSON_Delete(j);
     resp_free(&r);
     ASSERT_STATE(id, state);
@@ -386,70 +179,26 @@ static void decide_ok(int u, long long tid, const char *verb, const char *body, 
 /* ---------------------------------------------------------------------------------------------
  * Snapshots: a refusal changes nothing (record, history, approvals, every inbox and done list).
  */
-struct snap {
-    char *rec, *hist, *appr;
-    char *box[NUSERS][2];
-};
-
-static char *get_text(const char *hdr, const char *path)
+static void snap_take(long long id, struct snapshot *s)
 {
-    struct resp r;
-    long st = call(hdr, "GET", NULL, &r, "%s", path);
-    ck_assert_msg(st == 200, "GET %s: %ld %s", path, st, r.body);
-    char *s = strdup(r.body);
-    resp_free(&r);
-    return s;
-}
-
-static void snap_take(long long id, struct snap *s)
-{
-    char p[160];
-    snprintf(p, sizeof(p), "%s/%lld", MR, id);
-    s->rec = get_text(ADMIN, p);
-    snprintf(p, sizeof(p), "%s/%lld/history", MR, id);
-    s->hist = get_text(ADMIN, p);
-    snprintf(p, sizeof(p), "%s/%lld/approvals", MR, id);
-    s->appr = get_text(ADMIN, p);
+    *s = (struct snapshot){0};
+    snapshot_add(&S, s, "the record", ADMIN, "%s/%lld", MR, id);
+    snapshot_add(&S, s, "the history", ADMIN, "%s/%lld/history", MR, id);
+    snapshot_add(&S, s, "the approvals", ADMIN, "%s/%lld/approvals", MR, id);
     for (int u = 0; u < NUSERS; u++) {
-        s->box[u][0] = get_text(H(u), "/api/v1/approvals?status=pending&limit=1000");
-        s->box[u][1] = get_text(H(u), "/api/v1/approvals?status=done&limit=1000");
+        char l[64];
+        snprintf(l, sizeof(l), "%s's pending list", U[u].name);
+        snapshot_add(&S, s, l, H(u), "/api/v1/approvals?status=pending&limit=1000");
+        snprintf(l, sizeof(l), "%s's done list", U[u].name);
+        snapshot_add(&S, s, l, H(u), "/api/v1/approvals?status=done&limit=1000");
     }
-}
-
-static void snap_free(struct snap *s)
-{
-    free(s->rec);
-    free(s->hist);
-    free(s->appr);
-    for (int u = 0; u < NUSERS; u++)
-        free(s->box[u][0]), free(s->box[u][1]);
-}
-
-/* Takes a new snapshot and compares it with s (then frees both). */
-static void snap_same(long long id, struct snap *s, const char *what)
-{
-    struct snap now;
-    snap_take(id, &now);
-    ck_assert_msg(strcmp(s->rec, now.rec) == 0, "%s changed the record:\n%s\n->\n%s", what, s->rec,
-                  now.rec);
-    ck_assert_msg(strcmp(s->hist, now.hist) == 0, "%s changed the history:\n%s\n->\n%s", what,
-                  s->hist, now.hist);
-    ck_assert_msg(strcmp(s->appr, now.appr) == 0, "%s changed the approvals:\n%s\n->\n%s", what,
-                  s->appr, now.appr);
-    for (int u = 0; u < NUSERS; u++)
-        for (int k = 0; k < 2; k++)
-            ck_assert_msg(strcmp(s->box[u][k], now.box[u][k]) == 0,
-                          "%s changed %s's %s list:\n%s\n->\n%s", what, U[u].name,
-                          k ? "done" : "pending", s->box[u][k], now.box[u][k]);
-    snap_free(s);
-    snap_free(&now);
 }
 
 /* A refused decision: status, rule (and field when given), and nothing changed. */
 static void refused_decision(long long id, int u, long long tid, const char *verb, const char *body,
                              long want, const char *rule, const char *field)
 {
-    struct snap s;
+    struct snapshot s;
     snap_take(id, &s);
     struct resp r;
     long st = decide(u, tid, verb, body, &r);
@@ -458,25 +207,20 @@ static void refused_decision(long long id, int u, long long tid, const char *ver
              body ? body : "");
     assert_problem(&r, want, st, rule, NULL, what);
     if (field)
-        ck_assert_msg(has_error_field(r.body, field), "%s: want errors[] %s: %s", what, field,
+        ck_assert_msg(problem_has_field(r.body, field), "%s: want errors[] %s: %s", what, field,
                       r.body);
     resp_free(&r);
-    snap_same(id, &s, what);
+    snapshot_same(&S, &s, what);
 }
 
 /* A refused transition: status, rule and path, nothing changed. */
 static void refused_move(long long id, int u, const char *name, const char *body, long want,
                          const char *rule, const char *path)
 {
-    struct snap s;
+    struct snapshot s;
     snap_take(id, &s);
-    struct resp r;
-    long st = move(u < 0 ? ADMIN : H(u), id, name, body, &r);
-    char what[160];
-    snprintf(what, sizeof(what), "%s runs %s on %lld", u < 0 ? "admin" : U[u].name, name, id);
-    assert_problem(&r, want, st, rule, path, what);
-    resp_free(&r);
-    snap_same(id, &s, what);
+    assert_move_refused(&S, &s, MR, id, u < 0 ? ADMIN : H(u), u < 0 ? "admin" : U[u].name, name,
+                        body, want, rule, path);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -497,7 +241,7 @@ START_TEST(sample_story_director_step_over_50000)
     ck_assert_int_eq(pending_task(FAY, id), 0);
     /* The task as the inbox shows it. */
     struct resp r;
-    ck_assert_int_eq(call(H(REX), "GET", NULL, &r, "/api/v1/approvals?assignee=me"), 200);
+    ck_assert_int_eq(api_call(&S, H(REX), "GET", NULL, &r, "/api/v1/approvals?assignee=me"), 200);
     ck_assert_msg(json_contains(r.body, "{\"items\":[{\"approval_name\":\"marketing_review\","
                                         "\"workflow\":\"marketing_request\",\"type\":"
                                         "\"marketing_request\",\"title\":\"Spring launch 春季\","
@@ -519,7 +263,7 @@ START_TEST(sample_story_director_step_over_50000)
     ASSERT_TASK(t_rex, "{\"status\":\"approved\",\"comment\":\"looks good\",\"approval_detail\":"
                        "{\"status\":\"approved\",\"steps\":[{\"status\":\"approved\","
                        "\"approves\":1,\"rejects\":0}]}}");
-    ck_assert_int_eq(call(H(RITA), "GET", NULL, &r, "/api/v1/approvals?status=done"), 200);
+    ck_assert_int_eq(api_call(&S, H(RITA), "GET", NULL, &r, "/api/v1/approvals?status=done"), 200);
     ck_assert_msg(
         json_contains(r.body, "{\"items\":[{\"assignee\":\"rita\",\"status\":\"cancelled\"}]}"),
         "%s", r.body);
@@ -583,8 +327,8 @@ START_TEST(sample_story_director_step_over_50000)
     free(txt);
     cJSON_Delete(a);
     /* The requester may read them too; another org may not. */
-    ck_assert_int_eq(call(H(ANN), "GET", NULL, NULL, "%s/%lld/approvals", MR, id), 200);
-    ck_assert_int_eq(call(H(BOB), "GET", NULL, NULL, "%s/%lld/approvals", MR, id), 404);
+    ck_assert_int_eq(api_call(&S, H(ANN), "GET", NULL, NULL, "%s/%lld/approvals", MR, id), 200);
+    ck_assert_int_eq(api_call(&S, H(BOB), "GET", NULL, NULL, "%s/%lld/approvals", MR, id), 404);
 }
 END_TEST
 
@@ -646,7 +390,7 @@ static void put_mode_workflow(const char *approvers, const char *mode_extra)
              "\"on_approve\":\"approve\",\"on_reject\":\"reject\"}]}",
              approvers, mode_extra);
     struct resp r;
-    long st = call(ADMIN, "PUT", wf, &r, "%s", WF);
+    long st = api_call(&S, ADMIN, "PUT", wf, &r, "%s", WF);
     ck_assert_msg(st == 200 || st == 201, "PUT workflow: %ld %s", st, r.body);
     resp_free(&r);
 }
@@ -708,13 +452,13 @@ START_TEST(mode_any_first_decision_decides)
     panel_tasks(c, t);
     refused_decision(c, P1, t[0], "return", "{\"comment\":\"fix it\"}", 409, "return", NULL);
     /* Nor on_recall: the requester cannot recall it. */
-    struct snap sn;
+    struct snapshot sn;
     snap_take(c, &sn);
     struct resp r;
-    long st = call(H(ANN), "POST", NULL, &r, "%s/%lld/recall", MR, c);
+    long st = api_call(&S, H(ANN), "POST", NULL, &r, "%s/%lld/recall", MR, c);
     assert_problem(&r, 409, st, "recall", NULL, "recall without on_recall");
     resp_free(&r);
-    snap_same(c, &sn, "recall without on_recall");
+    snapshot_same(&S, &sn, "recall without on_recall");
 }
 END_TEST
 
@@ -757,18 +501,19 @@ END_TEST
 START_TEST(mode_quorum_two_of_three_group)
 {
     struct resp r;
-    long st = call(ADMIN, "PUT",
-                   "{\"labels\":{\"en\":\"Panel\",\"zh-CN\":\"评审组\"},\"members\":[\"p1\",\"p2\","
-                   "\"p3\"]}",
-                   &r, "/api/v1/groups/panel");
+    long st =
+        api_call(&S, ADMIN, "PUT",
+                 "{\"labels\":{\"en\":\"Panel\",\"zh-CN\":\"评审组\"},\"members\":[\"p1\",\"p2\","
+                 "\"p3\"]}",
+                 &r, "/api/v1/groups/panel");
     ck_assert_msg(st == 200 || st == 201, "PUT group: %ld %s", st, r.body);
     resp_free(&r);
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "/api/v1/groups/panel"), 200);
+    ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, &r, "/api/v1/groups/panel"), 200);
     ck_assert_msg(json_contains(r.body, "{\"name\":\"panel\",\"labels\":{\"zh-CN\":\"评审组\"},"
                                         "\"members\":[\"p1\",\"p2\",\"p3\"]}"),
                   "%s", r.body);
     resp_free(&r);
-    ck_assert_int_eq(call(H(RITA), "GET", NULL, NULL, "/api/v1/groups/panel"), 403);
+    ck_assert_int_eq(api_call(&S, H(RITA), "GET", NULL, NULL, "/api/v1/groups/panel"), 403);
     put_mode_workflow("{\"group\":\"panel\"}", "\"mode\":\"quorum\",\"quorum\":2");
     long long t[3];
     /* Approve path: two approvals. */
@@ -822,9 +567,9 @@ START_TEST(mode_sequential_in_listed_order)
     long long tid[3];
     for (int k = 0; k < 3; k++) {
         const cJSON *tk = cJSON_GetArrayItem(tasks, k);
-        tid[k] = iget(tk, "id");
-        ck_assert_msg(str_is(sget(tk, "assignee"), order[k]) &&
-                          str_is(sget(tk, "status"), status[k]),
+        tid[k] = obj_int(tk, "id");
+        ck_assert_msg(str_eq(obj_str(tk, "assignee"), order[k]) &&
+                          str_eq(obj_str(tk, "status"), status[k]),
                       "task %d: %s", k, cJSON_PrintUnformatted(tk));
     }
     cJSON_Delete(root);
@@ -891,7 +636,8 @@ START_TEST(return_then_resubmit_starts_a_new_approval)
     /* ann changes and resubmits; a new approval starts at step 1 with new tasks. */
     struct resp r;
     ck_assert_int_eq(
-        call(H(ANN), "PATCH", "{\"description\":\"venue: hall 3\"}", &r, "%s/%lld", MR, id), 200);
+        api_call(&S, H(ANN), "PATCH", "{\"description\":\"venue: hall 3\"}", &r, "%s/%lld", MR, id),
+        200);
     resp_free(&r);
     long st = move(H(ANN), id, "submit", "{\"comment\":\"venue added\"}", &r);
     ck_assert_msg(st == 200 && json_contains(r.body, "{\"state\":\"submitted\"}"), "%ld %s", st,
@@ -903,9 +649,9 @@ START_TEST(return_then_resubmit_starts_a_new_approval)
                       n_rex != t_rita,
                   "new tasks %lld %lld, old %lld %lld", n_rita, n_rex, t_rita, t_rex);
     cJSON *t1 = task(n_rex), *t0 = task(t_rex);
-    ck_assert_int_ne(iget(t1, "approval"), iget(t0, "approval"));
-    ck_assert_int_eq(iget(t1, "step_index"), 0);
-    ck_assert_msg(str_is(sget(t1, "step"), "marketing"), "step");
+    ck_assert_int_ne(obj_int(t1, "approval"), obj_int(t0, "approval"));
+    ck_assert_int_eq(obj_int(t1, "step_index"), 0);
+    ck_assert_msg(str_eq(obj_str(t1, "step"), "marketing"), "step");
     cJSON_Delete(t1);
     cJSON_Delete(t0);
     cJSON *ap, *root = approvals_of(id, &ap);
@@ -951,7 +697,7 @@ START_TEST(delegate_moves_the_task_with_its_rules)
     ASSERT_TASK(t_vic, "{\"assignee\":\"vic\",\"delegated_from\":\"rex\",\"status\":\"pending\","
                        "\"step\":\"marketing\"}");
     ASSERT_TASK(t_rex, "{\"status\":\"delegated\",\"comment\":\"on leave\"}");
-    ck_assert_int_eq(call(H(REX), "GET", NULL, &r, "/api/v1/approvals?status=done"), 200);
+    ck_assert_int_eq(api_call(&S, H(REX), "GET", NULL, &r, "/api/v1/approvals?status=done"), 200);
     ck_assert_msg(json_contains(r.body, "{\"items\":[{\"status\":\"delegated\"}]}"), "%s", r.body);
     resp_free(&r);
     ASSERT_EVENT(id, 0,
@@ -963,8 +709,8 @@ START_TEST(delegate_moves_the_task_with_its_rules)
     refused_decision(id, REX, t_rex, "approve", NULL, 409, "task", NULL);
     refused_decision(id, VIC, t_vic, "delegate", "{\"to\":\"rita\"}", 422, "delegate", "to");
     /* vic may read the task he holds (without any right on the type) and decide it. */
-    ck_assert_int_eq(call(H(VIC), "GET", NULL, NULL, "/api/v1/approvals/%lld", t_vic), 200);
-    ck_assert_int_eq(call(H(BOB), "GET", NULL, NULL, "/api/v1/approvals/%lld", t_vic), 404);
+    ck_assert_int_eq(api_call(&S, H(VIC), "GET", NULL, NULL, "/api/v1/approvals/%lld", t_vic), 200);
+    ck_assert_int_eq(api_call(&S, H(BOB), "GET", NULL, NULL, "/api/v1/approvals/%lld", t_vic), 404);
     decide_ok(VIC, t_vic, "approve", "{\"comment\":\"ok for rex\"}", id, "finance_review");
     ASSERT_TASK(t_rita, "{\"status\":\"cancelled\"}");
     ck_assert_int_eq(count_action(id, "approval"), 2);
@@ -982,55 +728,57 @@ START_TEST(out_of_office_moves_and_redirects_tasks)
     ck_assert(t_rita > 0);
     struct resp r;
     /* Bad rules are refused. */
-    ck_assert_int_eq(call(H(RITA), "PUT",
-                          "{\"delegate\":\"rita\",\"from\":\"2020-01-01T00:00:00Z\","
-                          "\"until\":\"2099-01-01T00:00:00Z\"}",
-                          &r, "/api/v1/approvals/out-of-office"),
+    ck_assert_int_eq(api_call(&S, H(RITA), "PUT",
+                              "{\"delegate\":\"rita\",\"from\":\"2020-01-01T00:00:00Z\","
+                              "\"until\":\"2099-01-01T00:00:00Z\"}",
+                              &r, "/api/v1/approvals/out-of-office"),
                      422);
     ck_assert_msg(strstr(r.body, "delegate"), "%s", r.body);
     resp_free(&r);
-    ck_assert_int_eq(call(H(RITA), "PUT",
-                          "{\"delegate\":\"vic\",\"from\":\"2099-01-01T00:00:00Z\","
-                          "\"until\":\"2020-01-01T00:00:00Z\"}",
-                          &r, "/api/v1/approvals/out-of-office"),
+    ck_assert_int_eq(api_call(&S, H(RITA), "PUT",
+                              "{\"delegate\":\"vic\",\"from\":\"2099-01-01T00:00:00Z\","
+                              "\"until\":\"2020-01-01T00:00:00Z\"}",
+                              &r, "/api/v1/approvals/out-of-office"),
                      422);
     ck_assert_msg(strstr(r.body, "until"), "%s", r.body);
     resp_free(&r);
-    ck_assert_int_eq(call(H(RITA), "PUT",
-                          "{\"delegate\":\"ghost\",\"from\":\"2020-01-01T00:00:00Z\","
-                          "\"until\":\"2099-01-01T00:00:00Z\"}",
-                          NULL, "/api/v1/approvals/out-of-office"),
+    ck_assert_int_eq(api_call(&S, H(RITA), "PUT",
+                              "{\"delegate\":\"ghost\",\"from\":\"2020-01-01T00:00:00Z\","
+                              "\"until\":\"2099-01-01T00:00:00Z\"}",
+                              NULL, "/api/v1/approvals/out-of-office"),
                      422);
-    ck_assert_int_eq(call(H(REX), "PUT",
-                          "{\"delegate\":\"vic\",\"from\":\"2020-01-01T00:00:00Z\","
-                          "\"until\":\"2099-01-01T00:00:00Z\"}",
-                          NULL, "/api/v1/approvals/out-of-office?user=rita"),
+    ck_assert_int_eq(api_call(&S, H(REX), "PUT",
+                              "{\"delegate\":\"vic\",\"from\":\"2020-01-01T00:00:00Z\","
+                              "\"until\":\"2099-01-01T00:00:00Z\"}",
+                              NULL, "/api/v1/approvals/out-of-office?user=rita"),
                      403);
-    ck_assert_int_eq(call(H(RITA), "GET", NULL, NULL, "/api/v1/approvals/out-of-office"), 404);
+    ck_assert_int_eq(api_call(&S, H(RITA), "GET", NULL, NULL, "/api/v1/approvals/out-of-office"),
+                     404);
     ck_assert_int_eq(pending_task(RITA, r1), t_rita);
     /* rita is away: her pending task moves to vic at once. */
-    long st = call(H(RITA), "PUT",
-                   "{\"delegate\":\"vic\",\"from\":\"2020-01-01T00:00:00Z\",\"until\":"
-                   "\"2099-01-01T00:00:00Z\",\"note\":\"年假 holiday\"}",
-                   &r, "/api/v1/approvals/out-of-office");
+    long st = api_call(&S, H(RITA), "PUT",
+                       "{\"delegate\":\"vic\",\"from\":\"2020-01-01T00:00:00Z\",\"until\":"
+                       "\"2099-01-01T00:00:00Z\",\"note\":\"年假 holiday\"}",
+                       &r, "/api/v1/approvals/out-of-office");
     ck_assert_msg(st == 200 && json_contains(r.body, "{\"user\":\"rita\",\"delegate\":\"vic\","
                                                      "\"note\":\"年假 holiday\",\"active\":true,"
                                                      "\"moved_tasks\":1}"),
                   "%ld %s", st, r.body);
     resp_free(&r);
-    ck_assert_int_eq(call(H(RITA), "GET", NULL, &r, "/api/v1/approvals/out-of-office"), 200);
+    ck_assert_int_eq(api_call(&S, H(RITA), "GET", NULL, &r, "/api/v1/approvals/out-of-office"),
+                     200);
     ck_assert_msg(json_contains(r.body, "{\"user\":\"rita\",\"delegate\":\"vic\"}"), "%s", r.body);
     resp_free(&r);
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "/api/v1/approvals/out-of-office?user=rita"),
-                     200);
+    ck_assert_int_eq(
+        api_call(&S, ADMIN, "GET", NULL, &r, "/api/v1/approvals/out-of-office?user=rita"), 200);
     ck_assert_msg(json_contains(r.body, "{\"delegate\":\"vic\"}"), "%s", r.body);
     resp_free(&r);
     ck_assert_int_eq(pending_task(RITA, r1), 0);
     long long t_vic1 = pending_task(VIC, r1);
     ck_assert_msg(t_vic1 > 0, "rita's task did not move to vic");
     cJSON *tv = task(t_vic1);
-    ck_assert_msg(str_is(sget(tv, "delegated_from"), "rita") ||
-                      str_is(sget(tv, "on_behalf_of"), "rita"),
+    ck_assert_msg(str_eq(obj_str(tv, "delegated_from"), "rita") ||
+                      str_eq(obj_str(tv, "on_behalf_of"), "rita"),
                   "the moved task does not name rita: %s", cJSON_PrintUnformatted(tv));
     cJSON_Delete(tv);
     ASSERT_TASK(t_rita, "{\"status\":\"delegated\"}");
@@ -1046,9 +794,12 @@ START_TEST(out_of_office_moves_and_redirects_tasks)
     assert_assignees(r2, 0, "rex,vic");
     decide_ok(VIC, t_vic2, "approve", "{\"comment\":\"for rita\"}", r2, "finance_review");
     /* Back from leave: the rule goes, new tasks are rita's again. */
-    ck_assert_int_eq(call(H(RITA), "DELETE", NULL, NULL, "/api/v1/approvals/out-of-office"), 204);
-    ck_assert_int_eq(call(H(RITA), "GET", NULL, NULL, "/api/v1/approvals/out-of-office"), 404);
-    ck_assert_int_eq(call(H(RITA), "DELETE", NULL, NULL, "/api/v1/approvals/out-of-office"), 404);
+    ck_assert_int_eq(api_call(&S, H(RITA), "DELETE", NULL, NULL, "/api/v1/approvals/out-of-office"),
+                     204);
+    ck_assert_int_eq(api_call(&S, H(RITA), "GET", NULL, NULL, "/api/v1/approvals/out-of-office"),
+                     404);
+    ck_assert_int_eq(api_call(&S, H(RITA), "DELETE", NULL, NULL, "/api/v1/approvals/out-of-office"),
+                     404);
     long long r3 = new_request("After leave", "4000");
     start_review(r3, "marketing_review");
     ck_assert(pending_task(RITA, r3) > 0);
@@ -1056,10 +807,10 @@ START_TEST(out_of_office_moves_and_redirects_tasks)
     /* The task moved while she was away stays with vic. */
     ck_assert_int_eq(pending_task(VIC, r1), t_vic1);
     /* An administrator may set someone else's rule. */
-    st = call(ADMIN, "PUT",
-              "{\"delegate\":\"vic\",\"from\":\"2099-01-01T00:00:00Z\",\"until\":"
-              "\"2099-02-01T00:00:00Z\"}",
-              &r, "/api/v1/approvals/out-of-office?user=rex");
+    st = api_call(&S, ADMIN, "PUT",
+                  "{\"delegate\":\"vic\",\"from\":\"2099-01-01T00:00:00Z\",\"until\":"
+                  "\"2099-02-01T00:00:00Z\"}",
+                  &r, "/api/v1/approvals/out-of-office?user=rex");
     ck_assert_msg(st == 200 && json_contains(r.body, "{\"user\":\"rex\",\"active\":false,"
                                                      "\"moved_tasks\":0}"),
                   "%ld %s", st, r.body);
@@ -1073,15 +824,15 @@ END_TEST
  */
 static void refused_recall(long long id, int u, const char *body, long want, const char *rule)
 {
-    struct snap s;
+    struct snapshot s;
     snap_take(id, &s);
     struct resp r;
-    long st = call(u < 0 ? ADMIN : H(u), "POST", body, &r, "%s/%lld/recall", MR, id);
+    long st = api_call(&S, u < 0 ? ADMIN : H(u), "POST", body, &r, "%s/%lld/recall", MR, id);
     char what[128];
     snprintf(what, sizeof(what), "%s recalls %lld", u < 0 ? "admin" : U[u].name, id);
     assert_problem(&r, want, st, rule, NULL, what);
     resp_free(&r);
-    snap_same(id, &s, what);
+    snapshot_same(&S, &s, what);
 }
 
 START_TEST(recall_by_requester_only_and_only_when_pending)
@@ -1100,7 +851,8 @@ START_TEST(recall_by_requester_only_and_only_when_pending)
     refused_move(id, ANN, "recall", NULL, 409, "approval", "approvals[0]");
     /* The requester recalls. */
     struct resp r;
-    long st = call(H(ANN), "POST", "{\"comment\":\"wrong dates\"}", &r, "%s/%lld/recall", MR, id);
+    long st =
+        api_call(&S, H(ANN), "POST", "{\"comment\":\"wrong dates\"}", &r, "%s/%lld/recall", MR, id);
     ck_assert_msg(st == 200 && json_contains(r.body, "{\"state\":\"draft\"}"), "recall: %ld %s", st,
                   r.body);
     resp_free(&r);
@@ -1114,7 +866,7 @@ START_TEST(recall_by_requester_only_and_only_when_pending)
     ck_assert_int_eq(pending_task(RITA, id) + pending_task(REX, id), 0);
     cJSON *ap, *root = approvals_of(id, &ap);
     ck_assert_msg(cJSON_GetArraySize(ap) == 1 &&
-                      str_is(sget(cJSON_GetArrayItem(ap, 0), "status"), "recalled"),
+                      str_eq(obj_str(cJSON_GetArrayItem(ap, 0), "status"), "recalled"),
                   "approvals");
     cJSON_Delete(root);
     /* Nothing pending any more. */
@@ -1129,7 +881,7 @@ START_TEST(recall_by_requester_only_and_only_when_pending)
     long long t_fay = pending_task(FAY, id);
     ck_assert(t_fay > 0);
     refused_recall(id, FAY, NULL, 403, NULL);
-    ck_assert_int_eq(call(H(ANN), "POST", NULL, &r, "%s/%lld/recall", MR, id), 200);
+    ck_assert_int_eq(api_call(&S, H(ANN), "POST", NULL, &r, "%s/%lld/recall", MR, id), 200);
     resp_free(&r);
     ASSERT_STATE(id, "draft");
     ASSERT_TASK(t_fay, "{\"status\":\"cancelled\",\"approval_detail\":{\"name\":"
@@ -1184,16 +936,16 @@ START_TEST(concurrent_double_approval_one_wins)
         char cursor[64] = "";
         for (int page = 0; page < 6; page++) {
             struct resp r;
-            ck_assert_int_eq(call(H(RITA), "GET", NULL, &r,
-                                  "/api/v1/approvals?status=pending&limit=7%s%s",
-                                  cursor[0] ? "&cursor=" : "", cursor),
+            ck_assert_int_eq(api_call(&S, H(RITA), "GET", NULL, &r,
+                                      "/api/v1/approvals?status=pending&limit=7%s%s",
+                                      cursor[0] ? "&cursor=" : "", cursor),
                              200);
-            cJSON *j = parse(&r);
+            cJSON *j = resp_json(&r);
             const cJSON *it;
             long long prev = -1;
             cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "items"))
             {
-                long long tid = iget(it, "id");
+                long long tid = obj_int(it, "id");
                 ck_assert_msg(prev < 0 || tid < prev, "not newest first: %s", r.body);
                 prev = tid;
                 for (int k = 0; k < n; k++)
@@ -1278,10 +1030,7 @@ START_TEST(concurrent_double_approval_one_wins)
     }
     /* The store is consistent. */
     srv_stop(&S);
-    char *out = NULL;
-    int rc = store_check(S.dir, &out);
-    ck_assert_msg(rc == 0, "trellis check: %s", out ? out : "");
-    free(out);
+    assert_store_check(&S);
     ck_assert_int_eq(srv_start(&S), 0);
     ck_assert(pending_task(FAY, ids[NREC - 1]) > 0);
 }
@@ -1306,15 +1055,16 @@ START_TEST(refusals_and_admin_override)
     refused_decision(id, REX, t_rex, "approve", "{\"to\":\"vic\"}", 422, NULL, NULL);
     /* The inbox of someone else is for administrators. */
     struct resp r;
-    ck_assert_int_eq(call(H(RITA), "GET", NULL, &r, "/api/v1/approvals?assignee=rex"), 403);
+    ck_assert_int_eq(api_call(&S, H(RITA), "GET", NULL, &r, "/api/v1/approvals?assignee=rex"), 403);
     resp_free(&r);
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "/api/v1/approvals?assignee=rex"), 200);
+    ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, &r, "/api/v1/approvals?assignee=rex"), 200);
     ck_assert_msg(
         json_contains(r.body, "{\"items\":[{\"assignee\":\"rex\",\"status\":\"pending\"}]}") &&
             !strstr(r.body, "\"assignee\":\"rita\""),
         "%s", r.body);
     resp_free(&r);
-    ck_assert_int_eq(call(H(REX), "GET", NULL, NULL, "/api/v1/approvals?status=later"), 400);
+    ck_assert_int_eq(api_call(&S, H(REX), "GET", NULL, NULL, "/api/v1/approvals?status=later"),
+                     400);
     /* The outcome transitions are the approval's: a reviewer running marketing_approve directly
      * is refused (409 rule approval); a partner lacks the transition's role first. */
     refused_move(id, RITA, "marketing_approve", NULL, 409, "approval", "approvals[0]");
@@ -1322,15 +1072,15 @@ START_TEST(refusals_and_admin_override)
     refused_move(id, RITA, "reject", "{\"comment\":\"no\"}", 409, "approval", "approvals[0]");
     /* What the reviewer may do now lists none of them, and names the pending approval; the
      * administrator's list has them. */
-    ck_assert_int_eq(call(H(RITA), "GET", NULL, &r, "%s/%lld/transitions", MR, id), 200);
-    cJSON *av = parse(&r);
+    ck_assert_int_eq(api_call(&S, H(RITA), "GET", NULL, &r, "%s/%lld/transitions", MR, id), 200);
+    cJSON *av = resp_json(&r);
     ck_assert_msg(json_contains(r.body, "{\"state\":\"marketing_review\",\"approval\":{\"name\":"
                                         "\"marketing_review\"}}") &&
                       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(av, "items")) == 0,
                   "%s", r.body);
     cJSON_Delete(av);
     resp_free(&r);
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld/transitions", MR, id), 200);
+    ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, &r, "%s/%lld/transitions", MR, id), 200);
     ck_assert_msg(strstr(r.body, "\"marketing_approve\""), "%s", r.body);
     resp_free(&r);
     refused_move(id, ANN, "marketing_approve", NULL, 403, "role", NULL);
@@ -1370,18 +1120,14 @@ END_TEST
  */
 static void put_sample_with_role(int approval, const char *role)
 {
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s", WF), 200);
-    cJSON *def = parse(&r);
-    resp_free(&r);
+    cJSON *def = api_get_json(&S, ADMIN, "%s", WF);
     cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(def, "approvals"), approval);
     cJSON *s = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(a, "steps"), 0);
     ck_assert_ptr_nonnull(s);
     cJSON_ReplaceItemInObjectCaseSensitive(s, "approvers", cJSON_Parse(role));
-    char *t = cJSON_PrintUnformatted(def);
+    struct resp r;
+    long st = api_put_json(&S, ADMIN, def, &r, "%s", WF);
     cJSON_Delete(def);
-    long st = call(ADMIN, "PUT", t, &r, "%s", WF);
-    free(t);
     ck_assert_msg(st == 200 || st == 201, "PUT workflow: %ld %s", st, r.body);
     resp_free(&r);
 }
@@ -1395,7 +1141,7 @@ START_TEST(step_without_approvers_refuses_the_transition)
     char path[160];
     snprintf(path, sizeof(path), "%s/%lld/transitions/start_review?dry_run=1", MR, id);
     struct resp r;
-    long st = call(H(RITA), "POST", NULL, &r, "%s", path);
+    long st = api_call(&S, H(RITA), "POST", NULL, &r, "%s", path);
     assert_problem(&r, 422, st, "approvers", "approvals[0].steps[0].approvers", "dry run");
     resp_free(&r);
     refused_move(id, RITA, "start_review", NULL, 422, "approvers",
@@ -1416,13 +1162,13 @@ START_TEST(step_without_approvers_refuses_the_transition)
     start_review(id, "marketing_review");
     long long t_rex = pending_task(REX, id);
     ck_assert(t_rex > 0);
-    struct snap s;
+    struct snapshot s;
     snap_take(id, &s);
     st = decide(REX, t_rex, "approve", "{\"comment\":\"ok\"}", &r);
     assert_problem(&r, 422, st, "approvers", "approvals[1].steps[0].approvers",
                    "approve into a step with no approver");
     resp_free(&r);
-    snap_same(id, &s, "approve into a step with no approver");
+    snapshot_same(&S, &s, "approve into a step with no approver");
     ck_assert_int_eq(pending_task(REX, id), t_rex);
     /* The record started before the change is still pending and decidable once fixed. */
     put_sample_with_role(1, "{\"role\":\"finance\"}");
@@ -1455,7 +1201,7 @@ START_TEST(all_steps_skipped_and_leaving_the_state)
         "{\"name\":\"second\",\"condition\":\"budget > 2000\",\"approvers\":{\"users\":[\"p2\"]}}],"
         "\"on_approve\":\"approve\",\"on_reject\":\"reject\"}]}";
     struct resp r;
-    long st = call(ADMIN, "PUT", wf, &r, "%s", WF);
+    long st = api_call(&S, ADMIN, "PUT", wf, &r, "%s", WF);
     ck_assert_msg(st == 200 || st == 201, "PUT workflow: %ld %s", st, r.body);
     resp_free(&r);
     /* A small budget: both steps skipped, approved in the same request. */
@@ -1524,32 +1270,33 @@ START_TEST(field_and_manager_approvers)
     char *bad = strdup(wf);
     char *p = strstr(bad, "{\"field\":\"partner\"}");
     memcpy(p, "{\"field\":\"budget\" }", 19);
-    long st = call(ADMIN, "PUT", bad, &r, "%s", WF);
+    long st = api_call(&S, ADMIN, "PUT", bad, &r, "%s", WF);
     free(bad);
-    ck_assert_msg(st == 422 && has_error_field(r.body, "approvals[0].steps[0].approvers.field"),
+    ck_assert_msg(st == 422 && problem_has_field(r.body, "approvals[0].steps[0].approvers.field"),
                   "%ld %s", st, r.body);
     resp_free(&r);
-    st = call(ADMIN, "PUT", wf, &r, "%s", WF);
+    st = api_call(&S, ADMIN, "PUT", wf, &r, "%s", WF);
     ck_assert_msg(st == 200 || st == 201, "PUT workflow: %ld %s", st, r.body);
     resp_free(&r);
     /* The partner field names no user: no approver. */
     long long id = new_request("field approver", "100");
     refused_move(id, RITA, "start_review", NULL, 422, "approvers",
                  "approvals[0].steps[0].approvers");
-    ck_assert_int_eq(call(H(ANN), "PATCH", "{\"partner\":\"p1\"}", NULL, "%s/%lld", MR, id), 200);
+    ck_assert_int_eq(api_call(&S, H(ANN), "PATCH", "{\"partner\":\"p1\"}", NULL, "%s/%lld", MR, id),
+                     200);
     start_review(id, "review");
     assert_assignees(id, 0, "p1");
     long long t1 = pending_task(P1, id);
     ck_assert(t1 > 0);
     /* ann has no manager: approving into the manager step is refused, nothing changes. */
-    struct snap sn;
+    struct snapshot sn;
     snap_take(id, &sn);
     st = decide(P1, t1, "approve", NULL, &r);
     assert_problem(&r, 422, st, "approvers", "approvals[0].steps[1].approvers", "no manager");
     resp_free(&r);
-    snap_same(id, &sn, "approve into a manager step without manager");
+    snapshot_same(&S, &sn, "approve into a manager step without manager");
     /* With dan as her manager it goes on to him. */
-    st = call(ADMIN, "PATCH", "{\"manager\":\"dan\"}", &r, "/api/v1/users/ann");
+    st = api_call(&S, ADMIN, "PATCH", "{\"manager\":\"dan\"}", &r, "/api/v1/users/ann");
     ck_assert_msg(st == 200, "PATCH user: %ld %s", st, r.body);
     resp_free(&r);
     decide_ok(P1, t1, "approve", NULL, id, "review");
@@ -1574,10 +1321,10 @@ START_TEST(out_of_office_covers_a_waiting_sequential_turn)
     long long t1 = pending_task(P1, id);
     ck_assert(t1 > 0);
     struct resp r;
-    long st = call(H(P2), "PUT",
-                   "{\"delegate\":\"vic\",\"from\":\"2020-01-01T00:00:00Z\",\"until\":"
-                   "\"2099-01-01T00:00:00Z\"}",
-                   &r, "/api/v1/approvals/out-of-office");
+    long st = api_call(&S, H(P2), "PUT",
+                       "{\"delegate\":\"vic\",\"from\":\"2020-01-01T00:00:00Z\",\"until\":"
+                       "\"2099-01-01T00:00:00Z\"}",
+                       &r, "/api/v1/approvals/out-of-office");
     ck_assert_msg(st == 200 && json_contains(r.body, "{\"active\":true}"), "%ld %s", st, r.body);
     resp_free(&r);
     decide_ok(P1, t1, "approve", NULL, id, "review");
@@ -1593,10 +1340,7 @@ END_TEST
  * carry the whole record, unfiltered. */
 START_TEST(decision_and_recall_answers_omit_hidden_fields)
 {
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "/api/v1/meta/types/marketing_request"), 200);
-    cJSON *ty = parse(&r);
-    resp_free(&r);
+    cJSON *ty = api_get_json(&S, ADMIN, "/api/v1/meta/types/marketing_request");
     cJSON *perm = cJSON_GetObjectItemCaseSensitive(ty, "permissions");
     cJSON_ReplaceItemInObjectCaseSensitive(
         perm, "reviewer", cJSON_Parse("{\"read\":\"all\",\"fields\":{\"budget\":\"hidden\"}}"));
@@ -1604,17 +1348,17 @@ START_TEST(decision_and_recall_answers_omit_hidden_fields)
         perm, "partner",
         cJSON_Parse("{\"create\":\"org\",\"read\":\"org\",\"update\":\"org\",\"delete\":\"none\","
                     "\"fields\":{\"description\":\"hidden\"}}"));
-    char *t = cJSON_PrintUnformatted(ty);
+    struct resp r;
+    long st = api_put_json(&S, ADMIN, ty, &r, "/api/v1/meta/types/marketing_request");
     cJSON_Delete(ty);
-    long st = call(ADMIN, "PUT", t, &r, "/api/v1/meta/types/marketing_request");
-    free(t);
     ck_assert_msg(st == 200 || st == 201, "PUT type: %ld %s", st, r.body);
     resp_free(&r);
     long long id = new_request("Hidden budget", "77777");
-    ck_assert_int_eq(
-        call(ADMIN, "PATCH", "{\"description\":\"internal note\"}", NULL, "%s/%lld", MR, id), 200);
+    ck_assert_int_eq(api_call(&S, ADMIN, "PATCH", "{\"description\":\"internal note\"}", NULL,
+                              "%s/%lld", MR, id),
+                     200);
     /* The record as rita reads it, and her transition's answer: no budget. */
-    ck_assert_int_eq(call(H(RITA), "GET", NULL, &r, "%s/%lld", MR, id), 200);
+    ck_assert_int_eq(api_call(&S, H(RITA), "GET", NULL, &r, "%s/%lld", MR, id), 200);
     ck_assert_msg(!strstr(r.body, "\"budget\""), "GET as reviewer: %s", r.body);
     resp_free(&r);
     st = move(H(RITA), id, "start_review", NULL, &r);
@@ -1629,10 +1373,10 @@ START_TEST(decision_and_recall_answers_omit_hidden_fields)
                   r.body);
     resp_free(&r);
     /* ann recalls: the answer must not show the description hidden from partners. */
-    ck_assert_int_eq(call(H(ANN), "GET", NULL, &r, "%s/%lld", MR, id), 200);
+    ck_assert_int_eq(api_call(&S, H(ANN), "GET", NULL, &r, "%s/%lld", MR, id), 200);
     ck_assert_msg(!strstr(r.body, "\"description\""), "GET as partner: %s", r.body);
     resp_free(&r);
-    st = call(H(ANN), "POST", NULL, &r, "%s/%lld/recall", MR, id);
+    st = api_call(&S, H(ANN), "POST", NULL, &r, "%s/%lld/recall", MR, id);
     ck_assert_int_eq(st, 200);
     ck_assert_msg(!strstr(r.body, "\"description\""),
                   "the answer to a partner's recall carries the field hidden from partners "
@@ -1650,7 +1394,7 @@ START_TEST(deleting_a_record_closes_its_tasks)
     start_review(id, "marketing_review");
     long long t_rex = pending_task(REX, id);
     ck_assert(t_rex > 0);
-    long st = call(ADMIN, "DELETE", NULL, NULL, "%s/%lld", MR, id);
+    long st = api_call(&S, ADMIN, "DELETE", NULL, NULL, "%s/%lld", MR, id);
     if (st == 409) return; /* refusing to delete a record under approval is consistent too */
     ck_assert_int_eq(st, 204);
     struct resp r;
@@ -1675,16 +1419,12 @@ START_TEST(workflow_change_does_not_orphan_a_pending_approval)
     decide_ok(REX, pending_task(REX, id), "approve", NULL, id, "finance_review");
     long long t_fay = pending_task(FAY, id);
     ck_assert(t_fay > 0);
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s", WF), 200);
-    cJSON *def = parse(&r);
-    resp_free(&r);
+    cJSON *def = api_get_json(&S, ADMIN, "%s", WF);
     cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(def, "approvals"), 1);
     cJSON_ReplaceItemInObjectCaseSensitive(a, "name", cJSON_CreateString("finance_check"));
-    char *t = cJSON_PrintUnformatted(def);
+    struct resp r;
+    long st = api_put_json(&S, ADMIN, def, &r, "%s", WF);
     cJSON_Delete(def);
-    long st = call(ADMIN, "PUT", t, &r, "%s", WF);
-    free(t);
     resp_free(&r);
     if (st == 409 || st == 422) return; /* refused while an approval of the old name is pending */
     ck_assert_msg(st == 200, "PUT workflow: %ld", st);
@@ -1712,9 +1452,9 @@ START_TEST(workflow_change_does_not_orphan_a_pending_approval)
     const cJSON *it;
     cJSON_ArrayForEach(it, ap)
     {
-        ck_assert_msg(!str_is(sget(it, "status"), "pending"),
+        ck_assert_msg(!str_eq(obj_str(it, "status"), "pending"),
                       "record %lld is approved, but approval %lld still says pending", id,
-                      iget(it, "id"));
+                      obj_int(it, "id"));
     }
     cJSON_Delete(root);
 }

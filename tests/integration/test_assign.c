@@ -13,11 +13,9 @@
 
 #include <check.h>
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static struct srv S;
 static const char *MR = "/api/v1/records/marketing_request";
@@ -26,10 +24,7 @@ static const char *WF = "/api/v1/meta/workflows/marketing_request";
 
 /* The users of every test (admin is the harness's). */
 enum { ANN, RITA, REX, DIR, P1, P2, P3, ZED, AMY, KIM, BOB, T1, T2, T3, R1, R2, R3, NUSERS };
-static struct who {
-    const char *name, *role, *org;
-    char hdr[128]; /* "Authorization: Bearer ..." */
-} U[NUSERS] = {
+static struct test_user U[NUSERS] = {
     [ANN] = {"ann", "partner", "acme", ""}, [RITA] = {"rita", "reviewer", NULL, ""},
     [REX] = {"rex", "reviewer", NULL, ""},  [DIR] = {"dir", "director", NULL, ""},
     [P1] = {"p1", "agent", NULL, ""},       [P2] = {"p2", "agent", NULL, ""},
@@ -41,58 +36,21 @@ static struct who {
     [R3] = {"r3", "agent", NULL, ""},
 };
 #define H(u)  (U[u].hdr)
-#define ADMIN NULL /* call(): NULL sends the harness's admin token */
-
-static void user(struct who *w)
-{
-    const char *argv[12];
-    int n = 0;
-    argv[n++] = "user";
-    argv[n++] = "add";
-    argv[n++] = w->name;
-    argv[n++] = "--role";
-    argv[n++] = w->role;
-    if (w->org) {
-        argv[n++] = "--org";
-        argv[n++] = w->org;
-    }
-    argv[n++] = "--data";
-    argv[n++] = S.dir;
-    argv[n] = NULL;
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "user add %s: %s", w->name, out);
-    free(out);
-    char tname[64];
-    snprintf(tname, sizeof(tname), "tk_%s", w->name);
-    const char *tok[] = {"token", "create", w->name, "--name", tname, "--data", S.dir, NULL};
-    ck_assert_int_eq(run_trellis(tok, &out, 60), 0);
-    const char *p = strstr(out, "trl_");
-    ck_assert_msg(p != NULL, "token create %s: %s", w->name, out);
-    snprintf(w->hdr, sizeof(w->hdr), "Authorization: Bearer %.68s", p);
-    free(out);
-}
+#define ADMIN NULL /* api_call(): NULL sends the harness's admin token */
 
 static void setup(void)
 {
     ck_assert_int_eq(srv_init(&S, NULL), 0);
     tmpreg_add(S.dir); /* removed by the parent even when a test fails before its teardown */
-    const char *org[] = {"org", "add", "acme", "--data", S.dir, NULL};
-    char *out = NULL;
-    ck_assert_msg(run_trellis(org, &out, 60) == 0, "org add: %s", out);
-    free(out);
-    for (int i = 0; i < NUSERS; i++)
-        user(&U[i]);
+    cli_run3(&S, "org", "add", "acme");
+    cli_add_users(&S, U, NUSERS);
     snprintf(S.extra, sizeof(S.extra), "--test-clock");
     ck_assert_int_eq(srv_start(&S), 0);
 }
 
 static void teardown(void)
 {
-    char *out = NULL;
-    srv_stop(&S);
-    int rc = store_check(S.dir, &out);
-    if (rc) fprintf(stderr, "check: %s\n", out);
-    free(out);
+    int rc = srv_stop_and_check(&S);
     srv_cleanup(&S);
     ck_assert_msg(rc == 0, "trellis check failed");
 }
@@ -100,51 +58,6 @@ static void teardown(void)
 /* ---------------------------------------------------------------------------------------------
  * Requests
  */
-/* One request as hdr (NULL: admin) to a formatted path; the status. out may be NULL. */
-static long call(const char *hdr, const char *method, const char *body, struct resp *out,
-                 const char *fmt, ...)
-{
-    char path[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    const char *h[3];
-    int n = 0;
-    if (hdr) h[n++] = hdr;
-    h[n++] = "Content-Type: application/json";
-    h[n] = NULL;
-    struct resp tmp, *r = out ? out : &tmp;
-    http(&S, method, path, body, body ? strlen(body) : 0, h, r);
-    long st = r->status;
-    if (!out) resp_free(r);
-    return st;
-}
-
-static cJSON *parse(const struct resp *r)
-{
-    cJSON *j = cJSON_Parse(r->body);
-    ck_assert_msg(j != NULL, "not JSON: %s", r->body);
-    return j;
-}
-
-static const char *sget(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static long long iget(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
-
-static bool str_is(const char *a, const char *b)
-{
-    return a && b && strcmp(a, b) == 0;
-}
-
 static void urlenc(const char *s, char *out, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -166,7 +79,7 @@ static void urlenc(const char *s, char *out, size_t n)
 static int user_index(const char *name)
 {
     for (int i = 0; i < NUSERS; i++)
-        if (str_is(U[i].name, name)) return i;
+        if (str_eq(U[i].name, name)) return i;
     return -1;
 }
 
@@ -177,7 +90,7 @@ static void put_group(const char *name, const char *members_json)
     snprintf(body, sizeof(body), "{\"labels\":{\"en\":\"%s\",\"zh-CN\":\"%s 组\"},\"members\":%s}",
              name, name, members_json);
     struct resp r;
-    long st = call(ADMIN, "PUT", body, &r, "/api/v1/groups/%s", name);
+    long st = api_call(&S, ADMIN, "PUT", body, &r, "/api/v1/groups/%s", name);
     ck_assert_msg(st == 200 || st == 201, "PUT group %s: %ld %s", name, st, r.body);
     resp_free(&r);
 }
@@ -185,7 +98,7 @@ static void put_group(const char *name, const char *members_json)
 static void patch_user(int u, const char *body)
 {
     struct resp r;
-    long st = call(ADMIN, "PATCH", body, &r, "/api/v1/users/%s", U[u].name);
+    long st = api_call(&S, ADMIN, "PATCH", body, &r, "/api/v1/users/%s", U[u].name);
     ck_assert_msg(st == 200, "PATCH user %s %s: %ld %s", U[u].name, body, st, r.body);
     resp_free(&r);
 }
@@ -196,11 +109,7 @@ static void patch_user(int u, const char *body)
  */
 static char *get_wf_text(void)
 {
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s", WF), 200);
-    char *s = strdup(r.body);
-    resp_free(&r);
-    return s;
+    return api_get_text(&S, ADMIN, "%s", WF);
 }
 
 static char *variant(const char *transitions, const char *assignment, const char *slas)
@@ -241,7 +150,7 @@ static void put_variant(const char *transitions, const char *assignment, const c
 {
     char *t = variant(transitions, assignment, slas);
     struct resp r;
-    long st = call(ADMIN, "PUT", t, &r, "%s", WF);
+    long st = api_call(&S, ADMIN, "PUT", t, &r, "%s", WF);
     ck_assert_msg(st == 200 || st == 201, "PUT workflow variant: %ld %s\n%s", st, r.body, t);
     resp_free(&r);
     free(t);
@@ -266,7 +175,7 @@ static long long create_rec(const char *hdr, const char *title, const char *budg
              "\"2026-09-01\"%s}",
              title, budget, extra ? extra : "");
     struct resp r;
-    long st = call(hdr, "POST", body, &r, "%s", MR);
+    long st = api_call(&S, hdr, "POST", body, &r, "%s", MR);
     ck_assert_msg(st == 201, "create %s: %ld %s", body, st, r.body);
     long long id = json_int(r.body, "id", 0);
     ck_assert(id > 0);
@@ -277,7 +186,7 @@ static long long create_rec(const char *hdr, const char *title, const char *budg
 static long move(const char *hdr, long long id, const char *name, const char *body,
                  struct resp *out)
 {
-    return call(hdr, "POST", body, out, "%s/%lld/transitions/%s", MR, id, name);
+    return api_call(&S, hdr, "POST", body, out, "%s/%lld/transitions/%s", MR, id, name);
 }
 
 static void move_ok(const char *hdr, long long id, const char *name, const char *state)
@@ -285,9 +194,9 @@ static void move_ok(const char *hdr, long long id, const char *name, const char 
     struct resp r;
     long st = move(hdr, id, name, NULL, &r);
     ck_assert_msg(st == 200, "%s on %lld: %ld %s", name, id, st, r.body);
-    cJSON *j = parse(&r);
-    ck_assert_msg(str_is(sget(j, "state"), state), "%s on %lld: want state %s: %s", name, id, state,
-                  r.body);
+    cJSON *j = resp_json(&r);
+    ck_assert_msg(str_eq(obj_str(j, "state"), state), "%s on %lld: want state %s: %s", name, id,
+                  state, r.body);
     cJSON_Delete(j);
     resp_free(&r);
 }
@@ -295,13 +204,7 @@ static void move_ok(const char *hdr, long long id, const char *name, const char 
 /* The record's assignee as the administrator reads it ("" when none), copied into buf. */
 static const char *assignee_of(long long id, char *buf, size_t n)
 {
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld", MR, id), 200);
-    cJSON *j = parse(&r);
-    snprintf(buf, n, "%s", sget(j, "assignee") ? sget(j, "assignee") : "");
-    cJSON_Delete(j);
-    resp_free(&r);
-    return buf;
+    return api_record_str(&S, MR, id, "assignee", "", buf, n);
 }
 
 #define ASSERT_ASSIGNEE(id, want)                                                                  \
@@ -317,17 +220,17 @@ static char ASG[MAXREC][64];
 static long long all_assignees(void)
 {
     struct resp r;
-    long st = call(ADMIN, "GET", NULL, &r, "%s?sort=id&limit=1000&fields=id,assignee", MR);
+    long st = api_call(&S, ADMIN, "GET", NULL, &r, "%s?sort=id&limit=1000&fields=id,assignee", MR);
     ck_assert_msg(st == 200, "list: %ld %s", st, r.body);
-    cJSON *j = parse(&r);
+    cJSON *j = resp_json(&r);
     memset(ASG, 0, sizeof(ASG));
     long long max = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "items"))
     {
-        long long id = iget(it, "id");
+        long long id = obj_int(it, "id");
         ck_assert(id > 0 && id < MAXREC);
-        snprintf(ASG[id], 64, "%s", sget(it, "assignee") ? sget(it, "assignee") : "");
+        snprintf(ASG[id], 64, "%s", obj_str(it, "assignee") ? obj_str(it, "assignee") : "");
         if (id > max) max = id;
     }
     cJSON_Delete(j);
@@ -345,7 +248,7 @@ static long open_load(int u)
              U[u].name);
     urlenc(f, enc, sizeof(enc));
     struct resp r;
-    long st = call(ADMIN, "GET", NULL, &r, "%s?filter=%s&count=exact&limit=1", MR, enc);
+    long st = api_call(&S, ADMIN, "GET", NULL, &r, "%s?filter=%s&count=exact&limit=1", MR, enc);
     ck_assert_msg(st == 200, "count %s: %ld %s", f, st, r.body);
     long n = (long)json_int(r.body, "count", -1);
     resp_free(&r);
@@ -357,41 +260,21 @@ static long open_load(int u)
  */
 static cJSON *history(long long id, cJSON **items)
 {
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld/history", MR, id), 200);
-    cJSON *j = parse(&r);
-    resp_free(&r);
-    *items = cJSON_GetObjectItemCaseSensitive(j, "items");
-    ck_assert(cJSON_IsArray(*items));
-    return j;
+    return api_get_items(&S, ADMIN, items, "%s/%lld/history", MR, id);
 }
 
 static int history_len(long long id)
 {
-    cJSON *items, *h = history(id, &items);
-    int n = cJSON_GetArraySize(items);
-    cJSON_Delete(h);
-    return n;
+    return api_history_count(&S, MR, id, NULL, NULL);
 }
 
 /* Event -back (0: the last) of the record as text (owned). */
 static char *last_event(long long id, int back)
 {
-    cJSON *items, *h = history(id, &items);
-    int n = cJSON_GetArraySize(items);
-    ck_assert_msg(n > back, "record %lld has %d events", id, n);
-    char *s = cJSON_PrintUnformatted(cJSON_GetArrayItem(items, n - 1 - back));
-    cJSON_Delete(h);
-    return s;
+    return api_history_event(&S, MR, id, back);
 }
 
-#define ASSERT_EVENT(id, back, subset)                                                             \
-    do {                                                                                           \
-        char *ev_ = last_event(id, back);                                                          \
-        ck_assert_msg(json_contains(ev_, subset), "record %lld event -%d: want %s in %s",          \
-                      (long long)(id), back, subset, ev_);                                         \
-        free(ev_);                                                                                 \
-    } while (0)
+#define ASSERT_EVENT(id, back, subset) ASSERT_HISTORY_EVENT(&S, MR, id, back, subset)
 
 /* The last event carries no "assigned" member. */
 static void assert_no_assigned(long long id, int back)
@@ -415,8 +298,9 @@ static void assigned_trail(long long id, char *out, size_t n)
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "assigned");
         if (!a) continue;
         snprintf(out + strlen(out), n - strlen(out), "%s%s/%s/%s", out[0] ? ";" : "",
-                 sget(a, "to") ? sget(a, "to") : "?", sget(a, "rule") ? sget(a, "rule") : "?",
-                 sget(a, "from") ? sget(a, "from") : "-");
+                 obj_str(a, "to") ? obj_str(a, "to") : "?",
+                 obj_str(a, "rule") ? obj_str(a, "rule") : "?",
+                 obj_str(a, "from") ? obj_str(a, "from") : "-");
     }
     cJSON_Delete(h);
 }
@@ -434,7 +318,7 @@ static void assigned_trail(long long id, char *out, size_t n)
 static char *inbox_text(int u)
 {
     struct resp r;
-    long st = call(H(u), "GET", NULL, &r, "/api/v1/inbox?limit=1000");
+    long st = api_call(&S, H(u), "GET", NULL, &r, "/api/v1/inbox?limit=1000");
     ck_assert_msg(st == 200, "inbox of %s: %ld %s", U[u].name, st, r.body);
     char *s = strdup(r.body);
     resp_free(&r);
@@ -453,12 +337,12 @@ static int assigned_msgs(int u, long long id, const char *want_subject)
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "items"))
     {
         const cJSON *link = cJSON_GetObjectItemCaseSensitive(m, "link");
-        if (!str_is(sget(m, "kind"), "assigned")) continue;
-        if (id && iget(link, "record") != id) continue;
-        ck_assert_msg(str_is(sget(link, "type"), "marketing_request"), "%s's inbox: %s", U[u].name,
-                      txt);
+        if (!str_eq(obj_str(m, "kind"), "assigned")) continue;
+        if (id && obj_int(link, "record") != id) continue;
+        ck_assert_msg(str_eq(obj_str(link, "type"), "marketing_request"), "%s's inbox: %s",
+                      U[u].name, txt);
         if (want_subject)
-            ck_assert_msg(sget(m, "subject") && strstr(sget(m, "subject"), want_subject),
+            ck_assert_msg(obj_str(m, "subject") && strstr(obj_str(m, "subject"), want_subject),
                           "%s's message for record %lld: subject should contain '%s': %s",
                           U[u].name, id, want_subject, txt);
         n++;
@@ -478,71 +362,25 @@ static int assigned_msgs(int u, long long id, const char *want_subject)
 /* ---------------------------------------------------------------------------------------------
  * Snapshots: a refusal changes nothing (record, history, every inbox).
  */
-struct snap {
-    char *rec, *hist, *box[NUSERS];
-};
-
-static char *get_text(const char *path)
+static void snap_take(long long id, struct snapshot *s)
 {
-    struct resp r;
-    long st = call(ADMIN, "GET", NULL, &r, "%s", path);
-    ck_assert_msg(st == 200, "GET %s: %ld %s", path, st, r.body);
-    char *s = strdup(r.body);
-    resp_free(&r);
-    return s;
-}
-
-static void snap_take(long long id, struct snap *s)
-{
-    char p[160];
-    snprintf(p, sizeof(p), "%s/%lld", MR, id);
-    s->rec = get_text(p);
-    snprintf(p, sizeof(p), "%s/%lld/history", MR, id);
-    s->hist = get_text(p);
-    for (int u = 0; u < NUSERS; u++)
-        s->box[u] = inbox_text(u);
-}
-
-static void snap_free(struct snap *s)
-{
-    free(s->rec);
-    free(s->hist);
-    for (int u = 0; u < NUSERS; u++)
-        free(s->box[u]);
-}
-
-static void snap_same(long long id, struct snap *s, const char *what)
-{
-    struct snap now;
-    snap_take(id, &now);
-    ck_assert_msg(strcmp(s->rec, now.rec) == 0, "%s changed the record:\n%s\n->\n%s", what, s->rec,
-                  now.rec);
-    ck_assert_msg(strcmp(s->hist, now.hist) == 0, "%s changed the history:\n%s\n->\n%s", what,
-                  s->hist, now.hist);
-    for (int u = 0; u < NUSERS; u++)
-        ck_assert_msg(strcmp(s->box[u], now.box[u]) == 0, "%s changed %s's inbox:\n%s\n->\n%s",
-                      what, U[u].name, s->box[u], now.box[u]);
-    snap_free(s);
-    snap_free(&now);
+    *s = (struct snapshot){0};
+    snapshot_add(&S, s, "the record", ADMIN, "%s/%lld", MR, id);
+    snapshot_add(&S, s, "the history", ADMIN, "%s/%lld/history", MR, id);
+    for (int u = 0; u < NUSERS; u++) {
+        char l[64];
+        snprintf(l, sizeof(l), "%s's inbox", U[u].name);
+        snapshot_add(&S, s, l, H(u), "/api/v1/inbox?limit=1000");
+    }
 }
 
 /* A refused transition: status and rule, nothing changed. */
 static void refused_move(long long id, int u, const char *name, long want, const char *rule)
 {
-    struct snap s;
+    struct snapshot s;
     snap_take(id, &s);
-    struct resp r;
-    long st = move(u < 0 ? ADMIN : H(u), id, name, NULL, &r);
-    char what[160];
-    snprintf(what, sizeof(what), "%s runs %s on %lld", u < 0 ? "admin" : U[u].name, name, id);
-    ck_assert_msg(st == want, "%s: want %ld, got %ld %s", what, want, st, r.body);
-    if (rule) {
-        cJSON *j = parse(&r);
-        ck_assert_msg(str_is(sget(j, "rule"), rule), "%s: want rule %s: %s", what, rule, r.body);
-        cJSON_Delete(j);
-    }
-    resp_free(&r);
-    snap_same(id, &s, what);
+    assert_move_refused(&S, &s, MR, id, u < 0 ? ADMIN : H(u), u < 0 ? "admin" : U[u].name, name,
+                        NULL, want, rule, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -572,7 +410,7 @@ START_TEST(sample_dispatch_region_then_least_loaded)
     ASSERT_MSGS(REX, a, "Assigned to you: East fair 华东", 1);
     ASSERT_MSGS(RITA, a, NULL, 0);
     /* The message as the inbox shows it. */
-    ck_assert_int_eq(call(H(REX), "GET", NULL, &r, "/api/v1/inbox?limit=1000"), 200);
+    ck_assert_int_eq(api_call(&S, H(REX), "GET", NULL, &r, "/api/v1/inbox?limit=1000"), 200);
     ck_assert_msg(json_contains(r.body, "{\"items\":[{\"kind\":\"assigned\",\"subject\":"
                                         "\"Assigned to you: East fair 华东\",\"link\":{\"type\":"
                                         "\"marketing_request\",\"record\":1,\"task\":null},"
@@ -667,7 +505,7 @@ START_TEST(round_robin_100_in_member_order)
     int n[3] = {0, 0, 0};
     for (long long id = 1; id <= 100; id++) {
         const char *want = order[(id - 1) % 3];
-        ck_assert_msg(str_is(ASG[id], want), "record %lld: round robin should give %s, got '%s'",
+        ck_assert_msg(str_eq(ASG[id], want), "record %lld: round robin should give %s, got '%s'",
                       id, want, ASG[id]);
         n[(id - 1) % 3]++;
     }
@@ -728,20 +566,20 @@ START_TEST(round_robin_skips_a_member_disabled_mid_way)
     rr_disable_run(want);
     /* Before: p3 p1 p2 ... in member order. */
     for (int i = 1; i <= 50; i++)
-        ck_assert_msg(str_is(ASG[i], want[i]), "record %d: want %s, got '%s'", i, want[i], ASG[i]);
+        ck_assert_msg(str_eq(ASG[i], want[i]), "record %d: want %s, got '%s'", i, want[i], ASG[i]);
     /* While p1 is disabled it gets nothing, and the others take turns (never twice in a row). */
     for (int i = 51; i <= 80; i++) {
-        ck_assert_msg(str_is(ASG[i], "p3") || str_is(ASG[i], "p2"),
+        ck_assert_msg(str_eq(ASG[i], "p3") || str_eq(ASG[i], "p2"),
                       "record %d went to '%s' while p1 was disabled", i, ASG[i]);
         if (i > 51)
-            ck_assert_msg(!str_is(ASG[i], ASG[i - 1]), "records %d and %d both went to %s", i - 1,
+            ck_assert_msg(!str_eq(ASG[i], ASG[i - 1]), "records %d and %d both went to %s", i - 1,
                           i, ASG[i]);
     }
     /* Once enabled again p1 takes its turns: from record 82 on, member order again. */
     for (int i = 82; i <= 100; i++) {
-        int prev = str_is(ASG[i - 1], "p3") ? 0 : str_is(ASG[i - 1], "p1") ? 1 : 2;
+        int prev = str_eq(ASG[i - 1], "p3") ? 0 : str_eq(ASG[i - 1], "p1") ? 1 : 2;
         const char *order[3] = {"p3", "p1", "p2"};
-        ck_assert_msg(str_is(ASG[i], order[(prev + 1) % 3]),
+        ck_assert_msg(str_eq(ASG[i], order[(prev + 1) % 3]),
                       "record %d after %s: want %s, got '%s'", i, ASG[i - 1], order[(prev + 1) % 3],
                       ASG[i]);
     }
@@ -749,7 +587,7 @@ START_TEST(round_robin_skips_a_member_disabled_mid_way)
     for (int u = P1; u <= P3; u++) {
         int n = 0;
         for (int i = 1; i <= 100; i++)
-            n += str_is(ASG[i], U[u].name);
+            n += str_eq(ASG[i], U[u].name);
         ASSERT_MSGS(u, 0, NULL, n);
     }
 }
@@ -796,7 +634,7 @@ START_TEST(least_loaded_100_balanced_ties_in_group_order)
     }
     all_assignees();
     for (long long id = first_new; id < first_new + 100; id++)
-        ck_assert_msg(str_is(ASG[id], U[want[id]].name),
+        ck_assert_msg(str_eq(ASG[id], U[want[id]].name),
                       "record %lld: least loaded (ties in group order zed, amy, kim, bob) "
                       "should give %s, got '%s'",
                       id, U[want[id]].name, ASG[id]);
@@ -839,19 +677,15 @@ END_TEST
 START_TEST(skills_need_every_skill_else_next_rule)
 {
     /* The type gets a text field for the required skills. */
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "/api/v1/meta/types/marketing_request"), 200);
-    cJSON *ty = parse(&r);
-    resp_free(&r);
+    cJSON *ty = api_get_json(&S, ADMIN, "/api/v1/meta/types/marketing_request");
     cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(ty, "fields"),
                          cJSON_Parse("{\"name\":\"skills_needed\",\"type\":\"text\","
                                      "\"max_length\":200}"));
-    char *tt = cJSON_PrintUnformatted(ty);
+    struct resp r;
+    long st = api_put_json(&S, ADMIN, ty, &r, "/api/v1/meta/types/marketing_request");
     cJSON_Delete(ty);
-    long st = call(ADMIN, "PUT", tt, &r, "/api/v1/meta/types/marketing_request");
     ck_assert_msg(st == 200, "PUT type: %ld %s", st, r.body);
     resp_free(&r);
-    free(tt);
 
     put_group("techs", "[\"t1\",\"t2\",\"t3\"]");
     patch_user(T1, "{\"skills\":[\"network\"]}");
@@ -881,7 +715,7 @@ START_TEST(skills_need_every_skill_else_next_rule)
         long long id = create_rec(ADMIN, title, "100", x);
         char got[64];
         assignee_of(id, got, sizeof(got));
-        ck_assert_msg(str_is(got, cases[i].to), "skills '%s': want %s, got '%s'", cases[i].need,
+        ck_assert_msg(str_eq(got, cases[i].to), "skills '%s': want %s, got '%s'", cases[i].need,
                       cases[i].to, got);
         snprintf(trail, sizeof(trail), "%s/%s/-", cases[i].to, cases[i].rule);
         ASSERT_TRAIL(id, trail);
@@ -927,7 +761,7 @@ START_TEST(region_match_least_loaded_else_next_rule)
         long long id = create_rec(ADMIN, title, "100", x);
         char got[64];
         assignee_of(id, got, sizeof(got));
-        ck_assert_msg(str_is(got, cases[i].to), "case %zu region %s: want %s, got '%s'", i,
+        ck_assert_msg(str_eq(got, cases[i].to), "case %zu region %s: want %s, got '%s'", i,
                       cases[i].region ? cases[i].region : "(none)", cases[i].to, got);
         snprintf(trail, sizeof(trail), "%s/%s/-", cases[i].to, cases[i].rule);
         ASSERT_TRAIL(id, trail);
@@ -966,7 +800,7 @@ START_TEST(rule_condition_big_budget_to_dir)
     ASSERT_ASSIGNEE(c, "dir");
     /* The budget grows before submit: submit reassigns to dir, from p3, in the submit event. */
     struct resp r;
-    long st = call(ADMIN, "PATCH", "{\"budget\":\"60000\"}", &r, "%s/%lld", MR, b);
+    long st = api_call(&S, ADMIN, "PATCH", "{\"budget\":\"60000\"}", &r, "%s/%lld", MR, b);
     ck_assert_msg(st == 200, "PATCH budget: %ld %s", st, r.body);
     resp_free(&r);
     move_ok(ADMIN, b, "submit", "submitted");
@@ -1018,7 +852,7 @@ START_TEST(on_create_assign_event_and_message)
     ASSERT_MSGS(P2, 0, NULL, 0);
     /* The requester may read the assignment. */
     struct resp r;
-    ck_assert_int_eq(call(H(ANN), "GET", NULL, &r, "%s/%lld", MR, a), 200);
+    ck_assert_int_eq(api_call(&S, H(ANN), "GET", NULL, &r, "%s/%lld", MR, a), 200);
     ck_assert_msg(json_contains(r.body, "{\"assignee\":\"p3\",\"version\":2}"), "%s", r.body);
     resp_free(&r);
     /* A group of nobody: the create succeeds, unassigned, with no assign event. */
@@ -1090,24 +924,13 @@ END_TEST
 /* ---------------------------------------------------------------------------------------------
  * 8. SLA actions: {"assign": true} at the warning, {"assign": "esc"} at the breach.
  */
-static void advance_ms(long long ms)
-{
-    char body[64];
-    snprintf(body, sizeof(body), "{\"advance_ms\":%lld}", ms);
-    struct resp r;
-    long st = call(ADMIN, "POST", body, &r, "/api/v1/test/clock");
-    ck_assert_msg(st == 200, "test clock: %ld %s", st, r.body);
-    resp_free(&r);
-}
-
 /* Waits (bounded) until the record has n history events. */
 static void wait_events(long long id, int n, const char *what)
 {
     int got = 0;
     for (int i = 0; i < 100; i++) {
         if ((got = history_len(id)) >= n) return;
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
+        wait_ms(50);
     }
     ck_assert_msg(0, "record %lld: %s did not fire in 5 s (%d events, want %d)", id, what, got, n);
 }
@@ -1128,14 +951,14 @@ START_TEST(sla_warning_and_breach_assign)
     move_ok(ADMIN, id, "submit", "submitted");
     ASSERT_ASSIGNEE(id, "p3");
     int n = history_len(id);
-    advance_ms(31LL * 60000);
+    clock_advance(&S, 31LL * 60000);
     wait_events(id, n + 1, "the SLA warning");
     ASSERT_EVENT(id, 0,
                  "{\"action\":\"sla\",\"sla\":{\"target\":\"respond\",\"phase\":\"warning\"},"
                  "\"assigned\":{\"to\":\"p1\",\"rule\":\"rr\",\"from\":\"p3\"}}");
     ASSERT_ASSIGNEE(id, "p1");
     ASSERT_MSGS(P1, id, "SLA story", 1);
-    advance_ms(30LL * 60000);
+    clock_advance(&S, 30LL * 60000);
     wait_events(id, n + 2, "the SLA breach");
     ASSERT_EVENT(id, 0,
                  "{\"action\":\"sla\",\"sla\":{\"target\":\"respond\",\"phase\":\"breach\"},"
@@ -1149,19 +972,6 @@ END_TEST
 /* ---------------------------------------------------------------------------------------------
  * 9. Bad definitions: 422 naming the path, nothing changed.
  */
-static bool has_error_field(const char *body, const char *field)
-{
-    cJSON *j = cJSON_Parse(body);
-    const cJSON *e;
-    bool found = false;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "errors"))
-    {
-        if (str_is(sget(e, "field"), field)) found = true;
-    }
-    cJSON_Delete(j);
-    return found;
-}
-
 /* PUTs the variant; wants 422 with errors[] naming path and the stored workflow unchanged. */
 static void refused_def(const char *transitions, const char *assignment, const char *slas,
                         const char *path, const char *what)
@@ -1169,8 +979,8 @@ static void refused_def(const char *transitions, const char *assignment, const c
     char *before = get_wf_text();
     char *t = variant(transitions, assignment, slas);
     struct resp r;
-    long st = call(ADMIN, "PUT", t, &r, "%s", WF);
-    ck_assert_msg(st == 422 && has_error_field(r.body, path),
+    long st = api_call(&S, ADMIN, "PUT", t, &r, "%s", WF);
+    ck_assert_msg(st == 422 && problem_has_field(r.body, path),
                   "%s: want 422 naming %s, got %ld %.600s", what, path, st, r.body);
     resp_free(&r);
     free(t);
@@ -1190,7 +1000,7 @@ START_TEST(bad_definitions_refused_by_path)
     char *rec_before = NULL;
     {
         struct resp r;
-        ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld", MR, id), 200);
+        ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, &r, "%s/%lld", MR, id), 200);
         rec_before = strdup(r.body);
         resp_free(&r);
     }
@@ -1241,7 +1051,7 @@ START_TEST(bad_definitions_refused_by_path)
                 "an assign action that is neither true nor a rule name");
     /* The stored definition, the record and the round robin are as they were. */
     struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld", MR, id), 200);
+    ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, &r, "%s/%lld", MR, id), 200);
     ck_assert_str_eq(r.body, rec_before);
     resp_free(&r);
     free(rec_before);
@@ -1267,10 +1077,10 @@ START_TEST(round_robin_continues_from_the_last_pick_when_membership_changes)
         bool active[3] = {true, i < 51 || i > 80, true};
         int prev = -1;
         for (int k = 0; k < 3; k++)
-            if (str_is(ASG[i - 1], order[k])) prev = k;
+            if (str_eq(ASG[i - 1], order[k])) prev = k;
         ck_assert(prev >= 0);
         const char *w = order[rr_next(prev, active, 3)];
-        if (!str_is(ASG[i], w) && strlen(bad) < sizeof(bad) - 100) {
+        if (!str_eq(ASG[i], w) && strlen(bad) < sizeof(bad) - 100) {
             snprintf(bad + strlen(bad), sizeof(bad) - strlen(bad),
                      "%s record %d: previous pick %s, p1 %s, want %s, got %s", nbad ? ";" : "", i,
                      ASG[i - 1], active[1] ? "active" : "disabled", w, ASG[i]);
@@ -1294,20 +1104,21 @@ START_TEST(dry_run_of_an_assigning_transition)
 {
     put_group("reviewers", "[\"rex\",\"rita\"]");
     long long id = create_rec(H(ANN), "Dry run", "100", "");
-    struct snap s;
+    struct snapshot s;
     snap_take(id, &s);
     struct resp r;
-    long st = call(H(ANN), "POST", NULL, &r, "%s/%lld/transitions/submit?dry_run=1", MR, id);
+    long st =
+        api_call(&S, H(ANN), "POST", NULL, &r, "%s/%lld/transitions/submit?dry_run=1", MR, id);
     ck_assert_msg(st == 200 && json_contains(r.body, "{\"ok\":true}"),
                   "POST %s/%lld/transitions/submit?dry_run=1 (the sample workflow, which assigns "
                   "on submit): want 200 {\"ok\":true,...} and nothing written, got %ld %s",
                   MR, id, st, r.body);
     resp_free(&r);
-    snap_same(id, &s, "a dry run of submit");
+    snapshot_same(&S, &s, "a dry run of submit");
     /* With round robin, the counter must not move either. */
     put_group("desk", "[\"p3\",\"p1\",\"p2\"]");
     put_variant(NULL, RR_ASSIGN("[\"submit\"]"), NULL);
-    st = call(H(ANN), "POST", NULL, &r, "%s/%lld/transitions/submit?dry_run=1", MR, id);
+    st = api_call(&S, H(ANN), "POST", NULL, &r, "%s/%lld/transitions/submit?dry_run=1", MR, id);
     ck_assert_msg(st == 200, "dry run of submit with a round-robin rule: want 200, got %ld %s", st,
                   r.body);
     resp_free(&r);
@@ -1324,13 +1135,13 @@ START_TEST(create_answer_includes_on_create_assignment)
     put_variant(NULL, RR_ASSIGN("[\"create\"]"), NULL);
     struct resp r;
     const char *body = "{\"title\":\"Answer\",\"partner\":\"Acme\",\"budget\":\"100\"}";
-    ck_assert_int_eq(call(ADMIN, "POST", body, &r, "%s", MR), 201);
+    ck_assert_int_eq(api_call(&S, ADMIN, "POST", body, &r, "%s", MR), 201);
     char etag[64] = "";
     resp_header(&r, "ETag", etag, sizeof(etag));
     char *created = strdup(r.body);
     resp_free(&r);
     long long id = json_int(created, "id", 0);
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld", MR, id), 200);
+    ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, &r, "%s/%lld", MR, id), 200);
     char getetag[64] = "";
     resp_header(&r, "ETag", getetag, sizeof(getetag));
     ck_assert_msg(json_contains(created, "{\"assignee\":\"p3\",\"version\":2}") &&

@@ -24,20 +24,15 @@
  */
 #include "harness.h"
 
-#include "core/core.h"
-
 #include <check.h>
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static struct srv S;
 static const char *MR = "/api/v1/records/marketing_request";
 static const char *WF = "/api/v1/meta/workflows/marketing_request";
-static const char *CLOCK = "/api/v1/test/clock";
 
 #define MIN_MS  60000LL
 #define HOUR_MS 3600000LL
@@ -46,227 +41,46 @@ static const char *ESC_COMMENT = "escalated: the step's time limit passed";
 
 /* The users of every test (admin is the harness's). */
 enum { ANN, BOB, RITA, REX, FAY, VIC, BOSS, DAN, NUSERS };
-static struct who {
-    const char *name, *role, *org;
-    char hdr[128]; /* "Authorization: Bearer ..." */
-} U[NUSERS] = {
+static struct test_user U[NUSERS] = {
     [ANN] = {"ann", "partner", "acme", ""},  [BOB] = {"bob", "partner", "globex", ""},
     [RITA] = {"rita", "reviewer", NULL, ""}, [REX] = {"rex", "reviewer", NULL, ""},
     [FAY] = {"fay", "finance", NULL, ""},    [VIC] = {"vic", "deputy", NULL, ""},
     [BOSS] = {"boss", "director", NULL, ""}, [DAN] = {"dan", "director", NULL, ""},
 };
 #define H(u)  (U[u].hdr)
-#define ADMIN NULL /* call(): NULL sends the harness's admin token */
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Polls cond every 50 ms for up to 5 s. */
-#define WAIT_FOR(cond, ...)                                                                        \
-    do {                                                                                           \
-        for (int w_ = 0; w_ < 100 && !(cond); w_++)                                                \
-            sleep_ms(50);                                                                          \
-        ck_assert_msg(cond, __VA_ARGS__);                                                          \
-    } while (0)
+#define ADMIN NULL /* api_call(): NULL sends the harness's admin token */
 
 /* Long enough for the timer scheduler (about 250 ms) to have fired anything due, twice over. */
 static void quiet(void)
 {
-    sleep_ms(700);
+    wait_ms(700);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Users, server
  */
-static void cli3(const char *a, const char *b, const char *c)
-{
-    const char *argv[] = {a, b, c, "--data", S.dir, NULL};
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "%s %s %s: %s", a, b, c, out);
-    free(out);
-}
-
-static void user(struct who *w)
-{
-    const char *argv[12];
-    int n = 0;
-    argv[n++] = "user";
-    argv[n++] = "add";
-    argv[n++] = w->name;
-    argv[n++] = "--role";
-    argv[n++] = w->role;
-    if (w->org) {
-        argv[n++] = "--org";
-        argv[n++] = w->org;
-    }
-    argv[n++] = "--data";
-    argv[n++] = S.dir;
-    argv[n] = NULL;
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "user add %s: %s", w->name, out);
-    free(out);
-    char tname[64];
-    snprintf(tname, sizeof(tname), "tk_%s", w->name);
-    const char *tok[] = {"token", "create", w->name, "--name", tname, "--data", S.dir, NULL};
-    ck_assert_int_eq(run_trellis(tok, &out, 60), 0);
-    const char *p = strstr(out, "trl_");
-    ck_assert_msg(p != NULL, "token create %s: %s", w->name, out);
-    snprintf(w->hdr, sizeof(w->hdr), "Authorization: Bearer %.68s", p);
-    free(out);
-}
-
 static void setup(void)
 {
     ck_assert_int_eq(srv_init(&S, NULL), 0);
     tmpreg_add(S.dir); /* removed by the parent even when a test fails before its teardown */
     snprintf(S.extra, sizeof(S.extra), "--test-clock");
-    cli3("org", "add", "acme");
-    cli3("org", "add", "globex");
-    for (int i = 0; i < NUSERS; i++)
-        user(&U[i]);
+    cli_run3(&S, "org", "add", "acme");
+    cli_run3(&S, "org", "add", "globex");
+    cli_add_users(&S, U, NUSERS);
     ck_assert_int_eq(srv_start(&S), 0);
 }
 
 static void teardown(void)
 {
-    char *out = NULL;
-    srv_stop(&S);
-    int rc = store_check(S.dir, &out);
-    if (rc) fprintf(stderr, "check: %s\n", out);
-    free(out);
+    int rc = srv_stop_and_check(&S);
     srv_cleanup(&S);
     ck_assert_msg(rc == 0, "trellis check after the test: %d", rc);
-}
-
-/* ---------------------------------------------------------------------------------------------
- * Requests
- */
-/* One request as hdr (NULL: admin) to a formatted path; the status. out may be NULL. */
-static long call(const char *hdr, const char *method, const char *body, struct resp *out,
-                 const char *fmt, ...)
-{
-    char path[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    const char *h[3];
-    int n = 0;
-    if (hdr) h[n++] = hdr;
-    h[n++] = "Content-Type: application/json";
-    h[n] = NULL;
-    struct resp tmp, *r = out ? out : &tmp;
-    http(&S, method, path, body, body ? strlen(body) : 0, h, r);
-    long st = r->status;
-    if (!out) resp_free(r);
-    return st;
-}
-
-static cJSON *parse(const struct resp *r)
-{
-    cJSON *j = cJSON_Parse(r->body);
-    ck_assert_msg(j != NULL, "not JSON: %s", r->body);
-    return j;
-}
-
-static const char *sget(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static long long iget(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
-
-static bool str_is(const char *a, const char *b)
-{
-    return a && b && strcmp(a, b) == 0;
-}
-
-/* A GET that must answer 200: the body (owned). */
-static char *get_text(const char *hdr, const char *fmt, ...)
-{
-    char path[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    struct resp r;
-    long st = call(hdr, "GET", NULL, &r, "%s", path);
-    ck_assert_msg(st == 200, "GET %s: %ld %s", path, st, r.body);
-    char *s = strdup(r.body);
-    resp_free(&r);
-    return s;
-}
-
-/* True when the problem's errors[] name field. */
-static bool has_error_field(const char *body, const char *field)
-{
-    cJSON *j = cJSON_Parse(body);
-    const cJSON *e;
-    bool found = false;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "errors"))
-    {
-        if (str_is(sget(e, "field"), field)) found = true;
-    }
-    cJSON_Delete(j);
-    return found;
-}
-
-/* RFC 3339 to UTC ms. */
-static int64_t T(const char *s)
-{
-    int64_t ms;
-    ck_assert_msg(s && trl_datetime_parse(s, strlen(s), &ms) == 0, "not a datetime: %s",
-                  s ? s : "(null)");
-    return ms;
 }
 
 /* A datetime member as UTC ms, 0 when null or absent. */
 static int64_t tget(const cJSON *j, const char *k)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    if (!v || cJSON_IsNull(v)) return 0;
-    ck_assert_msg(cJSON_IsString(v), "%s is neither a datetime nor null", k);
-    return T(v->valuestring);
-}
-
-/* ---------------------------------------------------------------------------------------------
- * The test clock
- */
-static void set_now_ms(int64_t ms)
-{
-    char ts[40], body[80];
-    trl_datetime_format(ms, ts);
-    snprintf(body, sizeof(body), "{\"now\":\"%s\"}", ts);
-    struct resp r;
-    long st = call(ADMIN, "POST", body, &r, "%s", CLOCK);
-    ck_assert_msg(st == 200, "POST clock %s: %ld %s", body, st, r.body);
-    cJSON *j = parse(&r);
-    ck_assert_msg(tget(j, "now") >= ms, "clock at %s after %s", sget(j, "now"), body);
-    cJSON_Delete(j);
-    resp_free(&r);
-}
-
-static void set_now(const char *rfc)
-{
-    set_now_ms(T(rfc));
-}
-
-static void advance(int64_t ms)
-{
-    char body[80];
-    snprintf(body, sizeof(body), "{\"advance_ms\":%lld}", (long long)ms);
-    struct resp r;
-    long st = call(ADMIN, "POST", body, &r, "%s", CLOCK);
-    ck_assert_msg(st == 200, "POST clock %s: %ld %s", body, st, r.body);
-    resp_free(&r);
+    return cJSON_GetObjectItemCaseSensitive(j, k) ? obj_time_ms(j, k) : 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -292,11 +106,7 @@ static char *approvals_text(const char *steps)
  * policies; the status, the answer in out. */
 static long put_steps(const char *steps, struct resp *out)
 {
-    struct resp r;
-    long st = call(ADMIN, "GET", NULL, &r, "%s", WF);
-    ck_assert_msg(st == 200, "GET workflow: %ld %s", st, r.body);
-    cJSON *def = parse(&r);
-    resp_free(&r);
+    cJSON *def = api_get_json(&S, ADMIN, "%s", WF);
     char *at = approvals_text(steps);
     cJSON *a = cJSON_Parse(at);
     ck_assert_msg(a != NULL, "approvals not JSON: %s", at);
@@ -305,10 +115,8 @@ static long put_steps(const char *steps, struct resp *out)
     cJSON_AddItemToObject(def, "approvals", a);
     /* No SLA policies: their timers, events and messages would blur what these tests count. */
     cJSON_DeleteItemFromObjectCaseSensitive(def, "slas");
-    char *txt = cJSON_PrintUnformatted(def);
+    long st = api_put_json(&S, ADMIN, def, out, "%s", WF);
     cJSON_Delete(def);
-    st = call(ADMIN, "PUT", txt, out, "%s", WF);
-    free(txt);
     return st;
 }
 
@@ -332,12 +140,12 @@ static long long new_request(const char *title)
              "\"2036-12-31\"}",
              title);
     struct resp r;
-    long st = call(H(ANN), "POST", body, &r, "%s", MR);
+    long st = api_call(&S, H(ANN), "POST", body, &r, "%s", MR);
     ck_assert_msg(st == 201, "create: %ld %s", st, r.body);
     long long id = json_int(r.body, "id", 0);
     resp_free(&r);
-    st = call(H(ANN), "POST", "{\"comment\":\"please review\"}", &r, "%s/%lld/transitions/submit",
-              MR, id);
+    st = api_call(&S, H(ANN), "POST", "{\"comment\":\"please review\"}", &r,
+                  "%s/%lld/transitions/submit", MR, id);
     ck_assert_msg(st == 200 && json_contains(r.body, "{\"state\":\"submitted\"}"), "submit: %ld %s",
                   st, r.body);
     resp_free(&r);
@@ -348,59 +156,25 @@ static long long new_request(const char *title)
 static void start_review(long long id)
 {
     struct resp r;
-    long st = call(H(RITA), "POST", NULL, &r, "%s/%lld/transitions/start_review", MR, id);
+    long st = api_call(&S, H(RITA), "POST", NULL, &r, "%s/%lld/transitions/start_review", MR, id);
     ck_assert_msg(st == 200 && json_contains(r.body, "{\"state\":\"marketing_review\"}"),
                   "start_review %lld: %ld %s", id, st, r.body);
     resp_free(&r);
 }
 
-static const char *state_of(long long id, char *buf, size_t n)
-{
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld", MR, id), 200);
-    cJSON *j = parse(&r);
-    snprintf(buf, n, "%s", sget(j, "state") ? sget(j, "state") : "(none)");
-    cJSON_Delete(j);
-    resp_free(&r);
-    return buf;
-}
-
-#define ASSERT_STATE(id, want)                                                                     \
-    do {                                                                                           \
-        char st_[64];                                                                              \
-        ck_assert_msg(strcmp(state_of(id, st_, sizeof(st_)), want) == 0,                           \
-                      "record %lld: want state %s, got %s", (long long)(id), want, st_);           \
-    } while (0)
+#define ASSERT_STATE(id, want) ASSERT_RECORD_STATE(&S, MR, id, want)
 
 /* The pending task of user u for record id, 0 when none (at most one is allowed). */
 static long long pending_task(int u, long long id)
 {
-    struct resp r;
-    ck_assert_int_eq(
-        call(H(u), "GET", NULL, &r, "/api/v1/approvals?assignee=me&status=pending&limit=1000"),
-        200);
-    cJSON *j = parse(&r);
-    long long found = 0;
-    int n = 0;
-    const cJSON *t;
-    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(j, "items"))
-    {
-        if (iget(t, "record") == id) {
-            found = iget(t, "id");
-            n++;
-        }
-    }
-    ck_assert_msg(n <= 1, "%s holds %d pending tasks of record %lld: %s", U[u].name, n, id, r.body);
-    cJSON_Delete(j);
-    resp_free(&r);
-    return found;
+    return api_pending_task(&S, H(u), U[u].name, id, false);
 }
 
 /* The tasks of the record's approvals as their steps list them (a delegated task is replaced in
  * its step's list by the task that took its place), through the admin view. */
 static int task_count(long long id)
 {
-    char *t = get_text(ADMIN, "%s/%lld/approvals", MR, id);
+    char *t = api_get_text(&S, ADMIN, "%s/%lld/approvals", MR, id);
     cJSON *j = cJSON_Parse(t);
     free(t);
     int n = 0;
@@ -416,25 +190,14 @@ static int task_count(long long id)
     return n;
 }
 
-#define ASSERT_TASK(tid, subset)                                                                   \
-    do {                                                                                           \
-        struct resp r_;                                                                            \
-        ck_assert_int_eq(                                                                          \
-            call(ADMIN, "GET", NULL, &r_, "/api/v1/approvals/%lld", (long long)(tid)), 200);       \
-        ck_assert_msg(json_contains(r_.body, subset), "task %lld: want %s in %s",                  \
-                      (long long)(tid), subset, r_.body);                                          \
-        resp_free(&r_);                                                                            \
-    } while (0)
+#define ASSERT_TASK(tid, subset) ASSERT_APPROVAL_TASK(&S, tid, subset)
 
 /* The approval id a task belongs to. */
 static long long approval_of_task(long long tid)
 {
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "/api/v1/approvals/%lld", tid), 200);
-    cJSON *j = parse(&r);
-    long long a = iget(j, "approval");
+    cJSON *j = api_get_json(&S, ADMIN, "/api/v1/approvals/%lld", tid);
+    long long a = obj_int(j, "approval");
     cJSON_Delete(j);
-    resp_free(&r);
     ck_assert_msg(a > 0, "task %lld names no approval", tid);
     return a;
 }
@@ -443,11 +206,11 @@ static long long approval_of_task(long long tid)
 static void approve_ok(int u, long long tid, long long id, const char *state)
 {
     struct resp r;
-    long st = call(H(u), "POST", NULL, &r, "/api/v1/approvals/%lld/approve", tid);
+    long st = api_call(&S, H(u), "POST", NULL, &r, "/api/v1/approvals/%lld/approve", tid);
     ck_assert_msg(st == 200, "%s approves task %lld: %ld %s", U[u].name, tid, st, r.body);
-    cJSON *j = parse(&r);
+    cJSON *j = resp_json(&r);
     const cJSON *rec = cJSON_GetObjectItemCaseSensitive(j, "record");
-    ck_assert_msg(iget(rec, "id") == id && str_is(sget(rec, "state"), state),
+    ck_assert_msg(obj_int(rec, "id") == id && str_eq(obj_str(rec, "state"), state),
                   "%s approves task %lld: want record %lld in %s: %s", U[u].name, tid, id, state,
                   r.body);
     cJSON_Delete(j);
@@ -458,13 +221,7 @@ static void approve_ok(int u, long long tid, long long id, const char *state)
 /* The record's history items (owned by the returned root; items in *items). */
 static cJSON *history(long long id, cJSON **items)
 {
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s/%lld/history", MR, id), 200);
-    cJSON *j = parse(&r);
-    resp_free(&r);
-    *items = cJSON_GetObjectItemCaseSensitive(j, "items");
-    ck_assert_msg(cJSON_IsArray(*items), "history without items");
-    return j;
+    return api_get_items(&S, ADMIN, items, "%s/%lld/history", MR, id);
 }
 
 static bool is_escalation(const cJSON *e)
@@ -489,10 +246,7 @@ static int escalations(long long id)
 
 static int history_len(long long id)
 {
-    cJSON *items, *h = history(id, &items);
-    int n = cJSON_GetArraySize(items);
-    cJSON_Delete(h);
-    return n;
+    return api_history_count(&S, MR, id, NULL, NULL);
 }
 
 /* The k-th escalation event of the record (owned), NULL when there are not that many. */
@@ -514,11 +268,6 @@ static cJSON *escalation_event(long long id, int k)
 
 /* The escalation event k: action approval, approval {id, name esc, step}, escalated_to equal to
  * want (comma-joined, sorted). */
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static void assert_escalation(long long id, int k, long long aid, const char *step,
                               const char *want)
 {
@@ -535,18 +284,8 @@ static void assert_escalation(long long id, int k, long long aid, const char *st
     const cJSON *to = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(e, "approval"), "escalated_to");
     ck_assert_msg(cJSON_IsArray(to), "escalated_to is not a list: %s", txt);
-    const char *names[16];
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, to)
-    {
-        ck_assert_msg(cJSON_IsString(it) && n < 16, "escalated_to: %s", txt);
-        names[n++] = it->valuestring;
-    }
-    qsort(names, (size_t)n, sizeof(names[0]), cmp_str);
-    char got[256] = "";
-    for (int i = 0; i < n; i++)
-        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? "," : "", names[i]);
+    char got[256];
+    ck_assert_msg(json_join_sorted(to, got, sizeof(got)), "escalated_to: %s", txt);
     ck_assert_msg(strcmp(got, want) == 0,
                   "record %lld escalation #%d: escalated_to [%s], want [%s]: %s", id, k, got, want,
                   txt);
@@ -557,20 +296,7 @@ static void assert_escalation(long long id, int k, long long aid, const char *st
 /* Messages of kind about record id in user u's inbox. */
 static int inbox_count(int u, const char *kind, long long id)
 {
-    char *t = get_text(H(u), "/api/v1/inbox?limit=1000");
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    int n = 0;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "items"))
-    {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(m, "link");
-        if (str_is(sget(m, "kind"), kind) && iget(l, "record") == id &&
-            str_is(sget(l, "type"), "marketing_request"))
-            n++;
-    }
-    cJSON_Delete(j);
-    return n;
+    return api_inbox_count(&S, H(u), kind, "marketing_request", id);
 }
 
 /* An escalated task: closed as delegated with the escalation comment; the new one pending with
@@ -599,7 +325,7 @@ START_TEST(escalates_to_a_user_after_the_limit)
     put_steps_ok("[{\"name\":\"marketing\",\"labels\":{\"en\":\"Marketing\",\"zh-CN\":\"市场\"},"
                  "\"approvers\":{\"users\":[\"rita\"]},\"time_limit\":{\"hours\":2},"
                  "\"escalate_to\":{\"user\":\"vic\"}}]");
-    set_now("2036-12-01T09:00:00+08:00");
+    clock_set(&S, "2036-12-01T09:00:00+08:00");
     long long id = new_request("Escalate to vic 升级");
     start_review(id);
     long long t_rita = pending_task(RITA, id);
@@ -610,7 +336,7 @@ START_TEST(escalates_to_a_user_after_the_limit)
     int hlen = history_len(id);
 
     /* One minute before the limit: nothing. */
-    advance(HOUR_MS + 59 * MIN_MS);
+    clock_advance(&S, HOUR_MS + 59 * MIN_MS);
     quiet();
     ck_assert_msg(escalations(id) == 0, "escalated at 1h59m of a 2h limit");
     ck_assert_int_eq(history_len(id), hlen);
@@ -620,7 +346,7 @@ START_TEST(escalates_to_a_user_after_the_limit)
     ASSERT_TASK(t_rita, "{\"status\":\"pending\"}");
 
     /* Two more minutes: the task moves to vic. */
-    advance(2 * MIN_MS);
+    clock_advance(&S, 2 * MIN_MS);
     WAIT_FOR(pending_task(VIC, id) > 0,
              "POST /api/v1/test/clock {\"advance_ms\":120000} to 2h01m after the step opened with "
              "time_limit 2h, escalate_to vic: want rita's task handed to vic within 5 s, got "
@@ -631,7 +357,7 @@ START_TEST(escalates_to_a_user_after_the_limit)
     ck_assert_int_eq(pending_task(RITA, id), 0);
     ck_assert_int_eq(task_count(id), 1);
     /* rita's done list has the delegated task. */
-    char *done = get_text(H(RITA), "/api/v1/approvals?status=done");
+    char *done = api_get_text(&S, H(RITA), "/api/v1/approvals?status=done");
     ck_assert_msg(
         json_contains(done, "{\"items\":[{\"assignee\":\"rita\",\"status\":\"delegated\"}]}"),
         "rita's done list: %s", done);
@@ -644,7 +370,7 @@ START_TEST(escalates_to_a_user_after_the_limit)
     ck_assert_int_eq(inbox_count(RITA, "approval_task", id), 1);
     ASSERT_STATE(id, "marketing_review");
     /* The record's approval detail: the step still pending, vic's task in the place of rita's. */
-    char *ap = get_text(ADMIN, "%s/%lld/approvals", MR, id);
+    char *ap = api_get_text(&S, ADMIN, "%s/%lld/approvals", MR, id);
     ck_assert_msg(json_contains(ap, "{\"items\":[{\"name\":\"esc\",\"status\":\"pending\","
                                     "\"steps\":[{\"name\":\"marketing\",\"status\":\"pending\","
                                     "\"tasks\":[{\"assignee\":\"vic\",\"delegated_from\":"
@@ -652,11 +378,11 @@ START_TEST(escalates_to_a_user_after_the_limit)
                   "approvals: %s", ap);
     free(ap);
     /* rita can no longer decide; vic approves and the record moves on. */
-    ck_assert_int_eq(call(H(RITA), "POST", NULL, NULL, "/api/v1/approvals/%lld/approve", t_rita),
-                     409);
+    ck_assert_int_eq(
+        api_call(&S, H(RITA), "POST", NULL, NULL, "/api/v1/approvals/%lld/approve", t_rita), 409);
     approve_ok(VIC, t_vic, id, "finance_review");
     /* Nothing fires again, however late. */
-    advance(48 * HOUR_MS);
+    clock_advance(&S, 48 * HOUR_MS);
     quiet();
     ck_assert_int_eq(escalations(id), 1);
     ck_assert_int_eq(task_count(id), 1);
@@ -675,14 +401,14 @@ START_TEST(escalates_to_each_pending_approvers_manager)
         char body[64];
         struct resp r;
         snprintf(body, sizeof(body), "{\"manager\":\"%s\"}", mgr[i][1]);
-        long st = call(ADMIN, "PATCH", body, &r, "/api/v1/users/%s", mgr[i][0]);
+        long st = api_call(&S, ADMIN, "PATCH", body, &r, "/api/v1/users/%s", mgr[i][0]);
         ck_assert_msg(st == 200, "PATCH /api/v1/users/%s %s: %ld %s", mgr[i][0], body, st, r.body);
         resp_free(&r);
     }
     put_steps_ok("[{\"name\":\"panel\",\"approvers\":{\"users\":[\"rita\",\"rex\",\"fay\"]},"
                  "\"mode\":\"all\",\"time_limit\":{\"minutes\":90},"
                  "\"escalate_to\":{\"manager\":true}}]");
-    set_now("2036-12-01T09:00:00+08:00");
+    clock_set(&S, "2036-12-01T09:00:00+08:00");
     long long id = new_request("Escalate to managers");
     start_review(id);
     long long t_rita = pending_task(RITA, id), t_rex = pending_task(REX, id),
@@ -690,14 +416,14 @@ START_TEST(escalates_to_each_pending_approvers_manager)
     ck_assert_msg(t_rita && t_rex && t_fay, "tasks %lld %lld %lld", t_rita, t_rex, t_fay);
     long long aid = approval_of_task(t_rita);
     /* fay decides in time: her task is not escalated (she has no manager anyway). */
-    set_now("2036-12-01T10:00:00+08:00");
+    clock_set(&S, "2036-12-01T10:00:00+08:00");
     approve_ok(FAY, t_fay, id, "marketing_review");
-    set_now("2036-12-01T10:29:00+08:00");
+    clock_set(&S, "2036-12-01T10:29:00+08:00");
     quiet();
     ck_assert_int_eq(escalations(id), 0);
     ck_assert_int_eq(pending_task(BOSS, id) + pending_task(DAN, id), 0);
 
-    set_now("2036-12-01T10:31:00+08:00");
+    clock_set(&S, "2036-12-01T10:31:00+08:00");
     WAIT_FOR(pending_task(BOSS, id) > 0 && pending_task(DAN, id) > 0,
              "90 minutes after the step opened (escalate_to manager): want rita's task with boss "
              "and rex's with dan, got boss %lld, dan %lld, escalation events %d",
@@ -716,7 +442,7 @@ START_TEST(escalates_to_each_pending_approvers_manager)
     /* The managers decide: with fay's earlier approval the step (all) approves. */
     approve_ok(BOSS, t_boss, id, "marketing_review");
     approve_ok(DAN, t_dan, id, "finance_review");
-    set_now("2036-12-03T09:00:00+08:00");
+    clock_set(&S, "2036-12-03T09:00:00+08:00");
     quiet();
     ck_assert_int_eq(escalations(id), 1);
 }
@@ -731,7 +457,7 @@ START_TEST(a_step_ended_before_its_limit_does_not_escalate)
     put_steps_ok("[{\"name\":\"first\",\"approvers\":{\"users\":[\"rita\"]},"
                  "\"time_limit\":{\"hours\":2},\"escalate_to\":{\"user\":\"vic\"}},"
                  "{\"name\":\"second\",\"approvers\":{\"users\":[\"rex\"]}}]");
-    set_now("2036-12-01T09:00:00+08:00");
+    clock_set(&S, "2036-12-01T09:00:00+08:00");
     long long a = new_request("Decided in time");  /* rita approves after 1 h */
     long long b = new_request("Recalled in time"); /* ann recalls after 1 h */
     long long c = new_request("Rejected in time"); /* rita rejects after 1 h */
@@ -746,21 +472,22 @@ START_TEST(a_step_ended_before_its_limit_does_not_escalate)
               tk = pending_task(RITA, k);
     ck_assert(ta && pending_task(RITA, b) && tc && td && tk);
 
-    set_now("2036-12-01T10:00:00+08:00");
+    clock_set(&S, "2036-12-01T10:00:00+08:00");
     approve_ok(RITA, ta, a, "marketing_review");
     long long ta2 = pending_task(REX, a);
     ck_assert_msg(ta2 > 0, "the second step did not open for rex");
     struct resp r;
-    long st = call(H(ANN), "POST", NULL, &r, "%s/%lld/recall", MR, b);
+    long st = api_call(&S, H(ANN), "POST", NULL, &r, "%s/%lld/recall", MR, b);
     ck_assert_msg(st == 200, "recall: %ld %s", st, r.body);
     resp_free(&r);
     ASSERT_STATE(b, "draft");
-    st = call(H(RITA), "POST", "{\"comment\":\"no\"}", &r, "/api/v1/approvals/%lld/reject", tc);
+    st = api_call(&S, H(RITA), "POST", "{\"comment\":\"no\"}", &r, "/api/v1/approvals/%lld/reject",
+                  tc);
     ck_assert_msg(st == 200, "reject: %ld %s", st, r.body);
     resp_free(&r);
     ASSERT_STATE(c, "rejected");
-    st = call(H(RITA), "POST", "{\"comment\":\"add the venue\"}", &r,
-              "/api/v1/approvals/%lld/return", td);
+    st = api_call(&S, H(RITA), "POST", "{\"comment\":\"add the venue\"}", &r,
+                  "/api/v1/approvals/%lld/return", td);
     ck_assert_msg(st == 200, "return: %ld %s", st, r.body);
     resp_free(&r);
     ASSERT_STATE(d, "returned");
@@ -768,12 +495,12 @@ START_TEST(a_step_ended_before_its_limit_does_not_escalate)
     int na = task_count(a), nb = task_count(b), nc = task_count(c), nd = task_count(d);
 
     /* Past the first step's limit: the control escalates, the others do not. */
-    set_now("2036-12-01T11:01:00+08:00");
+    clock_set(&S, "2036-12-01T11:01:00+08:00");
     WAIT_FOR(pending_task(VIC, k) > 0, "the control record did not escalate (vic's task %lld)",
              pending_task(VIC, k));
     WAIT_FOR(escalations(k) == 1, "control: want one escalation event, got %d", escalations(k));
     quiet();
-    set_now("2036-12-02T11:01:00+08:00");
+    clock_set(&S, "2036-12-02T11:01:00+08:00");
     quiet();
     const long long recs[4] = {a, b, c, d};
     const int hl[4] = {ha, hb, hc, hd}, tn[4] = {na, nb, nc, nd};
@@ -810,13 +537,13 @@ START_TEST(a_business_calendar_limit_counts_working_hours)
         "\"wed\":[[\"09:00\",\"18:00\"]],\"thu\":[[\"09:00\",\"18:00\"]],"
         "\"fri\":[[\"09:00\",\"18:00\"]],\"sat\":[],\"sun\":[]}}";
     struct resp r;
-    long st = call(ADMIN, "PUT", cal, &r, "/api/v1/meta/calendars/sh_office");
+    long st = api_call(&S, ADMIN, "PUT", cal, &r, "/api/v1/meta/calendars/sh_office");
     ck_assert_msg(st == 201 || st == 200, "PUT calendar: %ld %s", st, r.body);
     resp_free(&r);
     put_steps_ok("[{\"name\":\"marketing\",\"approvers\":{\"users\":[\"rita\"]},"
                  "\"time_limit\":{\"hours\":4,\"calendar\":\"sh_office\"},"
                  "\"escalate_to\":{\"user\":\"vic\"}}]");
-    set_now("2036-12-12T16:00:00+08:00"); /* a Friday */
+    clock_set(&S, "2036-12-12T16:00:00+08:00"); /* a Friday */
     long long id = new_request("Business hours 工作时间");
     start_review(id);
     long long t_rita = pending_task(RITA, id);
@@ -827,7 +554,7 @@ START_TEST(a_business_calendar_limit_counts_working_hours)
                             "2036-12-14T23:00:00+08:00", "2036-12-15T09:30:00+08:00",
                             "2036-12-15T10:58:00+08:00"};
     for (size_t i = 0; i < sizeof(before) / sizeof(before[0]); i++) {
-        set_now(before[i]);
+        clock_set(&S, before[i]);
         quiet();
         ck_assert_msg(escalations(id) == 0 && pending_task(VIC, id) == 0,
                       "time_limit 4 business hours on sh_office (Mon-Fri 09-18 Shanghai), step "
@@ -837,8 +564,8 @@ START_TEST(a_business_calendar_limit_counts_working_hours)
         ck_assert_int_eq(pending_task(RITA, id), t_rita);
     }
     /* Monday 11:00: four working hours (Fri 16-18, Mon 09-11). */
-    int64_t due = T("2036-12-15T11:00:00+08:00");
-    set_now_ms(due);
+    int64_t due = time_ms("2036-12-15T11:00:00+08:00");
+    clock_set_ms(&S, due);
     WAIT_FOR(escalations(id) == 1, "no escalation after Monday 11:00+08:00 (events %d)",
              escalations(id));
     long long t_vic = pending_task(VIC, id);
@@ -861,7 +588,7 @@ START_TEST(a_restart_before_the_limit_still_fires_once)
 {
     put_steps_ok("[{\"name\":\"marketing\",\"approvers\":{\"users\":[\"rita\"]},"
                  "\"time_limit\":{\"hours\":2},\"escalate_to\":{\"user\":\"vic\"}}]");
-    set_now("2036-12-01T09:00:00+08:00");
+    clock_set(&S, "2036-12-01T09:00:00+08:00");
     long long id = new_request("Restart 重启");
     long long id2 = new_request("Restart while due");
     start_review(id);
@@ -869,18 +596,18 @@ START_TEST(a_restart_before_the_limit_still_fires_once)
     long long t_rita = pending_task(RITA, id), t_rita2 = pending_task(RITA, id2);
     ck_assert(t_rita > 0 && t_rita2 > 0);
     long long aid = approval_of_task(t_rita);
-    set_now("2036-12-01T10:00:00+08:00");
+    clock_set(&S, "2036-12-01T10:00:00+08:00");
 
     /* A graceful restart: the test clock goes back to real time, far before the limit. */
     srv_stop(&S);
     ck_assert_int_eq(srv_start(&S), 0);
     quiet();
     ck_assert_int_eq(escalations(id), 0);
-    set_now("2036-12-01T10:59:00+08:00");
+    clock_set(&S, "2036-12-01T10:59:00+08:00");
     quiet();
     ck_assert_int_eq(escalations(id), 0);
     ck_assert_int_eq(pending_task(RITA, id), t_rita);
-    set_now("2036-12-01T11:00:30+08:00");
+    clock_set(&S, "2036-12-01T11:00:30+08:00");
     WAIT_FOR(escalations(id) == 1 && escalations(id2) == 1,
              "after a restart (srv_stop + srv_start) between opening the step and its 2h limit: "
              "want one escalation event each once the clock passes the limit, got %d and %d",
@@ -896,7 +623,7 @@ START_TEST(a_restart_before_the_limit_still_fires_once)
     /* kill -9 and later still: nothing fires again. */
     srv_kill9(&S);
     ck_assert_int_eq(srv_start(&S), 0);
-    set_now("2036-12-02T12:00:00+08:00");
+    clock_set(&S, "2036-12-02T12:00:00+08:00");
     quiet();
     ck_assert_int_eq(escalations(id), 1);
     ck_assert_int_eq(escalations(id2), 1);
@@ -914,14 +641,14 @@ END_TEST
  */
 static void refused_steps(const char *steps, const char *path)
 {
-    char *before = get_text(ADMIN, "%s", WF);
+    char *before = api_get_text(&S, ADMIN, "%s", WF);
     struct resp r;
     long st = put_steps(steps, &r);
-    ck_assert_msg(st == 422 && has_error_field(r.body, path),
+    ck_assert_msg(st == 422 && problem_has_field(r.body, path),
                   "PUT workflow with steps %s: want 422 naming %s, got %ld %s", steps, path, st,
                   r.body);
     resp_free(&r);
-    char *after = get_text(ADMIN, "%s", WF);
+    char *after = api_get_text(&S, ADMIN, "%s", WF);
     ck_assert_msg(strcmp(before, after) == 0, "a refused PUT changed the workflow");
     free(before);
     free(after);
@@ -975,12 +702,12 @@ START_TEST(bad_definitions_are_refused)
                   "\"escalate_to\":{\"role\":\"director\"}}]",
                   "approvals[0].steps[1].escalate_to");
     struct resp r;
-    long st = call(ADMIN, "PUT",
-                   "{\"name\":\"sh_office\",\"timezone\":\"Asia/Shanghai\",\"week\":{"
-                   "\"mon\":[[\"09:00\",\"18:00\"]],\"tue\":[[\"09:00\",\"18:00\"]],"
-                   "\"wed\":[[\"09:00\",\"18:00\"]],\"thu\":[[\"09:00\",\"18:00\"]],"
-                   "\"fri\":[[\"09:00\",\"18:00\"]]}}",
-                   &r, "/api/v1/meta/calendars/sh_office");
+    long st = api_call(&S, ADMIN, "PUT",
+                       "{\"name\":\"sh_office\",\"timezone\":\"Asia/Shanghai\",\"week\":{"
+                       "\"mon\":[[\"09:00\",\"18:00\"]],\"tue\":[[\"09:00\",\"18:00\"]],"
+                       "\"wed\":[[\"09:00\",\"18:00\"]],\"thu\":[[\"09:00\",\"18:00\"]],"
+                       "\"fri\":[[\"09:00\",\"18:00\"]]}}",
+                       &r, "/api/v1/meta/calendars/sh_office");
     ck_assert_msg(st == 201, "PUT calendar: %ld %s", st, r.body);
     resp_free(&r);
     put_steps_ok(with_cal);
@@ -1002,13 +729,13 @@ START_TEST(escalates_to_the_first_role_holder_not_the_requester)
                  "\"time_limit\":{\"hours\":1},\"escalate_to\":{\"role\":\"director\"}},"
                  "{\"name\":\"second\",\"approvers\":{\"users\":[\"rex\"]},"
                  "\"time_limit\":{\"hours\":1},\"escalate_to\":{\"role\":\"partner\"}}]");
-    set_now("2036-12-01T09:00:00+08:00");
+    clock_set(&S, "2036-12-01T09:00:00+08:00");
     long long id = new_request("Escalate to roles");
     start_review(id);
     long long t_rita = pending_task(RITA, id);
     ck_assert(t_rita > 0);
     long long aid = approval_of_task(t_rita);
-    set_now("2036-12-01T10:00:30+08:00");
+    clock_set(&S, "2036-12-01T10:00:30+08:00");
     WAIT_FOR(escalations(id) == 1, "first step: no escalation to role director (events %d)",
              escalations(id));
     long long t_boss = pending_task(BOSS, id);
@@ -1016,17 +743,18 @@ START_TEST(escalates_to_the_first_role_holder_not_the_requester)
     ck_assert_int_eq(pending_task(DAN, id), 0);
     assert_escalation(id, 0, aid, "first", "boss");
     /* boss approves at 10:30: the second step opens; its hour runs from then. */
-    set_now("2036-12-01T10:30:00+08:00");
+    clock_set(&S, "2036-12-01T10:30:00+08:00");
     approve_ok(BOSS, t_boss, id, "marketing_review");
     long long t_rex = pending_task(REX, id);
     ck_assert(t_rex > 0);
-    set_now("2036-12-01T11:15:00+08:00"); /* 2h15m after the approval began, 45 min into step 2 */
+    clock_set(&S,
+              "2036-12-01T11:15:00+08:00"); /* 2h15m after the approval began, 45 min into step 2 */
     quiet();
     ck_assert_msg(escalations(id) == 1,
                   "the second step (limit 1h, opened 10:30) escalated by 11:15: %d events",
                   escalations(id));
     ck_assert_int_eq(pending_task(REX, id), t_rex);
-    set_now("2036-12-01T11:31:00+08:00");
+    clock_set(&S, "2036-12-01T11:31:00+08:00");
     WAIT_FOR(escalations(id) == 2, "second step: no escalation to role partner (events %d)",
              escalations(id));
     ck_assert_msg(pending_task(ANN, id) == 0,
@@ -1040,15 +768,15 @@ START_TEST(escalates_to_the_first_role_holder_not_the_requester)
 
     /* An inactive holder is passed over: with boss inactive the director is dan. */
     struct resp r;
-    long st = call(ADMIN, "PATCH", "{\"active\":false}", &r, "/api/v1/users/boss");
+    long st = api_call(&S, ADMIN, "PATCH", "{\"active\":false}", &r, "/api/v1/users/boss");
     ck_assert_msg(st == 200, "PATCH boss inactive: %ld %s", st, r.body);
     resp_free(&r);
-    set_now("2036-12-01T12:00:00+08:00");
+    clock_set(&S, "2036-12-01T12:00:00+08:00");
     long long id2 = new_request("Escalate past an inactive holder");
     start_review(id2);
     long long t2 = pending_task(RITA, id2);
     ck_assert(t2 > 0);
-    set_now("2036-12-01T13:00:30+08:00");
+    clock_set(&S, "2036-12-01T13:00:30+08:00");
     WAIT_FOR(escalations(id2) == 1, "no escalation to role director with boss inactive (%d)",
              escalations(id2));
     assert_handed(t2, pending_task(DAN, id2), "rita", "dan", "first");
@@ -1071,26 +799,27 @@ START_TEST(a_calendar_used_by_a_time_limit_cannot_be_deleted)
                       "\"wed\":[[\"09:00\",\"18:00\"]],\"thu\":[[\"09:00\",\"18:00\"]],"
                       "\"fri\":[[\"09:00\",\"18:00\"]]}}";
     struct resp r;
-    long st = call(ADMIN, "PUT", cal, &r, "/api/v1/meta/calendars/sh_office");
+    long st = api_call(&S, ADMIN, "PUT", cal, &r, "/api/v1/meta/calendars/sh_office");
     ck_assert_msg(st == 201, "PUT calendar: %ld %s", st, r.body);
     resp_free(&r);
     put_steps_ok("[{\"name\":\"marketing\",\"approvers\":{\"users\":[\"rita\"]},"
                  "\"time_limit\":{\"hours\":4,\"calendar\":\"sh_office\"},"
                  "\"escalate_to\":{\"user\":\"vic\"}}]");
-    st = call(ADMIN, "DELETE", NULL, &r, "/api/v1/meta/calendars/sh_office");
+    st = api_call(&S, ADMIN, "DELETE", NULL, &r, "/api/v1/meta/calendars/sh_office");
     char *body = strdup(r.body ? r.body : "");
     resp_free(&r);
     if (st == 409) {
         ck_assert_msg(strstr(body, "in_use") != NULL, "409 without rule in_use: %s", body);
         free(body);
-        ck_assert_int_eq(call(ADMIN, "GET", NULL, NULL, "/api/v1/meta/calendars/sh_office"), 200);
+        ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, NULL, "/api/v1/meta/calendars/sh_office"),
+                         200);
         return;
     }
     /* Deleted: show what it does to the limit (Friday 16:00 + 4 business hours is Monday 11:00). */
-    set_now("2036-12-12T16:00:00+08:00");
+    clock_set(&S, "2036-12-12T16:00:00+08:00");
     long long id = new_request("Calendar gone");
     start_review(id);
-    set_now("2036-12-12T20:01:00+08:00");
+    clock_set(&S, "2036-12-12T20:01:00+08:00");
     quiet();
     int esc = escalations(id);
     long long put_st = put_steps("[{\"name\":\"marketing\",\"approvers\":{\"users\":[\"rita\"]},"

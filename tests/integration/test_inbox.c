@@ -34,21 +34,6 @@ static void problem_field(const struct resp *r, char *out, size_t n)
     cJSON_Delete(j);
 }
 
-/* A token for a new non-admin user (no org); returns the Authorization header in hdr. */
-static void user_token(const char *name, char *hdr, size_t n)
-{
-    char *out = NULL;
-    const char *add[] = {"user", "add", name, "--role", "partner", "--data", S.dir, NULL};
-    ck_assert_int_eq(run_trellis(add, &out, 60), 0);
-    free(out);
-    const char *tok[] = {"token", "create", name, "--name", "ci", "--data", S.dir, NULL};
-    ck_assert_int_eq(run_trellis(tok, &out, 60), 0);
-    const char *p = strstr(out, "trl_");
-    ck_assert_ptr_nonnull(p);
-    snprintf(hdr, n, "Authorization: Bearer %.68s", p);
-    free(out);
-}
-
 START_TEST(an_empty_inbox_lists_nothing_and_counts_zero)
 {
     struct resp r;
@@ -75,7 +60,7 @@ START_TEST(an_empty_inbox_lists_nothing_and_counts_zero)
     resp_free(&r);
     /* A user who is not an administrator has an inbox of their own. */
     char hdr[128];
-    user_token("pat", hdr, sizeof(hdr));
+    cli_add_user(&S, "pat", "partner", NULL, "ci", hdr, sizeof(hdr)); /* no org, not an admin */
     const char *h[] = {hdr, NULL};
     http(&S, "GET", "/api/v1/inbox/count", NULL, 0, h, &r);
     ck_assert_int_eq(r.status, 200);

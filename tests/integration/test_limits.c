@@ -48,11 +48,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char *out = NULL;
-    srv_stop(&S);
-    int rc = store_check(S.dir, &out);
-    if (rc) fprintf(stderr, "check: %s\n", out);
-    free(out);
+    int rc = srv_stop_and_check(&S);
     srv_cleanup(&S);
     ck_assert_int_eq(rc, 0);
 }
@@ -386,7 +382,8 @@ START_TEST(long_url_is_414)
     st = raw_status(req, (size_t)k, buf, sizeof(buf));
     free(req);
     ck_assert_msg(st == 414, "a 20 KB URL: %.300s", buf);
-    ck_assert_msg(strcasestr(buf, "application/problem+json") && strstr(buf, "\"code\":\"uri_too_long\""),
+    ck_assert_msg(strcasestr(buf, "application/problem+json") &&
+                      strstr(buf, "\"code\":\"uri_too_long\""),
                   "a 20 KB URL: %.400s", buf);
     ck_assert(healthy_from(NULL));
     ck_assert(alive());

@@ -119,11 +119,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char *out = NULL;
-    srv_stop(&S);
-    int rc = store_check(S.dir, &out);
-    if (rc) fprintf(stderr, "check: %s\n", out);
-    free(out);
+    int rc = srv_stop_and_check(&S);
     srv_cleanup(&S);
     ck_assert_int_eq(rc, 0);
 }

@@ -13,70 +13,31 @@ static struct srv S;
 static char A[128], B[128], REV[128], FIN[128], GST[128]; /* Authorization headers */
 static const char *MR = "/api/v1/records/marketing_request";
 
-static void cli3(const char *a, const char *b, const char *c)
-{
-    const char *argv[] = {a, b, c, "--data", S.dir, NULL};
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "%s %s %s: %s", a, b, c, out);
-    free(out);
-}
-
-static void user(const char *name, const char *role, const char *org, char *hdr)
-{
-    const char *argv[] = {"user",
-                          "add",
-                          name,
-                          "--role",
-                          role,
-                          org ? "--org" : "--data",
-                          org ? org : S.dir,
-                          org ? "--data" : NULL,
-                          org ? S.dir : NULL,
-                          NULL};
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "user add %s: %s", name, out);
-    free(out);
-    const char *tok[] = {"token", "create", name, "--data", S.dir, NULL};
-    ck_assert_int_eq(run_trellis(tok, &out, 60), 0);
-    const char *p = strstr(out, "trl_");
-    ck_assert_ptr_nonnull(p);
-    snprintf(hdr, 128, "Authorization: Bearer %.68s", p);
-    free(out);
-}
-
 static void setup(void)
 {
     ck_assert_int_eq(srv_init(&S, NULL), 0);
-    cli3("org", "add", "acme");
-    cli3("org", "add", "globex");
-    user("ann", "partner", "acme", A);
-    user("bob", "partner", "globex", B);
-    user("rita", "reviewer", NULL, REV);
-    user("fay", "finance", NULL, FIN);
-    user("gus", "guest", NULL, GST);
+    cli_run3(&S, "org", "add", "acme");
+    cli_run3(&S, "org", "add", "globex");
+    cli_add_user(&S, "ann", "partner", "acme", NULL, A, sizeof(A));
+    cli_add_user(&S, "bob", "partner", "globex", NULL, B, sizeof(B));
+    cli_add_user(&S, "rita", "reviewer", NULL, NULL, REV, sizeof(REV));
+    cli_add_user(&S, "fay", "finance", NULL, NULL, FIN, sizeof(FIN));
+    cli_add_user(&S, "gus", "guest", NULL, NULL, GST, sizeof(GST));
     ck_assert_int_eq(srv_start(&S), 0);
 }
 
 static void teardown(void)
 {
-    char *out = NULL;
-    srv_stop(&S);
-    int rc = store_check(S.dir, &out);
-    if (rc) fprintf(stderr, "check: %s\n", out);
-    free(out);
+    int rc = srv_stop_and_check(&S);
     srv_cleanup(&S);
     ck_assert_int_eq(rc, 0);
 }
 
+/* One request as hdr (every caller names one). */
 static long req(const char *hdr, const char *method, const char *path, const char *body,
                 struct resp *out)
 {
-    const char *h[] = {hdr, "Content-Type: application/json", NULL};
-    struct resp tmp, *r = out ? out : &tmp;
-    http(&S, method, path, body, body ? strlen(body) : 0, h, r);
-    long st = r->status;
-    if (!out) resp_free(r);
-    return st;
+    return api_request(&S, hdr, NULL, method, path, body, out);
 }
 
 static long long create_as(const char *hdr, const char *title)

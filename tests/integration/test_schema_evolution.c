@@ -14,7 +14,6 @@
 
 static struct srv S;
 
-
 static void setup(void)
 {
     int rc = srv_init(&S, NULL);
@@ -25,11 +24,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char *out = NULL;
-    srv_stop(&S);
-    int rc = store_check(S.dir, &out);
-    if (rc) fprintf(stderr, "check: %s\n", out);
-    free(out);
+    int rc = srv_stop_and_check(&S);
     /* Every stored definition loads again at start. */
     int src = srv_start(&S);
     srv_stop(&S);

@@ -26,11 +26,9 @@
 
 #include <check.h>
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static struct srv S;
 static const char *MR = "/api/v1/records/marketing_request";
@@ -43,17 +41,14 @@ static const char *CLOCK = "/api/v1/test/clock";
 
 /* The users of every test (admin is the harness's). */
 enum { ANN, RITA, FAY, DAN, NUSERS };
-static struct who {
-    const char *name, *role, *org;
-    char hdr[128]; /* "Authorization: Bearer ..." */
-} U[NUSERS] = {
+static struct test_user U[NUSERS] = {
     [ANN] = {"ann", "partner", "acme", ""},
     [RITA] = {"rita", "reviewer", NULL, ""},
     [FAY] = {"fay", "finance", NULL, ""},
     [DAN] = {"dan", "director", NULL, ""},
 };
 #define H(u)  (U[u].hdr)
-#define ADMIN NULL /* call(): NULL sends the harness's admin token */
+#define ADMIN NULL /* api_call(): NULL sends the harness's admin token */
 
 static const char *CAL_JSON =
     "{\"name\":\"cn_office\",\"labels\":{\"en\":\"China office\",\"zh-CN\":\"中国办公时间\"},"
@@ -81,69 +76,15 @@ static const char *STD_SLAS =
     "{\"name\":\"handling\",\"labels\":{\"en\":\"Handling\",\"zh-CN\":\"处理\"},"
     "\"start\":[\"submitted\"],\"stop\":[\"approved\",\"rejected\"],\"hours\":40}]}]";
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Polls cond every 50 ms for up to 5 s. */
-#define WAIT_FOR(cond, ...)                                                                        \
-    do {                                                                                           \
-        for (int w_ = 0; w_ < 100 && !(cond); w_++)                                                \
-            sleep_ms(50);                                                                          \
-        ck_assert_msg(cond, __VA_ARGS__);                                                          \
-    } while (0)
-
 /* Long enough for the scheduler (250 ms) to have fired anything due, twice over. */
 static void quiet(void)
 {
-    sleep_ms(700);
+    wait_ms(700);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Users, server
  */
-static void cli3(const char *a, const char *b, const char *c)
-{
-    const char *argv[] = {a, b, c, "--data", S.dir, NULL};
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "%s %s %s: %s", a, b, c, out);
-    free(out);
-}
-
-static void user(struct who *w)
-{
-    const char *argv[12];
-    int n = 0;
-    argv[n++] = "user";
-    argv[n++] = "add";
-    argv[n++] = w->name;
-    argv[n++] = "--role";
-    argv[n++] = w->role;
-    if (w->org) {
-        argv[n++] = "--org";
-        argv[n++] = w->org;
-    }
-    argv[n++] = "--data";
-    argv[n++] = S.dir;
-    argv[n] = NULL;
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "user add %s: %s", w->name, out);
-    free(out);
-    char tname[64];
-    snprintf(tname, sizeof(tname), "tk_%s", w->name);
-    const char *tok[] = {"token", "create", w->name, "--name", tname, "--data", S.dir, NULL};
-    ck_assert_int_eq(run_trellis(tok, &out, 60), 0);
-    const char *p = strstr(out, "trl_");
-    ck_assert_msg(p != NULL, "token create %s: %s", w->name, out);
-    snprintf(w->hdr, sizeof(w->hdr), "Authorization: Bearer %.68s", p);
-    free(out);
-}
-
-static long call(const char *hdr, const char *method, const char *body, struct resp *out,
-                 const char *fmt, ...);
-
 static void setup(void)
 {
     int rc = srv_init(&S, NULL);
@@ -151,122 +92,21 @@ static void setup(void)
     if (S.dir[0]) tmpreg_add(S.dir);
     ck_assert_int_eq(rc, 0);
     snprintf(S.extra, sizeof(S.extra), "--test-clock");
-    cli3("org", "add", "acme");
-    for (int i = 0; i < NUSERS; i++)
-        user(&U[i]);
+    cli_run3(&S, "org", "add", "acme");
+    cli_add_users(&S, U, NUSERS);
     ck_assert_int_eq(srv_start(&S), 0);
     struct resp r;
     /* The sample may bring a cn_office of its own: this one replaces it. */
-    long st = call(ADMIN, "PUT", CAL_JSON, &r, "/api/v1/meta/calendars/cn_office");
+    long st = api_call(&S, ADMIN, "PUT", CAL_JSON, &r, "/api/v1/meta/calendars/cn_office");
     ck_assert_msg(st == 201 || st == 200, "PUT calendar: %ld %s", st, r.body);
     resp_free(&r);
 }
 
 static void teardown(void)
 {
-    char *out = NULL;
-    srv_stop(&S);
-    int rc = store_check(S.dir, &out);
-    if (rc) fprintf(stderr, "check: %s\n", out);
-    free(out);
+    int rc = srv_stop_and_check(&S);
     srv_cleanup(&S);
     ck_assert_int_eq(rc, 0);
-}
-
-/* ---------------------------------------------------------------------------------------------
- * Requests
- */
-/* One request as hdr (NULL: admin) to a formatted path; the status. out may be NULL. */
-static long call(const char *hdr, const char *method, const char *body, struct resp *out,
-                 const char *fmt, ...)
-{
-    char path[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    const char *h[3];
-    int n = 0;
-    if (hdr) h[n++] = hdr;
-    h[n++] = "Content-Type: application/json";
-    h[n] = NULL;
-    struct resp tmp, *r = out ? out : &tmp;
-    http(&S, method, path, body, body ? strlen(body) : 0, h, r);
-    long st = r->status;
-    if (!out) resp_free(r);
-    return st;
-}
-
-static cJSON *parse(const struct resp *r)
-{
-    cJSON *j = cJSON_Parse(r->body);
-    ck_assert_msg(j != NULL, "not JSON: %s", r->body);
-    return j;
-}
-
-static const char *sget(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static long long iget(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
-
-static bool str_is(const char *a, const char *b)
-{
-    return a && b && strcmp(a, b) == 0;
-}
-
-/* A GET that must answer 200: the body (owned). */
-static char *get_text(const char *hdr, const char *fmt, ...)
-{
-    char path[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    struct resp r;
-    long st = call(hdr, "GET", NULL, &r, "%s", path);
-    ck_assert_msg(st == 200, "GET %s: %ld %s", path, st, r.body);
-    char *s = strdup(r.body);
-    resp_free(&r);
-    return s;
-}
-
-/* True when the problem's errors[] name field. */
-static bool has_error_field(const char *body, const char *field)
-{
-    cJSON *j = cJSON_Parse(body);
-    const cJSON *e;
-    bool found = false;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "errors"))
-    {
-        if (str_is(sget(e, "field"), field)) found = true;
-    }
-    cJSON_Delete(j);
-    return found;
-}
-
-/* RFC 3339 to UTC ms. */
-static int64_t T(const char *s)
-{
-    int64_t ms;
-    ck_assert_msg(s && trl_datetime_parse(s, strlen(s), &ms) == 0, "not a datetime: %s",
-                  s ? s : "(null)");
-    return ms;
-}
-
-/* A datetime member as UTC ms, 0 when null. */
-static int64_t tget(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    if (cJSON_IsNull(v)) return 0;
-    ck_assert_msg(cJSON_IsString(v), "%s is neither a datetime nor null", k);
-    return T(v->valuestring);
 }
 
 static const char *fmt_ms(int64_t ms, char *buf)
@@ -290,7 +130,7 @@ static const int64_t TZ_MS = 8 * HOUR_MS;
 static bool workday(int64_t day)
 {
     static int64_t hol = -1;
-    if (hol < 0) hol = (T("2036-12-08T00:00:00+08:00") + TZ_MS) / DAY_MS;
+    if (hol < 0) hol = (time_ms("2036-12-08T00:00:00+08:00") + TZ_MS) / DAY_MS;
     int64_t wd = ((day % 7) + 7 + 4) % 7; /* 1970-01-01 was a Thursday; 0 = Sunday */
     return wd >= 1 && wd <= 5 && day != hol;
 }
@@ -336,44 +176,11 @@ static int64_t biz_add(int64_t start, int64_t d)
  */
 static int64_t clock_now(int64_t *offset)
 {
-    struct resp r;
-    long st = call(ADMIN, "GET", NULL, &r, "%s", CLOCK);
-    ck_assert_msg(st == 200, "GET clock: %ld %s", st, r.body);
-    cJSON *j = parse(&r);
-    int64_t now = tget(j, "now");
-    if (offset) *offset = iget(j, "offset_ms");
+    cJSON *j = api_get_json(&S, ADMIN, "%s", CLOCK);
+    int64_t now = obj_time_ms(j, "now");
+    if (offset) *offset = obj_int(j, "offset_ms");
     cJSON_Delete(j);
-    resp_free(&r);
     return now;
-}
-
-static void set_now_ms(int64_t ms)
-{
-    char ts[40], body[80];
-    trl_datetime_format(ms, ts);
-    snprintf(body, sizeof(body), "{\"now\":\"%s\"}", ts);
-    struct resp r;
-    long st = call(ADMIN, "POST", body, &r, "%s", CLOCK);
-    ck_assert_msg(st == 200, "POST clock %s: %ld %s", body, st, r.body);
-    cJSON *j = parse(&r);
-    ck_assert_msg(tget(j, "now") >= ms, "clock at %s after %s", sget(j, "now"), body);
-    cJSON_Delete(j);
-    resp_free(&r);
-}
-
-static void set_now(const char *rfc)
-{
-    set_now_ms(T(rfc));
-}
-
-static void advance(int64_t ms)
-{
-    char body[80];
-    snprintf(body, sizeof(body), "{\"advance_ms\":%lld}", (long long)ms);
-    struct resp r;
-    long st = call(ADMIN, "POST", body, &r, "%s", CLOCK);
-    ck_assert_msg(st == 200, "POST clock %s: %ld %s", body, st, r.body);
-    resp_free(&r);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -383,21 +190,15 @@ static void advance(int64_t ms)
  * the status, body in out. */
 static long put_slas(const char *slas, struct resp *out)
 {
-    struct resp r;
-    long st = call(ADMIN, "GET", NULL, &r, "%s", WF);
-    ck_assert_msg(st == 200, "GET workflow: %ld %s", st, r.body);
-    cJSON *def = parse(&r);
-    resp_free(&r);
+    cJSON *def = api_get_json(&S, ADMIN, "%s", WF);
     cJSON_DeleteItemFromObjectCaseSensitive(def, "slas");
     if (slas) {
         cJSON *s = cJSON_Parse(slas);
         ck_assert_msg(s != NULL, "slas not JSON: %s", slas);
         cJSON_AddItemToObject(def, "slas", s);
     }
-    char *txt = cJSON_PrintUnformatted(def);
+    long st = api_put_json(&S, ADMIN, def, out, "%s", WF);
     cJSON_Delete(def);
-    st = call(ADMIN, "PUT", txt, out, "%s", WF);
-    free(txt);
     return st;
 }
 
@@ -418,11 +219,11 @@ static long long new_request(const char *title, const char *budget)
              "\"2036-12-31\"}",
              title, budget);
     struct resp r;
-    long st = call(H(ANN), "POST", body, &r, "%s", MR);
+    long st = api_call(&S, H(ANN), "POST", body, &r, "%s", MR);
     ck_assert_msg(st == 201, "create: %ld %s", st, r.body);
     long long id = json_int(r.body, "id", 0);
     resp_free(&r);
-    st = call(H(ANN), "POST", "{}", &r, "%s/%lld/transitions/submit", MR, id);
+    st = api_call(&S, H(ANN), "POST", "{}", &r, "%s/%lld/transitions/submit", MR, id);
     ck_assert_msg(st == 200 && json_contains(r.body, "{\"state\":\"submitted\"}"), "submit: %ld %s",
                   st, r.body);
     resp_free(&r);
@@ -432,7 +233,8 @@ static long long new_request(const char *title, const char *budget)
 static long move(const char *hdr, long long id, const char *name, const char *body,
                  struct resp *out)
 {
-    return call(hdr, "POST", body ? body : "{}", out, "%s/%lld/transitions/%s", MR, id, name);
+    return api_call(&S, hdr, "POST", body ? body : "{}", out, "%s/%lld/transitions/%s", MR, id,
+                    name);
 }
 
 static void move_ok(const char *hdr, long long id, const char *name, const char *body,
@@ -441,8 +243,8 @@ static void move_ok(const char *hdr, long long id, const char *name, const char 
     struct resp r;
     long st = move(hdr, id, name, body, &r);
     ck_assert_msg(st == 200, "%s on %lld: %ld %s", name, id, st, r.body);
-    cJSON *j = parse(&r);
-    ck_assert_msg(str_is(sget(j, "state"), state), "%s on %lld: want %s: %s", name, id, state,
+    cJSON *j = resp_json(&r);
+    ck_assert_msg(str_eq(obj_str(j, "state"), state), "%s on %lld: want %s: %s", name, id, state,
                   r.body);
     cJSON_Delete(j);
     resp_free(&r);
@@ -456,17 +258,13 @@ static void start_review(long long id)
 /* The record (owned). */
 static cJSON *record(long long id)
 {
-    char *t = get_text(ADMIN, "%s/%lld", MR, id);
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    ck_assert(j != NULL);
-    return j;
+    return api_get_json(&S, ADMIN, "%s/%lld", MR, id);
 }
 
 static bool state_is(long long id, const char *state)
 {
     cJSON *j = record(id);
-    bool ok = str_is(sget(j, "state"), state);
+    bool ok = str_eq(obj_str(j, "state"), state);
     cJSON_Delete(j);
     return ok;
 }
@@ -474,13 +272,7 @@ static bool state_is(long long id, const char *state)
 /* The history items (owned root; items in *items). */
 static cJSON *history(long long id, cJSON **items)
 {
-    char *t = get_text(ADMIN, "%s/%lld/history", MR, id);
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    ck_assert(j != NULL);
-    *items = cJSON_GetObjectItemCaseSensitive(j, "items");
-    ck_assert(cJSON_IsArray(*items));
-    return j;
+    return api_get_items(&S, ADMIN, items, "%s/%lld/history", MR, id);
 }
 
 /* Fired SLA events of target and phase in the record's history. */
@@ -492,8 +284,8 @@ static int count_sla(long long id, const char *target, const char *phase)
     cJSON_ArrayForEach(e, items)
     {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "sla");
-        if (str_is(sget(e, "action"), "sla") && str_is(sget(s, "target"), target) &&
-            str_is(sget(s, "phase"), phase))
+        if (str_eq(obj_str(e, "action"), "sla") && str_eq(obj_str(s, "target"), target) &&
+            str_eq(obj_str(s, "phase"), phase))
             n++;
     }
     cJSON_Delete(h);
@@ -503,28 +295,12 @@ static int count_sla(long long id, const char *target, const char *phase)
 /* History events with that action. */
 static int count_action(long long id, const char *action)
 {
-    cJSON *items, *h = history(id, &items);
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, items)
-    {
-        if (str_is(sget(e, "action"), action)) n++;
-    }
-    cJSON_Delete(h);
-    return n;
+    return api_history_count(&S, MR, id, "action", action);
 }
 
 static int count_transition(long long id, const char *name)
 {
-    cJSON *items, *h = history(id, &items);
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, items)
-    {
-        if (str_is(sget(e, "transition"), name)) n++;
-    }
-    cJSON_Delete(h);
-    return n;
+    return api_history_count(&S, MR, id, "transition", name);
 }
 
 /* The last history event of transition name (owned copy). */
@@ -534,7 +310,7 @@ static cJSON *transition_event(long long id, const char *name)
     const cJSON *e;
     cJSON_ArrayForEach(e, items)
     {
-        if (str_is(sget(e, "transition"), name)) {
+        if (str_eq(obj_str(e, "transition"), name)) {
             cJSON_Delete(found);
             found = cJSON_Duplicate(e, true);
         }
@@ -570,7 +346,7 @@ static void assert_sla_list(const cJSON *ev, const char *want)
 /* The clock of target on record id (owned copy); NULL when absent. */
 static cJSON *clock_of(long long id, const char *target, int *nitems)
 {
-    char *t = get_text(ADMIN, "%s/%lld/sla", MR, id);
+    char *t = api_get_text(&S, ADMIN, "%s/%lld/sla", MR, id);
     cJSON *j = cJSON_Parse(t);
     ck_assert_msg(j != NULL, "sla not JSON: %s", t);
     free(t);
@@ -581,7 +357,7 @@ static cJSON *clock_of(long long id, const char *target, int *nitems)
     const cJSON *it;
     cJSON_ArrayForEach(it, items)
     {
-        if (str_is(sget(it, "target"), target)) found = cJSON_Duplicate(it, true);
+        if (str_eq(obj_str(it, "target"), target)) found = cJSON_Duplicate(it, true);
     }
     cJSON_Delete(j);
     return found;
@@ -604,33 +380,20 @@ static cJSON *sla_clock(long long id, const char *target)
 /* Messages of kind about record id in user u's inbox. */
 static int inbox_count(int u, const char *kind, long long id)
 {
-    char *t = get_text(H(u), "/api/v1/inbox?limit=1000");
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    int n = 0;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "items"))
-    {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(m, "link");
-        if (str_is(sget(m, "kind"), kind) && iget(l, "record") == id &&
-            str_is(sget(l, "type"), "marketing_request"))
-            n++;
-    }
-    cJSON_Delete(j);
-    return n;
+    return api_inbox_count(&S, H(u), kind, "marketing_request", id);
 }
 
 /* Pending approval tasks of user u on record id. */
 static int pending_tasks(int u, long long id)
 {
-    char *t = get_text(H(u), "/api/v1/approvals?assignee=me&status=pending&limit=1000");
+    char *t = api_get_text(&S, H(u), "/api/v1/approvals?assignee=me&status=pending&limit=1000");
     cJSON *j = cJSON_Parse(t);
     free(t);
     int n = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "items"))
     {
-        if (iget(it, "record") == id) n++;
+        if (obj_int(it, "record") == id) n++;
     }
     cJSON_Delete(j);
     return n;
@@ -688,8 +451,8 @@ START_TEST(business_hours_across_weekend_and_holiday)
         "{\"name\":\"review\",\"labels\":{\"en\":\"Review (24x7)\",\"zh-CN\":\"审核\"},"
         "\"start\":[\"marketing_review\"],\"stop\":[\"finance_review\",\"rejected\"],"
         "\"hours\":4,\"warn_percent\":50}]}]");
-    int64_t fri16 = T("2036-12-05T16:00:00+08:00"); /* Friday; Monday 8 Dec is a holiday */
-    set_now_ms(fri16);
+    int64_t fri16 = time_ms("2036-12-05T16:00:00+08:00"); /* Friday; Monday 8 Dec is a holiday */
+    clock_set_ms(&S, fri16);
     long long id = new_request("Weekend 周末", "12000");
     cJSON *ev = transition_event(id, "submit");
     assert_sla_list(ev, "[{\"target\":\"handling\",\"event\":\"started\"}]");
@@ -698,7 +461,7 @@ START_TEST(business_hours_across_weekend_and_holiday)
     ev = transition_event(id, "start_review");
     assert_sla_list(ev, "[{\"target\":\"review\",\"event\":\"started\"},"
                         "{\"target\":\"quick\",\"event\":\"started\"}]");
-    int64_t at = tget(ev, "at");
+    int64_t at = obj_time_ms(ev, "at");
     cJSON_Delete(ev);
 
     int n = 0;
@@ -708,24 +471,24 @@ START_TEST(business_hours_across_weekend_and_holiday)
                     "\"status\":\"running\",\"paused\":false,\"stopped\":false,"
                     "\"target_ms\":57600000,\"warned_at\":null,\"breached_at\":null,"
                     "\"stopped_at\":null,\"labels\":{\"en\":\"Review\",\"zh-CN\":\"审核\"}}");
-    int64_t s = tget(c, "started_at");
+    int64_t s = obj_time_ms(c, "started_at");
     ASSERT_MS(s, at);
     ck_assert_msg(s >= fri16 && s - fri16 < MIN_MS, "started %lld ms after 16:00",
                   (long long)(s - fri16));
     /* Fri 16-18 (2 h); Sat, Sun; Mon holiday; Tue 9-12, 13-18 (10 h); Wed 9-12, 13-16. */
-    ASSERT_MS(tget(c, "due_at"), biz_add(s, 16 * HOUR_MS));
-    ASSERT_MS(tget(c, "due_at"), T("2036-12-10T16:00:00+08:00") + (s - fri16));
-    ASSERT_MS(tget(c, "warn_at"), T("2036-12-10T11:00:00+08:00") + (s - fri16));
+    ASSERT_MS(obj_time_ms(c, "due_at"), biz_add(s, 16 * HOUR_MS));
+    ASSERT_MS(obj_time_ms(c, "due_at"), time_ms("2036-12-10T16:00:00+08:00") + (s - fri16));
+    ASSERT_MS(obj_time_ms(c, "warn_at"), time_ms("2036-12-10T11:00:00+08:00") + (s - fri16));
     cJSON_Delete(c);
     /* 3.5 business hours: due on the next working day after the weekend and the holiday. */
     c = sla_clock(id, "quick");
     ASSERT_CLOCK(c, "{\"status\":\"running\",\"target_ms\":12600000,\"warn_at\":null}");
-    ASSERT_MS(tget(c, "due_at"), T("2036-12-09T10:30:00+08:00") + (s - fri16));
+    ASSERT_MS(obj_time_ms(c, "due_at"), time_ms("2036-12-09T10:30:00+08:00") + (s - fri16));
     cJSON_Delete(c);
     c = sla_clock(id, "handling");
-    int64_t sh = tget(c, "started_at");
-    ASSERT_MS(tget(c, "due_at"), biz_add(sh, 40 * HOUR_MS));
-    ASSERT_MS(tget(c, "due_at"), T("2036-12-15T16:00:00+08:00") + (sh - fri16));
+    int64_t sh = obj_time_ms(c, "started_at");
+    ASSERT_MS(obj_time_ms(c, "due_at"), biz_add(sh, 40 * HOUR_MS));
+    ASSERT_MS(obj_time_ms(c, "due_at"), time_ms("2036-12-15T16:00:00+08:00") + (sh - fri16));
     cJSON_Delete(c);
 
     /* A big budget takes the second policy: 24x7, plain elapsed time. */
@@ -739,33 +502,33 @@ START_TEST(business_hours_across_weekend_and_holiday)
     ck_assert_msg(c != NULL && n == 1, "want only the 24x7 review clock, got %d", n);
     ASSERT_CLOCK(c, "{\"policy\":\"big\",\"calendar\":\"24x7\",\"status\":\"running\","
                     "\"target_ms\":14400000,\"labels\":{\"en\":\"Review (24x7)\"}}");
-    int64_t sb = tget(c, "started_at");
-    ASSERT_MS(tget(c, "due_at"), sb + 4 * HOUR_MS);
-    ASSERT_MS(tget(c, "warn_at"), sb + 2 * HOUR_MS);
+    int64_t sb = obj_time_ms(c, "started_at");
+    ASSERT_MS(obj_time_ms(c, "due_at"), sb + 4 * HOUR_MS);
+    ASSERT_MS(obj_time_ms(c, "warn_at"), sb + 2 * HOUR_MS);
     cJSON_Delete(c);
 
     /* Saturday noon: the business clock has counted Friday's last two hours only; the 24x7
      * clock has warned and breached. */
-    set_now("2036-12-06T12:00:00+08:00");
+    clock_set(&S, "2036-12-06T12:00:00+08:00");
     WAIT_FOR(count_sla(big, "review", "breach") == 1, "the 24x7 clock's breach");
     c = sla_clock(id, "review");
-    ck_assert_int_eq(iget(c, "elapsed_ms"), T("2036-12-05T18:00:00+08:00") - s);
-    ck_assert_int_eq(iget(c, "remaining_ms"), 16 * HOUR_MS - iget(c, "elapsed_ms"));
-    ck_assert_int_eq(iget(c, "percent"), iget(c, "elapsed_ms") * 100 / (16 * HOUR_MS));
+    ck_assert_int_eq(obj_int(c, "elapsed_ms"), time_ms("2036-12-05T18:00:00+08:00") - s);
+    ck_assert_int_eq(obj_int(c, "remaining_ms"), 16 * HOUR_MS - obj_int(c, "elapsed_ms"));
+    ck_assert_int_eq(obj_int(c, "percent"), obj_int(c, "elapsed_ms") * 100 / (16 * HOUR_MS));
     cJSON_Delete(c);
     ck_assert_int_eq(count_sla(big, "review", "warning"), 1);
     c = sla_clock(big, "review");
     ASSERT_CLOCK(c, "{\"status\":\"breached\",\"stopped\":false,\"remaining_ms\":0}");
-    ck_assert(tget(c, "breached_at") >= sb + 4 * HOUR_MS);
-    ck_assert(tget(c, "warned_at") >= sb + 2 * HOUR_MS);
+    ck_assert(obj_time_ms(c, "breached_at") >= sb + 4 * HOUR_MS);
+    ck_assert(obj_time_ms(c, "warned_at") >= sb + 2 * HOUR_MS);
     cJSON_Delete(c);
     ck_assert(state_is(big, "marketing_review")); /* no actions in that policy */
 
     /* Monday (the holiday), late afternoon: nothing more counted, nothing fired. */
-    set_now("2036-12-08T17:00:00+08:00");
+    clock_set(&S, "2036-12-08T17:00:00+08:00");
     quiet();
     c = sla_clock(id, "review");
-    ck_assert_int_eq(iget(c, "elapsed_ms"), T("2036-12-05T18:00:00+08:00") - s);
+    ck_assert_int_eq(obj_int(c, "elapsed_ms"), time_ms("2036-12-05T18:00:00+08:00") - s);
     ASSERT_CLOCK(c, "{\"status\":\"running\",\"warned_at\":null}");
     cJSON_Delete(c);
     c = sla_clock(id, "quick");
@@ -774,14 +537,15 @@ START_TEST(business_hours_across_weekend_and_holiday)
     ck_assert_int_eq(count_action(id, "sla"), 0);
 
     /* Tuesday 10:00: one more hour (and the milliseconds the test clock ran on since). */
-    set_now("2036-12-09T10:00:00+08:00");
+    clock_set(&S, "2036-12-09T10:00:00+08:00");
     c = sla_clock(id, "review");
-    int64_t el = iget(c, "elapsed_ms"), want = T("2036-12-05T18:00:00+08:00") - s + HOUR_MS;
+    int64_t el = obj_int(c, "elapsed_ms"),
+            want = time_ms("2036-12-05T18:00:00+08:00") - s + HOUR_MS;
     ck_assert_msg(el >= want && el < want + 5000, "elapsed %lld, want %lld", (long long)el,
                   (long long)want);
     cJSON_Delete(c);
     /* Tuesday 10:30 and a bit: the quick target breaches (no actions: one history event). */
-    set_now_ms(T("2036-12-09T10:30:00+08:00") + (s - fri16) + 1);
+    clock_set_ms(&S, time_ms("2036-12-09T10:30:00+08:00") + (s - fri16) + 1);
     WAIT_FOR(count_sla(id, "quick", "breach") == 1, "the quick target's breach");
     ck_assert_int_eq(count_action(id, "sla"), 1);
     ck_assert(state_is(id, "marketing_review"));
@@ -794,26 +558,27 @@ END_TEST
 START_TEST(warning_then_breach_fire_once_with_their_actions)
 {
     put_slas_ok(STD_SLAS);
-    int64_t wed = T("2036-12-10T09:30:00+08:00");
-    set_now_ms(wed);
+    int64_t wed = time_ms("2036-12-10T09:30:00+08:00");
+    clock_set_ms(&S, wed);
     long long id = new_request("Spring launch 春季", "12000");
     start_review(id);
     ck_assert_int_eq(pending_tasks(RITA, id), 1);
     cJSON *c = sla_clock(id, "review");
-    int64_t s = tget(c, "started_at"), due = tget(c, "due_at"), warn = tget(c, "warn_at");
+    int64_t s = obj_time_ms(c, "started_at"), due = obj_time_ms(c, "due_at"),
+            warn = obj_time_ms(c, "warn_at");
     cJSON_Delete(c);
     /* Wed 9:30-12, 13-18 (7.5 h); Thu 9-12, 13-18 (15.5 h); Fri 9-9:30. */
     ASSERT_MS(due, biz_add(s, 16 * HOUR_MS));
-    ASSERT_MS(due, T("2036-12-12T09:30:00+08:00") + (s - wed));
-    ASSERT_MS(warn, T("2036-12-11T14:30:00+08:00") + (s - wed));
+    ASSERT_MS(due, time_ms("2036-12-12T09:30:00+08:00") + (s - wed));
+    ASSERT_MS(warn, time_ms("2036-12-11T14:30:00+08:00") + (s - wed));
 
     /* Just before the warning: nothing. */
-    set_now_ms(warn - MIN_MS);
+    clock_set_ms(&S, warn - MIN_MS);
     quiet();
     ASSERT_TRACE(id, 0, 0, 0);
 
     /* The warning: one history event, one message to the requester. */
-    set_now_ms(warn);
+    clock_set_ms(&S, warn);
     WAIT_FOR(count_sla(id, "review", "warning") == 1, "the warning of record %lld", id);
     ASSERT_TRACE(id, 1, 0, 0);
     cJSON *items, *h = history(id, &items);
@@ -826,18 +591,18 @@ START_TEST(warning_then_breach_fire_once_with_their_actions)
     cJSON_Delete(h);
     c = sla_clock(id, "review");
     ASSERT_CLOCK(c, "{\"status\":\"running\",\"warn_at\":null,\"breached_at\":null}");
-    ck_assert(tget(c, "warned_at") >= warn);
-    ASSERT_MS(tget(c, "due_at"), due);
+    ck_assert(obj_time_ms(c, "warned_at") >= warn);
+    ASSERT_MS(obj_time_ms(c, "due_at"), due);
     cJSON_Delete(c);
     ck_assert(state_is(id, "marketing_review"));
 
     /* An hour later, still before the breach: nothing more. */
-    advance(HOUR_MS);
+    clock_advance(&S, HOUR_MS);
     quiet();
     ASSERT_TRACE(id, 1, 0, 0);
 
     /* The breach: the director is told, the description set, the request rejected. */
-    set_now_ms(due);
+    clock_set_ms(&S, due);
     WAIT_FOR(state_is(id, "rejected"), "the breach of record %lld to reject it", id);
     ASSERT_TRACE(id, 1, 1, 1);
     h = history(id, &items);
@@ -859,24 +624,24 @@ START_TEST(warning_then_breach_fire_once_with_their_actions)
                     "{\"target\":\"handling\",\"event\":\"met\"}]");
     cJSON_Delete(h);
     cJSON *rec = record(id);
-    ck_assert_msg(str_is(sget(rec, "description"), "escalated"), "description: %s",
-                  sget(rec, "description") ? sget(rec, "description") : "null");
+    ck_assert_msg(str_eq(obj_str(rec, "description"), "escalated"), "description: %s",
+                  obj_str(rec, "description") ? obj_str(rec, "description") : "null");
     cJSON_Delete(rec);
     /* Leaving the state cancelled the approval. */
     ck_assert_int_eq(pending_tasks(RITA, id), 0);
     c = sla_clock(id, "review");
     ASSERT_CLOCK(c, "{\"status\":\"breached\",\"stopped\":true,\"paused\":false,"
                     "\"remaining_ms\":0}");
-    ck_assert(tget(c, "breached_at") >= due);
-    ck_assert(tget(c, "stopped_at") >= due);
-    ck_assert(tget(c, "warned_at") >= warn && tget(c, "warned_at") < due);
+    ck_assert(obj_time_ms(c, "breached_at") >= due);
+    ck_assert(obj_time_ms(c, "stopped_at") >= due);
+    ck_assert(obj_time_ms(c, "warned_at") >= warn && obj_time_ms(c, "warned_at") < due);
     cJSON_Delete(c);
     c = sla_clock(id, "handling");
     ASSERT_CLOCK(c, "{\"status\":\"met\",\"stopped\":true}");
     cJSON_Delete(c);
 
     /* Two days later: nothing fires again. */
-    advance(2 * DAY_MS);
+    clock_advance(&S, 2 * DAY_MS);
     quiet();
     ASSERT_TRACE(id, 1, 1, 1);
     ck_assert(state_is(id, "rejected"));
@@ -889,38 +654,38 @@ END_TEST
 START_TEST(pause_and_resume_move_due_by_the_paused_business_time)
 {
     put_slas_ok(STD_SLAS);
-    set_now("2036-12-11T10:00:00+08:00"); /* Thursday */
+    clock_set(&S, "2036-12-11T10:00:00+08:00"); /* Thursday */
     long long id = new_request("Paused 暂停", "12000");
     cJSON *c = sla_clock(id, "handling");
-    int64_t s = tget(c, "started_at"), due0 = tget(c, "due_at");
+    int64_t s = obj_time_ms(c, "started_at"), due0 = obj_time_ms(c, "due_at");
     cJSON_Delete(c);
     ASSERT_MS(due0, biz_add(s, 40 * HOUR_MS));
     start_review(id);
 
     /* Thursday 15:00: returned to the partner; handling pauses, review is met. */
-    set_now("2036-12-11T15:00:00+08:00");
+    clock_set(&S, "2036-12-11T15:00:00+08:00");
     move_ok(ADMIN, id, "return", "{\"comment\":\"please fix the budget\"}", "returned");
     cJSON *ev = transition_event(id, "return");
     assert_sla_list(ev, "[{\"target\":\"handling\",\"event\":\"paused\"},"
                         "{\"target\":\"review\",\"event\":\"met\"}]");
-    int64_t p = tget(ev, "at");
+    int64_t p = obj_time_ms(ev, "at");
     cJSON_Delete(ev);
     c = sla_clock(id, "handling");
     ASSERT_CLOCK(c, "{\"status\":\"paused\",\"paused\":true,\"stopped\":false}");
-    int64_t frozen = iget(c, "elapsed_ms");
+    int64_t frozen = obj_int(c, "elapsed_ms");
     ck_assert_int_eq(frozen, biz_between(s, p));
-    ASSERT_MS(tget(c, "started_at"), s);
+    ASSERT_MS(obj_time_ms(c, "started_at"), s);
     cJSON_Delete(c);
 
     /* Frozen while paused: Friday, and Monday after the weekend. */
     const char *later[] = {"2036-12-12T11:00:00+08:00", "2036-12-15T09:30:00+08:00"};
     for (int i = 0; i < 2; i++) {
-        set_now(later[i]);
+        clock_set(&S, later[i]);
         c = sla_clock(id, "handling");
         ASSERT_CLOCK(c, "{\"status\":\"paused\"}");
-        ck_assert_msg(iget(c, "elapsed_ms") == frozen, "elapsed %lld at %s, frozen at %lld",
-                      iget(c, "elapsed_ms"), later[i], (long long)frozen);
-        ck_assert_int_eq(iget(c, "remaining_ms"), 40 * HOUR_MS - frozen);
+        ck_assert_msg(obj_int(c, "elapsed_ms") == frozen, "elapsed %lld at %s, frozen at %lld",
+                      obj_int(c, "elapsed_ms"), later[i], (long long)frozen);
+        ck_assert_int_eq(obj_int(c, "remaining_ms"), 40 * HOUR_MS - frozen);
         cJSON_Delete(c);
     }
 
@@ -928,7 +693,7 @@ START_TEST(pause_and_resume_move_due_by_the_paused_business_time)
     move_ok(H(ANN), id, "submit", NULL, "submitted");
     ev = transition_event(id, "submit");
     assert_sla_list(ev, "[{\"target\":\"handling\",\"event\":\"resumed\"}]");
-    int64_t r = tget(ev, "at");
+    int64_t r = obj_time_ms(ev, "at");
     cJSON_Delete(ev);
     int64_t paused = biz_between(p, r);
     /* Thu 15-18, Fri 9-12, 13-18, Mon 9-9:30 (give or take the test's own milliseconds). */
@@ -936,30 +701,30 @@ START_TEST(pause_and_resume_move_due_by_the_paused_business_time)
                   "paused %lld ms", (long long)paused);
     c = sla_clock(id, "handling");
     ASSERT_CLOCK(c, "{\"status\":\"running\",\"paused\":false,\"stopped\":false}");
-    ASSERT_MS(tget(c, "started_at"), s);
-    ASSERT_MS(tget(c, "due_at"), biz_add(due0, paused));
-    ASSERT_MS(tget(c, "due_at"), biz_add(r, 40 * HOUR_MS - frozen));
-    int64_t due1 = tget(c, "due_at");
+    ASSERT_MS(obj_time_ms(c, "started_at"), s);
+    ASSERT_MS(obj_time_ms(c, "due_at"), biz_add(due0, paused));
+    ASSERT_MS(obj_time_ms(c, "due_at"), biz_add(r, 40 * HOUR_MS - frozen));
+    int64_t due1 = obj_time_ms(c, "due_at");
     cJSON_Delete(c);
     int64_t now = clock_now(NULL);
     c = sla_clock(id, "handling");
-    ck_assert_int_ge(iget(c, "elapsed_ms"), frozen);
-    ck_assert_int_le(iget(c, "elapsed_ms"), frozen + biz_between(r, now + 1000));
+    ck_assert_int_ge(obj_int(c, "elapsed_ms"), frozen);
+    ck_assert_int_le(obj_int(c, "elapsed_ms"), frozen + biz_between(r, now + 1000));
     cJSON_Delete(c);
 
     /* The review restarts from zero: its earlier clock had stopped. */
     start_review(id);
     ev = transition_event(id, "start_review");
     assert_sla_list(ev, "[{\"target\":\"review\",\"event\":\"started\"}]");
-    int64_t s2 = tget(ev, "at");
+    int64_t s2 = obj_time_ms(ev, "at");
     cJSON_Delete(ev);
     c = sla_clock(id, "review");
     ASSERT_CLOCK(c, "{\"status\":\"running\",\"stopped\":false,\"stopped_at\":null}");
-    ASSERT_MS(tget(c, "started_at"), s2);
-    ASSERT_MS(tget(c, "due_at"), biz_add(s2, 16 * HOUR_MS));
+    ASSERT_MS(obj_time_ms(c, "started_at"), s2);
+    ASSERT_MS(obj_time_ms(c, "due_at"), biz_add(s2, 16 * HOUR_MS));
     cJSON_Delete(c);
     c = sla_clock(id, "handling");
-    ASSERT_MS(tget(c, "due_at"), due1);
+    ASSERT_MS(obj_time_ms(c, "due_at"), due1);
     cJSON_Delete(c);
     ck_assert_int_eq(count_action(id, "sla"), 0);
 }
@@ -971,36 +736,36 @@ END_TEST
 START_TEST(met_when_stopped_in_time_and_nothing_fires_later)
 {
     put_slas_ok(STD_SLAS);
-    set_now("2036-12-10T09:00:00+08:00");
+    clock_set(&S, "2036-12-10T09:00:00+08:00");
     long long id = new_request("In time 及时", "12000");
     start_review(id);
     cJSON *c = sla_clock(id, "review");
-    int64_t s = tget(c, "started_at"), due = tget(c, "due_at");
+    int64_t s = obj_time_ms(c, "started_at"), due = obj_time_ms(c, "due_at");
     cJSON_Delete(c);
 
     /* Wednesday noon: marketing approves (administrator override): review met. */
-    set_now("2036-12-10T12:00:00+08:00");
+    clock_set(&S, "2036-12-10T12:00:00+08:00");
     move_ok(ADMIN, id, "marketing_approve", NULL, "finance_review");
     cJSON *ev = transition_event(id, "marketing_approve");
     assert_sla_list(ev, "[{\"target\":\"review\",\"event\":\"met\"}]");
-    int64_t stop = tget(ev, "at");
+    int64_t stop = obj_time_ms(ev, "at");
     cJSON_Delete(ev);
     c = sla_clock(id, "review");
     ASSERT_CLOCK(c, "{\"status\":\"met\",\"stopped\":true,\"breached_at\":null,"
                     "\"warned_at\":null,\"warn_at\":null}");
-    ASSERT_MS(tget(c, "stopped_at"), stop);
-    ck_assert_int_eq(iget(c, "elapsed_ms"), biz_between(s, stop));
+    ASSERT_MS(obj_time_ms(c, "stopped_at"), stop);
+    ck_assert_int_eq(obj_int(c, "elapsed_ms"), biz_between(s, stop));
     cJSON_Delete(c);
 
     /* Past the old warning and due times: nothing fires. */
-    set_now_ms(due + HOUR_MS);
+    clock_set_ms(&S, due + HOUR_MS);
     quiet();
     ASSERT_TRACE(id, 0, 0, 0);
     ck_assert_int_eq(count_action(id, "sla"), 0);
     ck_assert(state_is(id, "finance_review"));
     c = sla_clock(id, "review");
     ASSERT_CLOCK(c, "{\"status\":\"met\",\"stopped\":true,\"breached_at\":null}");
-    ASSERT_MS(tget(c, "stopped_at"), stop);
+    ASSERT_MS(obj_time_ms(c, "stopped_at"), stop);
     cJSON_Delete(c);
     c = sla_clock(id, "handling");
     ASSERT_CLOCK(c, "{\"status\":\"running\"}");
@@ -1012,14 +777,14 @@ END_TEST
 START_TEST(deleting_a_record_stops_its_clocks)
 {
     put_slas_ok(STD_SLAS);
-    set_now("2036-12-10T09:30:00+08:00");
+    clock_set(&S, "2036-12-10T09:30:00+08:00");
     long long id = new_request("Deleted 删除", "12000");
     start_review(id);
     long long keep = new_request("Kept 保留", "12000");
     start_review(keep);
-    ck_assert_int_eq(call(ADMIN, "DELETE", NULL, NULL, "%s/%lld", MR, id), 204);
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, NULL, "%s/%lld/sla", MR, id), 404);
-    set_now("2036-12-12T12:00:00+08:00"); /* past the warning and the due time */
+    ck_assert_int_eq(api_call(&S, ADMIN, "DELETE", NULL, NULL, "%s/%lld", MR, id), 204);
+    ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, NULL, "%s/%lld/sla", MR, id), 404);
+    clock_set(&S, "2036-12-12T12:00:00+08:00"); /* past the warning and the due time */
     WAIT_FOR(state_is(keep, "rejected"), "the breach of the kept record");
     quiet();
     ck_assert_int_eq(inbox_count(ANN, "sla_warning", id), 0);
@@ -1034,13 +799,13 @@ END_TEST
 START_TEST(restart_between_warning_and_breach)
 {
     put_slas_ok(STD_SLAS);
-    set_now("2036-12-10T09:30:00+08:00"); /* warnings Thu 14:30, due Fri 09:30 */
+    clock_set(&S, "2036-12-10T09:30:00+08:00"); /* warnings Thu 14:30, due Fri 09:30 */
     long long a = new_request("Restart A", "12000");
     long long b = new_request("Restart B", "30000");
     start_review(a);
     start_review(b);
 
-    set_now("2036-12-11T14:30:01+08:00"); /* past both warnings */
+    clock_set(&S, "2036-12-11T14:30:01+08:00"); /* past both warnings */
     WAIT_FOR(count_sla(a, "review", "warning") == 1 && count_sla(b, "review", "warning") == 1,
              "both warnings");
     ASSERT_TRACE(a, 1, 0, 0);
@@ -1051,16 +816,16 @@ START_TEST(restart_between_warning_and_breach)
     ck_assert_int_eq(srv_start(&S), 0);
     quiet();
     ASSERT_TRACE(a, 1, 0, 0);
-    set_now("2036-12-11T15:00:00+08:00");
+    clock_set(&S, "2036-12-11T15:00:00+08:00");
     quiet();
     ASSERT_TRACE(a, 1, 0, 0);
     ASSERT_TRACE(b, 1, 0, 0);
     cJSON *c = sla_clock(a, "review");
     ASSERT_CLOCK(c, "{\"status\":\"running\",\"warn_at\":null}");
-    ck_assert(tget(c, "warned_at") > 0);
+    ck_assert(obj_time_ms(c, "warned_at") > 0);
     cJSON_Delete(c);
 
-    set_now("2036-12-12T09:30:01+08:00"); /* past both due times */
+    clock_set(&S, "2036-12-12T09:30:01+08:00"); /* past both due times */
     WAIT_FOR(state_is(a, "rejected") && state_is(b, "rejected"), "both breaches to reject");
     ASSERT_TRACE(a, 1, 1, 1);
     ASSERT_TRACE(b, 1, 1, 1);
@@ -1068,13 +833,13 @@ START_TEST(restart_between_warning_and_breach)
     /* A graceful restart, then later still: nothing fires again. */
     srv_stop(&S);
     ck_assert_int_eq(srv_start(&S), 0);
-    set_now("2036-12-12T12:00:00+08:00");
+    clock_set(&S, "2036-12-12T12:00:00+08:00");
     quiet();
     ASSERT_TRACE(a, 1, 1, 1);
     ASSERT_TRACE(b, 1, 1, 1);
     srv_kill9(&S);
     ck_assert_int_eq(srv_start(&S), 0);
-    set_now("2036-12-19T12:00:00+08:00");
+    clock_set(&S, "2036-12-19T12:00:00+08:00");
     quiet();
     ASSERT_TRACE(a, 1, 1, 1);
     ASSERT_TRACE(b, 1, 1, 1);
@@ -1084,13 +849,13 @@ END_TEST
 START_TEST(timers_due_while_down_fire_once_in_due_order)
 {
     put_slas_ok(STD_SLAS);
-    set_now("2036-12-10T09:00:00+08:00");
+    clock_set(&S, "2036-12-10T09:00:00+08:00");
     long long id = new_request("Down 停机", "12000");
     start_review(id);
     srv_stop(&S);
     ck_assert_int_eq(srv_start(&S), 0);
     /* Both the warning and the breach are due when the clock jumps. */
-    set_now("2036-12-12T12:00:00+08:00");
+    clock_set(&S, "2036-12-12T12:00:00+08:00");
     WAIT_FOR(state_is(id, "rejected"), "the breach after the restart");
     ASSERT_TRACE(id, 1, 1, 1);
     cJSON *items, *h = history(id, &items);
@@ -1099,17 +864,17 @@ START_TEST(timers_due_while_down_fire_once_in_due_order)
     cJSON_ArrayForEach(e, items)
     {
         const cJSON *sl = cJSON_GetObjectItemCaseSensitive(e, "sla");
-        if (str_is(sget(e, "action"), "sla") && str_is(sget(sl, "phase"), "warning"))
-            seq_w = iget(e, "seq");
-        if (str_is(sget(e, "action"), "sla") && str_is(sget(sl, "phase"), "breach"))
-            seq_b = iget(e, "seq");
+        if (str_eq(obj_str(e, "action"), "sla") && str_eq(obj_str(sl, "phase"), "warning"))
+            seq_w = obj_int(e, "seq");
+        if (str_eq(obj_str(e, "action"), "sla") && str_eq(obj_str(sl, "phase"), "breach"))
+            seq_b = obj_int(e, "seq");
     }
     cJSON_Delete(h);
     ck_assert_msg(seq_w > 0 && seq_b > seq_w, "warning at seq %lld, breach at seq %lld", seq_w,
                   seq_b);
     srv_kill9(&S);
     ck_assert_int_eq(srv_start(&S), 0);
-    set_now("2036-12-15T09:00:00+08:00");
+    clock_set(&S, "2036-12-15T09:00:00+08:00");
     quiet();
     ASSERT_TRACE(id, 1, 1, 1);
 }
@@ -1124,10 +889,11 @@ START_TEST(test_clock_route_admin_only_and_404_without_the_flag)
     int64_t off0;
     int64_t now0 = clock_now(&off0);
     /* Non-administrators: 403; no credentials: 401. Nothing moves. */
-    ck_assert_int_eq(call(H(ANN), "GET", NULL, NULL, "%s", CLOCK), 403);
-    ck_assert_int_eq(call(H(RITA), "POST", "{\"advance_ms\":1000}", NULL, "%s", CLOCK), 403);
-    ck_assert_int_eq(call(H(DAN), "POST", "{\"now\":\"2040-01-01T00:00:00Z\"}", NULL, "%s", CLOCK),
+    ck_assert_int_eq(api_call(&S, H(ANN), "GET", NULL, NULL, "%s", CLOCK), 403);
+    ck_assert_int_eq(api_call(&S, H(RITA), "POST", "{\"advance_ms\":1000}", NULL, "%s", CLOCK),
                      403);
+    ck_assert_int_eq(
+        api_call(&S, H(DAN), "POST", "{\"now\":\"2040-01-01T00:00:00Z\"}", NULL, "%s", CLOCK), 403);
     http_anon(&S, "GET", CLOCK, NULL, 0, NULL, &r);
     ck_assert_int_eq(r.status, 401);
     resp_free(&r);
@@ -1135,7 +901,7 @@ START_TEST(test_clock_route_admin_only_and_404_without_the_flag)
     clock_now(&off);
     ck_assert_int_eq(off, off0);
     /* advance_ms moves by exactly that. */
-    ck_assert_int_eq(call(ADMIN, "POST", "{\"advance_ms\":60000}", &r, "%s", CLOCK), 200);
+    ck_assert_int_eq(api_call(&S, ADMIN, "POST", "{\"advance_ms\":60000}", &r, "%s", CLOCK), 200);
     ck_assert_int_eq(json_int(r.body, "offset_ms", -1), off0 + 60000);
     resp_free(&r);
     ck_assert(clock_now(NULL) >= now0 + 60000);
@@ -1150,36 +916,36 @@ START_TEST(test_clock_route_admin_only_and_404_without_the_flag)
         {"{}", "advance_ms"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        long st = call(ADMIN, "POST", bad[i][0], &r, "%s", CLOCK);
+        long st = api_call(&S, ADMIN, "POST", bad[i][0], &r, "%s", CLOCK);
         ck_assert_msg(st == 422 || st == 400, "%s: %ld %s", bad[i][0], st, r.body);
-        cJSON *j = parse(&r);
-        const char *f = sget(j, "field");
-        ck_assert_msg(str_is(f, bad[i][1]) || has_error_field(r.body, bad[i][1]),
+        cJSON *j = resp_json(&r);
+        const char *f = obj_str(j, "field");
+        ck_assert_msg(str_eq(f, bad[i][1]) || problem_has_field(r.body, bad[i][1]),
                       "%s: want field %s: %s", bad[i][0], bad[i][1], r.body);
         cJSON_Delete(j);
         resp_free(&r);
         clock_now(&off);
         ck_assert_msg(off == off0 + 60000, "%s moved the clock", bad[i][0]);
     }
-    ck_assert_int_eq(call(ADMIN, "PUT", "{\"advance_ms\":1}", NULL, "%s", CLOCK), 405);
+    ck_assert_int_eq(api_call(&S, ADMIN, "PUT", "{\"advance_ms\":1}", NULL, "%s", CLOCK), 405);
     /* "now" moves forward. */
-    set_now("2036-12-01T00:00:00Z");
-    ck_assert_int_ge(clock_now(NULL), T("2036-12-01T00:00:00Z"));
+    clock_set(&S, "2036-12-01T00:00:00Z");
+    ck_assert_int_ge(clock_now(NULL), time_ms("2036-12-01T00:00:00Z"));
 
     /* Without --test-clock the route does not exist, for anybody. */
     srv_stop(&S);
     S.extra[0] = 0;
     ck_assert_int_eq(srv_start(&S), 0);
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, NULL, "%s", CLOCK), 404);
-    ck_assert_int_eq(call(ADMIN, "POST", "{\"advance_ms\":1000}", NULL, "%s", CLOCK), 404);
-    ck_assert_int_eq(call(H(ANN), "POST", "{\"advance_ms\":1000}", NULL, "%s", CLOCK), 404);
+    ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, NULL, "%s", CLOCK), 404);
+    ck_assert_int_eq(api_call(&S, ADMIN, "POST", "{\"advance_ms\":1000}", NULL, "%s", CLOCK), 404);
+    ck_assert_int_eq(api_call(&S, H(ANN), "POST", "{\"advance_ms\":1000}", NULL, "%s", CLOCK), 404);
     /* Records use real time. */
     put_slas_ok(STD_SLAS);
     long long id = new_request("Real time", "100");
     cJSON *c = sla_clock(id, "handling");
-    int64_t s = tget(c, "started_at");
+    int64_t s = obj_time_ms(c, "started_at");
     cJSON_Delete(c);
-    ck_assert_msg(s < T("2036-01-01T00:00:00Z"), "started in the test clock's future");
+    ck_assert_msg(s < time_ms("2036-01-01T00:00:00Z"), "started in the test clock's future");
 }
 END_TEST
 
@@ -1210,11 +976,11 @@ START_TEST(bad_sla_definitions_are_refused_and_change_nothing)
     char *good = slas_with(NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     put_slas_ok(good);
     free(good);
-    set_now("2036-12-10T09:00:00+08:00");
+    clock_set(&S, "2036-12-10T09:00:00+08:00");
     long long id = new_request("Bad defs", "100");
     start_review(id);
-    char *wf0 = get_text(ADMIN, "%s", WF);
-    char *sla0 = get_text(ADMIN, "%s/%lld/sla", MR, id);
+    char *wf0 = api_get_text(&S, ADMIN, "%s", WF);
+    char *sla0 = api_get_text(&S, ADMIN, "%s/%lld/sla", MR, id);
     struct {
         char *slas;
         const char *field, *alt;
@@ -1245,34 +1011,30 @@ START_TEST(bad_sla_definitions_are_refused_and_change_nothing)
         struct resp r;
         long st = put_slas(bad[i].slas, &r);
         ck_assert_msg(st == 422, "case %zu: want 422, got %ld %s\n%s", i, st, r.body, bad[i].slas);
-        ck_assert_msg(has_error_field(r.body, bad[i].field) ||
-                          (bad[i].alt && has_error_field(r.body, bad[i].alt)),
+        ck_assert_msg(problem_has_field(r.body, bad[i].field) ||
+                          (bad[i].alt && problem_has_field(r.body, bad[i].alt)),
                       "case %zu: want an error at %s: %s", i, bad[i].field, r.body);
         resp_free(&r);
-        char *wf = get_text(ADMIN, "%s", WF);
+        char *wf = api_get_text(&S, ADMIN, "%s", WF);
         ck_assert_msg(strcmp(wf, wf0) == 0, "case %zu changed the workflow", i);
         free(wf);
         free(bad[i].slas);
     }
     /* A transition action is for SLA actions only. */
-    struct resp r;
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, &r, "%s", WF), 200);
-    cJSON *def = parse(&r);
-    resp_free(&r);
+    cJSON *def = api_get_json(&S, ADMIN, "%s", WF);
     cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(def, "transitions"), 0);
     cJSON_AddItemToObject(t0, "actions", cJSON_Parse("[{\"transition\":\"reject\"}]"));
-    char *txt = cJSON_PrintUnformatted(def);
+    struct resp r;
+    long st = api_put_json(&S, ADMIN, def, &r, "%s", WF);
     cJSON_Delete(def);
-    long st = call(ADMIN, "PUT", txt, &r, "%s", WF);
-    free(txt);
-    ck_assert_msg(st == 422 && has_error_field(r.body, "transitions[0].actions[0]"), "%ld %s", st,
+    ck_assert_msg(st == 422 && problem_has_field(r.body, "transitions[0].actions[0]"), "%ld %s", st,
                   r.body);
     resp_free(&r);
-    char *wf = get_text(ADMIN, "%s", WF);
+    char *wf = api_get_text(&S, ADMIN, "%s", WF);
     ck_assert_str_eq(wf, wf0);
     free(wf);
     /* The running clock is untouched (elapsed aside, which moves with real time). */
-    char *sla1 = get_text(ADMIN, "%s/%lld/sla", MR, id);
+    char *sla1 = api_get_text(&S, ADMIN, "%s/%lld/sla", MR, id);
     cJSON *a = cJSON_Parse(sla0), *b = cJSON_Parse(sla1);
     const cJSON *ia, *ib;
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(a, "items")),
@@ -1310,7 +1072,7 @@ static void replace_once(char *buf, size_t cap, const char *from, const char *to
 START_TEST(calendars_in_use_cannot_be_deleted)
 {
     struct resp r;
-    char *cal0 = get_text(ADMIN, "/api/v1/meta/calendars/cn_office");
+    char *cal0 = api_get_text(&S, ADMIN, "/api/v1/meta/calendars/cn_office");
     /* Refused calendars change nothing. */
     static const char *const bad[][2] = {
         {"{\"name\":\"cn_office\",\"timezone\":\"Mars/Olympus_Mons\",\"week\":\"24x7\"}",
@@ -1320,19 +1082,21 @@ START_TEST(calendars_in_use_cannot_be_deleted)
          "week.mon[0]"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        long st = call(ADMIN, "PUT", bad[i][0], &r, "/api/v1/meta/calendars/cn_office");
-        ck_assert_msg(st == 422 && has_error_field(r.body, bad[i][1]), "case %zu: %ld %s", i, st,
+        long st = api_call(&S, ADMIN, "PUT", bad[i][0], &r, "/api/v1/meta/calendars/cn_office");
+        ck_assert_msg(st == 422 && problem_has_field(r.body, bad[i][1]), "case %zu: %ld %s", i, st,
                       r.body);
         resp_free(&r);
     }
-    ck_assert_int_eq(call(H(ANN), "PUT", CAL_JSON, NULL, "/api/v1/meta/calendars/cn_office"), 403);
-    ck_assert_int_eq(call(H(ANN), "DELETE", NULL, NULL, "/api/v1/meta/calendars/cn_office"), 403);
-    char *cal = get_text(ADMIN, "/api/v1/meta/calendars/cn_office");
+    ck_assert_int_eq(
+        api_call(&S, H(ANN), "PUT", CAL_JSON, NULL, "/api/v1/meta/calendars/cn_office"), 403);
+    ck_assert_int_eq(api_call(&S, H(ANN), "DELETE", NULL, NULL, "/api/v1/meta/calendars/cn_office"),
+                     403);
+    char *cal = api_get_text(&S, ADMIN, "/api/v1/meta/calendars/cn_office");
     ck_assert_str_eq(cal, cal0);
     free(cal);
     free(cal0);
     /* The same again: 200. */
-    long st = call(ADMIN, "PUT", CAL_JSON, &r, "/api/v1/meta/calendars/cn_office");
+    long st = api_call(&S, ADMIN, "PUT", CAL_JSON, &r, "/api/v1/meta/calendars/cn_office");
     ck_assert_msg(st == 200, "PUT again: %ld %s", st, r.body);
     resp_free(&r);
 
@@ -1341,46 +1105,50 @@ START_TEST(calendars_in_use_cannot_be_deleted)
     snprintf(hk, sizeof(hk), "%s", CAL_JSON);
     replace_once(hk, sizeof(hk), "cn_office", "hk_office");
     replace_once(hk, sizeof(hk), "Asia/Shanghai", "Asia/Hong_Kong");
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, NULL, "/api/v1/meta/calendars/hk_office"), 404);
-    st = call(ADMIN, "PUT", hk, &r, "/api/v1/meta/calendars/hk_office");
+    ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, NULL, "/api/v1/meta/calendars/hk_office"),
+                     404);
+    st = api_call(&S, ADMIN, "PUT", hk, &r, "/api/v1/meta/calendars/hk_office");
     ck_assert_msg(st == 201, "PUT hk_office: %ld %s", st, r.body);
     resp_free(&r);
-    char *hk0 = get_text(ADMIN, "/api/v1/meta/calendars/hk_office");
+    char *hk0 = api_get_text(&S, ADMIN, "/api/v1/meta/calendars/hk_office");
     const char *hk_slas =
         "[{\"name\":\"hk\",\"calendar\":\"hk_office\",\"targets\":[{\"name\":\"handling\","
         "\"start\":[\"submitted\"],\"stop\":[\"approved\",\"rejected\"],\"hours\":40}]}]";
     put_slas_ok(hk_slas);
-    char *wf0 = get_text(ADMIN, "%s", WF);
-    st = call(ADMIN, "DELETE", NULL, &r, "/api/v1/meta/calendars/hk_office");
+    char *wf0 = api_get_text(&S, ADMIN, "%s", WF);
+    st = api_call(&S, ADMIN, "DELETE", NULL, &r, "/api/v1/meta/calendars/hk_office");
     ck_assert_msg(st == 409 && strstr(r.body, "marketing_request"), "DELETE in use: %ld %s", st,
                   r.body);
     resp_free(&r);
-    cal = get_text(ADMIN, "/api/v1/meta/calendars/hk_office");
+    cal = api_get_text(&S, ADMIN, "/api/v1/meta/calendars/hk_office");
     ck_assert_str_eq(cal, hk0);
     free(cal);
-    char *wf = get_text(ADMIN, "%s", WF);
+    char *wf = api_get_text(&S, ADMIN, "%s", WF);
     ck_assert_str_eq(wf, wf0);
     free(wf);
     free(wf0);
     free(hk0);
     /* Clocks run on it. */
-    set_now("2036-12-10T09:00:00+08:00");
+    clock_set(&S, "2036-12-10T09:00:00+08:00");
     long long id = new_request("Calendar", "100");
     cJSON *c = sla_clock(id, "handling");
     ASSERT_CLOCK(c, "{\"policy\":\"hk\",\"calendar\":\"hk_office\",\"status\":\"running\"}");
-    ASSERT_MS(tget(c, "due_at"), biz_add(tget(c, "started_at"), 40 * HOUR_MS)); /* also UTC+8 */
+    ASSERT_MS(obj_time_ms(c, "due_at"),
+              biz_add(obj_time_ms(c, "started_at"), 40 * HOUR_MS)); /* also UTC+8 */
     cJSON_Delete(c);
 
     /* No longer in use (a 24x7 policy): deleted; then it is gone and cannot be named. */
     put_slas_ok("[{\"name\":\"plain\",\"targets\":[{\"name\":\"handling\",\"start\":"
                 "[\"submitted\"],\"stop\":[\"approved\",\"rejected\"],\"hours\":40}]}]");
-    st = call(ADMIN, "DELETE", NULL, &r, "/api/v1/meta/calendars/hk_office");
+    st = api_call(&S, ADMIN, "DELETE", NULL, &r, "/api/v1/meta/calendars/hk_office");
     ck_assert_msg(st == 204, "DELETE unused: %ld %s", st, r.body);
     resp_free(&r);
-    ck_assert_int_eq(call(ADMIN, "GET", NULL, NULL, "/api/v1/meta/calendars/hk_office"), 404);
-    ck_assert_int_eq(call(ADMIN, "DELETE", NULL, NULL, "/api/v1/meta/calendars/hk_office"), 404);
+    ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, NULL, "/api/v1/meta/calendars/hk_office"),
+                     404);
+    ck_assert_int_eq(api_call(&S, ADMIN, "DELETE", NULL, NULL, "/api/v1/meta/calendars/hk_office"),
+                     404);
     st = put_slas(hk_slas, &r);
-    ck_assert_msg(st == 422 && has_error_field(r.body, "slas[0].calendar"), "%ld %s", st, r.body);
+    ck_assert_msg(st == 422 && problem_has_field(r.body, "slas[0].calendar"), "%ld %s", st, r.body);
     resp_free(&r);
     /* The old clock still answers. */
     c = sla_clock(id, "handling");
@@ -1399,10 +1167,11 @@ START_TEST(creation_that_starts_a_clock_says_so_in_history)
 {
     put_slas_ok("[{\"name\":\"intake\",\"calendar\":\"cn_office\",\"targets\":[{\"name\":"
                 "\"triage\",\"start\":[\"draft\"],\"stop\":[\"submitted\"],\"minutes\":90}]}]");
-    set_now("2036-12-10T09:00:00+08:00");
+    clock_set(&S, "2036-12-10T09:00:00+08:00");
     struct resp r;
-    long st = call(H(ANN), "POST", "{\"title\":\"Triage\",\"partner\":\"Acme\",\"budget\":\"100\"}",
-                   &r, "%s", MR);
+    long st =
+        api_call(&S, H(ANN), "POST",
+                 "{\"title\":\"Triage\",\"partner\":\"Acme\",\"budget\":\"100\"}", &r, "%s", MR);
     ck_assert_int_eq(st, 201);
     long long id = json_int(r.body, "id", 0);
     resp_free(&r);
@@ -1434,17 +1203,18 @@ START_TEST(refused_sla_action_leaves_no_partial_effects)
                 "\"review\",\"start\":[\"marketing_review\"],\"stop\":[\"finance_review\","
                 "\"rejected\"],\"hours\":1,\"on_breach\":[{\"notify\":{\"role\":\"director\"}},"
                 "{\"set\":\"partner\",\"copy\":\"assignee\"},{\"transition\":\"reject\"}]}]}]");
-    set_now("2036-12-10T09:30:00+08:00");
+    clock_set(&S, "2036-12-10T09:30:00+08:00");
     long long id = new_request("Refused action", "100");
     cJSON *rec = record(id);
     ck_assert_msg(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(rec, "assignee")),
                   "this test needs an empty assignee");
     cJSON_Delete(rec);
     start_review(id);
-    set_now("2036-12-10T12:00:00+08:00");
+    clock_set(&S, "2036-12-10T12:00:00+08:00");
     cJSON *c = NULL;
-    WAIT_FOR((cJSON_Delete(c), c = sla_clock(id, "review"), str_is(sget(c, "status"), "breached")),
-             "the breach of record %lld", id);
+    WAIT_FOR(
+        (cJSON_Delete(c), c = sla_clock(id, "review"), str_eq(obj_str(c, "status"), "breached")),
+        "the breach of record %lld", id);
     cJSON_Delete(c);
     quiet();
     int events = count_sla(id, "review", "breach"), notes = inbox_count(DAN, "sla_breach", id);

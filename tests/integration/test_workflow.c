@@ -17,56 +17,21 @@ static char A[128], B[128], REV[128]; /* Authorization headers: acme partner, gl
 static const char *MR = "/api/v1/records/marketing_request";
 static const char *WF = "/api/v1/meta/workflows/marketing_request";
 
-static void cli3(const char *a, const char *b, const char *c)
-{
-    const char *argv[] = {a, b, c, "--data", S.dir, NULL};
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "%s %s %s: %s", a, b, c, out);
-    free(out);
-}
-
-static void user(const char *name, const char *role, const char *org, char *hdr)
-{
-    const char *argv[] = {"user",
-                          "add",
-                          name,
-                          "--role",
-                          role,
-                          org ? "--org" : "--data",
-                          org ? org : S.dir,
-                          org ? "--data" : NULL,
-                          org ? S.dir : NULL,
-                          NULL};
-    char *out = NULL;
-    ck_assert_msg(run_trellis(argv, &out, 60) == 0, "user add %s: %s", name, out);
-    free(out);
-    const char *tok[] = {"token", "create", name, "--data", S.dir, NULL};
-    ck_assert_int_eq(run_trellis(tok, &out, 60), 0);
-    const char *p = strstr(out, "trl_");
-    ck_assert_ptr_nonnull(p);
-    snprintf(hdr, 128, "Authorization: Bearer %.68s", p);
-    free(out);
-}
-
 static void setup(void)
 {
     ck_assert_int_eq(srv_init(&S, NULL), 0);
     tmpreg_add(S.dir); /* removed by the parent even when a test fails before its teardown */
-    cli3("org", "add", "acme");
-    cli3("org", "add", "globex");
-    user("ann", "partner", "acme", A);
-    user("bob", "partner", "globex", B);
-    user("rita", "reviewer", NULL, REV);
+    cli_run3(&S, "org", "add", "acme");
+    cli_run3(&S, "org", "add", "globex");
+    cli_add_user(&S, "ann", "partner", "acme", NULL, A, sizeof(A));
+    cli_add_user(&S, "bob", "partner", "globex", NULL, B, sizeof(B));
+    cli_add_user(&S, "rita", "reviewer", NULL, NULL, REV, sizeof(REV));
     ck_assert_int_eq(srv_start(&S), 0);
 }
 
 static void teardown(void)
 {
-    char *out = NULL;
-    srv_stop(&S);
-    int rc = store_check(S.dir, &out);
-    if (rc) fprintf(stderr, "check: %s\n", out);
-    free(out);
+    int rc = srv_stop_and_check(&S);
     srv_cleanup(&S);
     ck_assert_int_eq(rc, 0);
 }
@@ -75,23 +40,13 @@ static void teardown(void)
 static long req2(const char *hdr, const char *extra, const char *method, const char *path,
                  const char *body, struct resp *out)
 {
-    const char *h[4];
-    int n = 0;
-    if (hdr) h[n++] = hdr;
-    h[n++] = "Content-Type: application/json";
-    if (extra) h[n++] = extra;
-    h[n] = NULL;
-    struct resp tmp, *r = out ? out : &tmp;
-    http(&S, method, path, body, body ? strlen(body) : 0, h, r);
-    long st = r->status;
-    if (!out) resp_free(r);
-    return st;
+    return api_request(&S, hdr, extra, method, path, body, out);
 }
 
 static long req(const char *hdr, const char *method, const char *path, const char *body,
                 struct resp *out)
 {
-    return req2(hdr, NULL, method, path, body, out);
+    return api_request(&S, hdr, NULL, method, path, body, out);
 }
 
 static long long create_as(const char *hdr, const char *title, const char *start_date)
@@ -139,21 +94,6 @@ static int transition_events(const char *type_path, long long id)
     int n = count_sub(r.body, "\"action\":\"transition\"");
     resp_free(&r);
     return n;
-}
-
-/* True when the problem's errors[] name field path. */
-static bool has_error_field(const char *body, const char *path)
-{
-    cJSON *j = cJSON_Parse(body);
-    const cJSON *e;
-    bool found = false;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "errors"))
-    {
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(e, "field");
-        if (cJSON_IsString(f) && strcmp(f->valuestring, path) == 0) found = true;
-    }
-    cJSON_Delete(j);
-    return found;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -234,10 +174,7 @@ START_TEST(concurrent_submits_one_wins_per_record)
     resp_free(&r);
     /* The store is consistent (state counters match the records) and survives a restart. */
     srv_stop(&S);
-    char *out = NULL;
-    int rc = store_check(S.dir, &out);
-    ck_assert_msg(rc == 0, "trellis check: %s", out ? out : "");
-    free(out);
+    assert_store_check(&S);
     ck_assert_int_eq(srv_start(&S), 0);
     char path[160];
     snprintf(path, sizeof(path), "%s/%lld", MR, ids[NREC - 1]);
@@ -419,10 +356,10 @@ START_TEST(meta_api_errors_in_flight_and_new_transition)
     cJSON *bs = cJSON_GetObjectItemCaseSensitive(bad, "states");
     cJSON_AddBoolToObject(cJSON_GetArrayItem(bs, 1), "initial", 1);
     ck_assert_int_eq(put_def(bad, &r), 422);
-    ck_assert_msg(has_error_field(r.body, "transitions[0].to"), "%s", r.body);
-    ck_assert_msg(has_error_field(r.body, "transitions[1].condition"), "%s", r.body);
-    ck_assert_msg(has_error_field(r.body, "transitions[2].from[0]"), "%s", r.body);
-    ck_assert_msg(has_error_field(r.body, "states"), "%s", r.body);
+    ck_assert_msg(problem_has_field(r.body, "transitions[0].to"), "%s", r.body);
+    ck_assert_msg(problem_has_field(r.body, "transitions[1].condition"), "%s", r.body);
+    ck_assert_msg(problem_has_field(r.body, "transitions[2].from[0]"), "%s", r.body);
+    ck_assert_msg(problem_has_field(r.body, "states"), "%s", r.body);
     ck_assert_msg(strstr(r.body, "no_such_field") != NULL, "%s", r.body);
     resp_free(&r);
     cJSON_Delete(bad);
@@ -435,7 +372,7 @@ START_TEST(meta_api_errors_in_flight_and_new_transition)
     bad = cJSON_Duplicate(def, 1);
     cJSON_ReplaceItemInObject(bad, "name", cJSON_CreateString("other"));
     ck_assert_int_eq(put_def(bad, &r), 422);
-    ck_assert_msg(has_error_field(r.body, "name"), "%s", r.body);
+    ck_assert_msg(problem_has_field(r.body, "name"), "%s", r.body);
     resp_free(&r);
     cJSON_Delete(bad);
     /* A second workflow for the same type is refused. */
@@ -564,12 +501,12 @@ START_TEST(set_actions_and_conditions)
     char *p = strstr(badflow, "\"value\":\"high\"");
     memcpy(p, "\"value\":\"hugh\"", 14);
     ck_assert_int_eq(req(NULL, "PUT", "/api/v1/meta/workflows/grant_flow", badflow, &r), 422);
-    ck_assert_msg(has_error_field(r.body, "transitions[0].actions[3].value"), "%s", r.body);
+    ck_assert_msg(problem_has_field(r.body, "transitions[0].actions[3].value"), "%s", r.body);
     resp_free(&r);
     p = strstr(badflow, "{\"set\":\"decided_by\",\"var\":\"user.id\"}");
     memcpy(p, "{\"set\":\"decided_by\",\"var\":\"user.xx\"}", 36);
     ck_assert_int_eq(req(NULL, "PUT", "/api/v1/meta/workflows/grant_flow", badflow, &r), 422);
-    ck_assert_msg(has_error_field(r.body, "transitions[0].actions[1].var"), "%s", r.body);
+    ck_assert_msg(problem_has_field(r.body, "transitions[0].actions[1].var"), "%s", r.body);
     resp_free(&r);
     free(badflow);
     ck_assert_int_eq(req(NULL, "GET", "/api/v1/meta/workflows/grant_flow", NULL, NULL), 404);
@@ -661,7 +598,7 @@ START_TEST(set_actions_and_conditions)
         "{\"name\":\"approved_budget\",\"type\":\"decimal\",\"scale\":2}]}";
     ck_assert_int_eq(req(NULL, "PUT", "/api/v1/meta/types/grant", no_budget, &r), 409);
     ck_assert_msg(strstr(r.body, "grant_flow") &&
-                      has_error_field(r.body, "transitions[0].actions[2].copy"),
+                      problem_has_field(r.body, "transitions[0].actions[2].copy"),
                   "%s", r.body);
     resp_free(&r);
     snprintf(path, sizeof(path), "%s/%lld", GR, large);
