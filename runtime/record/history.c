@@ -76,12 +76,12 @@ int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
     struct trl_cursor *c = NULL;
     unsigned char pre[12];
     trl_rec_key(pre, ty->id, id);
-    if (cx->acc && cx->acc->read != TRL_SCOPE_ALL) {
+    if (cx->acc && !(cx->acc->read & TRL_SCOPE_ALL)) {
         /* The history of a record is as visible as the record; a deleted one only to callers
          * who may read every row. */
         struct trl_record r;
         int lr = trl_rec_load(t, ty, id, NULL, &r);
-        bool ok = lr == 0 && trl_rec_in_scope(cx, cx->acc->read, &r);
+        bool ok = lr == 0 && trl_rec_in_scope(cx, ty, cx->acc->read, &r);
         if (lr == 0) trl_record_free(&r);
         if (!ok) {
             trl_diag_set(cx->d, TRL_ENOTFOUND, "no %s with id %llu", ty->name,

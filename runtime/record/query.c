@@ -309,7 +309,7 @@ static int next_match(struct lister *l, const char *param, struct trl_record *r,
         rc = trl_rec_load(l->t, l->ty, id, NULL, r);
         if (rc == TRL_ENOTFOUND) continue; /* an index entry of a record deleted meanwhile */
         if (rc) return rc;
-        if (!trl_rec_in_scope(l->cx, l->cx->acc ? l->cx->acc->read : TRL_SCOPE_ALL, r)) {
+        if (!trl_rec_in_scope(l->cx, l->ty, l->cx->acc ? l->cx->acc->read : TRL_SCOPE_ALL, r)) {
             trl_record_free(r); /* out of the caller's scope: as if absent */
             continue;
         }
@@ -560,7 +560,7 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
         uint64_t count = 0;
         const struct trl_expr_pred *p0 = plan.npreds == 1 ? &plan.preds[0] : NULL;
         const struct trl_field *pf = p0 ? trl_type_field_by_id(ty, (uint32_t)p0->id) : NULL;
-        bool all_rows = !cx->acc || cx->acc->read == TRL_SCOPE_ALL;
+        bool all_rows = !cx->acc || (cx->acc->read & TRL_SCOPE_ALL);
         bool counted = all_rows && p0 && (p0->kind == TRL_PRED_EQ || p0->kind == TRL_PRED_IN) &&
                        (p0->id == TRL_COL_STATE || (pf && pf->type == TRL_FT_ENUM)) &&
                        trl_expr_conjuncts(l.expr) == 1;

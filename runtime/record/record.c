@@ -99,24 +99,38 @@ void trl_rec_access(const struct trl_type *ty, const struct trl_principal *who,
         for (size_t k = 0; k < who->nroles && !has; k++)
             has = strcmp(who->roles[k], p->role) == 0;
         if (!has) continue;
-        if (p->create > a->create) a->create = p->create;
-        if (p->read > a->read) a->read = p->read;
-        if (p->update > a->update) a->update = p->update;
-        if (p->del > a->del) a->del = p->del;
+        a->create |= p->create;
+        a->read |= p->read;
+        a->update |= p->update;
+        a->del |= p->del;
         for (size_t f = 0; f < ty->nfields; f++)
             if (p->fields[f] > fields[f]) fields[f] = p->fields[f];
     }
 }
 
-bool trl_rec_in_scope(const struct trl_rec_ctx *cx, enum trl_scope scope,
-                      const struct trl_record *r)
+static bool value_is(const struct trl_value *v, const char *mine)
 {
-    if (!cx->acc || scope == TRL_SCOPE_ALL) return true;
-    if (scope == TRL_SCOPE_NONE || !cx->who) return false;
-    const struct trl_value *v = scope == TRL_SCOPE_ORG ? &r->org : &r->owner;
-    const char *mine = scope == TRL_SCOPE_ORG ? cx->who->org : cx->who->user;
     size_t n = strlen(mine);
     return n && v->kind == TRL_V_BYTES && v->n == n && memcmp(v->s, mine, n) == 0;
+}
+
+bool trl_rec_in_scope(const struct trl_rec_ctx *cx, const struct trl_type *ty, enum trl_scope scope,
+                      const struct trl_record *r)
+{
+    if (!cx->acc || (scope & TRL_SCOPE_ALL)) return true;
+    if (scope == TRL_SCOPE_NONE || !cx->who) return false;
+    if ((scope & TRL_SCOPE_OWN) && value_is(&r->owner, cx->who->user)) return true;
+    if ((scope & TRL_SCOPE_ORG) && value_is(&r->org, cx->who->org)) return true;
+    if ((scope & TRL_SCOPE_ASSIGNED) && ty && ty->assignee_field) {
+        const struct trl_field *f =
+            trl_type_field(ty, ty->assignee_field, strlen(ty->assignee_field));
+        struct trl_value v;
+        if (f) {
+            trl_rec_column(ty, r, f->id, &v);
+            if (value_is(&v, cx->who->user)) return true;
+        }
+    }
+    return false;
 }
 
 enum trl_fmode trl_rec_field_mode(const struct trl_rec_ctx *cx, const struct trl_type *ty,
@@ -755,11 +769,11 @@ static int change(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
         trl_arena_free(&arena);
         return rc;
     }
-    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &old)) {
+    if (!trl_rec_in_scope(cx, ty, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &old)) {
         rc = not_found(cx, ty, id);
         goto out;
     }
-    bool updatable = trl_rec_in_scope(cx, cx->acc ? cx->acc->update : TRL_SCOPE_ALL, &old);
+    bool updatable = trl_rec_in_scope(cx, ty, cx->acc ? cx->acc->update : TRL_SCOPE_ALL, &old);
     if (patch && !updatable) {
         rc = trl_diag_set(cx->d, TRL_EFORBIDDEN, "your roles may not change this %s", ty->name);
         trl_diag_zh(cx->d, "你的角色无权修改此 %s", ty->name);
@@ -867,11 +881,11 @@ int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
         trl_arena_free(&arena);
         return rc;
     }
-    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &r)) {
+    if (!trl_rec_in_scope(cx, ty, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &r)) {
         rc = not_found(cx, ty, id);
         goto out;
     }
-    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->del : TRL_SCOPE_ALL, &r)) {
+    if (!trl_rec_in_scope(cx, ty, cx->acc ? cx->acc->del : TRL_SCOPE_ALL, &r)) {
         rc = trl_diag_set(cx->d, TRL_EFORBIDDEN, "your roles may not delete this %s", ty->name);
         trl_diag_zh(cx->d, "你的角色无权删除此 %s", ty->name);
         goto out;
@@ -905,7 +919,7 @@ int trl_rec_get(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct tr
     int rc = trl_rec_load(t, ty, id, NULL, &r);
     if (rc == TRL_ENOTFOUND) return not_found(cx, ty, id);
     if (rc) return rc;
-    if (!trl_rec_in_scope(cx, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &r)) {
+    if (!trl_rec_in_scope(cx, ty, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &r)) {
         trl_record_free(&r);
         return not_found(cx, ty, id); /* out of scope looks like absent: nothing leaks */
     }
@@ -962,7 +976,7 @@ int trl_rec_file_visible(struct trl_txn *t, const struct trl_catalog *cat,
                 if (trl_rec_load(t, ty, trl_get_u64be((const unsigned char *)key.p + k.len), NULL,
                                  &r) != 0)
                     continue;
-                *visible = trl_rec_in_scope(&cx, acc.read, &r);
+                *visible = trl_rec_in_scope(&cx, ty, acc.read, &r);
                 trl_record_free(&r);
                 if (*visible) break;
             }

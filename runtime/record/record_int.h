@@ -13,9 +13,10 @@ int trl_rec_load(struct trl_txn *t, const struct trl_type *ty, uint64_t id, stru
 /* Value of a column (field id or TRL_COL_*) of r, defaults applied for absent fields. */
 void trl_rec_column(const struct trl_type *ty, const struct trl_record *r, uint32_t col,
                     struct trl_value *out);
-/* True when record r lies in scope for the caller (scope ALL: always; ORG: same non-empty org;
- * OWN: the caller owns it). */
-bool trl_rec_in_scope(const struct trl_rec_ctx *cx, enum trl_scope scope,
+/* True when record r of type ty lies in one of the scopes (a mask) of the caller: ALL always;
+ * OWN the caller owns it; ORG same non-empty org; ASSIGNED the type's assignee_field names the
+ * caller. */
+bool trl_rec_in_scope(const struct trl_rec_ctx *cx, const struct trl_type *ty, enum trl_scope scope,
                       const struct trl_record *r);
 /* The caller's mode for field f (TRL_FIELD_WRITE when unrestricted). */
 enum trl_fmode trl_rec_field_mode(const struct trl_rec_ctx *cx, const struct trl_type *ty,

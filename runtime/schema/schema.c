@@ -93,20 +93,91 @@ int trl_meta_each(struct trl_txn *t, const char *kind,
  * Canonical JSON: known keys first in a fixed order, then the rest sorted; 2-space indent.
  */
 static const char *key_order[] = {
-    "name",         "value",        "type",         "version",      "labels",    "en",
-    "zh-CN",        "help",         "description",  "title_field",  "autoname",  "initial_state",
-    "required",     "unique",       "indexed",      "read_only",    "default",   "scale",
-    "min",          "max",          "min_length",   "max_length",   "pattern",   "options",
-    "ref_type",     "max_size",     "media_types",  "renamed_from", "fields",    "roles",
-    "types",        "dependencies", "states",       "transitions",  "initial",   "final",
-    "category",     "color",        "from",         "to",           "condition", "comment_required",
-    "confirm",      "actions",      "set",          "var",          "copy",      "approvals",
-    "state",        "steps",        "approvers",    "mode",         "quorum",    "allow_self",
-    "on_approve",   "on_reject",    "on_return",    "on_recall",    "slas",      "calendar",
-    "pause",        "targets",      "start",        "stop",         "hours",     "minutes",
-    "warn_percent", "on_warning",   "on_breach",    "notify",       "message",   "transition",
-    "assignment",   "field",        "on",           "rules",        "strategy",  "user",
-    "group",        "skills_field", "region_field", "assign",       "create",    "for_each",
+    "name",
+    "value",
+    "type",
+    "version",
+    "labels",
+    "en",
+    "zh-CN",
+    "help",
+    "description",
+    "title_field",
+    "assignee_field",
+    "autoname",
+    "initial_state",
+    "required",
+    "unique",
+    "indexed",
+    "read_only",
+    "default",
+    "scale",
+    "min",
+    "max",
+    "min_length",
+    "max_length",
+    "pattern",
+    "options",
+    "ref_type",
+    "max_size",
+    "media_types",
+    "renamed_from",
+    "fields",
+    "roles",
+    "types",
+    "dependencies",
+    "states",
+    "transitions",
+    "initial",
+    "final",
+    "category",
+    "color",
+    "from",
+    "to",
+    "condition",
+    "comment_required",
+    "confirm",
+    "actions",
+    "set",
+    "var",
+    "copy",
+    "approvals",
+    "state",
+    "steps",
+    "approvers",
+    "mode",
+    "quorum",
+    "allow_self",
+    "on_approve",
+    "on_reject",
+    "on_return",
+    "on_recall",
+    "slas",
+    "calendar",
+    "pause",
+    "targets",
+    "start",
+    "stop",
+    "hours",
+    "minutes",
+    "warn_percent",
+    "on_warning",
+    "on_breach",
+    "notify",
+    "message",
+    "transition",
+    "assignment",
+    "field",
+    "on",
+    "rules",
+    "strategy",
+    "user",
+    "group",
+    "skills_field",
+    "region_field",
+    "assign",
+    "create",
+    "for_each",
     "item",
 };
 
@@ -239,6 +310,7 @@ static void type_free(struct trl_type *t)
     free(t->app);
     labels_free(&t->labels);
     free(t->title_field);
+    free(t->assignee_field);
     free(t->autoname);
     free(t->initial_state);
     for (size_t i = 0; i < t->nfields; i++)
@@ -599,7 +671,7 @@ static const char *field_keys[] = {
     "pattern",   "options", "ref_type", "max_size", "media_types", "renamed_from",
 };
 static const char *type_keys[] = {
-    "name",     "labels",        "description", "title_field",
+    "name",     "labels",        "description", "title_field", "assignee_field",
     "autoname", "initial_state", "fields",      "permissions",
 };
 
@@ -935,11 +1007,13 @@ static void compile_field(struct trl_defcheck *c, const cJSON *j, const char *pa
  *                            "fields": {"<field>": "read" | "hidden" | "write"}}} */
 static enum trl_scope parse_scope(struct trl_defcheck *c, const cJSON *v, const char *path)
 {
-    static const char *names[] = {"none", "own", "org", "all"};
+    static const char *names[] = {"none", "own", "org", "assigned", "all"};
+    static const enum trl_scope bits[] = {TRL_SCOPE_NONE, TRL_SCOPE_OWN, TRL_SCOPE_ORG,
+                                          TRL_SCOPE_ASSIGNED, TRL_SCOPE_ALL};
     if (!v) return TRL_SCOPE_NONE;
-    for (int i = 0; i < 4 && cJSON_IsString(v); i++)
-        if (strcmp(v->valuestring, names[i]) == 0) return (enum trl_scope)i;
-    trl_def_err(c, path, "a scope is one of all, org, own, none");
+    for (int i = 0; i < 5 && cJSON_IsString(v); i++)
+        if (strcmp(v->valuestring, names[i]) == 0) return bits[i];
+    trl_def_err(c, path, "a scope is one of all, org, own, assigned, none");
     return TRL_SCOPE_NONE;
 }
 
@@ -1157,6 +1231,15 @@ static int compile_type(const char *name, const char *def, size_t n, const char 
             trl_def_err(&c, "title_field", "must name one of the type's fields");
         else
             t->title_field = strdup(tf->valuestring);
+    }
+    const cJSON *af = cJSON_GetObjectItemCaseSensitive(j, "assignee_field");
+    if (af) {
+        const struct trl_field *f =
+            cJSON_IsString(af) ? trl_type_field(t, af->valuestring, strlen(af->valuestring)) : NULL;
+        if (!f || (f->type != TRL_FT_TEXT && f->type != TRL_FT_USER))
+            trl_def_err(&c, "assignee_field", "must name a text or user field of the type");
+        else if (!(t->assignee_field = strdup(af->valuestring)))
+            c.rc = TRL_ENOMEM;
     }
     compile_perms(&c, cJSON_GetObjectItemCaseSensitive(j, "permissions"), t);
     t->definition = trl_schema_canonical_json(def, n, d);

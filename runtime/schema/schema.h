@@ -77,8 +77,15 @@ struct trl_field {
     size_t nmedia_types;        /* entries in media_types */
 };
 
-/* Row scopes of a permission, most permissive last (union of roles = the maximum). */
-enum trl_scope { TRL_SCOPE_NONE = 0, TRL_SCOPE_OWN, TRL_SCOPE_ORG, TRL_SCOPE_ALL };
+/* Row scopes of a permission. They are sets: a role's scope and the union over the caller's
+ * roles are bit masks (OWN | ASSIGNED: records they own or are assigned). */
+enum trl_scope {
+    TRL_SCOPE_NONE = 0,
+    TRL_SCOPE_OWN = 1,      /* created by the caller (owner) */
+    TRL_SCOPE_ORG = 2,      /* the record's org is the caller's */
+    TRL_SCOPE_ASSIGNED = 4, /* the type's assignee_field names the caller */
+    TRL_SCOPE_ALL = 8,      /* every record */
+};
 /* Field modes of a permission. */
 enum trl_fmode { TRL_FIELD_HIDDEN = 0, TRL_FIELD_READ, TRL_FIELD_WRITE };
 
@@ -98,6 +105,8 @@ struct trl_type {
     char *app;                /* app that installed it (owned), "" when defined by API */
     struct trl_labels labels; /* display labels */
     char *title_field;        /* name of the title field (owned) or NULL */
+    char *assignee_field;     /* text or user field naming the assignee (scope "assigned"), or
+                                 NULL (owned) */
     char *autoname;           /* autonaming pattern (owned) or NULL */
     char *initial_state;      /* state of new records (owned), "" when the type has no workflow */
     struct trl_field *fields; /* fields in definition order (owned) */
