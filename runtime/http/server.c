@@ -686,15 +686,25 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         flags |= MHD_USE_TLS;
         s->tls = true;
     }
-    s->mhd = MHD_start_daemon(
-        flags, ntohs(sa.sin_port), NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa,
-        MHD_OPTION_HTTPS_MEM_KEY, s->tls ? s->tls_key : NULL, MHD_OPTION_HTTPS_MEM_CERT,
-        s->tls ? s->tls_cert : NULL, MHD_OPTION_THREAD_POOL_SIZE, s->o.threads,
-        MHD_OPTION_CONNECTION_LIMIT, s->o.conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        s->o.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, s->o.idle_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, s, MHD_OPTION_NOTIFY_CONNECTION,
-        notify_connection, s, MHD_OPTION_END);
+    /* An option array, so that the TLS options are passed only when serving TLS (libmicrohttpd
+     * logs a warning for each HTTPS option given to a plain daemon). Two-pointer options carry
+     * their function in value (MHD_OPTION_ARRAY's rule). */
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, &sa},
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)s->o.threads, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)s->o.conn_limit, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)s->o.per_ip_limit, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->o.idle_timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(64 * 1024), NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, s},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_logged, s},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, s},
+        {s->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key},
+        {s->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->mhd = MHD_start_daemon(flags, ntohs(sa.sin_port), NULL, NULL, handler, s, MHD_OPTION_ARRAY,
+                              opts, MHD_OPTION_END);
     if (!s->mhd) {
         rc = trl_diag_set(d, TRL_EIO, "cannot listen on %s (in use, or not an address here)",
                           s->o.listen);
