@@ -105,9 +105,25 @@ static const struct plan *plan_at(const struct trl_cal *c, int64_t d, size_t *xi
 static int64_t walk(const struct trl_cal *c, int64_t s, int64_t e, int64_t budget, int64_t *sum_out)
 {
     int64_t sum = 0, u = s;
+    size_t hx = 0;
     while (u < e) {
         int64_t from, until;
         int64_t off = (int64_t)trl_tz_offset_span(c->tz, floor_div(u, 1000), &from, &until) * 1000;
+        /* Inside a long holiday range, skip the zone's offset changes too: jump to a day before
+         * its end. Offsets lie within 26 hours and change by less than a day, so every instant
+         * jumped over has a local date in the range: after its first day (local time never
+         * steps back a whole day) and before its end ((to + 1) days - 27 h + 26 h). */
+        int64_t ld = floor_div(u + off, DAY_MS);
+        while (hx < c->nex && c->ex[hx].to < ld)
+            hx++;
+        if (hx < c->nex && c->ex[hx].from < ld && c->plans[c->ex[hx].plan].total == 0) {
+            int64_t jump = (c->ex[hx].to + 1) * DAY_MS - 27 * 3600000LL;
+            if (jump > e) jump = e;
+            if (jump > u + 2 * DAY_MS) {
+                u = jump;
+                continue;
+            }
+        }
         int64_t seg_end = (until >= INT64_MAX / 1000 || until * 1000 >= e) ? e : until * 1000;
         int64_t ls = u + off, le = seg_end + off; /* the stretch in local time */
         int64_t d = floor_div(ls, DAY_MS);
@@ -132,6 +148,17 @@ static int64_t walk(const struct trl_cal *c, int64_t s, int64_t e, int64_t budge
                     k -= 7 * w;
                 }
                 for (; k > 0; d++, k--) {
+                    /* Inside a holiday range no day has work: jump to its end at once (a range
+                     * may span centuries; walking it day by day costs milliseconds a call). */
+                    while (xi < c->nex && c->ex[xi].to < d)
+                        xi++;
+                    if (xi < c->nex && c->ex[xi].from <= d && c->plans[c->ex[xi].plan].total == 0) {
+                        int64_t skip = c->ex[xi].to - d + 1;
+                        if (skip > k) skip = k;
+                        d += skip - 1;
+                        k -= skip - 1;
+                        continue;
+                    }
                     const struct plan *p = plan_at(c, d, &xi);
                     if (p->total >= budget - sum) break;
                     sum += p->total;
