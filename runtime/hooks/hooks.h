@@ -1,0 +1,141 @@
+/*
+ * hooks — the Lua 5.4 sandbox that runs an app's hook code (issue 5, first increment).
+ *
+ * One object: a VM (struct trl_hooks_vm), made once per thread and reused for every call that
+ * thread makes. It holds one Lua state whose libraries are built from allow lists: base, string,
+ * table, math, utf8 and coroutine are opened (io, os, package and debug never are), dangerous
+ * functions are left out (load, loadfile, dofile, string.dump, collectgarbage, rawget, rawset,
+ * print, warn, math.randomseed), `os` is a table of Trellis functions (time, date, clock; UTC
+ * only), and `require` loads only the app's own modules through a resolver the caller installs.
+ * runtime/hooks/README.md lists every name, limit and wrapped function.
+ *
+ * Code: a module is the text of `<app>/hooks/<module>.lua`. It is compiled from source text only
+ * (never bytecode) once per (app, module, version) and kept in the VM; a new version recompiles.
+ * The chunk name makes errors read "app/hooks/x.lua:12: message".
+ *
+ * Runs: trl_hooks_call runs the module's top-level code in a fresh environment and calls one of
+ * the functions of the table it returns. Every call starts from the same state: the environment,
+ * the module's locals and everything created are new, library tables are read-only proxies, the
+ * string metatable is locked, and no run (of the same or another app) sees what another wrote.
+ * Reading a global nobody defined raises "undeclared global 'x'".
+ * A call has three limits (struct trl_hooks_limits): instructions, memory and wall-clock time.
+ * A stop is sticky — once a limit is hit every further instruction raises again — so pcall,
+ * xpcall and coroutines cannot swallow it; C functions that could run long without executing an
+ * instruction (string.rep, table.move, pattern matching, ...) charge their work or are capped.
+ *
+ * Errors come back as TRL_E* codes with a struct trl_diag whose `rule` says what failed and whose
+ * `path` says where ("app/hooks/x.lua:12"):
+ *   rule "syntax"        TRL_EVALIDATION  the text does not compile (or is bytecode)
+ *   rule "source"        TRL_ETOOBIG      the text is over TRL_HOOKS_MAX_SOURCE bytes
+ *   rule "runtime"       TRL_EINTERNAL    a Lua error (error(), a failed operation, a refused
+ *                                         escape, a yield across the host boundary, ...)
+ *   rule "module"        TRL_EINTERNAL    the module did not return a table
+ *   rule "function"      TRL_ENOTFOUND    the module has no function of that name
+ *   rule "instructions"  TRL_ETIMEOUT     the instruction budget ran out
+ *   rule "deadline"      TRL_ETIMEOUT     the wall-clock time ran out
+ *   rule "memory"        TRL_ENOMEM       the memory cap was reached
+ *   rule "depth"         TRL_EINTERNAL    calls nested deeper than TRL_HOOKS_MAX_DEPTH
+ * Messages are English (message) and Chinese (message_zh), at most a few hundred bytes, valid
+ * UTF-8 without control characters, whatever the script raised.
+ *
+ * Lifetimes and threads: the VM is owned by the caller and used by one thread at a time; nothing
+ * here is global. A call may be made from inside another call (a hook that writes fires the hooks
+ * of that write): the inner call runs within what is left of the outer call's limits.
+ *
+ * Never: include a Lua header outside runtime/hooks/ (this header only names struct lua_State for
+ * the callbacks), hold malloc'd memory in a callback across a Lua API call that can raise, or
+ * share a VM between threads at the same time.
+ */
+#ifndef TRL_HOOKS_H
+#define TRL_HOOKS_H
+
+#include "core/core.h"
+
+struct lua_State;
+struct trl_hooks_vm;
+
+#define TRL_HOOKS_DEFAULT_INSTRUCTIONS 1000000u     /* per call */
+#define TRL_HOOKS_DEFAULT_MEMORY       (16u << 20)  /* bytes per call */
+#define TRL_HOOKS_DEFAULT_TIME_MS      50u          /* milliseconds per call */
+#define TRL_HOOKS_MAX_SOURCE           (1u << 20)   /* bytes of one module's text */
+#define TRL_HOOKS_MAX_SUBJECT          (256u << 10) /* subject of string.find/match/gsub */
+#define TRL_HOOKS_MAX_DEPTH            8            /* calls nested inside calls */
+#define TRL_HOOKS_NAME_MAX             63           /* bytes of an app, module or version */
+
+/* Limits of one call. A zero member takes its default. */
+struct trl_hooks_limits {
+    uint64_t instructions; /* VM instructions, plus the work C functions charge as instructions */
+    size_t memory;         /* bytes the call may add to what the VM held when it started */
+    uint32_t time_ms;      /* wall-clock milliseconds from the start of the call */
+};
+
+/* One module's text. Strings are borrowed for the duration of the call they are given to. */
+struct trl_hooks_src {
+    const char *app;     /* app name: a-z, 0-9, '_', '-'; 1 to TRL_HOOKS_NAME_MAX bytes */
+    const char *module;  /* file under the app's hooks/ without ".lua"; same alphabet */
+    const char *version; /* version of the text (any bytes but NUL, at most TRL_HOOKS_NAME_MAX);
+                          * a version other than the cached one recompiles */
+    const char *text;    /* Lua source; NULL when the caller knows (app, module, version) is
+                          * compiled, or wants the resolver asked */
+    size_t len;          /* bytes of text */
+};
+
+/* Finds the text of module `module` of app `app` for `require` (and for trl_hooks_call when
+ * src->text is NULL and the module is not compiled). Fills *out with borrowed strings valid until
+ * the trl_hooks_call in progress returns. Returns 0, or TRL_ENOTFOUND (d may say more). */
+typedef int (*trl_hooks_resolve_fn)(void *ud, const char *app, const char *module,
+                                    struct trl_hooks_src *out, struct trl_diag *d);
+/* Pushes the arguments of the hook function onto L; returns how many (>= 0), or a negative
+ * TRL_E* that ends the call with that code (d untouched). Runs in protected mode: a Lua error it
+ * raises is reported like any other runtime error. */
+typedef int (*trl_hooks_push_fn)(struct lua_State *L, void *ud);
+/* Reads the nres results on top of L's stack. Returns 0, or a negative TRL_E* that trl_hooks_call
+ * returns as is (the callback fills d). Runs in protected mode, within the call's limits. */
+typedef int (*trl_hooks_read_fn)(struct lua_State *L, int nres, void *ud, struct trl_diag *d);
+
+/* Makes a VM: the sandboxed state, its read-only libraries, and a self-test that asserts io, os,
+ * package, debug, load, string.dump ... are absent from the registry's loaded table and from the
+ * globals. clock is borrowed (it must outlive the VM) and serves os.time and os.date; NULL uses
+ * the system clock. Returns owned *out (trl_hooks_vm_free). Errors: TRL_ENOMEM, TRL_EINTERNAL
+ * (the self-test failed: d says what it found). */
+int trl_hooks_vm_new(const struct trl_clock *clock, struct trl_hooks_vm **out, struct trl_diag *d);
+/* Frees the VM and every compiled module. Accepts NULL. Not during a call. */
+void trl_hooks_vm_free(struct trl_hooks_vm *vm);
+
+/* Runs the sandbox self-test again (trl_hooks_vm_new runs it once). 0 or TRL_EINTERNAL. */
+int trl_hooks_vm_selftest(struct trl_hooks_vm *vm, struct trl_diag *d);
+
+/* Installs the resolver `require` uses (NULL: require finds nothing). fn and ud are borrowed. */
+void trl_hooks_vm_set_resolver(struct trl_hooks_vm *vm, trl_hooks_resolve_fn fn, void *ud);
+
+/* Compiles src (text required) into the VM's cache unless that version is already there; the
+ * check the meta API runs before saving a hook. Errors: TRL_EINVAL (bad app, module or version
+ * name, NULL text), TRL_ETOOBIG (rule "source"), TRL_EVALIDATION (rule "syntax", path
+ * "app/hooks/x.lua:LINE", message as Lua gives it), TRL_ENOMEM. */
+int trl_hooks_compile(struct trl_hooks_vm *vm, const struct trl_hooks_src *src, struct trl_diag *d);
+
+/* Drops every compiled module of app (uninstalled or replaced). Not during a call. */
+void trl_hooks_forget(struct trl_hooks_vm *vm, const char *app);
+
+/* Calls function fn of module src: compiles it if needed (as trl_hooks_compile), runs the
+ * module's top-level code in a fresh environment, looks fn up in the table it returns, pushes the
+ * arguments (push may be NULL: none), calls fn and hands its results to read (may be NULL).
+ * limits may be NULL (defaults). ud is passed to both callbacks. When src->text is NULL the
+ * cached module is used, else the resolver is asked (TRL_ENOTFOUND when neither has it). Returns
+ * 0, a code from a callback, or one of the errors of the table at the top of this file (plus
+ * TRL_EINVAL for bad names, TRL_ENOMEM when no Lua stack is left for a nested call); d->rule and
+ * d->path say which and where. The VM is ready for the next call whatever happened. */
+int trl_hooks_call(struct trl_hooks_vm *vm, const struct trl_hooks_src *src, const char *fn,
+                   trl_hooks_push_fn push, trl_hooks_read_fn read, void *ud,
+                   const struct trl_hooks_limits *limits, struct trl_diag *d);
+
+/* Counters of a VM. */
+struct trl_hooks_stats {
+    size_t memory;     /* bytes the Lua state holds now */
+    size_t modules;    /* compiled modules cached */
+    uint64_t calls;    /* trl_hooks_call calls made */
+    uint64_t compiles; /* modules compiled (cache misses) */
+};
+void trl_hooks_vm_stats(const struct trl_hooks_vm *vm, struct trl_hooks_stats *out);
+
+#endif
