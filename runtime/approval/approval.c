@@ -22,8 +22,7 @@ void trl_appr_def_free(struct trl_appr_def *a)
     for (size_t i = 0; i < a->nsteps; i++) {
         struct trl_appr_step *s = &a->steps[i];
         free(s->name);
-        free(s->labels.en);
-        free(s->labels.zh);
+        trl_labels_free(&s->labels);
         free_strv(s->names, s->nnames);
         free(s->condition);
         trl_expr_free(s->cond);
@@ -34,8 +33,7 @@ void trl_appr_def_free(struct trl_appr_def *a)
     }
     free(a->steps);
     free(a->name);
-    free(a->labels.en);
-    free(a->labels.zh);
+    trl_labels_free(&a->labels);
     free(a->state);
     free(a->on_approve);
     free(a->on_reject);
@@ -49,21 +47,6 @@ static char *dup_or_err(struct trl_defcheck *c, const char *s)
     char *r = strdup(s);
     if (!r) c->rc = TRL_ENOMEM;
     return r;
-}
-
-static void parse_labels(struct trl_defcheck *c, const cJSON *j, const char *path,
-                         struct trl_labels *out)
-{
-    const cJSON *en = cJSON_GetObjectItemCaseSensitive(j, "en");
-    const cJSON *zh = cJSON_GetObjectItemCaseSensitive(j, "zh-CN");
-    if (j && !cJSON_IsObject(j))
-        trl_def_err(c, path, "must be an object {\"en\": ..., \"zh-CN\": ...}");
-    static const char *const keys[] = {"en", "zh-CN"};
-    if (cJSON_IsObject(j)) trl_def_keys(c, j, path, keys, 2);
-    if ((en && !cJSON_IsString(en)) || (zh && !cJSON_IsString(zh)))
-        trl_def_err(c, path, "labels must be strings");
-    out->en = dup_or_err(c, cJSON_IsString(en) ? en->valuestring : "");
-    out->zh = dup_or_err(c, cJSON_IsString(zh) ? zh->valuestring : "");
 }
 
 /* An optional transition name member into an owned string (NULL when absent). */
@@ -103,16 +86,10 @@ static void parse_approvers(struct trl_defcheck *c, const cJSON *j, const char *
     }
     if (strcmp(v->string, "users") == 0) {
         s->who = TRL_APPR_USERS;
-        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0 ||
-            cJSON_GetArraySize(v) > TRL_APPR_MAX_APPROVERS) {
-            trl_def_err(c, p, "must be an array of 1 to %d user names", TRL_APPR_MAX_APPROVERS);
+        size_t n, k = 0;
+        if (!(s->names = trl_def_array(c, v, p, 1, TRL_APPR_MAX_APPROVERS, sizeof(*s->names),
+                                       "user names", &n)))
             return;
-        }
-        size_t n = (size_t)cJSON_GetArraySize(v), k = 0;
-        if (!(s->names = calloc(n, sizeof(*s->names)))) {
-            c->rc = TRL_ENOMEM;
-            return;
-        }
         for (const cJSON *u = v->child; u; u = u->next, k++) {
             char p2[220];
             snprintf(p2, sizeof(p2), "%.150s[%zu]", p, k);
@@ -174,7 +151,7 @@ static void parse_step(struct trl_defcheck *c, const cJSON *j, const char *path,
     }
     s->name = dup_or_err(c, cJSON_IsString(nm) ? nm->valuestring : "");
     snprintf(p, sizeof(p), "%.150s.labels", path);
-    parse_labels(c, cJSON_GetObjectItemCaseSensitive(j, "labels"), p, &s->labels);
+    trl_def_labels(c, cJSON_GetObjectItemCaseSensitive(j, "labels"), p, &s->labels);
     snprintf(p, sizeof(p), "%.150s.approvers", path);
     parse_approvers(c, cJSON_GetObjectItemCaseSensitive(j, "approvers"), p, ty, s);
 
@@ -214,15 +191,8 @@ static void parse_step(struct trl_defcheck *c, const cJSON *j, const char *path,
     snprintf(p, sizeof(p), "%.150s.condition", path);
     if (cond && !cJSON_IsString(cond)) {
         trl_def_err(c, p, "must be an expression such as \"budget > 50000\"");
-    } else if (cond && ty) {
-        struct trl_diag ed;
-        trl_diag_init(&ed);
-        const char *src = cond->valuestring;
-        int rc = trl_expr_parse(src, strlen(src), trl_rec_resolve_any, (void *)ty, &s->cond, &ed);
-        if (rc == TRL_ENOMEM) c->rc = rc;
-        if (rc) trl_def_err(c, p, "%s", ed.message);
-        trl_diag_reset(&ed);
-        s->condition = dup_or_err(c, src);
+    } else if (cond) {
+        trl_rec_def_condition(c, cond->valuestring, p, ty, &s->cond, &s->condition);
     }
     const cJSON *self = cJSON_GetObjectItemCaseSensitive(j, "allow_self");
     snprintf(p, sizeof(p), "%.150s.allow_self", path);
@@ -299,7 +269,7 @@ void trl_appr_def_parse(struct trl_defcheck *c, const struct cJSON *j, const cha
         trl_def_err(c, p, "must be a lower-case identifier (a-z, 0-9, _)");
     a->name = dup_or_err(c, cJSON_IsString(nm) ? nm->valuestring : "");
     snprintf(p, sizeof(p), "%.150s.labels", path);
-    parse_labels(c, cJSON_GetObjectItemCaseSensitive(j, "labels"), p, &a->labels);
+    trl_def_labels(c, cJSON_GetObjectItemCaseSensitive(j, "labels"), p, &a->labels);
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "state");
     snprintf(p, sizeof(p), "%.150s.state", path);
     if (!cJSON_IsString(st)) trl_def_err(c, p, "name the state this approval runs in");
@@ -374,25 +344,11 @@ static enum trl_appr_mode mode_of(const char *s)
 /* ---------------------------------------------------------------------------------------------
  * Keys and documents
  */
-static void put_u64be(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static uint64_t get_u64be(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* kind + id. */
 static void id_key(unsigned char k[9], char kind, uint64_t id)
 {
     k[0] = (unsigned char)kind;
-    put_u64be(k + 1, id);
+    trl_put_u64be(k + 1, id);
 }
 
 /* kind + name + NUL [+ u64 [+ u64]] into b. */
@@ -567,7 +523,7 @@ int trl_appr_active(struct trl_txn *t, const char *type, uint64_t record, uint64
         if (ck.n != k.len || memcmp(ck.p, k.data, k.len - 8) != 0)
             rc = TRL_ENOTFOUND;
         else
-            *id = get_u64be((const unsigned char *)ck.p + k.len - 8);
+            *id = trl_get_u64be((const unsigned char *)ck.p + k.len - 8);
     }
     trl_cursor_close(c);
     trl_buf_free(&k);
@@ -1196,7 +1152,7 @@ int trl_appr_list(struct trl_txn *t, const char *user, bool pending, size_t limi
                 more = true;
                 break;
             }
-            uint64_t tid = get_u64be((const unsigned char *)ck.p + plen);
+            uint64_t tid = trl_get_u64be((const unsigned char *)ck.p + plen);
             if ((n++ && trl_buf_addc(out, ',')) || (rc = add_doc(t, 'T', tid, out))) {
                 rc = rc ? rc : TRL_ENOMEM;
                 break;
@@ -1277,7 +1233,7 @@ int trl_appr_record_json(struct trl_txn *t, const char *type, uint64_t record, s
             struct trl_slice ck;
             trl_cursor_get(c, &ck, NULL);
             if (ck.n != k.len || memcmp(ck.p, k.data, plen) != 0) break;
-            uint64_t aid = get_u64be((const unsigned char *)ck.p + plen);
+            uint64_t aid = trl_get_u64be((const unsigned char *)ck.p + plen);
             if (n++ && trl_buf_addc(out, ',')) rc = TRL_ENOMEM;
             if (rc || (rc = add_approval(t, aid, out))) break;
         }
@@ -1399,7 +1355,7 @@ int trl_appr_ooo_put(struct trl_txn *t, const struct trl_appr_ooo *o, int64_t no
             struct trl_slice ck;
             trl_cursor_get(c, &ck, NULL);
             if (ck.n != k.len + 8 || memcmp(ck.p, k.data, k.len) != 0) break;
-            ids[n++] = get_u64be((const unsigned char *)ck.p + k.len);
+            ids[n++] = trl_get_u64be((const unsigned char *)ck.p + k.len);
         }
         if (rc == TRL_ENOTFOUND) rc = 0;
     }
@@ -1450,7 +1406,7 @@ int trl_appr_check(struct trl_txn *t, struct trl_buf *report)
         const char *user = (const char *)k.p + 1;
         size_t un = strnlen(user, k.n - 1);
         if (un + 1 + 8 + 1 != k.n) continue;
-        uint64_t id = get_u64be((const unsigned char *)k.p + 1 + un + 1);
+        uint64_t id = trl_get_u64be((const unsigned char *)k.p + 1 + un + 1);
         cJSON *j = NULL;
         int grc = doc_get(t, 'T', id, &j);
         if (grc == TRL_ENOTFOUND || (!grc && (strcmp(jstr(j, "status"), "pending") != 0 ||
@@ -1483,7 +1439,7 @@ int trl_appr_check(struct trl_txn *t, struct trl_buf *report)
         if (strcmp(jstr(j, "status"), "pending") == 0) {
             struct trl_buf pk;
             trl_buf_init(&pk);
-            uint64_t id = get_u64be((const unsigned char *)k.p + 1);
+            uint64_t id = trl_get_u64be((const unsigned char *)k.p + 1);
             struct trl_slice pv;
             int grc = name_key(&pk, 'P', jstr(j, "assignee"), &id, NULL);
             if (!grc) grc = trl_txn_get(t, TRL_DB_APPR, pk.data, pk.len, &pv);

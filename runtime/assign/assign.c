@@ -82,15 +82,8 @@ static void parse_rule(struct trl_defcheck *c, const cJSON *j, const char *path,
     snprintf(p, sizeof(p), "%.150s.condition", path);
     if (cond && !cJSON_IsString(cond)) {
         trl_def_err(c, p, "must be an expression such as \"region = \\\"east\\\"\"");
-    } else if (cond && ty) {
-        struct trl_diag ed;
-        trl_diag_init(&ed);
-        int rc = trl_expr_parse(cond->valuestring, strlen(cond->valuestring), trl_rec_resolve_any,
-                                (void *)ty, &r->cond, &ed);
-        if (rc == TRL_ENOMEM) c->rc = rc;
-        if (rc) trl_def_err(c, p, "%s", ed.message);
-        trl_diag_reset(&ed);
-        if (!(r->condition = strdup(cond->valuestring))) c->rc = TRL_ENOMEM;
+    } else if (cond) {
+        trl_rec_def_condition(c, cond->valuestring, p, ty, &r->cond, &r->condition);
     }
     static const char *const strategies[] = {"user", "round_robin", "least_loaded", "skills",
                                              "region"};

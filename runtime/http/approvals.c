@@ -257,25 +257,13 @@ static void out_of_office(struct req *r)
 void trl_http_approvals_route(struct req *r, const char *rest)
 {
     /* rest: "" | "out-of-office" | "{id}" | "{id}/{decision}" */
-    if (!*rest) {
-        if (strcmp(r->method, "GET") != 0) {
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-        }
-        return approvals_list(r);
-    }
+    if (!*rest) return trl_http_one_method(r, "GET", approvals_list);
     if (strcmp(rest, "out-of-office") == 0) return out_of_office(r);
     const char *slash = strchr(rest, '/');
     size_t il = slash ? (size_t)(slash - rest) : strlen(rest);
     if (!trl_http_parse_id(rest, il, &r->id))
         return trl_http_fail(r, TRL_ENOTFOUND, "id", "no such approval task", "不存在该审批任务");
-    if (!slash) {
-        if (strcmp(r->method, "GET") != 0) {
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-        }
-        return approvals_get(r);
-    }
+    if (!slash) return trl_http_one_method(r, "GET", approvals_get);
     if (strchr(slash + 1, '/'))
         return trl_http_fail(r, TRL_ENOTFOUND, "", "no such resource", "不存在该资源");
     approvals_decide(r, slash + 1);

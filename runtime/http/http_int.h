@@ -160,6 +160,8 @@ void trl_http_queue_write(struct req *r, write_exec_fn exec, bool barrier);
 void trl_http_rec_ctx(struct req *r, struct trl_rec_ctx *cx);
 bool trl_http_parse_id(const char *s, size_t n, uint64_t *id);
 bool trl_http_admin_only(struct req *r);
+/* Runs fn when the request's method is method, else answers 405 with Allow. */
+void trl_http_one_method(struct req *r, const char *method, void (*fn)(struct req *));
 
 /* approvals.c */
 /* /api/v1/approvals[/...]: rest is what follows "/api/v1/approvals/" ("" for the list). */

@@ -681,6 +681,17 @@ static bool prepare_body_write(struct req *r)
     return true;
 }
 
+/* Runs fn when the request's method is method, else answers 405 with Allow. */
+void trl_http_one_method(struct req *r, const char *method, void (*fn)(struct req *))
+{
+    if (strcmp(r->method, method) == 0) return fn(r);
+    snprintf(r->allow, sizeof(r->allow), "%s", method);
+    char en[64], zh[64];
+    snprintf(en, sizeof(en), "use %s here", method);
+    snprintf(zh, sizeof(zh), "此处只支持 %s", method);
+    trl_http_fail(r, TRL_EMETHOD, "", en, zh);
+}
+
 static void route_records(struct req *r, const char *rest)
 {
     /* rest: "{type}", "{type}/{id}", "{type}/{id}/history" */
@@ -729,40 +740,24 @@ static void route_records(struct req *r, const char *rest)
         return;
     }
     if (s2) {
-        if (strcmp(s2, "/transitions") == 0) {
-            if (strcmp(m, "GET") == 0) return records_transitions(r);
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-            return;
-        }
+        /* The record's sub-resources, each with the one method it takes. */
+        static const struct {
+            const char *path, *method;
+            void (*fn)(struct req *);
+        } subs[] = {
+            {"/transitions", "GET", records_transitions},
+            {"/approvals", "GET", trl_http_record_approvals},
+            {"/sla", "GET", trl_http_record_sla},
+            {"/recall", "POST", trl_http_record_recall},
+            {"/history", "GET", records_history},
+        };
+        for (size_t k = 0; k < sizeof(subs) / sizeof(subs[0]); k++)
+            if (strcmp(s2, subs[k].path) == 0)
+                return trl_http_one_method(r, subs[k].method, subs[k].fn);
         if (strncmp(s2, "/transitions/", 13) == 0 && !strchr(s2 + 13, '/')) {
             if (strcmp(m, "POST") == 0) return records_transition(r, s2 + 13);
             snprintf(r->allow, sizeof(r->allow), "POST");
             trl_http_fail(r, TRL_EMETHOD, "", "use POST here", "此处只支持 POST");
-            return;
-        }
-        if (strcmp(s2, "/approvals") == 0) {
-            if (strcmp(m, "GET") == 0) return trl_http_record_approvals(r);
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-            return;
-        }
-        if (strcmp(s2, "/sla") == 0) {
-            if (strcmp(m, "GET") == 0) return trl_http_record_sla(r);
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-            return;
-        }
-        if (strcmp(s2, "/recall") == 0) {
-            if (strcmp(m, "POST") == 0) return trl_http_record_recall(r);
-            snprintf(r->allow, sizeof(r->allow), "POST");
-            trl_http_fail(r, TRL_EMETHOD, "", "use POST here", "此处只支持 POST");
-            return;
-        }
-        if (strcmp(s2, "/history") == 0) {
-            if (strcmp(m, "GET") == 0) return records_history(r);
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
             return;
         }
         trl_http_fail(r, TRL_ENOTFOUND, "", "no such resource", "不存在该资源");

@@ -745,6 +745,19 @@ int trl_rec_move_set_value(struct trl_rec_move *m, const struct trl_field *f,
     return trl_record_set(m->r, f->id, v) ? TRL_ENOMEM : 0;
 }
 
+void trl_rec_def_condition(struct trl_defcheck *c, const char *src, const char *path,
+                           const struct trl_type *ty, struct trl_expr **cond, char **text)
+{
+    if (!ty) return;
+    struct trl_diag ed;
+    trl_diag_init(&ed);
+    int rc = trl_expr_parse(src, strlen(src), trl_rec_resolve_any, (void *)ty, cond, &ed);
+    if (rc == TRL_ENOMEM) c->rc = rc;
+    if (rc) trl_def_err(c, path, "%s", ed.message);
+    trl_diag_reset(&ed);
+    if (!(*text = strdup(src))) c->rc = TRL_ENOMEM;
+}
+
 int trl_rec_resolve_any(void *ud, const char *name, size_t n, struct trl_expr_field *out)
 {
     return trl_rec_resolve(ud, name, n, out);

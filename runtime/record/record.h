@@ -123,6 +123,11 @@ int trl_rec_move_set_value(struct trl_rec_move *m, const struct trl_field *f,
 /* Resolves a column of type ty (ud) by name for trl_expr_parse: fields and system columns, with
  * no permission filter (definitions, not callers). */
 int trl_rec_resolve_any(void *ud, const char *name, size_t n, struct trl_expr_field *out);
+/* A definition's condition src over type ty (a transition, an approval step, an SLA policy, an
+ * assignment rule): compiled into *cond and copied into *text (both owned), or an error at path
+ * naming the column. Nothing happens when ty is NULL (the type is unknown: reported elsewhere). */
+void trl_rec_def_condition(struct trl_defcheck *c, const char *src, const char *path,
+                           const struct trl_type *ty, struct trl_expr **cond, char **text);
 
 /* Output options for reads. */
 struct trl_rec_out {

@@ -277,23 +277,24 @@ char *trl_schema_canonical_json(const char *json, size_t n, struct trl_diag *d)
 /* ---------------------------------------------------------------------------------------------
  * Catalog lifetime
  */
-static void labels_free(struct trl_labels *l)
+void trl_labels_free(struct trl_labels *l)
 {
     free(l->en);
     free(l->zh);
+    l->en = l->zh = NULL;
 }
 
 static void field_free(struct trl_field *f)
 {
     free(f->name);
-    labels_free(&f->labels);
-    labels_free(&f->help);
+    trl_labels_free(&f->labels);
+    trl_labels_free(&f->help);
     free(f->pattern);
     pcre2_code_free(f->re);
     if (f->has_default && f->dflt.kind == TRL_V_BYTES) free((char *)f->dflt.s);
     for (size_t i = 0; i < f->noptions; i++) {
         free(f->options[i].value);
-        labels_free(&f->options[i].labels);
+        trl_labels_free(&f->options[i].labels);
     }
     free(f->options);
     free(f->option_values);
@@ -308,7 +309,7 @@ static void type_free(struct trl_type *t)
     if (!t) return;
     free(t->name);
     free(t->app);
-    labels_free(&t->labels);
+    trl_labels_free(&t->labels);
     free(t->title_field);
     free(t->assignee_field);
     free(t->autoname);
@@ -621,6 +622,22 @@ void *trl_def_array(struct trl_defcheck *c, const cJSON *j, const char *path, si
     }
     *n = cnt;
     return v;
+}
+
+void trl_def_labels(struct trl_defcheck *c, const cJSON *j, const char *path,
+                    struct trl_labels *out)
+{
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(j, "en");
+    const cJSON *zh = cJSON_GetObjectItemCaseSensitive(j, "zh-CN");
+    if (j && !cJSON_IsObject(j))
+        trl_def_err(c, path, "must be an object {\"en\": ..., \"zh-CN\": ...}");
+    static const char *const keys[] = {"en", "zh-CN"};
+    if (cJSON_IsObject(j)) trl_def_keys(c, j, path, keys, 2);
+    if ((en && !cJSON_IsString(en)) || (zh && !cJSON_IsString(zh)))
+        trl_def_err(c, path, "labels must be strings");
+    out->en = strdup(cJSON_IsString(en) ? en->valuestring : "");
+    out->zh = strdup(cJSON_IsString(zh) ? zh->valuestring : "");
+    if (!out->en || !out->zh) c->rc = TRL_ENOMEM;
 }
 
 bool trl_def_ident(const char *s)

@@ -229,5 +229,11 @@ void *trl_def_array(struct trl_defcheck *c, const struct cJSON *j, const char *p
 /* Refuses every member of object j not among keys[0..nkeys), at path.member. */
 void trl_def_keys(struct trl_defcheck *c, const struct cJSON *j, const char *path,
                   const char *const *keys, size_t nkeys);
+/* Optional labels {"en": ..., "zh-CN": ...} at path into owned strings ("" when absent), as the
+ * definitions above types (workflows, approvals, SLA policies) write them. */
+void trl_def_labels(struct trl_defcheck *c, const struct cJSON *j, const char *path,
+                    struct trl_labels *out);
+/* Frees both strings of l (which stays reusable). */
+void trl_labels_free(struct trl_labels *l);
 
 #endif

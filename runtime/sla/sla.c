@@ -6,20 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void put_u64be(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static uint64_t get_u64be(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Timers
  */
@@ -40,8 +26,8 @@ int trl_timer_add(struct trl_txn *t, int64_t due_ms, const char *owner, const ch
     if (rc) return rc;
     /* The payload carries its owner first (owner NUL payload) so a fired timer names it. */
     unsigned char k[16];
-    put_u64be(k, (uint64_t)due_ms);
-    put_u64be(k + 8, id);
+    trl_put_u64be(k, (uint64_t)due_ms);
+    trl_put_u64be(k + 8, id);
     struct trl_buf v;
     trl_buf_init(&v);
     if (trl_buf_add(&v, owner, strlen(owner) + 1) || trl_buf_adds(&v, payload)) {
@@ -80,16 +66,16 @@ int trl_timer_cancel(struct trl_txn *t, const char *owner, size_t *n)
             struct trl_slice ck, cv;
             trl_cursor_get(c, &ck, &cv);
             if (ck.n != k.len + 8 || memcmp(ck.p, k.data, k.len) != 0 || cv.n != 8) break;
-            found[nf].id = get_u64be((const unsigned char *)ck.p + k.len);
-            found[nf].due = get_u64be(cv.p);
+            found[nf].id = trl_get_u64be((const unsigned char *)ck.p + k.len);
+            found[nf].due = trl_get_u64be(cv.p);
             nf++;
         }
         trl_cursor_close(c);
         if (rc == TRL_ENOTFOUND) rc = 0;
         for (size_t i = 0; i < nf && !rc; i++) {
             unsigned char tk[16];
-            put_u64be(tk, found[i].due);
-            put_u64be(tk + 8, found[i].id);
+            trl_put_u64be(tk, found[i].due);
+            trl_put_u64be(tk + 8, found[i].id);
             rc = trl_txn_del(t, TRL_DB_TIMER, tk, sizeof(tk));
             if (rc == TRL_ENOTFOUND) rc = 0;
             struct trl_buf ok;
@@ -116,7 +102,7 @@ int trl_timer_next(struct trl_txn *t, int64_t *due)
         if (k.n != 16 || ((const unsigned char *)k.p)[0] >= 0x80)
             rc = TRL_ENOTFOUND;
         else
-            *due = (int64_t)get_u64be(k.p);
+            *due = (int64_t)trl_get_u64be(k.p);
     }
     trl_cursor_close(c);
     return rc;
@@ -142,7 +128,7 @@ int trl_timer_fire(struct trl_txn *t, int64_t now, size_t max, trl_timer_fn fn, 
             if (k.n != 16 || ((const unsigned char *)k.p)[0] >= 0x80) {
                 rc = TRL_ENOTFOUND;
             } else {
-                due = (int64_t)get_u64be(k.p);
+                due = (int64_t)trl_get_u64be(k.p);
                 if (due > now) {
                     rc = TRL_ENOTFOUND;
                 } else {
@@ -168,7 +154,7 @@ int trl_timer_fire(struct trl_txn *t, int64_t now, size_t max, trl_timer_fn fn, 
         rc = trl_txn_del(t, TRL_DB_TIMER, key, sizeof(key));
         struct trl_buf ok;
         trl_buf_init(&ok);
-        uint64_t id = get_u64be(key + 8);
+        uint64_t id = trl_get_u64be(key + 8);
         if (!rc) rc = owner_key(&ok, owner, &id);
         if (!rc) {
             rc = trl_txn_del(t, TRL_DB_TIMER, ok.data, ok.len);

@@ -13,12 +13,6 @@
 /* ---------------------------------------------------------------------------------------------
  * Freeing
  */
-static void free_labels(struct trl_labels *l)
-{
-    free(l->en);
-    free(l->zh);
-}
-
 static void free_strv(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -34,7 +28,7 @@ static void free_actions(struct trl_wf_action *a, size_t n)
         free((char *)a[k].val.s);
         free(a[k].ref);
         free(a[k].name);
-        free_labels(&a[k].message);
+        trl_labels_free(&a[k].message);
     }
     free(a);
 }
@@ -44,7 +38,7 @@ void trl_wf_free(struct trl_workflow *w)
     if (!w) return;
     for (size_t i = 0; i < w->nstates; i++) {
         free(w->states[i].name);
-        free_labels(&w->states[i].labels);
+        trl_labels_free(&w->states[i].labels);
         free(w->states[i].category);
         free(w->states[i].color);
     }
@@ -52,7 +46,7 @@ void trl_wf_free(struct trl_workflow *w)
     for (size_t i = 0; i < w->ntransitions; i++) {
         struct trl_wf_transition *t = &w->transitions[i];
         free(t->name);
-        free_labels(&t->labels);
+        trl_labels_free(&t->labels);
         free_strv(t->from, t->nfrom);
         free(t->to);
         free_strv(t->roles, t->nroles);
@@ -60,7 +54,7 @@ void trl_wf_free(struct trl_workflow *w)
         trl_expr_free(t->cond);
         free_strv(t->required, t->nrequired);
         free_strv(t->fields, t->nfields);
-        free_labels(&t->confirm);
+        trl_labels_free(&t->confirm);
         free_actions(t->actions, t->nactions);
     }
     free(w->transitions);
@@ -70,7 +64,7 @@ void trl_wf_free(struct trl_workflow *w)
     for (size_t i = 0; i < w->nslas; i++) {
         struct trl_wf_sla *p = &w->slas[i];
         free(p->name);
-        free_labels(&p->labels);
+        trl_labels_free(&p->labels);
         free(p->condition);
         trl_expr_free(p->cond);
         free(p->calendar);
@@ -78,7 +72,7 @@ void trl_wf_free(struct trl_workflow *w)
         for (size_t k = 0; k < p->ntargets; k++) {
             struct trl_wf_sla_target *tg = &p->targets[k];
             free(tg->name);
-            free_labels(&tg->labels);
+            trl_labels_free(&tg->labels);
             free_strv(tg->start, tg->nstart);
             free_strv(tg->stop, tg->nstop);
             free_actions(tg->on_warning, tg->nwarning);
@@ -90,7 +84,7 @@ void trl_wf_free(struct trl_workflow *w)
     trl_assign_def_free(&w->assignment);
     free(w->name);
     free(w->type);
-    free_labels(&w->labels);
+    trl_labels_free(&w->labels);
     free(w->definition);
     free(w);
 }
@@ -98,21 +92,6 @@ void trl_wf_free(struct trl_workflow *w)
 /* ---------------------------------------------------------------------------------------------
  * Parsing and checking
  */
-static void labels(struct trl_defcheck *c, const cJSON *j, const char *path, struct trl_labels *out)
-{
-    const cJSON *en = cJSON_GetObjectItemCaseSensitive(j, "en");
-    const cJSON *zh = cJSON_GetObjectItemCaseSensitive(j, "zh-CN");
-    if (j && !cJSON_IsObject(j))
-        trl_def_err(c, path, "must be an object {\"en\": ..., \"zh-CN\": ...}");
-    static const char *const keys[] = {"en", "zh-CN"};
-    if (cJSON_IsObject(j)) trl_def_keys(c, j, path, keys, sizeof(keys) / sizeof(keys[0]));
-    if ((en && !cJSON_IsString(en)) || (zh && !cJSON_IsString(zh)))
-        trl_def_err(c, path, "labels must be strings");
-    out->en = strdup(cJSON_IsString(en) ? en->valuestring : "");
-    out->zh = strdup(cJSON_IsString(zh) ? zh->valuestring : "");
-    if (!out->en || !out->zh) c->rc = TRL_ENOMEM;
-}
-
 /* A string or an array of strings into an owned vector. */
 static char **strv(struct trl_defcheck *c, const cJSON *j, const char *path, bool allow_string,
                    size_t *n)
@@ -205,7 +184,7 @@ static void parse_states(struct trl_defcheck *c, const cJSON *arr, const struct 
             trl_def_err(c, p2, "state '%s' is defined twice", nm->valuestring);
         st->name = strdup(cJSON_IsString(nm) ? nm->valuestring : "");
         snprintf(p2, sizeof(p2), "%s.labels", path);
-        labels(c, cJSON_GetObjectItemCaseSensitive(s, "labels"), p2, &st->labels);
+        trl_def_labels(c, cJSON_GetObjectItemCaseSensitive(s, "labels"), p2, &st->labels);
         const cJSON *ini = cJSON_GetObjectItemCaseSensitive(s, "initial");
         const cJSON *fin = cJSON_GetObjectItemCaseSensitive(s, "final");
         snprintf(p2, sizeof(p2), "%s.initial", path);
@@ -482,7 +461,7 @@ static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *pat
             if (!(out->name = strdup(w->valuestring))) c->rc = TRL_ENOMEM;
         }
         snprintf(p2, sizeof(p2), "%s.message", path);
-        labels(c, cJSON_GetObjectItemCaseSensitive(a, "message"), p2, &out->message);
+        trl_def_labels(c, cJSON_GetObjectItemCaseSensitive(a, "message"), p2, &out->message);
         return;
     }
     if (!set) {
@@ -609,9 +588,9 @@ static void parse_transitions(struct trl_defcheck *c, const cJSON *arr, const st
         }
         t->name = strdup(cJSON_IsString(nm) ? nm->valuestring : "");
         snprintf(p2, sizeof(p2), "%s.labels", path);
-        labels(c, cJSON_GetObjectItemCaseSensitive(tj, "labels"), p2, &t->labels);
+        trl_def_labels(c, cJSON_GetObjectItemCaseSensitive(tj, "labels"), p2, &t->labels);
         snprintf(p2, sizeof(p2), "%s.confirm", path);
-        labels(c, cJSON_GetObjectItemCaseSensitive(tj, "confirm"), p2, &t->confirm);
+        trl_def_labels(c, cJSON_GetObjectItemCaseSensitive(tj, "confirm"), p2, &t->confirm);
 
         snprintf(p2, sizeof(p2), "%s.from", path);
         const cJSON *from = cJSON_GetObjectItemCaseSensitive(tj, "from");
@@ -643,16 +622,8 @@ static void parse_transitions(struct trl_defcheck *c, const cJSON *arr, const st
         snprintf(p2, sizeof(p2), "%s.condition", path);
         if (cond && !cJSON_IsString(cond)) {
             trl_def_err(c, p2, "must be an expression such as \"budget > 50000\"");
-        } else if (cond && ty) {
-            struct trl_diag ed;
-            trl_diag_init(&ed);
-            const char *src = cond->valuestring;
-            int rc =
-                trl_expr_parse(src, strlen(src), trl_rec_resolve_any, (void *)ty, &t->cond, &ed);
-            if (rc == TRL_ENOMEM) c->rc = rc;
-            if (rc) trl_def_err(c, p2, "%s", ed.message);
-            trl_diag_reset(&ed);
-            if (!(t->condition = strdup(src))) c->rc = TRL_ENOMEM;
+        } else if (cond) {
+            trl_rec_def_condition(c, cond->valuestring, p2, ty, &t->cond, &t->condition);
         }
 
         const char *lists[2] = {"required", "fields"};
@@ -837,7 +808,7 @@ static void parse_target(struct trl_defcheck *c, const cJSON *j, const char *pat
         trl_def_err(c, p, "must be a lower-case identifier (a-z, 0-9, _)");
     if (!(tg->name = strdup(cJSON_IsString(nm) ? nm->valuestring : ""))) c->rc = TRL_ENOMEM;
     snprintf(p, sizeof(p), "%.180s.labels", path);
-    labels(c, cJSON_GetObjectItemCaseSensitive(j, "labels"), p, &tg->labels);
+    trl_def_labels(c, cJSON_GetObjectItemCaseSensitive(j, "labels"), p, &tg->labels);
     snprintf(p, sizeof(p), "%.180s.start", path);
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "start");
     if (!st) trl_def_err(c, p, "name the state(s) that start the clock");
@@ -928,20 +899,13 @@ static void parse_slas(struct trl_defcheck *c, const cJSON *arr, const struct tr
                     trl_def_err(c, p, "policy '%s' is defined twice", nm->valuestring);
         if (!(pol->name = strdup(cJSON_IsString(nm) ? nm->valuestring : ""))) c->rc = TRL_ENOMEM;
         snprintf(p, sizeof(p), "%s.labels", path);
-        labels(c, cJSON_GetObjectItemCaseSensitive(pj, "labels"), p, &pol->labels);
+        trl_def_labels(c, cJSON_GetObjectItemCaseSensitive(pj, "labels"), p, &pol->labels);
         const cJSON *cond = cJSON_GetObjectItemCaseSensitive(pj, "condition");
         snprintf(p, sizeof(p), "%s.condition", path);
         if (cond && !cJSON_IsString(cond)) {
             trl_def_err(c, p, "must be an expression such as \"priority = \\\"high\\\"\"");
-        } else if (cond && ty) {
-            struct trl_diag ed;
-            trl_diag_init(&ed);
-            int rc = trl_expr_parse(cond->valuestring, strlen(cond->valuestring),
-                                    trl_rec_resolve_any, (void *)ty, &pol->cond, &ed);
-            if (rc == TRL_ENOMEM) c->rc = rc;
-            if (rc) trl_def_err(c, p, "%s", ed.message);
-            trl_diag_reset(&ed);
-            if (!(pol->condition = strdup(cond->valuestring))) c->rc = TRL_ENOMEM;
+        } else if (cond) {
+            trl_rec_def_condition(c, cond->valuestring, p, ty, &pol->cond, &pol->condition);
         }
         const cJSON *cal = cJSON_GetObjectItemCaseSensitive(pj, "calendar");
         snprintf(p, sizeof(p), "%s.calendar", path);
@@ -1011,7 +975,7 @@ int trl_wf_parse(const struct trl_catalog *cat, const char *name, const char *js
         else if (!(ty = trl_catalog_type(cat, tp->valuestring)))
             trl_def_err(&c, "type", "no type '%s' is defined", tp->valuestring);
         w->type = strdup(cJSON_IsString(tp) ? tp->valuestring : "");
-        labels(&c, cJSON_GetObjectItemCaseSensitive(j, "labels"), "labels", &w->labels);
+        trl_def_labels(&c, cJSON_GetObjectItemCaseSensitive(j, "labels"), "labels", &w->labels);
         parse_states(&c, cJSON_GetObjectItemCaseSensitive(j, "states"), ty, w);
         parse_transitions(&c, cJSON_GetObjectItemCaseSensitive(j, "transitions"), ty, w);
         parse_approvals(&c, cJSON_GetObjectItemCaseSensitive(j, "approvals"), ty, w);
@@ -1506,12 +1470,32 @@ struct runner {
     char assignee[64];                 /* the user the rules picked (outlives the move) */
     char assigned[256];                /* its history member (",\"assigned\":{...}") or "" */
     char created[160];                 /* history member of created records or "" */
+    bool wrote;                        /* on create: the guard let the change be written */
+    bool act_known;                    /* the record's active approval has been read: */
+    int act_rc;                        /* 0 (one is pending) or TRL_ENOTFOUND */
+    uint64_t act_id;                   /* its id */
+    char act_name[64];                 /* its definition's name */
 };
 
 static int notify_action(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *a,
                          const char *kind);
 static int send_note(struct runner *g, struct trl_rec_move *m, const char *user, const char *kind,
                      const struct trl_labels *custom, uint64_t task);
+
+/* Tells user about their approval task (kind approval_task) of step st of def. */
+static int note_task(struct runner *g, struct trl_rec_move *m, const struct trl_appr_def *def,
+                     const struct trl_appr_step *st, const char *user, uint64_t task)
+{
+    const char *vars[] = {
+        "approval", def->labels.en[0] ? def->labels.en : def->name, "approval@zh", def->labels.zh,
+        "step",     st->labels.en[0] ? st->labels.en : st->name,    "step@zh",     st->labels.zh,
+        NULL};
+    const char *const *saved = g->vars;
+    g->vars = vars;
+    int rc = send_note(g, m, user, "approval_task", NULL, task);
+    g->vars = saved;
+    return rc;
+}
 
 static const struct trl_appr_def *appr_for_state(const struct trl_workflow *w, const char *state,
                                                  size_t *idx)
@@ -1536,18 +1520,24 @@ static bool is_outcome(const struct trl_appr_def *a, const char *t)
     return false;
 }
 
-/* Whether a pending approval of def holds the record (and its id). */
-static int pending_approval(const struct runner *g, const struct trl_appr_def *def, uint64_t *aid,
+/* Whether a pending approval of def holds the record (and its id). The record's active
+ * approval is read once per runner (a listing asks for every transition). */
+static int pending_approval(struct runner *g, const struct trl_appr_def *def, uint64_t *aid,
                             bool *yes)
 {
-    char name[64];
-    int rc = trl_appr_active(g->txn, g->ty->name, g->id, aid, name, sizeof(name));
-    *yes = rc == 0 && strcmp(name, def->name) == 0;
-    return rc == TRL_ENOTFOUND ? 0 : rc;
+    if (!g->act_known) {
+        g->act_rc = trl_appr_active(g->txn, g->ty->name, g->id, &g->act_id, g->act_name,
+                                    sizeof(g->act_name));
+        if (g->act_rc && g->act_rc != TRL_ENOTFOUND) return g->act_rc;
+        g->act_known = true;
+    }
+    *aid = g->act_id;
+    *yes = g->act_rc == 0 && strcmp(g->act_name, def->name) == 0;
+    return 0;
 }
 
 /* Role and state: why t may not run from state for the caller, or 0. */
-static int may_start(const struct runner *g, const struct trl_wf_transition *t, size_t ti,
+static int may_start(struct runner *g, const struct trl_wf_transition *t, size_t ti,
                      struct trl_rec_move *m, bool report)
 {
     struct trl_diag *d = g->cx->d;
@@ -1688,20 +1678,10 @@ static int advance(struct runner *g, struct trl_rec_move *m, const struct trl_ap
             if (due != TRL_CAL_NEVER && (rc = trl_timer_add(g->txn, due, owner, payload, NULL)))
                 return rc;
         }
-        if (!dry) {
-            const char *vars[] = {"approval",    def->labels.en[0] ? def->labels.en : def->name,
-                                  "approval@zh", def->labels.zh,
-                                  "step",        st->labels.en[0] ? st->labels.en : st->name,
-                                  "step@zh",     st->labels.zh,
-                                  NULL};
-            const char *const *saved = g->vars;
-            g->vars = vars;
-            for (size_t k = 0; k < n && !rc; k++)
-                if (st->mode != TRL_APPR_SEQUENTIAL || k == 0) /* the others wait their turn */
-                    rc = send_note(g, m, ap[k].user, "approval_task", NULL, tids[k]);
-            g->vars = saved;
-            if (rc) return rc;
-        }
+        for (size_t k = 0; k < n && !dry && !rc; k++)
+            if (st->mode != TRL_APPR_SEQUENTIAL || k == 0) /* the others wait their turn */
+                rc = note_task(g, m, def, st, ap[k].user, tids[k]);
+        if (rc) return rc;
         *opened = true;
         rc = trl_buf_adds(ab, "],\"step\":") ||
              trl_buf_add_json_str(ab, st->name, strlen(st->name)) ||
@@ -1877,6 +1857,7 @@ static int approvals_on_move(struct runner *g, struct trl_rec_move *m)
         if (pending) {
             if ((rc = trl_appr_finish(g->txn, aid, st, g->cx->now_ms))) return rc;
             if ((rc = cancel_step_timers(g->txn, aid, left->nsteps))) return rc;
+            g->act_known = false; /* it is no longer active */
             if (trl_buf_printf(g->extra, ",\"approval_ended\":{\"id\":%llu,\"status\":\"%s\"}",
                                (unsigned long long)aid, st))
                 return TRL_ENOMEM;
@@ -1898,6 +1879,7 @@ static int approvals_on_move(struct runner *g, struct trl_rec_move *m)
                                        .title = title,
                                        .requester = requester};
         if ((rc = trl_appr_start(g->txn, entered, &sub, g->cx->now_ms, &aid))) return rc;
+        g->act_known = false; /* a new approval is active */
     }
     struct trl_buf ab;
     trl_buf_init(&ab);
@@ -2261,9 +2243,9 @@ static int transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const str
         ecx.acc = NULL;
         struct trl_wf_run next = {.transition = g.next, .comment = run->comment};
         struct runner ep = {.engine = true, .finish = g.next_finish};
-        trl_buf_clear(out);
-        rc = transition(t, &ecx, ty, w, id, &next, &ep, depth + 1, out);
-        if (!rc && depth == 0 && !g.engine) rc = answer_as_caller(t, cx, ty, id, false, out);
+        /* Rendered once, below, as the caller may see it (the engine acts unrestricted). */
+        rc = transition(t, &ecx, ty, w, id, &next, &ep, depth + 1, NULL);
+        if (!rc && out) rc = answer_as_caller(t, cx, ty, id, false, out);
     }
     return rc;
 }
@@ -2313,7 +2295,7 @@ int trl_wf_recall(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
     ecx.acc = NULL;
     struct trl_wf_run run = {.transition = def->on_recall, .comment = comment};
     struct runner ep = {.engine = true, .recall = true, .finish = "recalled"};
-    rc = transition(t, &ecx, ty, w, id, &run, &ep, 0, out);
+    rc = transition(t, &ecx, ty, w, id, &run, &ep, 0, NULL);
     return rc ? rc : answer_as_caller(t, cx, ty, id, false, out);
 }
 
@@ -2385,19 +2367,9 @@ static int decide_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_
         snprintf(g->next, sizeof(g->next), "%s", next ? next : "");
         g->next_finish = r->returned ? "returned" : "rejected";
     }
-    if (r->next_assignee[0]) {
-        /* A sequential step: the next approver's turn has come. */
-        const char *vars[] = {
-            "approval",    g->def->labels.en[0] ? g->def->labels.en : g->def->name,
-            "approval@zh", g->def->labels.zh,
-            "step",        st->labels.en[0] ? st->labels.en : st->name,
-            "step@zh",     st->labels.zh,
-            NULL};
-        g->vars = vars;
-        rc = send_note(g, m, r->next_assignee, "approval_task", NULL, r->next_task);
-        g->vars = NULL;
-        if (rc) return rc;
-    }
+    /* A sequential step: the next approver's turn has come. */
+    if (r->next_assignee[0] && (rc = note_task(g, m, g->def, st, r->next_assignee, r->next_task)))
+        return rc;
     if (g->next[0]) {
         /* The requester hears the outcome. */
         char requester[64];
@@ -2469,13 +2441,12 @@ int trl_wf_decide(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
     g.extra = &extra;
     struct trl_rec_move_opts o = {
         .action = "approval", .guard = decide_guard, .ud = &g, .extra = &extra};
-    rc = trl_rec_move(t, &ecx, ty, info.record, 0, NULL, 0, &o, &rec);
+    rc = trl_rec_move(t, &ecx, ty, info.record, 0, NULL, 0, &o, NULL);
     trl_buf_free(&extra);
     if (!rc && g.next[0]) {
         struct trl_wf_run next = {.transition = g.next, .comment = dec->comment};
         struct runner ep = {.engine = true, .finish = g.next_finish};
-        trl_buf_clear(&rec);
-        rc = transition(t, &ecx, ty, w, info.record, &next, &ep, 1, &rec);
+        rc = transition(t, &ecx, ty, w, info.record, &next, &ep, 1, NULL);
     }
     if (!rc) rc = answer_as_caller(t, cx, ty, info.record, true, &rec);
     if (!rc)
@@ -2694,6 +2665,7 @@ static int create_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_
     if (!rc && sla.len && trl_buf_adds(g->extra, g->assigned[0] ? sla.data : sla.data + 1))
         rc = TRL_ENOMEM;
     trl_buf_free(&sla);
+    if (!rc) g->wrote = true;
     return rc;
 }
 
@@ -2713,17 +2685,15 @@ int trl_wf_on_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const stru
     struct trl_rec_ctx ecx = *cx;
     ecx.acc = NULL;
     struct trl_wf_run run = {0};
-    struct trl_buf extra, out;
+    struct trl_buf extra;
     trl_buf_init(&extra);
-    trl_buf_init(&out);
     struct runner g = {
         .txn = t, .cx = &ecx, .ty = ty, .w = w, .id = id, .run = &run, .extra = &extra};
     /* An assignment or a started clock is an event of its own: a second version. */
     struct trl_rec_move_opts o = {
         .action = assign ? "assign" : "sla", .guard = create_guard, .ud = &g, .extra = &extra};
-    int rc = trl_rec_move(t, &ecx, ty, id, 0, NULL, 0, &o, &out);
-    if (!rc && rewritten) *rewritten = out.len > 0;
-    trl_buf_free(&out);
+    int rc = trl_rec_move(t, &ecx, ty, id, 0, NULL, 0, &o, NULL);
+    if (!rc && rewritten) *rewritten = g.wrote;
     trl_buf_free(&extra);
     return rc;
 }
@@ -2817,15 +2787,8 @@ static int escalate_guard(void *ud, enum trl_rec_move_phase phase, struct trl_re
         rc = (k && trl_buf_addc(g->extra, ',')) ||
              trl_buf_add_json_str(g->extra, to[k], strlen(to[k]));
     if (rc || trl_buf_adds(g->extra, "]}")) return TRL_ENOMEM;
-    const char *vars[] = {"approval",    g->def->labels.en[0] ? g->def->labels.en : g->def->name,
-                          "approval@zh", g->def->labels.zh,
-                          "step",        st->labels.en[0] ? st->labels.en : st->name,
-                          "step@zh",     st->labels.zh,
-                          NULL};
-    g->vars = vars;
     for (size_t k = 0; k < nto && !rc; k++)
-        rc = send_note(g, m, to[k], "approval_task", NULL, 0);
-    g->vars = NULL;
+        rc = note_task(g, m, g->def, st, to[k], 0);
     return rc;
 }
 
@@ -2853,9 +2816,8 @@ static int fire_escalation(struct fire_ctx *f, struct trl_txn *t, const char *ow
     struct trl_rec_ctx ecx = *f->cx;
     ecx.acc = NULL;
     struct trl_wf_run run = {0};
-    struct trl_buf extra, out;
+    struct trl_buf extra;
     trl_buf_init(&extra);
-    trl_buf_init(&out);
     struct runner g = {.txn = t,
                        .cx = &ecx,
                        .ty = ty,
@@ -2869,9 +2831,8 @@ static int fire_escalation(struct fire_ctx *f, struct trl_txn *t, const char *ow
     g.res.step = si;
     struct trl_rec_move_opts o = {
         .action = "approval", .guard = escalate_guard, .ud = &g, .extra = &extra};
-    int rc = trl_rec_move(t, &ecx, ty, rec, 0, NULL, 0, &o, &out);
+    int rc = trl_rec_move(t, &ecx, ty, rec, 0, NULL, 0, &o, NULL);
     trl_buf_free(&extra);
-    trl_buf_free(&out);
     if (rc == TRL_ENOTFOUND) rc = 0; /* the record is gone */
     return rc;
 }
@@ -2895,17 +2856,14 @@ static int sla_actions(struct trl_txn *nt, void *arg)
     g->txn = nt;
     trl_buf_clear(g->extra);
     struct trl_rec_move_opts o = {.action = "sla", .guard = sla_guard, .ud = g, .extra = g->extra};
-    struct trl_buf out;
-    trl_buf_init(&out);
-    int rc = trl_rec_move(nt, g->cx, sf->ty, sf->rec, 0, NULL, 0, &o, &out);
+    /* Nobody reads an answer here: nothing is rendered. */
+    int rc = trl_rec_move(nt, g->cx, sf->ty, sf->rec, 0, NULL, 0, &o, NULL);
     for (size_t k = 0; k < sf->n && !rc; k++) {
         if (sf->acts[k].kind != TRL_ACT_TRANSITION) continue;
         struct trl_wf_run tr = {.transition = sf->acts[k].ref, .comment = sf->phase};
         struct runner ep = {.engine = true, .by = "sla"};
-        trl_buf_clear(&out);
-        rc = transition(nt, g->cx, sf->ty, sf->w, sf->rec, &tr, &ep, 0, &out);
+        rc = transition(nt, g->cx, sf->ty, sf->w, sf->rec, &tr, &ep, 0, NULL);
     }
-    trl_buf_free(&out);
     return rc;
 }
 
@@ -2982,9 +2940,8 @@ static int fire_one(void *ud, struct trl_txn *t, int64_t due, const char *owner,
         trl_log(TRL_LOG_WARN, "SLA %s of %s %llu: the actions were refused: %s", phase, type, rec,
                 why);
         if (ecx.d) trl_diag_reset(ecx.d);
-        struct trl_buf ex2, out;
+        struct trl_buf ex2;
         trl_buf_init(&ex2);
-        trl_buf_init(&out);
         rc = trl_buf_adds(&ex2, "\"sla\":{\"target\":") ||
                      trl_buf_add_json_str(&ex2, c.target, strlen(c.target)) ||
                      trl_buf_printf(&ex2, ",\"phase\":\"%s\",\"actions_refused\":", phase) ||
@@ -2992,9 +2949,8 @@ static int fire_one(void *ud, struct trl_txn *t, int64_t due, const char *owner,
                  ? TRL_ENOMEM
                  : 0;
         struct trl_rec_move_opts o2 = {.action = "sla", .extra = &ex2};
-        if (!rc) rc = trl_rec_move(t, &ecx, ty, rec, 0, NULL, 0, &o2, &out);
+        if (!rc) rc = trl_rec_move(t, &ecx, ty, rec, 0, NULL, 0, &o2, NULL);
         trl_buf_free(&ex2);
-        trl_buf_free(&out);
     }
     if (rc == TRL_ENOTFOUND) rc = 0; /* the record is gone */
     return rc;
@@ -3323,11 +3279,9 @@ static int create_one(struct runner *g, struct trl_rec_move *m, const struct trl
             }
         }
     }
-    struct trl_buf out;
-    trl_buf_init(&out);
     struct trl_rec_ctx ecx = *g->cx;
     ecx.acc = NULL;
-    if (!rc) rc = trl_rec_create(g->txn, &ecx, tt, in, a->nsub, id, &out);
+    if (!rc) rc = trl_rec_create(g->txn, &ecx, tt, in, a->nsub, id, NULL);
     if (rc == TRL_EVALIDATION) {
         char first[200] = "";
         if (g->cx->d->nferrs)
@@ -3342,7 +3296,6 @@ static int create_one(struct runner *g, struct trl_rec_move *m, const struct trl
         trl_diag_rule(g->cx->d, "action", path);
     }
     if (!rc && g->w->set) rc = trl_wf_on_create(g->txn, &ecx, g->w->set, tt, *id, NULL);
-    trl_buf_free(&out);
     free(in);
     trl_arena_free(&arena);
     return rc;
