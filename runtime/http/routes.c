@@ -261,15 +261,9 @@ static int exec_create(struct req *r, struct trl_txn *t)
         return rc;
     }
     uint64_t id;
-    if ((rc = trl_rec_create(t, &cx, r->ty, r->in, r->nin, &id, &r->out))) return rc;
-    bool rewritten = false;
-    if ((rc = trl_wf_on_create(t, &cx, r->wfs, r->ty, id, &rewritten))) return rc;
-    uint64_t version = 1;
-    if (rewritten) {
-        /* The assignment on create made a second version: answer with it. */
-        trl_buf_clear(&r->out);
-        if ((rc = trl_rec_get(t, &cx, r->ty, id, NULL, &version, &r->out))) return rc;
-    }
+    uint64_t version;
+    if ((rc = trl_wf_rec_create(t, &cx, r->wfs, r->ty, r->in, r->nin, &id, &version, &r->out)))
+        return rc;
     ok_json(r, 201);
     set_etag(r, version);
     snprintf(r->location, sizeof(r->location), "/api/v1/records/%s/%llu", r->ty->name,
@@ -281,7 +275,7 @@ static int exec_patch(struct req *r, struct trl_txn *t)
 {
     struct trl_rec_ctx cx;
     rec_ctx(r, &cx);
-    int rc = trl_rec_patch(t, &cx, r->ty, r->id, r->if_match, r->in, r->nin, &r->out);
+    int rc = trl_wf_rec_patch(t, &cx, r->wfs, r->ty, r->id, r->if_match, r->in, r->nin, &r->out);
     if (rc) return rc;
     ok_json(r, 200);
     /* The version is in the body; read it back for the ETag. */
@@ -294,8 +288,7 @@ static int exec_delete(struct req *r, struct trl_txn *t)
 {
     struct trl_rec_ctx cx;
     rec_ctx(r, &cx);
-    int rc = trl_rec_delete(t, &cx, r->ty, r->id, r->if_match);
-    if (!rc) rc = trl_wf_on_delete(t, &cx, r->wfs, r->ty, r->id);
+    int rc = trl_wf_rec_delete(t, &cx, r->wfs, r->ty, r->id, r->if_match);
     if (rc) return rc;
     r->status = 204;
     return 0;

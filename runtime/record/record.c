@@ -477,15 +477,13 @@ static int check_exists(struct trl_txn *t, const struct trl_rec_ctx *cx, const s
     return 0;
 }
 
-/* Applies inputs to r (converting), collecting field errors; then checks every rule of every
- * field of the type. Returns 0, TRL_EVALIDATION, TRL_ENOMEM, TRL_EIO. */
-static int apply_and_validate(struct trl_txn *t, const struct trl_rec_ctx *cx,
-                              const struct trl_type *ty, struct trl_record *r,
-                              const struct trl_input *in, size_t n, struct trl_arena *arena,
-                              bool creating)
+/* Applies inputs to r (converting), collecting field errors in cx->d. Returns 0 (field errors
+ * may have been added), TRL_EFORBIDDEN (a field the caller may read but not write), TRL_ENOMEM. */
+static int apply_inputs(const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                        struct trl_record *r, const struct trl_input *in, size_t n,
+                        struct trl_arena *arena)
 {
     struct trl_diag *d = cx->d;
-    int rc = 0;
     for (size_t i = 0; i < n; i++) {
         const struct trl_field *f = trl_type_field(ty, in[i].name, strlen(in[i].name));
         if (!f) {
@@ -511,11 +509,25 @@ static int apply_and_validate(struct trl_txn *t, const struct trl_rec_ctx *cx,
             return TRL_EFORBIDDEN;
         }
         struct trl_value v;
-        rc = trl_field_convert(f, &in[i], arena, &v, d);
+        int rc = trl_field_convert(f, &in[i], arena, &v, d);
         if (rc == TRL_EVALIDATION) continue;
         if (rc) return rc;
         if (trl_record_set(r, f->id, &v)) return TRL_ENOMEM;
     }
+    return 0;
+}
+
+/* Checks every rule of every field of r (defaults filled on create), appending failures to
+ * cx->d; fields that already have an error (a failed conversion) are skipped. References and
+ * uniqueness are checked for the values this write changes against old (every value on create,
+ * old NULL): a PATCH of another field must not fail because a referenced record was deleted
+ * since. Returns 0, TRL_EVALIDATION, TRL_ENOMEM, TRL_EIO. */
+static int check_rules(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                       struct trl_record *r, const struct trl_record *old)
+{
+    struct trl_diag *d = cx->d;
+    bool creating = old == NULL;
+    int rc = 0;
     for (size_t i = 0; i < ty->nfields; i++) {
         const struct trl_field *f = &ty->fields[i];
         const struct trl_value *v = trl_record_get(r, f->id);
@@ -535,12 +547,10 @@ static int apply_and_validate(struct trl_txn *t, const struct trl_rec_ctx *cx,
         }
         rc = trl_field_check(f, v, d);
         if (rc < 0) return rc;
-        /* References and uniqueness are checked for what this write sets: a PATCH of another
-         * field must not fail because a referenced record was deleted since. */
-        bool touched = creating;
-        for (size_t k = 0; k < n && !touched; k++)
-            touched = strcmp(in[k].name, f->name) == 0;
-        if (!touched) continue;
+        if (!creating) {
+            const struct trl_value *ov = trl_record_get(old, f->id);
+            if (ov && value_eq(ov, v)) continue;
+        }
         rc = check_exists(t, cx, f, v, d);
         if (rc < 0) return rc;
         if (f->unique) {
@@ -619,6 +629,143 @@ static void set_str(struct trl_value *v, const char *s)
     v->n = strlen(v->s);
 }
 
+struct trl_rec_move {
+    const struct trl_rec_ctx *cx;
+    const struct trl_type *ty;
+    struct trl_record *r;         /* the working copy */
+    const struct trl_record *old; /* the stored version (NULL on create) */
+    struct trl_arena *arena;
+    char state[128]; /* current state, NUL-terminated */
+    bool updatable;
+};
+
+/* A move over a record of its own (trl_rec_view_open). */
+struct view {
+    struct trl_rec_move m; /* first: the handle given out */
+    struct trl_record r;
+    struct trl_arena arena;
+    struct trl_rec_ctx cx;
+};
+
+int trl_rec_view_open(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                      uint64_t id, struct trl_rec_move **out)
+{
+    struct view *v = calloc(1, sizeof(*v));
+    if (!v) return TRL_ENOMEM;
+    trl_arena_init(&v->arena);
+    int rc = trl_rec_load(t, ty, id, &v->arena, &v->r);
+    if (rc) {
+        trl_arena_free(&v->arena);
+        free(v);
+        return rc;
+    }
+    v->cx = *cx;
+    v->m = (struct trl_rec_move){
+        .cx = &v->cx, .ty = ty, .r = &v->r, .arena = &v->arena, .updatable = true};
+    snprintf(v->m.state, sizeof(v->m.state), "%.*s", (int)v->r.state.n,
+             v->r.state.s ? v->r.state.s : "");
+    *out = &v->m;
+    return 0;
+}
+
+void trl_rec_view_close(struct trl_rec_move *m)
+{
+    if (!m) return;
+    struct view *v = (struct view *)m;
+    trl_record_free(&v->r);
+    trl_arena_free(&v->arena);
+    free(v);
+}
+
+const struct trl_type *trl_rec_move_type(const struct trl_rec_move *m)
+{
+    return m->ty;
+}
+
+uint64_t trl_rec_move_id(const struct trl_rec_move *m)
+{
+    return m->r->id;
+}
+
+const struct trl_rec_ctx *trl_rec_move_ctx(const struct trl_rec_move *m)
+{
+    return m->cx;
+}
+
+enum trl_fmode trl_rec_move_mode(const struct trl_rec_move *m, const struct trl_field *f)
+{
+    return trl_rec_field_mode(m->cx, m->ty, f);
+}
+
+int trl_rec_move_get_old(const struct trl_rec_move *m, int col, struct trl_value *out)
+{
+    if (!m->old) return TRL_ENOTFOUND;
+    trl_rec_column(m->ty, m->old, (uint32_t)col, out);
+    return 0;
+}
+
+const char *trl_rec_move_state(const struct trl_rec_move *m)
+{
+    return m->state;
+}
+
+bool trl_rec_move_updatable(const struct trl_rec_move *m)
+{
+    return m->updatable;
+}
+
+int trl_rec_move_get(void *ud, int col, struct trl_value *out)
+{
+    struct trl_rec_move *m = ud;
+    trl_rec_column(m->ty, m->r, (uint32_t)col, out);
+    return 0;
+}
+
+int trl_rec_move_set_d(struct trl_rec_move *m, const struct trl_field *f, const struct trl_input *v,
+                       struct trl_diag *d)
+{
+    struct trl_value val;
+    int rc = trl_field_convert(f, v, m->arena, &val, d);
+    if (rc) return rc;
+    if (val.kind != TRL_V_NULL) {
+        rc = trl_field_check(f, &val, d);
+        if (rc < 0) return rc;
+        if (rc > 0) return TRL_EVALIDATION;
+    }
+    return trl_record_set(m->r, f->id, &val) ? TRL_ENOMEM : 0;
+}
+
+int trl_rec_move_set(struct trl_rec_move *m, const struct trl_field *f, const struct trl_input *v)
+{
+    return trl_rec_move_set_d(m, f, v, m->cx->d);
+}
+
+int trl_rec_move_set_value(struct trl_rec_move *m, const struct trl_field *f,
+                           const struct trl_value *v)
+{
+    if (v->kind != TRL_V_NULL) {
+        int rc = trl_field_check(f, v, m->cx->d);
+        if (rc < 0) return rc;
+        if (rc > 0) return TRL_EVALIDATION;
+    }
+    return trl_record_set(m->r, f->id, v) ? TRL_ENOMEM : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Events
+ */
+bool trl_rec_wants(const struct trl_rec_ctx *cx, const struct trl_type *ty, enum trl_rec_ev kind,
+                   const char *name)
+{
+    return cx->ev && cx->ev->wants(cx->ev->ud, ty, kind, name);
+}
+
+int trl_rec_fire(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_rec_event *ev)
+{
+    if (!trl_rec_wants(cx, ev->ty, ev->kind, ev->name)) return 0;
+    return cx->ev->fire(cx->ev->ud, t, cx, ev);
+}
+
 int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                    const struct trl_input *in, size_t n, uint64_t *id, struct trl_buf *out)
 {
@@ -634,25 +781,33 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
         trl_diag_zh(cx->d, "你的角色无权创建 %s 记录", ty->name);
         return TRL_EFORBIDDEN;
     }
-    int rc = apply_and_validate(t, cx, ty, &r, in, n, &arena, true);
-    if (rc == TRL_EVALIDATION) {
-        validation_failed(cx, ty);
-        goto out;
-    }
-    if (rc) goto out;
-
-    char seqkey[32];
-    snprintf(seqkey, sizeof(seqkey), "id:%u", ty->id);
-    if ((rc = trl_txn_seq_next(t, seqkey, &r.id))) goto out;
-    r.type_id = ty->id;
-    r.version = 1;
-    r.created_at = r.updated_at = cx->now_ms;
     const char *user = cx->who ? cx->who->user : "";
     set_str(&r.owner, user);
     set_str(&r.created_by, user);
     set_str(&r.updated_by, user);
     set_str(&r.org, cx->who ? cx->who->org : "");
     set_str(&r.state, ty->initial_state);
+    r.type_id = ty->id;
+    r.version = 1;
+    r.created_at = r.updated_at = cx->now_ms;
+    int rc = apply_inputs(cx, ty, &r, in, n, &arena);
+    if (rc) goto out;
+    struct trl_rec_move m = {.cx = cx, .ty = ty, .r = &r, .arena = &arena, .updatable = true};
+    snprintf(m.state, sizeof(m.state), "%s", ty->initial_state);
+    if (!cx->d->nferrs) {
+        struct trl_rec_event ev = {
+            .kind = TRL_EV_BEFORE_CREATE, .ty = ty, .rec = &m, .writable = true, .op = "create"};
+        if ((rc = trl_rec_fire(t, cx, &ev))) goto out;
+    }
+    rc = check_rules(t, cx, ty, &r, NULL);
+    if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
+    if (rc) goto out;
+    struct trl_rec_event vev = {.kind = TRL_EV_VALIDATE, .ty = ty, .rec = &m, .op = "create"};
+    if ((rc = trl_rec_fire(t, cx, &vev))) goto out;
+
+    char seqkey[32];
+    snprintf(seqkey, sizeof(seqkey), "id:%u", ty->id);
+    if ((rc = trl_txn_seq_next(t, seqkey, &r.id))) goto out;
     if (ty->autoname) {
         char key[256];
         uint64_t seq;
@@ -698,51 +853,6 @@ static int not_found(const struct trl_rec_ctx *cx, const struct trl_type *ty, ui
     trl_diag_set(cx->d, TRL_ENOTFOUND, "no %s with id %llu", ty->name, (unsigned long long)id);
     trl_diag_zh(cx->d, "不存在 ID 为 %llu 的 %s", (unsigned long long)id, ty->name);
     return TRL_ENOTFOUND;
-}
-
-struct trl_rec_move {
-    const struct trl_rec_ctx *cx;
-    const struct trl_type *ty;
-    struct trl_record *r; /* the working copy */
-    struct trl_arena *arena;
-    char state[128]; /* current state, NUL-terminated */
-    bool updatable;
-};
-
-const char *trl_rec_move_state(const struct trl_rec_move *m)
-{
-    return m->state;
-}
-
-bool trl_rec_move_updatable(const struct trl_rec_move *m)
-{
-    return m->updatable;
-}
-
-int trl_rec_move_get(void *ud, int col, struct trl_value *out)
-{
-    struct trl_rec_move *m = ud;
-    trl_rec_column(m->ty, m->r, (uint32_t)col, out);
-    return 0;
-}
-
-int trl_rec_move_set(struct trl_rec_move *m, const struct trl_field *f, const struct trl_input *v)
-{
-    struct trl_value val;
-    int rc = trl_field_convert(f, v, m->arena, &val, m->cx->d);
-    if (rc) return rc;
-    return trl_rec_move_set_value(m, f, &val);
-}
-
-int trl_rec_move_set_value(struct trl_rec_move *m, const struct trl_field *f,
-                           const struct trl_value *v)
-{
-    if (v->kind != TRL_V_NULL) {
-        int rc = trl_field_check(f, v, m->cx->d);
-        if (rc < 0) return rc;
-        if (rc > 0) return TRL_EVALIDATION;
-    }
-    return trl_record_set(m->r, f->id, v) ? TRL_ENOMEM : 0;
 }
 
 void trl_rec_def_condition(struct trl_defcheck *c, const char *src, const char *path,
@@ -803,36 +913,52 @@ static int change(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
     }
     memcpy(r.vals, old.vals, old.nvals * sizeof(*r.vals));
     r.capvals = old.nvals ? old.nvals : 1;
-    struct trl_rec_move m = {.cx = cx, .ty = ty, .r = &r, .arena = &arena};
+    struct trl_rec_move m = {.cx = cx, .ty = ty, .r = &r, .old = &old, .arena = &arena};
     snprintf(m.state, sizeof(m.state), "%.*s", (int)old.state.n, old.state.s ? old.state.s : "");
     m.updatable = updatable;
     if (o->guard && (rc = o->guard(o->ud, TRL_MOVE_LOADED, &m))) {
         if (rc == TRL_MOVE_STOP) rc = 0;
         goto out;
     }
-    rc = apply_and_validate(t, cx, ty, &r, in, n, &arena, false);
-    if (rc == TRL_EVALIDATION) {
-        validation_failed(cx, ty);
-        goto out;
+    if ((rc = apply_inputs(cx, ty, &r, in, n, &arena))) goto out;
+    if (patch && !cx->d->nferrs && !o->dry_run) {
+        /* A before_update hook may change the record; the rules below check what it set. */
+        struct trl_rec_move om = {.cx = cx, .ty = ty, .r = &old, .arena = &arena};
+        snprintf(om.state, sizeof(om.state), "%s", m.state);
+        struct trl_rec_event ev = {.kind = TRL_EV_BEFORE_UPDATE,
+                                   .ty = ty,
+                                   .rec = &m,
+                                   .old = &om,
+                                   .writable = true,
+                                   .op = "update"};
+        if ((rc = trl_rec_fire(t, cx, &ev))) goto out;
     }
+    rc = check_rules(t, cx, ty, &r, &old);
+    if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
     if (rc) goto out;
     if (o->guard && (rc = o->guard(o->ud, TRL_MOVE_FILLED, &m))) {
         if (rc == TRL_MOVE_STOP) rc = 0;
         goto out;
     }
-    /* What the guard set (workflow actions) must leave every required field filled. */
-    for (size_t i = 0; o->guard && i < ty->nfields; i++)
-        if (ty->fields[i].required && !trl_record_get(&r, ty->fields[i].id) &&
-            trl_diag_add_ferr(cx->d, ty->fields[i].name, "required", "")) {
-            rc = TRL_ENOMEM;
-            goto out;
+    if (o->guard) {
+        /* What the guard set (workflow actions, hooks) must keep to every rule. */
+        if ((rc = check_rules(t, cx, ty, &r, &old)) == TRL_EVALIDATION) {
+            validation_failed(cx, ty);
+            trl_diag_rule(cx->d, "action", "");
         }
-    if (cx->d->nferrs) {
-        rc = validation_failed(cx, ty);
-        trl_diag_rule(cx->d, "action", "");
-        goto out;
+        if (rc) goto out;
     }
     if (o->dry_run) goto out;
+    if (patch || o->to_state) {
+        struct trl_rec_move om = {.cx = cx, .ty = ty, .r = &old, .arena = &arena};
+        snprintf(om.state, sizeof(om.state), "%s", m.state);
+        struct trl_rec_event ev = {.kind = TRL_EV_VALIDATE,
+                                   .ty = ty,
+                                   .rec = &m,
+                                   .old = &om,
+                                   .op = patch ? "update" : "transition"};
+        if ((rc = trl_rec_fire(t, cx, &ev))) goto out;
+    }
     if (o->to_state) set_str(&r.state, o->to_state);
     size_t nch;
     if ((rc = diff_json(ty, &old, &r, &diff, &nch))) goto out;
@@ -904,6 +1030,10 @@ int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
         goto out;
     }
     if ((rc = version_check(cx, &r, if_match))) goto out;
+    struct trl_rec_move m = {.cx = cx, .ty = ty, .r = &r, .arena = &arena, .updatable = true};
+    snprintf(m.state, sizeof(m.state), "%.*s", (int)r.state.n, r.state.s ? r.state.s : "");
+    struct trl_rec_event ev = {.kind = TRL_EV_BEFORE_DELETE, .ty = ty, .rec = &m, .op = "delete"};
+    if ((rc = trl_rec_fire(t, cx, &ev))) goto out;
     size_t nch;
     if ((rc = index_apply(t, ty, &r, NULL, false, cx->d))) goto out;
     if ((rc = diff_json(ty, &r, NULL, &diff, &nch))) goto out;

@@ -41,6 +41,8 @@ struct trl_access {
 void trl_rec_access(const struct trl_type *ty, const struct trl_principal *who,
                     struct trl_access *a, unsigned char *fields);
 
+struct trl_rec_events;
+
 struct trl_rec_ctx {
     const struct trl_catalog *cat;   /* schema snapshot (borrowed) */
     const struct trl_access *acc;    /* the caller's rights on the type; NULL: unrestricted */
@@ -50,6 +52,7 @@ struct trl_rec_ctx {
     const char *lang;                /* "en" or "zh-CN" for messages */
     struct trl_diag *d;              /* diagnostics of the request */
     int64_t max_scan;                /* listing: most records a query may examine (0: 200000) */
+    const struct trl_rec_events *ev; /* where app hooks listen (borrowed), NULL: none */
 };
 
 /* Creates a record of type ty from inputs in[0..n). Unknown fields, wrong types and every rule
@@ -105,13 +108,16 @@ int trl_rec_move(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
                  uint64_t id, uint64_t if_match, const struct trl_input *in, size_t n,
                  const struct trl_rec_move_opts *o, struct trl_buf *out);
 
-/* For guards. The record's current state (NUL-terminated). */
+/* For guards and event listeners. The record's current state (NUL-terminated). */
 const char *trl_rec_move_state(const struct trl_rec_move *m);
 /* True when the caller may change the record under their update scope. */
 bool trl_rec_move_updatable(const struct trl_rec_move *m);
 /* The value of column col (a field id or TRL_COL_*) as the change stands; the signature of
  * trl_expr_get_fn with ud = the move. */
 int trl_rec_move_get(void *m, int col, struct trl_value *out);
+/* The value of column col before the change (updates and transitions); TRL_ENOTFOUND when the
+ * move has no stored version (a create). */
+int trl_rec_move_get_old(const struct trl_rec_move *m, int col, struct trl_value *out);
 /* Sets field f from a JSON-like input (converted and checked with the field's rules; failures are
  * field errors in cx->d and TRL_EVALIDATION). Not subject to the caller's field modes: this is
  * the definition acting. */
@@ -119,6 +125,88 @@ int trl_rec_move_set(struct trl_rec_move *m, const struct trl_field *f, const st
 /* The same with a value already of f's type (bytes must outlive the move). */
 int trl_rec_move_set_value(struct trl_rec_move *m, const struct trl_field *f,
                            const struct trl_value *v);
+
+/* The same, with field errors going to d instead of the context's diagnostics. */
+int trl_rec_move_set_d(struct trl_rec_move *m, const struct trl_field *f, const struct trl_input *v,
+                       struct trl_diag *d);
+/* The type, id (0 before a create is written) and context of a move; the caller's mode for f. */
+const struct trl_type *trl_rec_move_type(const struct trl_rec_move *m);
+uint64_t trl_rec_move_id(const struct trl_rec_move *m);
+const struct trl_rec_ctx *trl_rec_move_ctx(const struct trl_rec_move *m);
+enum trl_fmode trl_rec_move_mode(const struct trl_rec_move *m, const struct trl_field *f);
+/* A stored record as a move of its own (for events after a write): loaded unrestricted, its
+ * values copied, so it stays valid across later writes of the txn. Owned: trl_rec_view_close.
+ * Errors: TRL_ENOTFOUND, TRL_ECORRUPT, TRL_ENOMEM. */
+int trl_rec_view_open(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                      uint64_t id, struct trl_rec_move **out);
+void trl_rec_view_close(struct trl_rec_move *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * Events: the points where an app's Lua hooks run. runtime/hooks implements struct
+ * trl_rec_events and the composition root puts it into each request's context; the record layer
+ * fires validate and the before events of create, update and delete, the workflow layer the
+ * others. A listener refuses with a TRL_E* (cx->d filled): the write fails and its job rolls
+ * back. In writable events it may change the record through the move (trl_rec_move_set_d).
+ *
+ *   event              fired                                              rec        old
+ *   BEFORE_CREATE      inputs converted, before the field rules           writable   -
+ *   VALIDATE           the rules passed, before writing (op: create,      read-only  update,
+ *                      update or transition)                                         transition
+ *   AFTER_CREATE       written, clocks started and assignment done        stored     -
+ *   BEFORE_UPDATE      PATCH inputs converted, before the rules           writable   stored
+ *   AFTER_UPDATE       written                                            stored     before
+ *   BEFORE_DELETE      before anything is removed                         read-only  -
+ *   AFTER_DELETE       removed (rec: the last version)                    read-only  -
+ *   BEFORE_TRANSITION  conditions met and actions run, before writing     writable   -
+ *   AFTER_TRANSITION   written, approvals and clocks updated              stored     -
+ *   APPROVAL_DECIDED   a decision was recorded (detail: the decision)     stored     -
+ *   SLA_WARNING/BREACH a clock passed its warning or due time (detail)    stored     -
+ *   ACTION             a workflow action {"hook": name} runs              writable   -
+ */
+enum trl_rec_ev {
+    TRL_EV_VALIDATE,
+    TRL_EV_BEFORE_CREATE,
+    TRL_EV_AFTER_CREATE,
+    TRL_EV_BEFORE_UPDATE,
+    TRL_EV_AFTER_UPDATE,
+    TRL_EV_BEFORE_DELETE,
+    TRL_EV_AFTER_DELETE,
+    TRL_EV_BEFORE_TRANSITION,
+    TRL_EV_AFTER_TRANSITION,
+    TRL_EV_APPROVAL_DECIDED,
+    TRL_EV_SLA_WARNING,
+    TRL_EV_SLA_BREACH,
+    TRL_EV_ACTION,
+    TRL_EV_COUNT
+};
+
+struct trl_rec_event {
+    enum trl_rec_ev kind;
+    const struct trl_type *ty;
+    struct trl_rec_move *rec; /* the record */
+    struct trl_rec_move *old; /* the record before the change, or NULL */
+    bool writable;            /* the listener may change rec */
+    const char *op;           /* create, update, delete, transition (VALIDATE), or NULL */
+    const char *name;         /* transition, approval, SLA policy or action hook; or NULL */
+    const char *from, *to;    /* transitions: states */
+    const char *comment;      /* transitions, decisions: the caller's comment, or NULL */
+    const char *detail;       /* JSON object text with more (decision, clock), or NULL */
+};
+
+struct trl_rec_events {
+    /* Whether anything listens to kind on ty (name: the transition or action, else NULL). Must
+     * be cheap: it is asked on every write. */
+    bool (*wants)(void *ud, const struct trl_type *ty, enum trl_rec_ev kind, const char *name);
+    /* Runs the listeners in t; 0 or a TRL_E* with cx->d filled. */
+    int (*fire)(void *ud, struct trl_txn *t, const struct trl_rec_ctx *cx,
+                const struct trl_rec_event *ev);
+    void *ud;
+};
+
+/* Whether cx's listeners want the event; fires it when they do (0 when nobody listens). */
+bool trl_rec_wants(const struct trl_rec_ctx *cx, const struct trl_type *ty, enum trl_rec_ev kind,
+                   const char *name);
+int trl_rec_fire(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_rec_event *ev);
 
 /* Resolves a column of type ty (ud) by name for trl_expr_parse: fields and system columns, with
  * no permission filter (definitions, not callers). */

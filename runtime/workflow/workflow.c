@@ -389,6 +389,26 @@ static void check_creates(struct trl_defcheck *c, const struct trl_catalog *cat,
     }
 }
 
+/* "function" or "module.function": module a-z 0-9 _ -, function a Lua name. */
+static bool hook_name_ok(const char *s)
+{
+    const char *dot = strchr(s, '.');
+    const char *fn = dot ? dot + 1 : s;
+    if (dot) {
+        if (dot == s || dot - s > 63) return false;
+        for (const char *p = s; p < dot; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+                return false;
+    }
+    size_t n = strlen(fn);
+    if (n == 0 || n > 63 || (*fn >= '0' && *fn <= '9')) return false;
+    for (const char *p = fn; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_'))
+            return false;
+    return true;
+}
+
 static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *path,
                          const struct trl_type *ty, bool allow_transition,
                          struct trl_wf_action *out)
@@ -415,6 +435,20 @@ static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *pat
     const cJSON *cr = cJSON_GetObjectItemCaseSensitive(a, "create");
     if (cr) {
         parse_create(c, a, path, ty, out);
+        return;
+    }
+    const cJSON *hk = cJSON_GetObjectItemCaseSensitive(a, "hook");
+    if (hk) {
+        static const char *const hkeys[] = {"hook"};
+        trl_def_keys(c, a, path, hkeys, 1);
+        out->kind = TRL_ACT_HOOK;
+        snprintf(p2, sizeof(p2), "%s.hook", path);
+        if (!cJSON_IsString(hk) || !hook_name_ok(hk->valuestring))
+            trl_def_err(c, p2,
+                        "must name a hook function: \"function\" of the type's module or "
+                        "\"module.function\" (letters, digits, _ and -)");
+        else if (!(out->ref = strdup(hk->valuestring)))
+            c->rc = TRL_ENOMEM;
         return;
     }
     const cJSON *asg = cJSON_GetObjectItemCaseSensitive(a, "assign");
@@ -466,8 +500,8 @@ static void parse_action(struct trl_defcheck *c, const cJSON *a, const char *pat
     }
     if (!set) {
         const char *k = a->child ? a->child->string : "";
-        trl_def_err(c, path, "unknown action '%s' (supported: set, notify%s)", k,
-                    allow_transition ? ", transition" : "");
+        trl_def_err(c, path, "unknown action '%s' (supported: set, notify, assign, create, hook%s)",
+                    k, allow_transition ? ", transition" : "");
         return;
     }
     static const char *const keys[] = {"set", "value", "var", "copy"};
@@ -1969,6 +2003,28 @@ static int create_action(struct runner *g, struct trl_rec_move *m, const struct 
 static bool in_list(char **v, size_t n, const char *s);
 
 /* Runs the set and notify actions of a list (what names the list: "'submit'", "SLA target x"). */
+/* Calls the hook an action names, with the record writable (a dry run calls nothing). */
+static int hook_action(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *a,
+                       const char *path)
+{
+    if (g->run && g->run->dry_run) return 0;
+    struct trl_rec_event ev = {.kind = TRL_EV_ACTION,
+                               .ty = g->ty,
+                               .rec = m,
+                               .writable = true,
+                               .name = a->ref,
+                               .from = g->from[0] ? g->from : NULL,
+                               .to = g->t ? g->t->to : NULL};
+    if (!trl_rec_wants(g->cx, g->ty, TRL_EV_ACTION, a->ref)) {
+        trl_diag_set(g->cx->d, TRL_ECONFLICT,
+                     "action hook '%s' is not defined: the app has no such hook function", a->ref);
+        trl_diag_zh(g->cx->d, "动作钩子“%s”未定义:应用中没有这个钩子函数", a->ref);
+        trl_diag_rule(g->cx->d, "action", path);
+        return TRL_ECONFLICT;
+    }
+    return trl_rec_fire(g->txn, g->cx, &ev);
+}
+
 static int run_list(struct runner *g, struct trl_rec_move *m, const struct trl_wf_action *acts,
                     size_t n, const char *what, const char *pathfmt, size_t pi, const char *kind)
 {
@@ -1988,6 +2044,10 @@ static int run_list(struct runner *g, struct trl_rec_move *m, const struct trl_w
         }
         if (a->kind == TRL_ACT_NOTIFY) {
             if ((rc = notify_action(g, m, a, kind))) return rc;
+            continue;
+        }
+        if (a->kind == TRL_ACT_HOOK) {
+            if ((rc = hook_action(g, m, a, path))) return rc;
             continue;
         }
         const struct trl_field *f = trl_type_field(g->ty, a->field, strlen(a->field));
@@ -2128,6 +2188,18 @@ static int run_guard(void *ud, enum trl_rec_move_phase phase, struct trl_rec_mov
     if (g->w->assignment.nrules && in_list(g->w->assignment.on, g->w->assignment.non, t->name) &&
         (rc = apply_assignment(g, m, NULL)))
         return rc;
+    if (!g->run->dry_run) {
+        struct trl_rec_event ev = {.kind = TRL_EV_BEFORE_TRANSITION,
+                                   .ty = g->ty,
+                                   .rec = m,
+                                   .writable = true,
+                                   .op = "transition",
+                                   .name = t->name,
+                                   .from = g->from,
+                                   .to = t->to,
+                                   .comment = g->run->comment};
+        if ((rc = trl_rec_fire(g->txn, g->cx, &ev))) return rc;
+    }
     /* The history event says which transition ran, between which states, and why. */
     rc = trl_buf_adds(g->extra, "\"transition\":") ||
          trl_buf_add_json_str(g->extra, t->name, strlen(t->name)) ||
@@ -2184,6 +2256,9 @@ static int answer_as_caller(struct trl_txn *t, const struct trl_rec_ctx *cx,
     return rc;
 }
 
+static int fire_stored(struct trl_txn *t, const struct trl_rec_ctx *cx, struct trl_rec_event *ev,
+                       uint64_t id);
+
 /* Runs transition run->transition; an approval outcome it leads to runs next (depth-bounded). */
 static int transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                       const struct trl_workflow *w, uint64_t id, const struct trl_wf_run *run,
@@ -2228,6 +2303,17 @@ static int transition(struct trl_txn *t, const struct trl_rec_ctx *cx, const str
     int rc = trl_rec_move(t, cx, ty, id, run->if_match, run->in, run->nin, &o,
                           run->dry_run ? NULL : out);
     trl_buf_free(&extra);
+    if (!rc && !run->dry_run && trl_rec_wants(cx, ty, TRL_EV_AFTER_TRANSITION, g.t->name)) {
+        struct trl_rec_event ev = {.kind = TRL_EV_AFTER_TRANSITION,
+                                   .ty = ty,
+                                   .op = "transition",
+                                   .name = g.t->name,
+                                   .from = g.from,
+                                   .to = g.t->to,
+                                   .comment = run->comment};
+        if ((rc = fire_stored(t, cx, &ev, id)) == 0 && out)
+            rc = answer_as_caller(t, cx, ty, id, false, out);
+    }
     if (!rc && run->dry_run)
         rc = trl_buf_adds(out, "{\"ok\":true,\"transition\":") ||
                      trl_buf_add_json_str(out, g.t->name, strlen(g.t->name)) ||
@@ -2447,6 +2533,35 @@ int trl_wf_decide(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
         struct trl_wf_run next = {.transition = g.next, .comment = dec->comment};
         struct runner ep = {.engine = true, .finish = g.next_finish};
         rc = transition(t, &ecx, ty, w, info.record, &next, &ep, 1, NULL);
+    }
+    if (!rc && trl_rec_wants(cx, ty, TRL_EV_APPROVAL_DECIDED, g.def->name)) {
+        static const char *const dn[] = {"approve", "reject", "return", "delegate"};
+        static const char *const on[] = {"pending", "approved", "rejected"};
+        const struct trl_appr_result *res = &g.res;
+        struct trl_buf det;
+        trl_buf_init(&det);
+        rc = trl_buf_printf(&det, "{\"approval\":") ||
+                     trl_buf_add_json_str(&det, g.def->name, strlen(g.def->name)) ||
+                     trl_buf_printf(&det,
+                                    ",\"task\":%llu,\"step\":", (unsigned long long)dec->task) ||
+                     trl_buf_add_json_str(&det, res->step_name, strlen(res->step_name)) ||
+                     trl_buf_printf(&det, ",\"decision\":\"%s\",\"step_outcome\":\"%s\",\"by\":",
+                                    dn[dec->decision], on[res->step_outcome]) ||
+                     trl_buf_add_json_str(&det, cx->who ? cx->who->user : "",
+                                          cx->who ? strlen(cx->who->user) : 0) ||
+                     trl_buf_printf(&det, ",\"next\":") ||
+                     (g.next[0] ? trl_buf_add_json_str(&det, g.next, strlen(g.next))
+                                : trl_buf_adds(&det, "null")) ||
+                     trl_buf_addc(&det, '}')
+                 ? TRL_ENOMEM
+                 : 0;
+        struct trl_rec_event ev = {.kind = TRL_EV_APPROVAL_DECIDED,
+                                   .ty = ty,
+                                   .name = g.def->name,
+                                   .comment = dec->comment,
+                                   .detail = det.data};
+        if (!rc) rc = fire_stored(t, &ecx, &ev, info.record);
+        trl_buf_free(&det);
     }
     if (!rc) rc = answer_as_caller(t, cx, ty, info.record, true, &rec);
     if (!rc)
@@ -2845,10 +2960,12 @@ struct sla_fire {
     const struct trl_wf_action *acts;
     size_t n;
     const char *phase;
+    const char *policy; /* the clock's policy */
+    const char *detail; /* JSON for the SLA hooks */
 };
 
 /* In a nested txn: the set/notify/assign/create actions in one history event, then the
- * transitions. */
+ * transitions, then the app's sla_warning / sla_breach hook. */
 static int sla_actions(struct trl_txn *nt, void *arg)
 {
     struct sla_fire *sf = arg;
@@ -2863,6 +2980,14 @@ static int sla_actions(struct trl_txn *nt, void *arg)
         struct trl_wf_run tr = {.transition = sf->acts[k].ref, .comment = sf->phase};
         struct runner ep = {.engine = true, .by = "sla"};
         rc = transition(nt, g->cx, sf->ty, sf->w, sf->rec, &tr, &ep, 0, NULL);
+    }
+    if (!rc) {
+        struct trl_rec_event ev = {.kind = strcmp(sf->phase, "warning") == 0 ? TRL_EV_SLA_WARNING
+                                                                             : TRL_EV_SLA_BREACH,
+                                   .ty = sf->ty,
+                                   .name = sf->policy,
+                                   .detail = sf->detail};
+        rc = fire_stored(nt, g->cx, &ev, sf->rec);
     }
     return rc;
 }
@@ -2927,8 +3052,24 @@ static int fire_one(void *ud, struct trl_txn *t, int64_t due, const char *owner,
                        .nacts = n,
                        .phase = phase,
                        .vars = vars};
-    struct sla_fire sf = {
-        .g = &g, .w = w, .ty = ty, .rec = rec, .acts = acts, .n = n, .phase = phase};
+    char detail[512];
+    {
+        char ts[40];
+        trl_datetime_format(c.due_at, ts);
+        snprintf(detail, sizeof(detail),
+                 "{\"policy\":\"%s\",\"target\":\"%s\",\"phase\":\"%s\",\"due_at\":\"%s\","
+                 "\"percent\":%s}",
+                 c.policy, c.target, phase, ts, pct);
+    }
+    struct sla_fire sf = {.g = &g,
+                          .w = w,
+                          .ty = ty,
+                          .rec = rec,
+                          .acts = acts,
+                          .n = n,
+                          .phase = phase,
+                          .policy = c.policy,
+                          .detail = detail};
     /* All of the phase's actions, or none: a refused one leaves the clock marked and a history
      * event saying which action failed. */
     rc = trl_txn_nested(t, sla_actions, &sf);
@@ -3281,8 +3422,8 @@ static int create_one(struct runner *g, struct trl_rec_move *m, const struct trl
     }
     struct trl_rec_ctx ecx = *g->cx;
     ecx.acc = NULL;
-    if (!rc) rc = trl_rec_create(g->txn, &ecx, tt, in, a->nsub, id, NULL);
-    if (rc == TRL_EVALIDATION) {
+    if (!rc) rc = trl_wf_rec_create(g->txn, &ecx, g->w->set, tt, in, a->nsub, id, NULL, NULL);
+    if (rc == TRL_EVALIDATION && !g->cx->d->path[0]) {
         char first[200] = "";
         if (g->cx->d->nferrs)
             snprintf(first, sizeof(first), "%s: %s", g->cx->d->ferrs[0].field,
@@ -3295,7 +3436,6 @@ static int create_one(struct runner *g, struct trl_rec_move *m, const struct trl
                     first);
         trl_diag_rule(g->cx->d, "action", path);
     }
-    if (!rc && g->w->set) rc = trl_wf_on_create(g->txn, &ecx, g->w->set, tt, *id, NULL);
     free(in);
     trl_arena_free(&arena);
     return rc;
@@ -3348,5 +3488,125 @@ static int create_action(struct runner *g, struct trl_rec_move *m, const struct 
         snprintf(g->created, sizeof(g->created),
                  ",\"created\":{\"type\":\"%s\",\"count\":%zu,\"first_id\":%llu,\"last_id\":%llu}",
                  tt->name, made, (unsigned long long)first, (unsigned long long)last);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Record writes with everything the engine adds
+ */
+/* Fires an event whose record is the stored version of id (opened only when someone listens). */
+static int fire_stored(struct trl_txn *t, const struct trl_rec_ctx *cx, struct trl_rec_event *ev,
+                       uint64_t id)
+{
+    if (!trl_rec_wants(cx, ev->ty, ev->kind, ev->name)) return 0;
+    struct trl_rec_move *m;
+    int rc = trl_rec_view_open(t, cx, ev->ty, id, &m);
+    if (rc) return rc;
+    ev->rec = m;
+    rc = trl_rec_fire(t, cx, ev);
+    ev->rec = NULL;
+    trl_rec_view_close(m);
+    return rc;
+}
+
+int trl_wf_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                      const struct trl_type *ty, const struct trl_input *in, size_t n, uint64_t *id,
+                      uint64_t *version, struct trl_buf *out)
+{
+    int rc = trl_rec_create(t, cx, ty, in, n, id, out);
+    bool rewritten = false;
+    if (!rc && s) rc = trl_wf_on_create(t, cx, s, ty, *id, &rewritten);
+    struct trl_rec_event ev = {.kind = TRL_EV_AFTER_CREATE, .ty = ty, .op = "create"};
+    if (!rc) rc = fire_stored(t, cx, &ev, *id);
+    if (rc) return rc;
+    if (version) *version = 1;
+    if (out && (rewritten || trl_rec_wants(cx, ty, TRL_EV_AFTER_CREATE, NULL))) {
+        /* The engine or a hook made another version: answer with the record as it is now. */
+        trl_buf_clear(out);
+        uint64_t v;
+        struct trl_diag d;
+        trl_diag_init(&d);
+        struct trl_rec_ctx ccx = *cx;
+        ccx.d = &d;
+        rc = trl_rec_get(t, &ccx, ty, *id, NULL, &v, out);
+        if (rc == TRL_ENOTFOUND) {
+            /* Deleted or moved out of the caller's sight by a hook. */
+            rc = trl_buf_adds(out, "null") ? TRL_ENOMEM : 0;
+        } else if (!rc && version) {
+            *version = v;
+        }
+        trl_diag_reset(&d);
+    }
+    return rc;
+}
+
+int trl_wf_rec_patch(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                     const struct trl_type *ty, uint64_t id, uint64_t if_match,
+                     const struct trl_input *in, size_t n, struct trl_buf *out)
+{
+    (void)s;
+    struct trl_rec_move *before = NULL;
+    int rc = 0;
+    bool after = trl_rec_wants(cx, ty, TRL_EV_AFTER_UPDATE, NULL);
+    if (after) {
+        rc = trl_rec_view_open(t, cx, ty, id, &before);
+        if (rc == TRL_ENOTFOUND) rc = 0, after = false; /* trl_rec_patch says so */
+        if (rc) return rc;
+    }
+    size_t mark = out ? out->len : 0;
+    uint64_t ver0 = 0;
+    if (before) {
+        struct trl_value v;
+        trl_rec_move_get(before, TRL_COL_VERSION, &v);
+        ver0 = (uint64_t)v.i;
+    }
+    rc = trl_rec_patch(t, cx, ty, id, if_match, in, n, out);
+    if (!rc && after) {
+        struct trl_rec_move *m;
+        if ((rc = trl_rec_view_open(t, cx, ty, id, &m)) == 0) {
+            struct trl_value v;
+            trl_rec_move_get(m, TRL_COL_VERSION, &v);
+            /* A PATCH that changed nothing wrote nothing: no event. */
+            if ((uint64_t)v.i != ver0) {
+                struct trl_rec_event ev = {
+                    .kind = TRL_EV_AFTER_UPDATE, .ty = ty, .rec = m, .old = before, .op = "update"};
+                rc = trl_rec_fire(t, cx, &ev);
+                if (!rc && out) {
+                    out->len = mark;
+                    struct trl_diag d;
+                    trl_diag_init(&d);
+                    struct trl_rec_ctx ccx = *cx;
+                    ccx.d = &d;
+                    uint64_t vv;
+                    rc = trl_rec_get(t, &ccx, ty, id, NULL, &vv, out);
+                    if (rc == TRL_ENOTFOUND) rc = trl_buf_adds(out, "null") ? TRL_ENOMEM : 0;
+                    trl_diag_reset(&d);
+                }
+            }
+            trl_rec_view_close(m);
+        }
+    }
+    trl_rec_view_close(before);
+    return rc;
+}
+
+int trl_wf_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                      const struct trl_type *ty, uint64_t id, uint64_t if_match)
+{
+    struct trl_rec_move *last = NULL;
+    int rc = 0;
+    if (trl_rec_wants(cx, ty, TRL_EV_AFTER_DELETE, NULL)) {
+        rc = trl_rec_view_open(t, cx, ty, id, &last);
+        if (rc == TRL_ENOTFOUND) rc = 0; /* trl_rec_delete says so */
+        if (rc) return rc;
+    }
+    rc = trl_rec_delete(t, cx, ty, id, if_match);
+    if (!rc && s) rc = trl_wf_on_delete(t, cx, s, ty, id);
+    if (!rc && last) {
+        struct trl_rec_event ev = {
+            .kind = TRL_EV_AFTER_DELETE, .ty = ty, .rec = last, .op = "delete"};
+        rc = trl_rec_fire(t, cx, &ev);
+    }
+    trl_rec_view_close(last);
     return rc;
 }

@@ -43,6 +43,8 @@ enum trl_wf_act {
     TRL_ACT_TRANSITION, /* run a transition (SLA actions only) */
     TRL_ACT_ASSIGN,     /* apply the assignment rules (ref: one rule's name, or NULL: all) */
     TRL_ACT_CREATE,     /* create related records (ref: their type; name: the for_each field) */
+    TRL_ACT_HOOK,       /* call an app hook (ref: "function" of the type's module, or
+                           "module.function") */
 };
 
 struct trl_wf_action {
@@ -239,5 +241,22 @@ int trl_wf_sla_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
  * mark their clocks and run their actions. *fired receives how many fired. */
 int trl_wf_fire_timers(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
                        size_t max, size_t *fired);
+
+/* ---------------------------------------------------------------------------------------------
+ * Record writes as the API makes them: the record layer's write plus what the engine adds
+ * (clocks and assignment on create, approvals and clocks ended on delete) and the after events
+ * of app hooks (cx->ev). s may be NULL (no workflows). Errors as trl_rec_create, trl_rec_patch
+ * and trl_rec_delete, plus a hook's refusal.
+ */
+/* Creates a record; out receives it as the caller may see it after everything ran ("null" when a
+ * hook moved it out of sight), *version its version (may be NULL). */
+int trl_wf_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                      const struct trl_type *ty, const struct trl_input *in, size_t n, uint64_t *id,
+                      uint64_t *version, struct trl_buf *out);
+int trl_wf_rec_patch(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                     const struct trl_type *ty, uint64_t id, uint64_t if_match,
+                     const struct trl_input *in, size_t n, struct trl_buf *out);
+int trl_wf_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_wf_set *s,
+                      const struct trl_type *ty, uint64_t id, uint64_t if_match);
 
 #endif
