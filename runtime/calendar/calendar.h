@@ -100,4 +100,24 @@ int64_t trl_cal_between(const struct trl_cal *c, int64_t a_ms, int64_t b_ms);
  * SLA clock starts; TRL_CAL_NEVER when there is none before TRL_CAL_MAX_MS. */
 int64_t trl_cal_next_working(const struct trl_cal *c, int64_t at_ms);
 
+/* ---------------------------------------------------------------------------------------------
+ * Cron expressions: when scheduled jobs run. Five fields, minute hour day-of-month month
+ * day-of-week, as in Vixie cron ("30 2 * * MON-FRI"), or a macro (@daily); the format and the
+ * DST rules are in runtime/calendar/README.md. A parsed expression is immutable and may be
+ * shared by any number of threads.
+ */
+struct trl_cron;
+
+/* Parses expr (at most 200 bytes). Returns owned *out (trl_cron_free); *out is NULL on failure.
+ * Errors: TRL_EVALIDATION (d names the field and the offending text, in English and Chinese:
+ * "cron field 2 (hour): 24 is out of range 0-23"), TRL_ENOMEM. */
+int trl_cron_parse(const char *expr, struct trl_cron **out, struct trl_diag *d);
+void trl_cron_free(struct trl_cron *c);
+/* The first instant strictly after after_ms (a whole UTC minute) at which c matches the local
+ * wall-clock time of tz (borrowed; NULL: UTC). A matching local time skipped by a
+ * spring-forward gap fires once, at the first instant after the gap; a local time that occurs
+ * twice (fall-back) fires at its first occurrence only. TRL_CAL_NEVER when nothing matches before
+ * TRL_CAL_MAX_MS (or never: "0 0 30 2 *"). Instants before TRL_CAL_MIN_MS count from there. */
+int64_t trl_cron_next(const struct trl_cron *c, const struct trl_tz *tz, int64_t after_ms);
+
 #endif
