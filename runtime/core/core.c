@@ -177,6 +177,7 @@ struct ferr_msg {
 /* "%s" in a template stands for the rule's detail. */
 static const struct ferr_msg ferr_msgs[] = {
     {"required", "is required", "为必填项"},
+    {"hook", "%s", "%s"},
     {"unknown_field", "is not a field of this type", "不是此类型的字段"},
     {"type", "must be %s", "类型应为 %s"},
     {"max_length", "must be at most %s characters", "长度不能超过 %s 个字符"},

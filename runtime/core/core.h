@@ -41,6 +41,7 @@
     X(TRL_ERATELIMIT, "rate_limited", 429, "Too many requests", "请求过于频繁")                    \
     X(TRL_EHEADERS, "headers_too_large", 431, "Request headers too large", "请求头过大")           \
     X(TRL_EINTERNAL, "internal_error", 500, "Internal error", "内部错误")                          \
+    X(TRL_EHOOK, "hook_failed", 500, "Hook failed", "钩子执行失败")                                \
     X(TRL_ENOMEM, "out_of_memory", 503, "Out of memory", "内存不足")                               \
     X(TRL_EUNAVAIL, "unavailable", 503, "Service unavailable", "服务暂不可用")                     \
     X(TRL_ETIMEOUT, "timeout", 503, "Request timed out", "请求超时")                               \
@@ -87,6 +88,7 @@ struct trl_diag {
     char field[128];        /* field at fault for single-field errors, "" otherwise */
     char rule[32];          /* kind of rule that refused (workflow: state, role, condition...) */
     char path[160];         /* definition path of that rule ("transitions[2].condition") */
+    char hook[160];         /* app hook that refused ("app/module.function"), "" when none */
     const char *file;       /* source location that set the error (static) */
     int line;               /* line that set the error */
     int cause;              /* underlying code (MDB_*, errno), 0 when none */

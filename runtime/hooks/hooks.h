@@ -14,7 +14,8 @@
  * The chunk name makes errors read "app/hooks/x.lua:12: message".
  *
  * Runs: trl_hooks_call runs the module's top-level code in a fresh environment and calls one of
- * the functions of the table it returns. Every call starts from the same state: the environment,
+ * the functions of the table it returns ("name", or "table.name" for a function in a table of
+ * the module's table). Every call starts from the same state: the environment,
  * the module's locals and everything created are new, library tables are read-only proxies, the
  * string metatable is locked, and no run (of the same or another app) sees what another wrote.
  * Reading a global nobody defined raises "undeclared global 'x'".
@@ -50,6 +51,7 @@
 #define TRL_HOOKS_H
 
 #include "core/core.h"
+#include "workflow/workflow.h"
 
 struct lua_State;
 struct trl_hooks_vm;
@@ -129,6 +131,13 @@ int trl_hooks_call(struct trl_hooks_vm *vm, const struct trl_hooks_src *src, con
                    trl_hooks_push_fn push, trl_hooks_read_fn read, void *ud,
                    const struct trl_hooks_limits *limits, struct trl_diag *d);
 
+/* Runs module src's top-level code like trl_hooks_call and hands the table it returns to read
+ * (nres 1, the table on top) instead of calling a function: what the engine uses to learn
+ * which hook functions a module defines. */
+int trl_hooks_module(struct trl_hooks_vm *vm, const struct trl_hooks_src *src,
+                     trl_hooks_read_fn read, void *ud, const struct trl_hooks_limits *limits,
+                     struct trl_diag *d);
+
 /* Counters of a VM. */
 struct trl_hooks_stats {
     size_t memory;     /* bytes the Lua state holds now */
@@ -137,5 +146,64 @@ struct trl_hooks_stats {
     uint64_t compiles; /* modules compiled (cache misses) */
 };
 void trl_hooks_vm_stats(const struct trl_hooks_vm *vm, struct trl_hooks_stats *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * The engine: an app's hook modules bound to the record events (record.h) and the `trellis`
+ * module hook code calls (runtime/hooks/README.md documents both for app developers).
+ *
+ * Modules: the snapshot's hook texts (struct trl_wf_set, meta kind "hook", key "app/module").
+ * A type's hooks are the functions of module <type> of the type's app ("local" for types made
+ * through the API): validate, before_create, after_create, before_update, after_update,
+ * before_delete, after_delete, before_transition, after_transition (also
+ * before_transition_<name> / after_transition_<name> for one transition), approval_decided,
+ * sla_warning, sla_breach; workflow actions name "function" (of the type's module) or
+ * "module.function". Which functions a module defines is learnt once per snapshot version by
+ * running its top-level code, so asking costs a lookup.
+ *
+ * Threads: the engine is shared; it lends each thread a VM (struct trl_hooks_bind holds one while
+ * the request runs) and builds one more when all are lent.
+ */
+struct trl_hooks_engine;
+struct hk_conf;
+struct hk_frame;
+
+struct trl_hooks_engine_opts {
+    const struct trl_clock *clock;  /* borrowed; NULL: system clock */
+    struct trl_hooks_limits limits; /* per call unless the app says otherwise (0: defaults) */
+};
+int trl_hooks_engine_new(const struct trl_hooks_engine_opts *o, struct trl_hooks_engine **out,
+                         struct trl_diag *d);
+void trl_hooks_engine_free(struct trl_hooks_engine *e);
+
+/* Counters for /metrics. */
+struct trl_hooks_engine_stats {
+    uint64_t calls;  /* hook functions called */
+    uint64_t errors; /* calls that failed (errors, refusals, limits) */
+    size_t vms;      /* VMs made */
+};
+void trl_hooks_engine_stats(struct trl_hooks_engine *e, struct trl_hooks_engine_stats *out);
+
+/* One request's (or job's) use of the engine: put &b->ev into the request's contexts
+ * (trl_rec_ctx.ev). Nothing is taken until an event fires; done returns the VM. cat and ws are
+ * borrowed for the binding's life. e may be NULL (no hooks: the events are never wanted). */
+struct trl_hooks_bind {
+    struct trl_hooks_engine *eng;
+    const struct trl_catalog *cat;
+    const struct trl_wf_set *ws;
+    struct hk_conf *conf;     /* the snapshot's modules (a reference), NULL until needed */
+    struct trl_hooks_vm *vm;  /* lent VM, NULL until needed */
+    struct hk_frame *frame;   /* innermost event being handled */
+    bool read_only;           /* a read request: trellis.create and friends are refused */
+    struct trl_rec_events ev; /* the listeners */
+};
+void trl_hooks_bind_init(struct trl_hooks_bind *b, struct trl_hooks_engine *e,
+                         const struct trl_catalog *cat, const struct trl_wf_set *ws);
+void trl_hooks_bind_done(struct trl_hooks_bind *b);
+
+/* Checks a hook module's text before it is saved: it compiles (from text), its top-level code
+ * runs within the default limits and returns a table. TRL_EVALIDATION (rule "syntax",
+ * path "app/hooks/x.lua:LINE") or TRL_EHOOK (rule runtime/module/limits) with d saying why. */
+int trl_hooks_check(const char *app, const char *module, const char *text, size_t n,
+                    struct trl_diag *d);
 
 #endif

@@ -70,6 +70,9 @@ struct trl_hooks_vm {
     int ref_runs;                  /* registry ref: environment and loaded table of each depth */
     int ref_stop[HK_STOP_COUNT];   /* registry refs: the values the limits raise */
     int close_depth;               /* coroutine.close calls in progress */
+    /* Recognises an error value the host raised on purpose (top of the stack) and fills d:
+     * returns its TRL_E* code, or 0 to report it as a Lua error. Set by the engine. */
+    int (*host_error)(lua_State *L, const char *where, struct trl_diag *d);
     uint64_t ncalls;               /* trl_hooks_call calls */
     uint64_t ncompiles;            /* modules compiled */
 };

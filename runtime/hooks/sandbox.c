@@ -468,6 +468,28 @@ int hk_sandbox_open(lua_State *L)
     return 0;
 }
 
+void hk_sandbox_add(lua_State *L, const char *name)
+{
+    struct trl_hooks_vm *vm = hk_vm(L);
+    int lib = lua_gettop(L);
+    /* Table values one level down become proxies too (trellis.json). */
+    lua_pushnil(L);
+    while (lua_next(L, lib)) {
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            push_proxy(L, -1);
+            lua_pushvalue(L, -3);
+            lua_insert(L, -2);
+            lua_rawset(L, lib);
+        }
+        lua_pop(L, 1);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_env_mt);
+    lua_getfield(L, -1, "__index");
+    push_proxy(L, lib);
+    lua_setfield(L, -2, name);
+    lua_settop(L, lib - 1);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Self-test
  */
@@ -484,14 +506,33 @@ static const char *const never[] = {"io",       "os",      "package",        "de
     } while (0)
 
 /* True when the table at idx holds a table value (a real table a proxy would hand out). */
+static void push_real(lua_State *L, int idx);
+
+/* True when the table at idx holds a table value that is not a locked proxy of a table holding
+ * no tables (a real table a proxy would hand out). */
 static int holds_table(lua_State *L, int idx)
 {
     idx = lua_absindex(L, idx);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         if (lua_type(L, -1) == LUA_TTABLE) {
-            lua_pop(L, 2);
-            return 1;
+            push_real(L, -1);
+            int bad = !lua_istable(L, -1);
+            if (!bad) {
+                /* One level only: the proxied table must hold no table at all. */
+                int r = lua_gettop(L);
+                lua_pushnil(L);
+                while (!bad && lua_next(L, r)) {
+                    bad = lua_type(L, -1) == LUA_TTABLE;
+                    lua_pop(L, 1);
+                }
+                if (bad) lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+            if (bad) {
+                lua_pop(L, 2);
+                return 1;
+            }
         }
         lua_pop(L, 1);
     }
@@ -548,7 +589,8 @@ int hk_sandbox_check(lua_State *L, char *why, size_t n)
     lua_getfield(L, sg, "require");
     if (lua_tocfunction(L, -1) != lb_require) FAIL("require is not the app-only require");
     lua_pop(L, 1);
-    /* Every sandbox global is a function, a string or a locked proxy of a table of non-tables. */
+    /* Every sandbox global is a function, a string or a locked proxy of a table of non-tables
+     * (or of proxies of such tables: trellis.json). */
     lua_pushnil(L);
     while (lua_next(L, sg)) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";

@@ -455,7 +455,25 @@ static int run_p(lua_State *L)
         return luaL_error(L, "%s returned %s, not a table of functions", r->file,
                           luaL_typename(L, 1));
     }
-    lua_getfield(L, 1, r->fn); /* 2 */
+    if (!r->fn) {
+        /* The module's table itself, for the reader (trl_hooks_module). */
+        lua_settop(L, 1);
+        if (r->read) r->cb_rc = r->read(L, 1, r->ud, r->d);
+        return 0;
+    }
+    /* "name" or "table.name" (one level: endpoints by method, computed fields). */
+    const char *dot = strchr(r->fn, '.');
+    if (dot) {
+        lua_pushlstring(L, r->fn, (size_t)(dot - r->fn));
+        if (lua_rawget(L, 1) != LUA_TTABLE) {
+            r->bad = 2;
+            return luaL_error(L, "%s has no function '%s'", r->file, r->fn);
+        }
+        lua_replace(L, 1);
+        lua_getfield(L, 1, dot + 1);
+    } else {
+        lua_getfield(L, 1, r->fn); /* 2 */
+    }
     if (!lua_isfunction(L, 2)) {
         r->bad = 2;
         return luaL_error(L, "%s has no function '%s'", r->file, r->fn);
@@ -512,6 +530,11 @@ static int report(struct trl_hooks_vm *vm, struct hk_inv *iv, const struct run_a
     default:
         break;
     }
+    /* An error the host raised on purpose (trellis.error, a refused write): its own code. */
+    if (vm->host_error) {
+        int hc = vm->host_error(L, where, d);
+        if (hc) return hc;
+    }
     /* A Lua error. */
     char text[MSG_MAX];
     int t = lua_type(L, -1);
@@ -556,11 +579,34 @@ static int report(struct trl_hooks_vm *vm, struct hk_inv *iv, const struct run_a
     return code;
 }
 
+static int call(struct trl_hooks_vm *vm, const struct trl_hooks_src *src, const char *fn,
+                trl_hooks_push_fn push, trl_hooks_read_fn read, void *ud,
+                const struct trl_hooks_limits *limits, struct trl_diag *d);
+
 int trl_hooks_call(struct trl_hooks_vm *vm, const struct trl_hooks_src *src, const char *fn,
                    trl_hooks_push_fn push, trl_hooks_read_fn read, void *ud,
                    const struct trl_hooks_limits *limits, struct trl_diag *d)
 {
-    if (!vm || !src || !fn || !*fn || strlen(fn) > TRL_HOOKS_NAME_MAX) {
+    if (!fn) {
+        trl_diag_set(d, TRL_EINVAL, "hooks: bad call (no function name)");
+        trl_diag_zh(d, "钩子:调用参数无效");
+        return TRL_EINVAL;
+    }
+    return call(vm, src, fn, push, read, ud, limits, d);
+}
+
+int trl_hooks_module(struct trl_hooks_vm *vm, const struct trl_hooks_src *src,
+                     trl_hooks_read_fn read, void *ud, const struct trl_hooks_limits *limits,
+                     struct trl_diag *d)
+{
+    return call(vm, src, NULL, NULL, read, ud, limits, d);
+}
+
+static int call(struct trl_hooks_vm *vm, const struct trl_hooks_src *src, const char *fn,
+                trl_hooks_push_fn push, trl_hooks_read_fn read, void *ud,
+                const struct trl_hooks_limits *limits, struct trl_diag *d)
+{
+    if (!vm || !src || (fn && (!*fn || strlen(fn) > 2 * TRL_HOOKS_NAME_MAX + 1))) {
         trl_diag_set(d, TRL_EINVAL, "hooks: bad call (no VM, module or function name)");
         trl_diag_zh(d, "钩子:调用参数无效");
         return TRL_EINVAL;
@@ -568,7 +614,7 @@ int trl_hooks_call(struct trl_hooks_vm *vm, const struct trl_hooks_src *src, con
     int depth = vm->cur ? vm->cur->depth + 1 : 0;
     if (depth >= TRL_HOOKS_MAX_DEPTH) {
         trl_diag_set(d, TRL_EINTERNAL, "hook calls nested more than %d deep (calling %s in %s)",
-                     TRL_HOOKS_MAX_DEPTH, fn, src->module ? src->module : "?");
+                     TRL_HOOKS_MAX_DEPTH, fn ? fn : "(module)", src->module ? src->module : "?");
         trl_diag_zh(d, "钩子调用嵌套超过 %d 层", TRL_HOOKS_MAX_DEPTH);
         trl_diag_rule(d, "depth", "");
         return TRL_EINTERNAL;

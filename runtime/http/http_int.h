@@ -2,6 +2,7 @@
 #ifndef TRL_HTTP_INT_H
 #define TRL_HTTP_INT_H
 
+#include "hooks/hooks.h"
 #include "http.h"
 #include "workflow/workflow.h"
 
@@ -30,6 +31,7 @@ struct trl_server {
     pthread_mutex_t cat_lock;              /* guards cat */
     struct trl_catalog *cat;               /* current catalog (one reference owned) */
     struct trl_wf_set *wfs;                /* workflows compiled against cat (one reference) */
+    struct trl_hooks_engine *hooks;        /* app hooks (owned) */
     pthread_mutex_t conn_lock;             /* guards the connection registry */
     struct conn_track *conns;              /* registry of open connections */
     pthread_t watchdog;                    /* deadline and reader-slot timer */
@@ -97,6 +99,7 @@ struct req {
     struct trl_arena arena;      /* request memory */
     struct trl_catalog *cat;     /* catalog snapshot (a reference) */
     struct trl_wf_set *wfs;      /* workflows of that snapshot (a reference) */
+    struct trl_hooks_bind hb;    /* app hooks for the write job (bound while it runs) */
     /* Write jobs */
     struct trl_write_job job;  /* queued to the writer */
     write_exec_fn exec;        /* runs in the writer */
@@ -184,6 +187,10 @@ void trl_http_record_sla(struct req *r);
 void trl_http_meta_calendars(struct req *r, const char *name);
 /* /api/v1/test/clock (administrators, only with the test clock). */
 void trl_http_test_clock(struct req *r);
+
+/* hooks.c */
+/* /api/v1/meta/hooks[/{app}/{module}] (administrators); rest follows "/api/v1/meta/hooks/". */
+void trl_http_meta_hooks(struct req *r, const char *rest);
 
 /* server.c */
 /* Wakes the timer scheduler (after the test clock moved). */

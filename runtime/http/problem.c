@@ -31,6 +31,8 @@ void trl_http_problem(struct req *r)
         rc = trl_buf_adds(o, ",\"rule\":") || trl_buf_add_json_str(o, d->rule, strlen(d->rule));
     if (!rc && d->path[0])
         rc = trl_buf_adds(o, ",\"path\":") || trl_buf_add_json_str(o, d->path, strlen(d->path));
+    if (!rc && d->hook[0])
+        rc = trl_buf_adds(o, ",\"hook\":") || trl_buf_add_json_str(o, d->hook, strlen(d->hook));
     if (!rc && d->nferrs) {
         rc = trl_buf_adds(o, ",\"errors\":[");
         for (size_t i = 0; i < d->nferrs && !rc; i++) {

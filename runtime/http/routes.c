@@ -54,6 +54,7 @@ static void rec_ctx(struct req *r, struct trl_rec_ctx *cx)
     cx->lang = r->lang;
     cx->d = &r->d;
     cx->max_scan = r->srv->o.max_scan;
+    cx->ev = r->hb.eng ? &r->hb.ev : NULL;
 }
 
 static const char *arg(struct req *r, const char *name)
@@ -165,7 +166,11 @@ int trl_http_job_fn(struct trl_txn *t, void *arg)
             trl_diag_zh(&r->d, "不存在类型“%s”", r->type_name);
         }
     }
+    /* Hooks fired by the job run in this thread's lent VM, returned when the job ends. */
+    trl_hooks_bind_init(&r->hb, r->srv->hooks, r->cat, r->wfs);
     int rc = r->d.code ? r->d.code : r->exec(r, t);
+    trl_hooks_bind_done(&r->hb);
+    r->hb.eng = NULL;
     if (rc && rc != TRL_EMAPFULL) {
         if (!r->d.code) trl_diag_set(&r->d, rc, "%s", trl_err_title(rc, "en"));
         trl_http_problem(r);
@@ -2233,6 +2238,8 @@ void trl_http_route(struct req *r)
     if (strcmp(u, "/api/v1/meta/calendars") == 0) return trl_http_meta_calendars(r, "");
     if (prefix(u, "/api/v1/meta/calendars/", &rest)) return trl_http_meta_calendars(r, rest);
     if (strcmp(u, "/api/v1/test/clock") == 0) return trl_http_test_clock(r);
+    if (strcmp(u, "/api/v1/meta/hooks") == 0) return trl_http_meta_hooks(r, "");
+    if (prefix(u, "/api/v1/meta/hooks/", &rest)) return trl_http_meta_hooks(r, rest);
     if (strcmp(u, "/api/v1/meta/apps") == 0) return meta_apps(r, "");
     if (prefix(u, "/api/v1/meta/apps/", &rest)) return meta_apps(r, rest);
     if (strcmp(u, "/api/v1/files") == 0) {

@@ -89,14 +89,18 @@ static int timers_fn(struct trl_txn *t, void *arg)
     struct trl_principal sys = {.user = "system", .admin = true};
     struct trl_diag d;
     trl_diag_init(&d);
+    struct trl_hooks_bind hb;
+    trl_hooks_bind_init(&hb, s->hooks, cat, wfs);
     struct trl_rec_ctx cx = {.cat = cat,
                              .who = &sys,
                              .now_ms = trl_clock_now(s->clock),
                              .request_id = "timer",
                              .lang = "en",
-                             .d = &d};
+                             .d = &d,
+                             .ev = &hb.ev};
     s->timer_fired = 0;
     int rc = trl_wf_fire_timers(t, &cx, wfs, 500, &s->timer_fired);
+    trl_hooks_bind_done(&hb);
     if (rc && rc != TRL_EMAPFULL)
         trl_log(TRL_LOG_WARN, "firing timers failed: %s %s", trl_err_token(rc), d.message);
     trl_diag_reset(&d);
@@ -664,6 +668,8 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
     if ((rc = trl_store_open(&so, &s->store, d))) goto fail;
     mkdir(s->files_dir, 0700);
     if ((rc = trl_http_reload_catalog(s, d))) goto fail;
+    struct trl_hooks_engine_opts ho = {.clock = s->clock};
+    if ((rc = trl_hooks_engine_new(&ho, &s->hooks, d))) goto fail;
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
@@ -766,6 +772,7 @@ void trl_server_stop(struct trl_server *s)
     pthread_mutex_unlock(&s->hlock);
     for (int i = 0; i < s->nhashers; i++)
         pthread_join(s->hashers[i], NULL);
+    trl_hooks_engine_free(s->hooks);
     trl_store_close(s->store);
     trl_catalog_unref(s->cat);
     trl_wf_set_unref(s->wfs);

@@ -724,6 +724,14 @@ int trl_rec_move_get(void *ud, int col, struct trl_value *out)
 int trl_rec_move_set_d(struct trl_rec_move *m, const struct trl_field *f, const struct trl_input *v,
                        struct trl_diag *d)
 {
+    /* The input's bytes may not outlive this call (a Lua string): the move keeps a copy. */
+    struct trl_input in = *v;
+    if (in.s && in.n) {
+        char *c = trl_arena_strndup(m->arena, in.s, in.n);
+        if (!c) return TRL_ENOMEM;
+        in.s = c;
+    }
+    v = &in;
     struct trl_value val;
     int rc = trl_field_convert(f, v, m->arena, &val, d);
     if (rc) return rc;

@@ -1355,6 +1355,51 @@ static int load_one(void *ud, const char *name, const char *json, size_t n)
     return 0;
 }
 
+struct load_texts {
+    struct trl_wf_text **list;
+    size_t *n;
+    size_t cap;
+};
+
+static int load_text(void *ud, const char *name, const char *json, size_t n)
+{
+    struct load_texts *l = ud;
+    if (*l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 8;
+        struct trl_wf_text *nl = realloc(*l->list, nc * sizeof(*nl));
+        if (!nl) return TRL_ENOMEM;
+        *l->list = nl;
+        l->cap = nc;
+    }
+    struct trl_wf_text *e = &(*l->list)[*l->n];
+    e->key = strdup(name);
+    e->text = trl_strndup(json, n);
+    e->n = n;
+    if (!e->key || !e->text) {
+        free(e->key);
+        free(e->text);
+        return TRL_ENOMEM;
+    }
+    (*l->n)++; /* meta_each walks names in order: the list stays sorted */
+    return 0;
+}
+
+const struct trl_wf_text *trl_wf_text_find(const struct trl_wf_text *list, size_t n,
+                                           const char *key)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(list[mid].key, key);
+        if (c == 0) return &list[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 static int load_cal(void *ud, const char *name, const char *json, size_t n)
 {
     struct trl_wf_set *s = ud;
@@ -1397,6 +1442,11 @@ int trl_wf_set_load(struct trl_txn *t, const struct trl_catalog *cat, struct trl
     int rc = trl_cal_24x7(&s->always);
     if (!rc) rc = trl_meta_each(t, "calendar", load_cal, s);
     if (!rc) rc = trl_meta_each(t, "workflow", load_one, &l);
+    struct load_texts lh = {.list = &s->hooks, .n = &s->nhooks};
+    struct load_texts la = {.list = &s->apps, .n = &s->napps};
+    if (!rc) rc = trl_meta_each(t, "hook", load_text, &lh);
+    if (!rc) rc = trl_meta_each(t, "app", load_text, &la);
+    s->version = cat ? cat->version : 0;
     if (rc) {
         trl_wf_set_unref(s);
         return rc;
@@ -1421,6 +1471,12 @@ void trl_wf_set_unref(struct trl_wf_set *s)
         trl_cal_free(s->cals[i]);
     free(s->cals);
     trl_cal_free(s->always);
+    for (size_t i = 0; i < s->nhooks; i++)
+        free(s->hooks[i].key), free(s->hooks[i].text);
+    free(s->hooks);
+    for (size_t i = 0; i < s->napps; i++)
+        free(s->apps[i].key), free(s->apps[i].text);
+    free(s->apps);
     free(s);
 }
 

@@ -145,14 +145,30 @@ int trl_wf_check_all(struct trl_txn *t, struct trl_diag *d);
 int trl_wf_delete(struct trl_txn *t, const char *name, struct trl_diag *d);
 
 /* Every stored workflow, compiled against cat; shared by reference counting. */
+/* A stored text definition of the snapshot that the layers above interpret (hook modules, app
+ * manifests): key "app/module" for hooks, the app name for apps. */
+struct trl_wf_text {
+    char *key;  /* owned */
+    char *text; /* owned, NUL-terminated */
+    size_t n;   /* bytes of text */
+};
+
 struct trl_wf_set {
     struct trl_workflow **wfs; /* owned, sorted by name */
     size_t n;                  /* entries */
     struct trl_cal **cals;     /* business calendars (owned), sorted by name */
     size_t ncals;              /* entries */
     struct trl_cal *always;    /* the 24x7 calendar (owned) */
+    struct trl_wf_text *hooks; /* Lua hook modules (meta kind "hook"), sorted by key */
+    size_t nhooks;             /* entries */
+    struct trl_wf_text *apps;  /* app manifests (meta kind "app"), sorted by key */
+    size_t napps;              /* entries */
+    uint64_t version;          /* the catalog version the set was loaded with */
     int refs;                  /* reference count (atomic) */
 };
+/* The text of key in a sorted list (NULL when absent). */
+const struct trl_wf_text *trl_wf_text_find(const struct trl_wf_text *list, size_t n,
+                                           const char *key);
 int trl_wf_set_load(struct trl_txn *t, const struct trl_catalog *cat, struct trl_wf_set **out,
                     struct trl_diag *d);
 struct trl_wf_set *trl_wf_set_ref(struct trl_wf_set *s);
