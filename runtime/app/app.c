@@ -1,6 +1,8 @@
 /* app.c — reading, installing, exporting and listing apps. */
 #include "app.h"
 
+#include "calendar/calendar.h"
+#include "hooks/hooks.h"
 #include "workflow/workflow.h"
 
 #include <cjson/cJSON.h>
@@ -97,6 +99,118 @@ static int check_json(const char *rel, const char *text, size_t n, struct trl_di
     return rc;
 }
 
+static bool hook_ref_ok(const char *s)
+{
+    /* "module" or "module.function" */
+    size_t n = strlen(s);
+    if (n == 0 || n > 127) return false;
+    int dots = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p == '.') {
+            if (++dots > 1 || p == s || !p[1]) return false;
+        } else if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || *p == '_' || *p == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* app.json "hooks": {"privileged": ["module", "module.fn"], "limits": {"*" | "module.fn":
+ * {"instructions", "memory_kb", "time_ms"}}, "schedules": [{"name", "cron", "timezone", "hook"}]}.
+ * TRL_EINVAL naming the path of the first problem. */
+static int check_hooks_conf(const cJSON *h, struct trl_diag *d)
+{
+    if (!h) return 0;
+    if (!cJSON_IsObject(h))
+        return trl_diag_set(d, TRL_EINVAL, "app.json: \"hooks\" must be an object");
+    for (const cJSON *k = h->child; k; k = k->next) {
+        if (strcmp(k->string, "privileged") == 0) {
+            if (!cJSON_IsArray(k))
+                return trl_diag_set(d, TRL_EINVAL,
+                                    "app.json: hooks.privileged must be a list of \"module\" or "
+                                    "\"module.function\"");
+            int i = 0;
+            for (const cJSON *e = k->child; e; e = e->next, i++)
+                if (!cJSON_IsString(e) || !hook_ref_ok(e->valuestring))
+                    return trl_diag_set(d, TRL_EINVAL,
+                                        "app.json: hooks.privileged[%d] must be \"module\" or "
+                                        "\"module.function\"",
+                                        i);
+        } else if (strcmp(k->string, "limits") == 0) {
+            if (!cJSON_IsObject(k))
+                return trl_diag_set(d, TRL_EINVAL, "app.json: hooks.limits must be an object");
+            for (const cJSON *e = k->child; e; e = e->next) {
+                if ((strcmp(e->string, "*") != 0 && !hook_ref_ok(e->string)) || !cJSON_IsObject(e))
+                    return trl_diag_set(d, TRL_EINVAL,
+                                        "app.json: hooks.limits.%.80s: keys are \"*\" or "
+                                        "\"module.function\", values objects",
+                                        e->string);
+                for (const cJSON *l = e->child; l; l = l->next) {
+                    bool known = strcmp(l->string, "instructions") == 0 ||
+                                 strcmp(l->string, "memory_kb") == 0 ||
+                                 strcmp(l->string, "time_ms") == 0;
+                    double max = strcmp(l->string, "instructions") == 0 ? 1e9
+                                 : strcmp(l->string, "memory_kb") == 0  ? 262144
+                                                                        : 10000;
+                    if (!known || !cJSON_IsNumber(l) || l->valuedouble < 1 || l->valuedouble > max)
+                        return trl_diag_set(d, TRL_EINVAL,
+                                            "app.json: hooks.limits.%.80s.%.40s: one of "
+                                            "instructions (1..1e9), memory_kb (1..262144), "
+                                            "time_ms (1..10000)",
+                                            e->string, l->string);
+                }
+            }
+        } else if (strcmp(k->string, "schedules") == 0) {
+            if (!cJSON_IsArray(k))
+                return trl_diag_set(d, TRL_EINVAL, "app.json: hooks.schedules must be a list");
+            int i = 0;
+            for (const cJSON *e = k->child; e; e = e->next, i++) {
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+                const cJSON *cr = cJSON_GetObjectItemCaseSensitive(e, "cron");
+                const cJSON *hk = cJSON_GetObjectItemCaseSensitive(e, "hook");
+                const cJSON *tz = cJSON_GetObjectItemCaseSensitive(e, "timezone");
+                if (!cJSON_IsString(nm) || !valid_name(nm->valuestring) || !cJSON_IsString(cr) ||
+                    !cJSON_IsString(hk) || !strchr(hk->valuestring, '.') ||
+                    !hook_ref_ok(hk->valuestring) || (tz && !cJSON_IsString(tz)))
+                    return trl_diag_set(d, TRL_EINVAL,
+                                        "app.json: hooks.schedules[%d] needs \"name\", \"cron\" "
+                                        "and \"hook\" (\"module.function\"), and may give "
+                                        "\"timezone\"",
+                                        i);
+                struct trl_cron *c = NULL;
+                struct trl_diag cd;
+                trl_diag_init(&cd);
+                int crc = trl_cron_parse(cr->valuestring, &c, &cd);
+                trl_cron_free(c);
+                if (crc) {
+                    trl_diag_set(d, TRL_EINVAL, "app.json: hooks.schedules[%d].cron: %.300s", i,
+                                 cd.message);
+                    trl_diag_reset(&cd);
+                    return TRL_EINVAL;
+                }
+                if (tz) {
+                    struct trl_tz *z = NULL;
+                    crc = trl_tz_load(NULL, tz->valuestring, &z, &cd);
+                    trl_tz_free(z);
+                    trl_diag_reset(&cd);
+                    if (crc)
+                        return trl_diag_set(d, TRL_EINVAL,
+                                            "app.json: hooks.schedules[%d].timezone: unknown "
+                                            "zone '%.64s'",
+                                            i, tz->valuestring);
+                }
+            }
+        } else {
+            return trl_diag_set(d, TRL_EINVAL,
+                                "app.json: hooks.%.60s is unknown (privileged, limits, "
+                                "schedules)",
+                                k->string);
+        }
+    }
+    return 0;
+}
+
 int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag *d)
 {
     char path[4096];
@@ -121,8 +235,8 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
                             "app.json: needs \"name\" (lower-case letters, digits, _ and -) and "
                             "\"version\" strings");
     }
-    static const char *app_keys[] = {"name",        "version",      "labels",
-                                     "description", "dependencies", "roles"};
+    static const char *app_keys[] = {"name",         "version", "labels", "description",
+                                     "dependencies", "roles",   "hooks"};
     for (const cJSON *k = j->child; k; k = k->next) {
         bool ok = false;
         for (size_t i = 0; i < sizeof(app_keys) / sizeof(app_keys[0]) && !ok; i++)
@@ -134,6 +248,12 @@ int trl_app_read_dir(const char *dir, struct trl_app_bundle *b, struct trl_diag 
             free(text);
             return TRL_EINVAL;
         }
+    }
+    if ((rc = check_hooks_conf(cJSON_GetObjectItemCaseSensitive(j, "hooks"), d))) {
+        cJSON_Delete(j);
+        free(text);
+        trl_diag_field(d, "app.json");
+        return rc;
     }
     b->name = strdup(nm->valuestring);
     b->version = strdup(ver->valuestring);
@@ -262,6 +382,33 @@ static int prefix_errors(const struct trl_app_file *f, struct trl_diag *d, int r
     return rc;
 }
 
+struct stale {
+    const struct trl_app_bundle *b;
+    const char *kind;
+    char **keys;
+    size_t n;
+};
+
+/* Collects the stored "app/name" keys of b's app whose file the bundle no longer has. */
+static int find_stale(void *ud, const char *name, const char *json, size_t n)
+{
+    (void)json;
+    (void)n;
+    struct stale *st = ud;
+    size_t al = strlen(st->b->name);
+    if (strncmp(name, st->b->name, al) != 0 || name[al] != '/') return 0;
+    for (size_t i = 0; i < st->b->nfiles; i++)
+        if (strcmp(st->b->files[i].kind, st->kind) == 0 &&
+            strcmp(st->b->files[i].name, name + al + 1) == 0)
+            return 0;
+    char **nk = realloc(st->keys, (st->n + 1) * sizeof(*nk));
+    if (!nk) return TRL_ENOMEM;
+    st->keys = nk;
+    if (!(nk[st->n] = strdup(name))) return TRL_ENOMEM;
+    st->n++;
+    return 0;
+}
+
 int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *changed,
                     struct trl_diag *d)
 {
@@ -314,7 +461,12 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
             *changed |= ch;
         } else {
             char *canon = NULL;
-            if (strcmp(f->kind, "hook") == 0 || strcmp(f->kind, "hooktest") == 0) {
+            if (strcmp(f->kind, "hook") == 0) {
+                /* Compiled and run before anything is stored: a broken module is refused. */
+                if ((rc = trl_hooks_check(b->name, f->name, f->text, f->n, d)))
+                    return prefix_errors(f, d, rc == TRL_EHOOK ? TRL_EVALIDATION : rc);
+                canon = trl_strndup(f->text, f->n);
+            } else if (strcmp(f->kind, "hooktest") == 0) {
                 canon = trl_strndup(f->text, f->n);
             } else {
                 canon = trl_schema_canonical_json(f->text, f->n, d);
@@ -334,6 +486,26 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
             if (rc) return rc;
             *changed |= !same;
         }
+    }
+    /* Hook modules and specs the app no longer has are removed (a stale hook would keep
+     * running). */
+    static const char *const gone_kinds[] = {"hook", "hooktest"};
+    for (size_t k = 0; k < 2; k++) {
+        struct stale st = {.b = b, .kind = gone_kinds[k]};
+        int rc = trl_meta_each(t, gone_kinds[k], find_stale, &st);
+        for (size_t i = 0; i < st.n && !rc; i++)
+            rc = trl_meta_del(t, gone_kinds[k], st.keys[i]);
+        for (size_t i = 0; i < st.n; i++)
+            free(st.keys[i]);
+        free(st.keys);
+        if (rc) return rc;
+        if (st.n) *changed = true;
+    }
+    if (*changed) {
+        /* Definitions read into snapshots (hooks, app settings) change with the version. */
+        uint64_t ver;
+        int rc = trl_txn_seq_next(t, "schema_version", &ver);
+        if (rc) return rc;
     }
     /* Every workflow must fit the types as installed now. */
     return trl_wf_check_all(t, d);

@@ -1,4 +1,6 @@
 /* main.c — the `trellis` command: where the modules are wired together. */
+#include "cli.h"
+
 #include "app/app.h"
 #include "auth/auth.h"
 #include "http/http.h"
@@ -34,6 +36,8 @@ static const char *usage_main =
     "  check [--data DIR]                         verify records, indexes, counters and history\n"
     "  import TYPE FILE [--data DIR]              create records from JSON lines (one object a "
     "line)\n"
+    "  hooks test APP_DIR                         run the app's Lua specs (tests/*_spec.lua)\n"
+    "  hooks lint APP_DIR                         luacheck the app's hooks and specs\n"
     "  version                                    print the version\n"
     "\n"
     "Every command takes --data DIR (default ./data). `trellis COMMAND --help` says more.\n";
@@ -117,6 +121,7 @@ struct args {
     const char *pos[4];
     int npos;
     bool help;
+    const char *filter; /* hooks test --filter */
     struct trl_server_opts so;
     const char *port_file;
     unsigned long long batch;
@@ -201,6 +206,9 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
                 a->so.tls_key = argv[++i];
         } else if (strcmp(o, "--test-clock") == 0) {
             a->so.test_clock = true;
+        } else if (strcmp(o, "--filter") == 0) {
+            if (need_value(i, argc, o)) return -1;
+            a->filter = argv[++i];
         } else if (strcmp(o, "--port-file") == 0) {
             if (need_value(i, argc, o)) return -1;
             a->port_file = argv[++i];
@@ -255,6 +263,13 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
         }
     }
     return 0;
+}
+
+static void print_diag(const struct trl_diag *d);
+
+void trl_cli_print_diag(const struct trl_diag *d)
+{
+    print_diag(d);
 }
 
 static void print_diag(const struct trl_diag *d)
@@ -985,6 +1000,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "user") == 0) return cmd_user(&a);
     if (strcmp(cmd, "org") == 0) return cmd_org(&a);
     if (strcmp(cmd, "token") == 0) return cmd_token(&a);
+    if (strcmp(cmd, "hooks") == 0) return trl_cli_hooks(a.npos, a.pos, a.help, a.filter);
     fprintf(stderr, "trellis: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

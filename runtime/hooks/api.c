@@ -104,6 +104,8 @@ static void push_error(lua_State *L, int rc, const struct trl_diag *d)
             set_str(L, "field", d->ferrs[i].field);
             set_str(L, "code", d->ferrs[i].code);
             set_str(L, "message", msg);
+            lua_pushstring(L, d->ferrs[i].detail ? d->ferrs[i].detail : "");
+            lua_setfield(L, -2, "detail");
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         lua_setfield(L, -2, "errors");
@@ -208,14 +210,22 @@ static int host_error(lua_State *L, const char *where, struct trl_diag *d)
                 lua_pop(L, 1);
                 break;
             }
-            char ef[128], ec[40], em[300];
-            raw_str(L, lua_gettop(L), "field", ef, sizeof(ef));
-            raw_str(L, lua_gettop(L), "code", ec, sizeof(ec));
-            raw_str(L, lua_gettop(L), "message", em, sizeof(em));
+            char ef[128], ec[40], em[300], ed[300];
+            int ei = lua_gettop(L);
+            raw_str(L, ei, "field", ef, sizeof(ef));
+            raw_str(L, ei, "code", ec, sizeof(ec));
+            raw_str(L, ei, "message", em, sizeof(em));
+            lua_pushliteral(L, "detail");
+            bool has_detail = lua_rawget(L, ei) == LUA_TSTRING;
             lua_pop(L, 1);
-            /* Field errors the hook relays keep their text: code "hook" carries it. */
-            if (trl_diag_add_ferr(d, ef, "hook", em)) break;
-            (void)ec;
+            raw_str(L, ei, "detail", ed, sizeof(ed));
+            lua_pop(L, 1);
+            /* A relayed field error keeps its code and parameter (the record layer's); one the
+             * hook wrote carries its text under code "hook". */
+            int fe = has_detail && ec[0] && strcmp(ec, "hook") != 0
+                         ? trl_diag_add_ferr(d, ef, ec, ed)
+                         : trl_diag_add_ferr(d, ef, "hook", em);
+            if (fe) break;
         }
     }
     lua_pop(L, 1);
@@ -648,7 +658,7 @@ void hk_push_ctx(lua_State *L, struct hk_frame *fr)
     lua_setfield(L, -2, "roles");
     lua_setfield(L, -2, "user");
     set_str(L, "lang", cx->lang ? cx->lang : "en");
-    set_str(L, "app", fr->mod ? fr->mod->app : NULL);
+    set_str(L, "app", fr->app);
     set_str(L, "hook", fr->fn);
     if (fr->ev) {
         set_str(L, "type", fr->ev->ty->name);
@@ -675,6 +685,7 @@ static int return_json(lua_State *L, struct hk_box *bx, size_t from)
 /* trellis.get(type, id) -> record table or nil */
 static int l_get(lua_State *L)
 {
+    lua_settop(L, 2); /* boxes go above the arguments */
     struct hk_frame *fr = frame_of(L, "get");
     const struct trl_type *ty = type_arg(L, fr, 1, "get");
     uint64_t id = id_arg(L, 2, "get");
@@ -696,6 +707,7 @@ static int l_get(lua_State *L)
 /* trellis.query(type [, filter [, {sort=, limit=, fields=, cursor=}]]) -> items, next_cursor */
 static int l_query(lua_State *L)
 {
+    lua_settop(L, 3); /* boxes go above the arguments */
     struct hk_frame *fr = frame_of(L, "query");
     const struct trl_type *ty = type_arg(L, fr, 1, "query");
     const char *filter = luaL_optstring(L, 2, NULL);
@@ -729,6 +741,7 @@ static int l_query(lua_State *L)
 /* trellis.count(type [, filter]) -> integer */
 static int l_count(lua_State *L)
 {
+    lua_settop(L, 2); /* boxes go above the arguments */
     struct hk_frame *fr = frame_of(L, "count");
     const struct trl_type *ty = type_arg(L, fr, 1, "count");
     const char *filter = luaL_optstring(L, 2, NULL);
@@ -823,6 +836,7 @@ static int do_write(lua_State *L, struct wjob *j)
 /* trellis.create(type, fields) -> record */
 static int l_create(lua_State *L)
 {
+    lua_settop(L, 2); /* boxes go above the arguments */
     struct hk_frame *fr = write_frame(L, "create");
     const struct trl_type *ty = type_arg(L, fr, 1, "create");
     struct hk_box *bx = box_new(L);
@@ -834,6 +848,7 @@ static int l_create(lua_State *L)
 /* trellis.update(type, id, fields [, version]) -> record */
 static int l_update(lua_State *L)
 {
+    lua_settop(L, 4); /* boxes go above the arguments */
     struct hk_frame *fr = write_frame(L, "update");
     const struct trl_type *ty = type_arg(L, fr, 1, "update");
     uint64_t id = id_arg(L, 2, "update");
@@ -848,6 +863,7 @@ static int l_update(lua_State *L)
 /* trellis.transition(type, id, name [, fields [, comment]]) -> record */
 static int l_transition(lua_State *L)
 {
+    lua_settop(L, 5); /* boxes go above the arguments */
     struct hk_frame *fr = write_frame(L, "transition");
     const struct trl_type *ty = type_arg(L, fr, 1, "transition");
     uint64_t id = id_arg(L, 2, "transition");
@@ -868,6 +884,7 @@ static int l_transition(lua_State *L)
 /* trellis.delete(type, id [, version]) -> true */
 static int l_delete(lua_State *L)
 {
+    lua_settop(L, 3); /* boxes go above the arguments */
     struct hk_frame *fr = write_frame(L, "delete");
     const struct trl_type *ty = type_arg(L, fr, 1, "delete");
     uint64_t id = id_arg(L, 2, "delete");
@@ -961,6 +978,72 @@ static int l_log(lua_State *L)
     return 0;
 }
 
+/* trellis.as(user, fn, ...) — specs only: calls fn acting as user (a user name, or a table
+ * {id=, roles={...}, org=, region=} for a user that need not exist) and returns its results. */
+static int l_as(lua_State *L)
+{
+    struct hk_frame *fr = frame_of(L, "as");
+    if (!fr->b->testing) return luaL_error(L, "trellis.as: only specs may act as another user");
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    /* Lua memory: nothing to free if the call raises. */
+    struct trl_principal *p = lua_newuserdatauv(L, sizeof(*p), 0);
+    memset(p, 0, sizeof(*p));
+    int pi = lua_gettop(L);
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        struct trl_user *u = lua_newuserdatauv(L, sizeof(*u), 0);
+        if (trl_auth_user_get(fr->t, lua_tostring(L, 1), u) != 0)
+            return luaL_error(L, "trellis.as: no user '%s'", lua_tostring(L, 1));
+        snprintf(p->user, sizeof(p->user), "%s", u->name);
+        snprintf(p->org, sizeof(p->org), "%s", u->org);
+        snprintf(p->region, sizeof(p->region), "%s", u->region);
+        for (size_t i = 0; i < u->nroles && i < 16; i++)
+            snprintf(p->roles[p->nroles++], sizeof(p->roles[0]), "%s", u->roles[i]);
+        for (size_t i = 0; i < u->nskills && i < 32; i++)
+            snprintf(p->skills[p->nskills++], sizeof(p->skills[0]), "%s", u->skills[i]);
+        lua_pop(L, 1);
+    } else {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_getfield(L, 1, "id");
+        snprintf(p->user, sizeof(p->user), "%s", luaL_checkstring(L, -1));
+        lua_getfield(L, 1, "org");
+        snprintf(p->org, sizeof(p->org), "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+        lua_getfield(L, 1, "region");
+        snprintf(p->region, sizeof(p->region), "%s",
+                 lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+        lua_pop(L, 3);
+        if (lua_getfield(L, 1, "roles") == LUA_TTABLE)
+            for (lua_Integer i = 1; i <= 16; i++) {
+                if (lua_rawgeti(L, -1, i) != LUA_TSTRING) {
+                    lua_pop(L, 1);
+                    break;
+                }
+                snprintf(p->roles[p->nroles++], sizeof(p->roles[0]), "%s", lua_tostring(L, -1));
+                lua_pop(L, 1);
+            }
+        lua_pop(L, 1);
+    }
+    for (size_t i = 0; i < p->nroles; i++)
+        if (strcmp(p->roles[i], "admin") == 0) p->admin = true;
+    if (p->nroles) snprintf(p->role, sizeof(p->role), "%s", p->roles[0]);
+    struct trl_rec_ctx *ncx = lua_newuserdatauv(L, sizeof(*ncx), 0);
+    *ncx = *fr->cx;
+    ncx->who = p;
+    ncx->acc = NULL;
+    const struct trl_rec_ctx *saved = fr->cx;
+    bool priv = fr->privileged;
+    fr->cx = ncx;
+    fr->privileged = false;
+    int base = lua_gettop(L) + 1;
+    lua_pushvalue(L, 2);
+    for (int i = 3; i < pi; i++)
+        lua_pushvalue(L, i);
+    int st = lua_pcall(L, pi - 3, LUA_MULTRET, 0);
+    fr->cx = saved;
+    fr->privileged = priv;
+    if (st != LUA_OK) return lua_error(L);
+    return lua_gettop(L) - base + 1;
+}
+
 /* trellis.markdown(text) -> HTML (CommonMark, safe: raw HTML and dangerous links removed) */
 static int l_markdown(lua_State *L)
 {
@@ -1036,7 +1119,7 @@ static int install_p(lua_State *L)
         {"create", l_create}, {"update", l_update}, {"transition", l_transition},
         {"delete", l_delete}, {"now", l_now},       {"user", l_user},
         {"log", l_log},       {"error", l_error},   {"markdown", l_markdown},
-        {"uuid", l_uuid},     {NULL, NULL}};
+        {"uuid", l_uuid},     {"as", l_as},         {NULL, NULL}};
     luaL_newlib(L, fns);
     hk_json_push_lib(L);
     lua_setfield(L, -2, "json");
@@ -1054,6 +1137,11 @@ int hk_api_install(struct trl_hooks_vm *vm, struct trl_diag *d)
     }
     vm->host_error = host_error;
     return trl_hooks_vm_selftest(vm, d);
+}
+
+struct trl_hooks_bind *hk_api_bound(struct trl_hooks_vm *vm)
+{
+    return bind_of(vm->L);
 }
 
 void hk_api_attach(struct trl_hooks_vm *vm, struct trl_hooks_bind *b)

@@ -312,11 +312,36 @@ void trl_hooks_engine_stats(struct trl_hooks_engine *e, struct trl_hooks_engine_
     pthread_mutex_unlock(&e->lock);
 }
 
+/* `require` in hook code: the app's own modules of the lending binding's snapshot, and the
+ * spec framework. */
+static int resolve(void *ud, const char *app, const char *module, struct trl_hooks_src *out,
+                   struct trl_diag *d)
+{
+    (void)d;
+    struct trl_hooks_vm *vm = ud;
+    if (strcmp(module, "trellis_spec") == 0) {
+        size_t n;
+        const char *t = hk_spec_framework(&n);
+        *out = (struct trl_hooks_src){app, module, "builtin", t, n};
+        return 0;
+    }
+    struct trl_hooks_bind *b = hk_api_bound(vm);
+    if (!b || !b->ws) return TRL_ENOTFOUND;
+    char key[160];
+    snprintf(key, sizeof(key), "%s/%s", app, module);
+    const struct trl_wf_text *h = trl_wf_text_find(b->ws->hooks, b->ws->nhooks, key);
+    if (!h) return TRL_ENOTFOUND;
+    snprintf(b->version, sizeof(b->version), "%llu", (unsigned long long)b->ws->version);
+    *out = (struct trl_hooks_src){app, module, b->version, h->text, h->n};
+    return 0;
+}
+
 int hk_vm_make(struct trl_hooks_engine *e, struct trl_hooks_vm **out, struct trl_diag *d)
 {
     struct trl_hooks_vm *vm;
     int rc = trl_hooks_vm_new(e->clock, &vm, d);
     if (rc) return rc;
+    trl_hooks_vm_set_resolver(vm, resolve, vm);
     if ((rc = hk_api_install(vm, d))) {
         trl_hooks_vm_free(vm);
         return rc;
@@ -465,12 +490,38 @@ static int hook_failed(struct trl_hooks_engine *e, const struct trl_rec_ctx *cx,
     return rc;
 }
 
-int hk_call(struct trl_hooks_bind *b, struct hk_frame *fr, const struct hk_mod *m, const char *fn,
-            trl_hooks_push_fn push, trl_hooks_read_fn read)
+/* Calls fn of module src for frame fr (t, cx, ev, user set by the caller). */
+static int call_src(struct trl_hooks_bind *b, struct hk_frame *fr, const struct trl_hooks_src *src,
+                    const char *fn, trl_hooks_push_fn push, trl_hooks_read_fn read)
 {
     const struct trl_rec_ctx *cx = fr->cx;
     struct trl_hooks_vm *vm = hk_bind_vm(b);
     if (!vm) return trl_diag_set(cx->d, TRL_ENOMEM, "hooks: no VM could be made");
+    if (!b->conf && b->ws) conf_get(b);
+    struct trl_hooks_limits lim;
+    limits_for(b, src->app, src->module, fn, &lim);
+    fr->b = b;
+    fr->app = src->app;
+    fr->module = src->module;
+    fr->fn = fn;
+    fr->privileged = b->conf && privileged(b->conf, src->app, src->module, fn);
+    fr->outer = b->frame;
+    b->frame = fr;
+    struct trl_diag hd;
+    trl_diag_init(&hd);
+    __atomic_add_fetch(&b->eng->calls, 1, __ATOMIC_RELAXED);
+    int rc = trl_hooks_call(vm, src, fn, push, read, fr, &lim, &hd);
+    b->frame = fr->outer;
+    hk_frame_end(fr);
+    if (rc) return hook_failed(b->eng, cx, &hd, rc, src->app, src->module, fn);
+    trl_diag_reset(&hd);
+    return 0;
+}
+
+int hk_call(struct trl_hooks_bind *b, struct hk_frame *fr, const struct hk_mod *m, const char *fn,
+            trl_hooks_push_fn push, trl_hooks_read_fn read)
+{
+    const struct trl_rec_ctx *cx = fr->cx;
     if (m->failed) {
         trl_diag_set(cx->d, TRL_EHOOK, "%s", m->error);
         trl_diag_zh(cx->d, "钩子模块加载失败:%s", m->error);
@@ -483,23 +534,55 @@ int hk_call(struct trl_hooks_bind *b, struct hk_frame *fr, const struct hk_mod *
     char version[24];
     snprintf(version, sizeof(version), "%llu", (unsigned long long)b->ws->version);
     struct trl_hooks_src src = {m->app, m->module, version, t ? t->text : NULL, t ? t->n : 0};
-    struct trl_hooks_limits lim;
-    limits_for(b, m->app, m->module, fn, &lim);
-    fr->b = b;
-    fr->mod = m;
-    fr->fn = fn;
-    fr->privileged = privileged(b->conf, m->app, m->module, fn);
-    fr->outer = b->frame;
-    b->frame = fr;
-    struct trl_diag hd;
-    trl_diag_init(&hd);
-    __atomic_add_fetch(&b->eng->calls, 1, __ATOMIC_RELAXED);
-    int rc = trl_hooks_call(vm, &src, fn, push, read, fr, &lim, &hd);
-    b->frame = fr->outer;
-    hk_frame_end(fr);
-    if (rc) return hook_failed(b->eng, cx, &hd, rc, m->app, m->module, fn);
-    trl_diag_reset(&hd);
-    return 0;
+    return call_src(b, fr, &src, fn, push, read);
+}
+
+/* trl_hooks_run's callbacks: the caller's, with the caller's ud. */
+struct run_user {
+    trl_hooks_push_fn push;
+    trl_hooks_read_fn read;
+    void *ud;
+};
+
+static int run_push(lua_State *L, void *ud)
+{
+    struct hk_frame *fr = ud;
+    const struct run_user *u = fr->user;
+    return u->push ? u->push(L, u->ud) : 0;
+}
+
+static int run_read(lua_State *L, int nres, void *ud, struct trl_diag *d)
+{
+    struct hk_frame *fr = ud;
+    const struct run_user *u = fr->user;
+    return u->read ? u->read(L, nres, u->ud, d) : 0;
+}
+
+int trl_hooks_run(struct trl_hooks_bind *b, struct trl_txn *t, const struct trl_rec_ctx *cx,
+                  const struct trl_hooks_src *src, const char *fn, trl_hooks_push_fn push,
+                  trl_hooks_read_fn read, void *ud)
+{
+    if (!b->eng) return trl_diag_set(cx->d, TRL_EUNAVAIL, "hooks are not available here");
+    struct trl_hooks_src s = *src;
+    char version[24];
+    if (!s.text && b->ws) {
+        char key[160];
+        snprintf(key, sizeof(key), "%s/%s", src->app, src->module);
+        const struct trl_wf_text *h = trl_wf_text_find(b->ws->hooks, b->ws->nhooks, key);
+        if (!h) {
+            trl_diag_set(cx->d, TRL_ENOTFOUND, "app %s has no hook module '%s'", src->app,
+                         src->module);
+            trl_diag_zh(cx->d, "应用 %s 没有钩子模块“%s”", src->app, src->module);
+            return TRL_ENOTFOUND;
+        }
+        snprintf(version, sizeof(version), "%llu", (unsigned long long)b->ws->version);
+        s.text = h->text;
+        s.len = h->n;
+        s.version = version;
+    }
+    struct run_user u = {push, read, ud};
+    struct hk_frame fr = {.t = t, .cx = cx, .user = &u};
+    return call_src(b, &fr, &s, fn, run_push, run_read);
 }
 
 /* Arguments of an event's function: ctx, rec and the event's third argument. */
@@ -590,7 +673,7 @@ static int read_validate(lua_State *L, int nres, void *ud, struct trl_diag *d)
         trl_diag_zh(d, "%s:%.400s", tn, s);
     }
     char where[160];
-    snprintf(where, sizeof(where), "%s/hooks/%s.lua", fr->mod->app, fr->mod->module);
+    hk_file_of(fr->app, fr->module, where, sizeof(where));
     trl_diag_rule(d, "hook", where);
     return TRL_EVALIDATION;
 }

@@ -64,13 +64,14 @@ struct hk_frame {
     struct trl_txn *t;              /* the write (or read) txn the hook runs in */
     const struct trl_rec_ctx *cx;   /* the context of the event (its d gets errors) */
     const struct trl_rec_event *ev; /* the event, NULL for endpoints and jobs */
-    const struct hk_mod *mod;       /* the module */
+    const char *app;                /* the module's app */
+    const char *module;             /* the module */
     const char *fn;                 /* the function */
     bool privileged;                /* acts unrestricted */
     struct hk_frame *outer;         /* the frame this one runs inside */
     struct hk_rec *recs[2];         /* `rec` objects to invalidate when the call ends */
     unsigned logs;                  /* trellis.log lines written */
-    void *user;                     /* endpoint and job data */
+    void *user;                     /* trl_hooks_run's callbacks */
 };
 
 /* engine.c */
@@ -91,6 +92,8 @@ const char *hk_type_app(const struct trl_type *ty);
 int hk_api_install(struct trl_hooks_vm *vm, struct trl_diag *d);
 /* Makes b the binding the VM's `trellis` functions act for (NULL: none). */
 void hk_api_attach(struct trl_hooks_vm *vm, struct trl_hooks_bind *b);
+/* The binding the VM is lent to (NULL: none). */
+struct trl_hooks_bind *hk_api_bound(struct trl_hooks_vm *vm);
 /* Pushes the ctx table of a frame. */
 void hk_push_ctx(lua_State *L, struct hk_frame *fr);
 /* Pushes a `rec` object over m (slot 0 or 1 of the frame's objects to invalidate). */
@@ -98,6 +101,9 @@ void hk_push_rec(lua_State *L, struct hk_frame *fr, struct trl_rec_move *m, bool
                  int slot);
 /* Invalidates the frame's `rec` objects. */
 void hk_frame_end(struct hk_frame *fr);
+
+/* spec.c: the text of the spec framework module "trellis_spec". */
+const char *hk_spec_framework(size_t *n);
 
 /* sandbox.c: adds the table on top of the stack (popped) to the sandbox globals as name, its
  * table values (one level) and itself as read-only proxies. */

@@ -53,6 +53,8 @@
 #include "core/core.h"
 #include "workflow/workflow.h"
 
+#include <stdio.h>
+
 struct lua_State;
 struct trl_hooks_vm;
 
@@ -194,11 +196,32 @@ struct trl_hooks_bind {
     struct trl_hooks_vm *vm;  /* lent VM, NULL until needed */
     struct hk_frame *frame;   /* innermost event being handled */
     bool read_only;           /* a read request: trellis.create and friends are refused */
+    bool testing;             /* `trellis hooks test`: trellis.as is available */
+    char version[24];         /* the snapshot version as text (for require) */
     struct trl_rec_events ev; /* the listeners */
 };
 void trl_hooks_bind_init(struct trl_hooks_bind *b, struct trl_hooks_engine *e,
                          const struct trl_catalog *cat, const struct trl_wf_set *ws);
 void trl_hooks_bind_done(struct trl_hooks_bind *b);
+
+/* Calls function fn of a module outside the record events (custom endpoints, scheduled jobs,
+ * specs): the hook runs in t acting as cx->who, errors land in cx->d (as for events: hook
+ * errors are TRL_EHOOK naming the hook). src->text NULL takes the snapshot's module (and its
+ * version); push and read get ud. */
+int trl_hooks_run(struct trl_hooks_bind *b, struct trl_txn *t, const struct trl_rec_ctx *cx,
+                  const struct trl_hooks_src *src, const char *fn, trl_hooks_push_fn push,
+                  trl_hooks_read_fn read, void *ud);
+
+/* Runs one spec file (text of tests/<name>.lua, name ending in _spec) of app: its describe / it
+ * / expect tests (runtime/hooks/README.md), each in a nested txn of t that is rolled back, acting
+ * as cx->who (b->testing enables trellis.as). Prints the file, one line per test and each
+ * failure's message with file:line to out; adds to *res. Returns 0 or TRL_ENOMEM. */
+struct trl_hooks_spec_result {
+    unsigned passed, failed, pending;
+};
+int trl_hooks_spec_run(struct trl_hooks_bind *b, struct trl_txn *t, const struct trl_rec_ctx *cx,
+                       const char *app, const char *name, const char *text, size_t n, FILE *out,
+                       struct trl_hooks_spec_result *res);
 
 /* Checks a hook module's text before it is saved: it compiles (from text), its top-level code
  * runs within the default limits and returns a table. TRL_EVALIDATION (rule "syntax",

@@ -73,8 +73,8 @@ struct trl_hooks_vm {
     /* Recognises an error value the host raised on purpose (top of the stack) and fills d:
      * returns its TRL_E* code, or 0 to report it as a Lua error. Set by the engine. */
     int (*host_error)(lua_State *L, const char *where, struct trl_diag *d);
-    uint64_t ncalls;               /* trl_hooks_call calls */
-    uint64_t ncompiles;            /* modules compiled */
+    uint64_t ncalls;    /* trl_hooks_call calls */
+    uint64_t ncompiles; /* modules compiled */
 };
 
 /* The VM a state belongs to (the allocator's user data). */
@@ -123,6 +123,9 @@ int hk_sandbox_check(lua_State *L, char *why, size_t n);
 
 /* vm.c, for require: compiles (app, module) through the resolver; pushes the factory. Raises. */
 void hk_require_factory(lua_State *L, const char *app, const char *module);
+/* The file name of a module in messages: "app/hooks/module.lua", or "app/tests/x_spec.lua" for
+ * the specs `trellis hooks test` runs (modules named *_spec). */
+void hk_file_of(const char *app, const char *module, char *out, size_t n);
 /* Copies the innermost Lua position ("app/hooks/x.lua:12") into out, "" when none. */
 void hk_where(lua_State *L, char *out, size_t n);
 

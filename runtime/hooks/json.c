@@ -14,8 +14,8 @@
  * Encoding. Values are written into a struct trl_buf held by a to-be-closed userdata. Tables are
  * read raw (lua_next, lua_rawget): no metamethod runs, so encoding runs no Lua code. Each value
  * costs one unit and every 16 bytes of output one more; the output may not outgrow the memory
- * the call has left. Object keys are sorted bytewise; their strings are anchored in a table while
- * the C sort array points at them.
+ * the call has left. Object keys are sorted bytewise; their strings are anchored (in stack slots,
+ * or for objects of more than SMALL_KEYS keys in a table) while the C sort array points at them.
  *
  * Marks. Decoded arrays and objects get one of two shared metatables whose __metatable field is
  * the string "json.array" or "json.object" (locked: hook code cannot reach or change them); the
@@ -397,7 +397,7 @@ static const char *dec_string(struct dec *d, const char *p)
             luaL_addchar(&b, '\t');
             break;
         case 'u': {
-            unsigned cp, lo;
+            unsigned cp = 0, lo = 0;
             if (hex4(r, e, &cp)) dec_fail(d, esc, "invalid \\u escape");
             r += 4;
             if (cp >= 0xDC00 && cp <= 0xDFFF) dec_fail(d, esc, "lone surrogate in a \\u escape");
@@ -527,6 +527,8 @@ int hk_json_push_text(lua_State *L, const char *json, size_t n)
 /* ---------------------------------------------------------------------------------------------
  * Encoding
  */
+#define PATH_CAP 256
+
 struct comp {
     const char *key; /* object key (anchored while in use), NULL for an array index */
     size_t klen;
@@ -545,6 +547,7 @@ struct enc {
     int ntab;          /* tables being encoded (nesting) */
     struct comp comp[HK_JSON_MAX_DEPTH + 1];
     const void *tab[HK_JSON_MAX_DEPTH + 1];
+    char path[PATH_CAP]; /* the path of an error (kept off the C stack of the recursion) */
 };
 
 static void enc_charge(struct enc *e)
@@ -653,8 +656,6 @@ static void path_str(const struct enc *e, char *out, size_t cap)
     }
 }
 
-#define PATH_CAP 256
-
 /* Room for k more output bytes; returns where they go (the caller adds k to the length). */
 static char *reserve(struct enc *e, size_t k)
 {
@@ -691,15 +692,14 @@ static void enc_string(struct enc *e, const char *s, size_t n, int is_key)
         if (c >= 0x80) {
             size_t l = utf8_seq(u + i, n - i);
             if (!l) {
-                char path[PATH_CAP];
-                path_str(e, path, sizeof(path));
+                path_str(e, e->path, sizeof(e->path));
                 if (is_key)
                     luaL_error(e->L,
                                "json.encode: a key of the table at %s is not valid UTF-8 "
                                "(byte offset %I)",
-                               path, (lua_Integer)i);
+                               e->path, (lua_Integer)i);
                 luaL_error(e->L, "json.encode: string at %s is not valid UTF-8 (byte offset %I)",
-                           path, (lua_Integer)i);
+                           e->path, (lua_Integer)i);
             }
             i += l;
             continue;
@@ -764,13 +764,12 @@ static void enc_string(struct enc *e, const char *s, size_t n, int is_key)
 static void enc_float(struct enc *e, lua_Number v)
 {
     if (isnan(v) || isinf(v)) {
-        char path[PATH_CAP];
-        path_str(e, path, sizeof(path));
+        path_str(e, e->path, sizeof(e->path));
         luaL_error(e->L, "json.encode: cannot encode %s at %s",
                    isnan(v) ? "NaN"
                    : v > 0  ? "inf"
                             : "-inf",
-                   path);
+                   e->path);
     }
     char buf[48];
     int len = 0;
@@ -800,8 +799,11 @@ static void enc_value(struct enc *e, int idx);
 struct skey {
     const char *s;
     size_t n;
-    lua_Integer at; /* index in the anchor table */
+    lua_Integer at; /* its stack slot, or its index in the anchor table */
 };
+
+/* Keys of an object kept in stack slots (more: in a table). */
+#define SMALL_KEYS 16
 
 static int skey_cmp(const void *a, const void *b)
 {
@@ -821,20 +823,18 @@ static const char *key_kind(lua_State *L, int idx)
 static void enc_table(struct enc *e, int t)
 {
     lua_State *L = e->L;
-    char path[PATH_CAP];
     if (e->ntab >= HK_JSON_MAX_DEPTH) {
-        path_str(e, path, sizeof(path));
+        path_str(e, e->path, sizeof(e->path));
         luaL_error(L, "json.encode: table at %s is nested deeper than 128 arrays and objects",
-                   path);
+                   e->path);
     }
     const void *self = lua_topointer(L, t);
     for (int i = 0; i < e->ntab; i++) {
         if (e->tab[i] == self) {
-            path_str(e, path, sizeof(path));
-            luaL_error(L, "json.encode: cycle at %s (a table that contains itself)", path);
+            path_str(e, e->path, sizeof(e->path));
+            luaL_error(L, "json.encode: cycle at %s (a table that contains itself)", e->path);
         }
     }
-    luaL_checkstack(L, 8, "json.encode");
     int mark = 0; /* 1: decoded array, 2: decoded object */
     if (lua_getmetatable(L, t)) {
         if (lua_rawequal(L, -1, e->arr_idx))
@@ -844,13 +844,20 @@ static void enc_table(struct enc *e, int t)
         lua_pop(L, 1);
     }
 
-    /* Pass 1: what the keys are. */
+    /* Pass 1: what the keys are; the first SMALL_KEYS string keys are kept in stack slots. */
+    luaL_checkstack(L, SMALL_KEYS + 8, "json.encode");
+    int kb = lua_gettop(L) + 1;
+    lua_settop(L, kb + SMALL_KEYS - 1);
     size_t nstr = 0, nint = 0;
     lua_Integer imin = 0, imax = 0;
     lua_pushnil(L);
     while (lua_next(L, t)) {
         int kt = lua_type(L, -2);
         if (kt == LUA_TSTRING) {
+            if (nstr < SMALL_KEYS) {
+                lua_pushvalue(L, -2);
+                lua_replace(L, kb + (int)nstr);
+            }
             nstr++;
         } else if (kt == LUA_TNUMBER && lua_isinteger(L, -2)) {
             lua_Integer k = lua_tointeger(L, -2);
@@ -858,40 +865,40 @@ static void enc_table(struct enc *e, int t)
             if (!nint || k > imax) imax = k;
             nint++;
         } else {
-            path_str(e, path, sizeof(path));
+            path_str(e, e->path, sizeof(e->path));
             luaL_error(L, "json.encode: table at %s has a %s key (object keys must be strings)",
-                       path, key_kind(L, -2));
+                       e->path, key_kind(L, -2));
         }
         lua_pop(L, 1);
     }
-    e->units += nstr + nint;
-    if (e->units >= CHARGE_BATCH) enc_charge(e);
     if (nint && (nstr || mark == 2)) {
-        path_str(e, path, sizeof(path));
+        path_str(e, e->path, sizeof(e->path));
         if (nstr)
-            luaL_error(L, "json.encode: table at %s has mixed keys (integers and strings)", path);
-        luaL_error(L, "json.encode: table at %s is a JSON object but has integer key %I", path,
+            luaL_error(L, "json.encode: table at %s has mixed keys (integers and strings)",
+                       e->path);
+        luaL_error(L, "json.encode: table at %s is a JSON object but has integer key %I", e->path,
                    imin);
     }
     if (nstr && mark == 1) {
-        path_str(e, path, sizeof(path));
-        luaL_error(L, "json.encode: table at %s is a JSON array but has string keys", path);
+        path_str(e, e->path, sizeof(e->path));
+        luaL_error(L, "json.encode: table at %s is a JSON array but has string keys", e->path);
     }
     if (nint && imin < 1) {
-        path_str(e, path, sizeof(path));
+        path_str(e, e->path, sizeof(e->path));
         luaL_error(L, "json.encode: table at %s has integer key %I (array indexes start at 1)",
-                   path, imin);
+                   e->path, imin);
     }
     if (nint && (lua_Unsigned)imax != nint) {
-        path_str(e, path, sizeof(path));
+        path_str(e, e->path, sizeof(e->path));
         luaL_error(L,
                    "json.encode: table at %s is a sparse array (%I elements, largest index %I; "
                    "use json.null for holes)",
-                   path, (lua_Integer)nint, imax);
+                   e->path, (lua_Integer)nint, imax);
     }
 
     e->tab[e->ntab++] = self;
     if (nint || (mark == 1 && !nstr)) { /* an array */
+        lua_settop(L, kb - 1);
         out_char(e, '[');
         for (lua_Integer i = 1; i <= (lua_Integer)nint; i++) {
             if (i > 1) out_char(e, ',');
@@ -908,27 +915,38 @@ static void enc_table(struct enc *e, int t)
 
     if (!nstr) { /* an empty table that is not a decoded array */
         out_add(e, "{}", 2);
+        lua_settop(L, kb - 1);
         e->ntab--;
         return;
     }
-    /* An object: pass 2 anchors the keys, then they are sorted bytewise. */
-    lua_createtable(L, (int)(nstr < INT32_MAX ? nstr : INT32_MAX), 0);
-    int anchor = lua_gettop(L);
+    /* An object. Its keys are anchored (in the stack slots, or for a large object in a table
+     * filled by pass 2) while a C array points at them and is sorted bytewise. */
+    struct skey small[SMALL_KEYS], *keys = small;
+    int anchor = 0;
     lua_Integer m = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            lua_pushvalue(L, -1);
-            lua_rawseti(L, anchor, ++m);
+    if (nstr <= SMALL_KEYS) {
+        for (; m < (lua_Integer)nstr; m++) {
+            keys[m].s = lua_tolstring(L, kb + (int)m, &keys[m].n);
+            keys[m].at = kb + m;
         }
-    }
-    struct skey *keys = lua_newuserdatauv(L, (size_t)m * sizeof(struct skey) + 1, 0);
-    for (lua_Integer i = 0; i < m; i++) {
-        lua_rawgeti(L, anchor, i + 1);
-        keys[i].s = lua_tolstring(L, -1, &keys[i].n);
-        keys[i].at = i + 1;
-        lua_pop(L, 1);
+    } else {
+        lua_createtable(L, (int)(nstr < INT32_MAX ? nstr : INT32_MAX), 0);
+        anchor = lua_gettop(L);
+        lua_pushnil(L);
+        while (lua_next(L, t)) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, anchor, ++m);
+            }
+        }
+        keys = lua_newuserdatauv(L, (size_t)m * sizeof(struct skey) + 1, 0);
+        for (lua_Integer i = 0; i < m; i++) {
+            lua_rawgeti(L, anchor, i + 1);
+            keys[i].s = lua_tolstring(L, -1, &keys[i].n);
+            keys[i].at = i + 1;
+            lua_pop(L, 1);
+        }
     }
     if (m > 1) {
         uint64_t logm = 0;
@@ -941,7 +959,10 @@ static void enc_table(struct enc *e, int t)
     out_char(e, '{');
     int first = 1;
     for (lua_Integer i = 0; i < m; i++) {
-        lua_rawgeti(L, anchor, keys[i].at);
+        if (anchor)
+            lua_rawgeti(L, anchor, keys[i].at);
+        else
+            lua_pushvalue(L, (int)keys[i].at);
         lua_rawget(L, t);
         if (lua_isnil(L, -1)) { /* gone from a weak table meanwhile */
             lua_pop(L, 1);
@@ -957,7 +978,7 @@ static void enc_table(struct enc *e, int t)
         lua_pop(L, 1);
     }
     out_char(e, '}');
-    lua_settop(L, anchor - 1);
+    lua_settop(L, kb - 1);
     e->ntab--;
 }
 
@@ -1002,9 +1023,8 @@ static void enc_value(struct enc *e, int idx)
     default:
         break;
     }
-    char path[PATH_CAP];
-    path_str(e, path, sizeof(path));
-    luaL_error(L, "json.encode: cannot encode a %s at %s", luaL_typename(L, idx), path);
+    path_str(e, e->path, sizeof(e->path));
+    luaL_error(L, "json.encode: cannot encode a %s at %s", luaL_typename(L, idx), e->path);
 }
 
 /* Encodes the value at idx into a new box left at the top of the stack (above the three marks,

@@ -31,6 +31,13 @@
 #define WRAP_SUFFIX "\nend"
 #define MSG_MAX     400
 
+void hk_file_of(const char *app, const char *module, char *out, size_t n)
+{
+    size_t ml = strlen(module);
+    bool spec = ml > 5 && strcmp(module + ml - 5, "_spec") == 0;
+    snprintf(out, n, "%s/%s/%s.lua", app, spec ? "tests" : "hooks", module);
+}
+
 static bool name_ok(const char *s)
 {
     if (!s || !*s) return false;
@@ -265,7 +272,7 @@ static int compile(struct trl_hooks_vm *vm, lua_State *L, const struct trl_hooks
         return TRL_EINVAL;
     }
     char file[160];
-    snprintf(file, sizeof(file), "%s/hooks/%s.lua", src->app, src->module);
+    hk_file_of(src->app, src->module, file, sizeof(file));
     uint64_t h = mod_hash(src->app, src->module);
     struct hk_module *m = mod_find(vm, h, src->app, src->module);
     if (m && strcmp(m->version, src->version) == 0) {
@@ -627,7 +634,7 @@ static int call(struct trl_hooks_vm *vm, const struct trl_hooks_src *src, const 
     int rc = find_factory(vm, L, src, &ref, d);
     if (rc) return rc;
     char file[160];
-    snprintf(file, sizeof(file), "%s/hooks/%s.lua", src->app, src->module);
+    hk_file_of(src->app, src->module, file, sizeof(file));
     vm->ncalls++;
     struct hk_inv iv;
     hk_limits_begin(vm, &iv, limits, src->app);
