@@ -209,6 +209,11 @@ static struct hk_conf *conf_get(struct trl_hooks_bind *b)
     return c;
 }
 
+const struct hk_conf *hk_bind_conf(struct trl_hooks_bind *b)
+{
+    return conf_get(b);
+}
+
 const struct hk_mod *hk_conf_mod(const struct hk_conf *c, const char *app, const char *module)
 {
     char key[160];

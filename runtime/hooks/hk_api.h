@@ -81,6 +81,8 @@ void hk_vm_return(struct trl_hooks_engine *e, struct trl_hooks_vm *vm);
 /* Calls fn of m for frame fr (t, cx, ev set by the caller); errors land in fr->cx->d. */
 int hk_call(struct trl_hooks_bind *b, struct hk_frame *fr, const struct hk_mod *m, const char *fn,
             trl_hooks_push_fn push, trl_hooks_read_fn read);
+/* The binding's snapshot configuration (built on first use), NULL on failure. */
+const struct hk_conf *hk_bind_conf(struct trl_hooks_bind *b);
 const struct hk_mod *hk_conf_mod(const struct hk_conf *c, const char *app, const char *module);
 bool hk_mod_has(const struct hk_mod *m, const char *fn);
 /* The app whose hooks a type uses ("local" for types made through the API). */

@@ -212,6 +212,29 @@ int trl_hooks_run(struct trl_hooks_bind *b, struct trl_txn *t, const struct trl_
                   const struct trl_hooks_src *src, const char *fn, trl_hooks_push_fn push,
                   trl_hooks_read_fn read, void *ud);
 
+/* Custom endpoints: /api/v1/apps/{app}/x/{name} calls `name.METHOD` (or `name`, any method) of
+ * the app's module `endpoints` with (ctx, req) where req = {method, name, params, body}; the
+ * function returns body | status, body | status. Strings are borrowed. */
+struct trl_hooks_http_req {
+    const char *method;        /* GET, POST, ... */
+    const char *name;          /* endpoint name */
+    const char *const *params; /* query parameters: name, value pairs */
+    size_t nparams;            /* pairs */
+    const char *body;          /* JSON text of the body (checked by the caller), or NULL */
+    size_t nbody;              /* bytes */
+};
+struct trl_hooks_http_resp {
+    int status;          /* 200 with a body, 204 without, or what the hook returned */
+    struct trl_buf body; /* JSON text (owned by the caller, who inits and frees it) */
+    char allow[64];      /* TRL_EMETHOD: the methods the endpoint answers */
+};
+/* Runs the endpoint in t as cx->who (a read request should set b->read_only: its writes are then
+ * refused). TRL_ENOTFOUND (no such endpoint), TRL_EMETHOD (not for this method; rs->allow), or
+ * a hook error, with cx->d filled. */
+int trl_hooks_endpoint(struct trl_hooks_bind *b, struct trl_txn *t, const struct trl_rec_ctx *cx,
+                       const char *app, const struct trl_hooks_http_req *rq,
+                       struct trl_hooks_http_resp *rs);
+
 /* Runs one spec file (text of tests/<name>.lua, name ending in _spec) of app: its describe / it
  * / expect tests (runtime/hooks/README.md), each in a nested txn of t that is rolled back, acting
  * as cx->who (b->testing enables trellis.as). Prints the file, one line per test and each

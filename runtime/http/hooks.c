@@ -3,6 +3,8 @@
  * version stays in force. */
 #include "http_int.h"
 
+#include "codec/codec.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,4 +142,101 @@ void trl_http_meta_hooks(struct req *r, const char *rest)
         return trl_http_problem(r);
     }
     trl_http_queue_write(r, exec_put_hook, true);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Custom endpoints: /api/v1/apps/{app}/x/{name}
+ */
+struct params {
+    const char *v[128]; /* name, value pairs */
+    size_t n;
+};
+
+static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    struct params *p = cls;
+    if (p->n >= 64) return MHD_NO;
+    p->v[2 * p->n] = key;
+    p->v[2 * p->n + 1] = value ? value : "";
+    p->n++;
+    return MHD_YES;
+}
+
+static int run_endpoint(struct req *r, struct trl_txn *t, struct trl_hooks_bind *hb)
+{
+    char app[64];
+    const char *name = strchr(r->type_name, '/') + 1;
+    snprintf(app, sizeof(app), "%.*s", (int)(name - 1 - r->type_name), r->type_name);
+    struct params p = {.n = 0};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect, &p);
+    struct trl_hooks_http_req rq = {.method = r->method,
+                                    .name = name,
+                                    .params = p.v,
+                                    .nparams = p.n,
+                                    .body = r->body.len ? r->body.data : NULL,
+                                    .nbody = r->body.len};
+    struct trl_hooks_http_resp rs = {.status = 200};
+    trl_buf_init(&rs.body);
+    struct trl_rec_ctx cx;
+    trl_http_rec_ctx(r, &cx);
+    cx.ev = &hb->ev;
+    cx.acc = NULL; /* the endpoint's own reads and writes compute the caller's rights per type */
+    int rc = trl_hooks_endpoint(hb, t, &cx, app, &rq, &rs);
+    if (rc == TRL_EMETHOD) snprintf(r->allow, sizeof(r->allow), "%s", rs.allow);
+    if (!rc) {
+        trl_buf_clear(&r->out);
+        if (rs.body.len) trl_buf_add(&r->out, rs.body.data, rs.body.len);
+        r->status = rs.status;
+        r->ctype = "application/json";
+    }
+    trl_buf_free(&rs.body);
+    return rc;
+}
+
+static int exec_endpoint(struct req *r, struct trl_txn *t)
+{
+    return run_endpoint(r, t, &r->hb);
+}
+
+void trl_http_app_endpoint(struct req *r, const char *rest)
+{
+    /* rest: "{app}/x/{name}" */
+    const char *x = strstr(rest, "/x/");
+    const char *name = x ? x + 3 : NULL;
+    if (!x || !name_ok(rest, (size_t)(x - rest)) || !name_ok(name, strlen(name)))
+        return trl_http_fail(r, TRL_ENOTFOUND, "",
+                             "app endpoints are at /api/v1/apps/{app}/x/{name}",
+                             "应用接口的地址为 /api/v1/apps/{app}/x/{name}");
+    size_t al = (size_t)(x - rest);
+    if (!(r->type_name = malloc(al + strlen(name) + 2)))
+        return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    sprintf(r->type_name, "%.*s/%s", (int)al, rest, name);
+    r->ty = NULL;
+    if (r->body.len) {
+        struct trl_diag jd;
+        trl_diag_init(&jd);
+        if (trl_json_check(r->body.data, r->body.len, 64, &jd)) {
+            trl_diag_set(&r->d, TRL_EJSON, "the body is not valid JSON: %s", jd.message);
+            trl_diag_zh(&r->d, "请求体不是有效的 JSON:%s", jd.message);
+            trl_diag_reset(&jd);
+            return trl_http_problem(r);
+        }
+        trl_diag_reset(&jd);
+    }
+    if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) {
+        /* Reads run here, in a read txn; the endpoint's writes are refused. */
+        struct trl_txn *t;
+        if (trl_http_read_begin(r, &t)) return;
+        struct trl_hooks_bind hb;
+        trl_hooks_bind_init(&hb, r->srv->hooks, r->cat, r->wfs);
+        hb.read_only = true;
+        int rc = run_endpoint(r, t, &hb);
+        trl_hooks_bind_done(&hb);
+        trl_txn_end(t);
+        if (rc) return trl_http_fail_d(r, rc);
+        return;
+    }
+    trl_http_queue_write(r, exec_endpoint, false);
 }

@@ -191,6 +191,8 @@ void trl_http_test_clock(struct req *r);
 /* hooks.c */
 /* /api/v1/meta/hooks[/{app}/{module}] (administrators); rest follows "/api/v1/meta/hooks/". */
 void trl_http_meta_hooks(struct req *r, const char *rest);
+/* /api/v1/apps/{app}/x/{name}: a custom endpoint written in Lua; rest follows "/api/v1/apps/". */
+void trl_http_app_endpoint(struct req *r, const char *rest);
 
 /* server.c */
 /* Wakes the timer scheduler (after the test clock moved). */

@@ -2238,6 +2238,7 @@ void trl_http_route(struct req *r)
     if (strcmp(u, "/api/v1/meta/calendars") == 0) return trl_http_meta_calendars(r, "");
     if (prefix(u, "/api/v1/meta/calendars/", &rest)) return trl_http_meta_calendars(r, rest);
     if (strcmp(u, "/api/v1/test/clock") == 0) return trl_http_test_clock(r);
+    if (prefix(u, "/api/v1/apps/", &rest)) return trl_http_app_endpoint(r, rest);
     if (strcmp(u, "/api/v1/meta/hooks") == 0) return trl_http_meta_hooks(r, "");
     if (prefix(u, "/api/v1/meta/hooks/", &rest)) return trl_http_meta_hooks(r, rest);
     if (strcmp(u, "/api/v1/meta/apps") == 0) return meta_apps(r, "");
