@@ -515,6 +515,11 @@ static int rec_push(lua_State *L, struct hk_rec *r, const char *k, size_t kl)
             lua_pushnil(L);
         return 1;
     }
+    const struct trl_field *cf = trl_type_field(ty, k, kl);
+    if (cf && cf->computed) {
+        lua_pushnil(L); /* computed on read, not part of the record */
+        return 1;
+    }
     struct trl_expr_field ef;
     if (trl_rec_resolve_any((void *)ty, k, kl, &ef) != 0) return 0;
     const struct trl_field *f = ef.id < TRL_COL_ID ? trl_type_field(ty, k, kl) : NULL;
@@ -559,6 +564,7 @@ static int rec_newindex(lua_State *L)
                                   strcmp(k, "state") == 0 ? " (run a transition)" : "");
         return luaL_error(L, "%s has no field '%s'", ty->name, k);
     }
+    if (f->computed) return luaL_error(L, "rec.%s is computed on read and cannot be set", k);
     struct hk_box *bx = box_new(L);
     struct trl_input in;
     to_input(L, 3, f, &bx->arena, &bx->out, f->name, &in);
@@ -631,6 +637,36 @@ void hk_push_rec(lua_State *L, struct hk_frame *fr, struct trl_rec_move *m, bool
     lua_getfield(L, LUA_REGISTRYINDEX, KEY_RECMT);
     lua_setmetatable(L, -2);
     if (slot >= 0 && slot < 2) fr->recs[slot] = r;
+}
+
+int hk_read_computed(lua_State *L, int nres, void *ud, struct trl_diag *d)
+{
+    struct hk_frame *fr = ud;
+    const struct trl_field *f = fr->ev->field;
+    struct trl_buf *out = fr->ev->out;
+    int v = lua_gettop(L) - nres + 1;
+    if (nres < 1 || lua_isnil(L, v)) return trl_buf_adds(out, "null") ? TRL_ENOMEM : 0;
+    struct hk_box *bx = box_new(L);
+    struct trl_input in;
+    to_input(L, v, f, &bx->arena, &bx->out, f->name, &in);
+    struct trl_value val;
+    int rc = trl_field_convert(f, &in, &bx->arena, &val, &bx->d);
+    if (!rc && val.kind != TRL_V_NULL && trl_field_check(f, &val, &bx->d) > 0) rc = TRL_EVALIDATION;
+    if (rc) {
+        char msg[300];
+        if (bx->d.nferrs)
+            trl_ferr_message(&bx->d.ferrs[0], "en", msg, sizeof(msg));
+        else
+            snprintf(msg, sizeof(msg), "cannot be converted");
+        trl_diag_set(d, TRL_EHOOK, "computed.%s returned a value the %s field %s: %s", f->name,
+                     trl_ftype_name(f->type), f->name, msg);
+        trl_diag_rule(d, "runtime", "");
+        box_clear(bx);
+        return TRL_EHOOK;
+    }
+    rc = trl_rec_value_json(f, &val, out) ? TRL_ENOMEM : 0;
+    box_clear(bx);
+    return rc;
 }
 
 void hk_frame_end(struct hk_frame *fr)

@@ -31,6 +31,11 @@ static void conf_unref(struct hk_conf *c)
             free(a->priv[k]);
         free(a->priv);
         free(a->limits);
+        for (size_t k = 0; k < a->nscheds; k++) {
+            trl_cron_free(a->scheds[k].cron);
+            trl_tz_free(a->scheds[k].tz);
+        }
+        free(a->scheds);
     }
     free(c->apps);
     free(c);
@@ -127,6 +132,37 @@ static int app_conf(struct hk_app *a, const struct trl_wf_text *t)
         struct hk_limit *l = &a->limits[a->nlimits++];
         snprintf(l->key, sizeof(l->key), "%s", e->string);
         limits_from_json(e, &l->lim);
+    }
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(h, "schedules");
+    size_t ns = cJSON_IsArray(sc) ? (size_t)cJSON_GetArraySize(sc) : 0;
+    if (!rc && ns && !(a->scheds = calloc(ns, sizeof(*a->scheds)))) rc = TRL_ENOMEM;
+    for (const cJSON *e = ns ? sc->child : NULL; e && !rc; e = e->next) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+        const cJSON *cr = cJSON_GetObjectItemCaseSensitive(e, "cron");
+        const cJSON *hk = cJSON_GetObjectItemCaseSensitive(e, "hook");
+        const cJSON *tz = cJSON_GetObjectItemCaseSensitive(e, "timezone");
+        const char *dot = cJSON_IsString(hk) ? strchr(hk->valuestring, '.') : NULL;
+        if (!cJSON_IsString(nm) || !cJSON_IsString(cr) || !dot) continue; /* checked at install */
+        struct hk_sched *s = &a->scheds[a->nscheds];
+        snprintf(s->name, sizeof(s->name), "%s", nm->valuestring);
+        snprintf(s->cron_text, sizeof(s->cron_text), "%s", cr->valuestring);
+        snprintf(s->zone, sizeof(s->zone), "%s", cJSON_IsString(tz) ? tz->valuestring : "UTC");
+        snprintf(s->module, sizeof(s->module), "%.*s", (int)(dot - hk->valuestring),
+                 hk->valuestring);
+        snprintf(s->fn, sizeof(s->fn), "%s", dot + 1);
+        struct trl_diag cd;
+        trl_diag_init(&cd);
+        int crc = trl_cron_parse(s->cron_text, &s->cron, &cd);
+        if (!crc) crc = trl_tz_load(NULL, s->zone, &s->tz, &cd);
+        trl_diag_reset(&cd);
+        if (crc == TRL_ENOMEM) rc = crc;
+        if (crc) {
+            trl_cron_free(s->cron);
+            trl_tz_free(s->tz);
+            memset(s, 0, sizeof(*s));
+            continue;
+        }
+        a->nscheds++;
     }
     cJSON_Delete(j);
     return rc;
@@ -437,6 +473,13 @@ static size_t targets(const struct hk_conf *c, const struct trl_type *ty, enum t
         mods[0] = m;
         return m && (m->failed || hk_mod_has(m, fns[0])) ? 1 : 0;
     }
+    if (kind == TRL_EV_COMPUTE) {
+        const struct hk_mod *m = hk_conf_mod(c, app, ty->name);
+        if (!m || !name) return 0;
+        snprintf(fns[0], sizeof(fns[0]), "computed.%s", name);
+        mods[0] = m;
+        return m->failed || hk_mod_has(m, fns[0]) ? 1 : 0;
+    }
     if (kind < 0 || kind >= TRL_EV_COUNT || !ev_fn[kind]) return 0;
     const struct hk_mod *m = hk_conf_mod(c, app, ty->name);
     if (!m) return 0;
@@ -696,7 +739,9 @@ static int ev_fire(void *ud, struct trl_txn *t, const struct trl_rec_ctx *cx,
     for (size_t i = 0; i < n; i++) {
         struct hk_frame fr = {.t = t, .cx = cx, .ev = ev};
         int rc = hk_call(b, &fr, mods[i], fns[i], push_event,
-                         ev->kind == TRL_EV_VALIDATE ? read_validate : NULL);
+                         ev->kind == TRL_EV_VALIDATE  ? read_validate
+                         : ev->kind == TRL_EV_COMPUTE ? hk_read_computed
+                                                      : NULL);
         if (rc) return rc;
     }
     return 0;
@@ -711,6 +756,7 @@ void trl_hooks_bind_init(struct trl_hooks_bind *b, struct trl_hooks_engine *e,
     b->ws = ws;
     b->ev.wants = ev_wants;
     b->ev.fire = ev_fire;
+    b->ev.timer = hk_job_timer;
     b->ev.ud = b;
 }
 

@@ -6,6 +6,7 @@
 #define TRL_HK_API_H
 
 #include "hooks/hk_json.h"
+#include "calendar/calendar.h"
 #include "hooks/hooks_int.h"
 
 #include <pthread.h>
@@ -26,9 +27,22 @@ struct hk_limit {
     struct trl_hooks_limits lim; /* zero members: unchanged */
 };
 
+/* A scheduled job (app.json hooks.schedules). */
+struct hk_sched {
+    char name[64];       /* job name */
+    char cron_text[208]; /* the expression as written */
+    char zone[72];       /* time zone name ("UTC" by default) */
+    char module[64];     /* the hook: module.function */
+    char fn[64];
+    struct trl_cron *cron; /* owned */
+    struct trl_tz *tz;     /* owned */
+};
+
 /* An app's hook settings (app.json "hooks"). */
 struct hk_app {
     char name[64];
+    struct hk_sched *scheds; /* owned */
+    size_t nscheds;
     char **priv; /* sorted "module" / "module.function" declared privileged (owned) */
     size_t npriv;
     struct hk_limit *limits; /* owned */
@@ -101,8 +115,14 @@ void hk_push_ctx(lua_State *L, struct hk_frame *fr);
 /* Pushes a `rec` object over m (slot 0 or 1 of the frame's objects to invalidate). */
 void hk_push_rec(lua_State *L, struct hk_frame *fr, struct trl_rec_move *m, bool writable,
                  int slot);
+/* Reads a computed field's value (the hook's first result) into the event's out as JSON. */
+int hk_read_computed(lua_State *L, int nres, void *ud, struct trl_diag *d);
 /* Invalidates the frame's `rec` objects. */
 void hk_frame_end(struct hk_frame *fr);
+
+/* jobs.c: fires the timer of a scheduled job (trl_rec_events.timer). */
+int hk_job_timer(void *ud, struct trl_txn *t, const struct trl_rec_ctx *cx, const char *owner,
+                 const char *payload, size_t n);
 
 /* spec.c: the text of the spec framework module "trellis_spec". */
 const char *hk_spec_framework(size_t *n);

@@ -235,6 +235,12 @@ int trl_hooks_endpoint(struct trl_hooks_bind *b, struct trl_txn *t, const struct
                        const char *app, const struct trl_hooks_http_req *rq,
                        struct trl_hooks_http_resp *rs);
 
+/* Scheduled jobs (app.json hooks.schedules): plans a timer for every job whose expression or
+ * zone changed since it was planned (or that is new) and drops those of jobs no longer defined.
+ * Run in a write txn after the snapshot changes (and at start). 0 or a store error. */
+int trl_hooks_sync_jobs(struct trl_hooks_bind *b, struct trl_txn *t, int64_t now,
+                        struct trl_diag *d);
+
 /* Runs one spec file (text of tests/<name>.lua, name ending in _spec) of app: its describe / it
  * / expect tests (runtime/hooks/README.md), each in a nested txn of t that is rolled back, acting
  * as cx->who (b->testing enables trellis.as). Prints the file, one line per test and each

@@ -58,6 +58,7 @@ struct trl_server {
     atomic_bool timer_busy;                /* timer_job is queued or running */
     atomic_bool timer_more;                /* the last firing hit its batch limit */
     size_t timer_fired;                    /* timers fired by the last job (writer thread) */
+    atomic_uint_fast64_t jobs_version;     /* snapshot version scheduled jobs were planned for */
     atomic_uint_fast64_t n_timers_fired;   /* metrics: timers fired */
     pthread_t hashers[2];      /* password hashing: at most two at a time, off HTTP threads */
     int nhashers;              /* hashers started */

@@ -54,6 +54,11 @@ static void rec_ctx(struct req *r, struct trl_rec_ctx *cx)
     cx->lang = r->lang;
     cx->d = &r->d;
     cx->max_scan = r->srv->o.max_scan;
+    if (!r->hb.eng && r->srv->hooks) {
+        /* A read: hooks it fires (computed fields) may read but not write. */
+        trl_hooks_bind_init(&r->hb, r->srv->hooks, r->cat, r->wfs);
+        r->hb.read_only = true;
+    }
     cx->ev = r->hb.eng ? &r->hb.ev : NULL;
 }
 
@@ -167,10 +172,11 @@ int trl_http_job_fn(struct trl_txn *t, void *arg)
         }
     }
     /* Hooks fired by the job run in this thread's lent VM, returned when the job ends. */
+    trl_hooks_bind_done(&r->hb); /* a binding the request's read part used */
     trl_hooks_bind_init(&r->hb, r->srv->hooks, r->cat, r->wfs);
     int rc = r->d.code ? r->d.code : r->exec(r, t);
     trl_hooks_bind_done(&r->hb);
-    r->hb.eng = NULL;
+    memset(&r->hb, 0, sizeof(r->hb));
     if (rc && rc != TRL_EMAPFULL) {
         if (!r->d.code) trl_diag_set(&r->d, rc, "%s", trl_err_title(rc, "en"));
         trl_http_problem(r);

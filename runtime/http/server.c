@@ -99,7 +99,13 @@ static int timers_fn(struct trl_txn *t, void *arg)
                              .d = &d,
                              .ev = &hb.ev};
     s->timer_fired = 0;
-    int rc = trl_wf_fire_timers(t, &cx, wfs, 500, &s->timer_fired);
+    int rc = 0;
+    if (wfs->version != atomic_load(&s->jobs_version)) {
+        /* The app settings changed (or the server started): plan the scheduled jobs. */
+        rc = trl_hooks_sync_jobs(&hb, t, cx.now_ms, &d);
+        if (!rc) atomic_store(&s->jobs_version, wfs->version);
+    }
+    if (!rc) rc = trl_wf_fire_timers(t, &cx, wfs, 500, &s->timer_fired);
     trl_hooks_bind_done(&hb);
     if (rc && rc != TRL_EMAPFULL)
         trl_log(TRL_LOG_WARN, "firing timers failed: %s %s", trl_err_token(rc), d.message);
@@ -113,6 +119,7 @@ static void timers_done(void *arg, int rc)
 {
     struct trl_server *s = arg;
     if (!rc) atomic_fetch_add(&s->n_timers_fired, s->timer_fired);
+    if (rc) atomic_store(&s->jobs_version, 0); /* plan again with the next job */
     atomic_store(&s->timer_more, !rc && s->timer_fired >= 500);
     atomic_store(&s->timer_busy, false);
     atomic_fetch_sub(&s->pending_jobs, 1);
@@ -134,7 +141,13 @@ static void timers_check(struct trl_server *s)
     if (trl_store_read(s->store, &t)) return;
     int rc = trl_timer_next(t, &due);
     trl_txn_end(t);
-    if (rc || due > trl_clock_now(s->clock)) return;
+    struct trl_catalog *cat;
+    struct trl_wf_set *wfs;
+    trl_http_snapshot(s, &cat, &wfs);
+    bool replan = wfs && wfs->version != atomic_load(&s->jobs_version);
+    trl_wf_set_unref(wfs);
+    trl_catalog_unref(cat);
+    if (!replan && (rc || due > trl_clock_now(s->clock))) return;
     if (atomic_exchange(&s->timer_busy, true)) return;
     s->timer_job.fn = timers_fn;
     s->timer_job.done = timers_done;
@@ -238,6 +251,7 @@ static void req_free(struct req *r)
     trl_buf_free(&r->out);
     trl_diag_reset(&r->d);
     trl_arena_free(&r->arena);
+    trl_hooks_bind_done(&r->hb);
     trl_catalog_unref(r->cat);
     trl_wf_set_unref(r->wfs);
     free(r->url);
@@ -544,6 +558,7 @@ void trl_http_job_done(void *arg, int rc)
         if (trl_http_reload_catalog(s, &d))
             trl_log(TRL_LOG_ERROR, "cannot reload the catalog: %s", d.message);
         trl_diag_reset(&d);
+        trl_http_wake_timers(s); /* scheduled jobs may have changed */
     }
     trl_http_resume(r);
 }

@@ -6,6 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A record being changed (or read by an event): the working copy and its context. */
+struct trl_rec_move {
+    const struct trl_rec_ctx *cx;
+    const struct trl_type *ty;
+    struct trl_record *r;         /* the working copy */
+    const struct trl_record *old; /* the stored version (NULL on create) */
+    struct trl_arena *arena;
+    char state[128]; /* current state, NUL-terminated */
+    bool updatable;
+};
+
 void trl_rec_key(unsigned char k[12], uint32_t type_id, uint64_t id)
 {
     trl_put_u32be(k, type_id);
@@ -173,7 +184,7 @@ int trl_rec_resolve(const struct trl_type *ty, const char *name, size_t n,
         }
     }
     const struct trl_field *f = trl_type_field(ty, name, n);
-    if (!f) return TRL_ENOTFOUND;
+    if (!f || f->computed) return TRL_ENOTFOUND; /* computed values are not stored */
     out->id = (int)f->id;
     out->type = f->type;
     out->scale = f->scale;
@@ -396,6 +407,27 @@ int trl_rec_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
         trl_rec_column(ty, r, f->id, &v);
         rc = add_key(out, &first, f->name);
         if (rc) break;
+        if (f->computed) {
+            /* The app's hook computes it now; without one it is null. */
+            if (!cx || !t || !trl_rec_wants(cx, ty, TRL_EV_COMPUTE, f->name)) {
+                rc = trl_buf_adds(out, "null");
+                continue;
+            }
+            struct trl_rec_move m = {.cx = cx, .ty = ty, .r = (struct trl_record *)r};
+            snprintf(m.state, sizeof(m.state), "%.*s", (int)r->state.n,
+                     r->state.s ? r->state.s : "");
+            struct trl_rec_event ev = {.kind = TRL_EV_COMPUTE,
+                                       .ty = ty,
+                                       .rec = &m,
+                                       .name = f->name,
+                                       .field = f,
+                                       .out = out};
+            size_t mark = out->len;
+            int hrc = trl_rec_fire(t, cx, &ev);
+            if (hrc) return hrc;
+            if (out->len == mark) rc = trl_buf_adds(out, "null");
+            continue;
+        }
         if (f->type == TRL_FT_LONGTEXT && o->render_html && v.kind == TRL_V_BYTES) {
             char *html = cmark_markdown_to_html(v.s, v.n, CMARK_OPT_SAFE);
             if (!html) return TRL_ENOMEM;
@@ -530,6 +562,7 @@ static int check_rules(struct trl_txn *t, const struct trl_rec_ctx *cx, const st
     int rc = 0;
     for (size_t i = 0; i < ty->nfields; i++) {
         const struct trl_field *f = &ty->fields[i];
+        if (f->computed) continue;
         const struct trl_value *v = trl_record_get(r, f->id);
         bool failed_conv = false;
         for (size_t k = 0; k < d->nferrs && !failed_conv; k++)
@@ -593,6 +626,7 @@ static int diff_json(const struct trl_type *ty, const struct trl_record *old,
     *nchanges = 0;
     for (size_t i = 0; i < ty->nfields && !rc; i++) {
         const struct trl_field *f = &ty->fields[i];
+        if (f->computed) continue;
         const struct trl_value *a = old ? trl_record_get(old, f->id) : NULL;
         const struct trl_value *b = r ? trl_record_get(r, f->id) : NULL;
         struct trl_value nullv = {0};
@@ -628,16 +662,6 @@ static void set_str(struct trl_value *v, const char *s)
     v->s = s ? s : "";
     v->n = strlen(v->s);
 }
-
-struct trl_rec_move {
-    const struct trl_rec_ctx *cx;
-    const struct trl_type *ty;
-    struct trl_record *r;         /* the working copy */
-    const struct trl_record *old; /* the stored version (NULL on create) */
-    struct trl_arena *arena;
-    char state[128]; /* current state, NUL-terminated */
-    bool updatable;
-};
 
 /* A move over a record of its own (trl_rec_view_open). */
 struct view {

@@ -162,6 +162,8 @@ void trl_rec_view_close(struct trl_rec_move *m);
  *   APPROVAL_DECIDED   a decision was recorded (detail: the decision)     stored     -
  *   SLA_WARNING/BREACH a clock passed its warning or due time (detail)    stored     -
  *   ACTION             a workflow action {"hook": name} runs              writable   -
+ *   COMPUTE            a computed field is read (name, field): the        read-only  -
+ *                      listener appends the value's JSON to out
  */
 enum trl_rec_ev {
     TRL_EV_VALIDATE,
@@ -177,20 +179,23 @@ enum trl_rec_ev {
     TRL_EV_SLA_WARNING,
     TRL_EV_SLA_BREACH,
     TRL_EV_ACTION,
+    TRL_EV_COMPUTE,
     TRL_EV_COUNT
 };
 
 struct trl_rec_event {
     enum trl_rec_ev kind;
     const struct trl_type *ty;
-    struct trl_rec_move *rec; /* the record */
-    struct trl_rec_move *old; /* the record before the change, or NULL */
-    bool writable;            /* the listener may change rec */
-    const char *op;           /* create, update, delete, transition (VALIDATE), or NULL */
-    const char *name;         /* transition, approval, SLA policy or action hook; or NULL */
-    const char *from, *to;    /* transitions: states */
-    const char *comment;      /* transitions, decisions: the caller's comment, or NULL */
-    const char *detail;       /* JSON object text with more (decision, clock), or NULL */
+    struct trl_rec_move *rec;      /* the record */
+    struct trl_rec_move *old;      /* the record before the change, or NULL */
+    bool writable;                 /* the listener may change rec */
+    const char *op;                /* create, update, delete, transition (VALIDATE), or NULL */
+    const char *name;              /* transition, approval, SLA policy or action hook; or NULL */
+    const char *from, *to;         /* transitions: states */
+    const char *comment;           /* transitions, decisions: the caller's comment, or NULL */
+    const char *detail;            /* JSON object text with more (decision, clock), or NULL */
+    const struct trl_field *field; /* COMPUTE: the field */
+    struct trl_buf *out;           /* COMPUTE: where its value's JSON goes */
 };
 
 struct trl_rec_events {
@@ -200,6 +205,9 @@ struct trl_rec_events {
     /* Runs the listeners in t; 0 or a TRL_E* with cx->d filled. */
     int (*fire)(void *ud, struct trl_txn *t, const struct trl_rec_ctx *cx,
                 const struct trl_rec_event *ev);
+    /* A due timer the engine does not own ("job/..." owners: scheduled hooks), or NULL. */
+    int (*timer)(void *ud, struct trl_txn *t, const struct trl_rec_ctx *cx, const char *owner,
+                 const char *payload, size_t n);
     void *ud;
 };
 
@@ -216,6 +224,9 @@ int trl_rec_resolve_any(void *ud, const char *name, size_t n, struct trl_expr_fi
  * naming the column. Nothing happens when ty is NULL (the type is unknown: reported elsewhere). */
 void trl_rec_def_condition(struct trl_defcheck *c, const char *src, const char *path,
                            const struct trl_type *ty, struct trl_expr **cond, char **text);
+
+/* Appends the JSON of one value of field f (as records show it: decimals and dates as strings). */
+int trl_rec_value_json(const struct trl_field *f, const struct trl_value *v, struct trl_buf *out);
 
 /* Output options for reads. */
 struct trl_rec_out {

@@ -27,8 +27,6 @@ int trl_rec_resolve(const struct trl_type *ty, const char *name, size_t n,
 /* Appends the JSON of r to out. */
 int trl_rec_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                  const struct trl_record *r, const struct trl_rec_out *o, struct trl_buf *out);
-/* Appends the JSON of one value of field f. */
-int trl_rec_value_json(const struct trl_field *f, const struct trl_value *v, struct trl_buf *out);
 /* Columns that carry an index for ty, with the record's values; used by writes and check. */
 struct trl_idx_entry {
     uint32_t col;       /* column id */

@@ -110,6 +110,7 @@ static const char *key_order[] = {
     "unique",
     "indexed",
     "read_only",
+    "computed",
     "default",
     "scale",
     "min",
@@ -685,7 +686,7 @@ static void compile_labels(struct trl_defcheck *c, const cJSON *j, const char *p
 static const char *field_keys[] = {
     "name",      "type",    "labels",   "help",     "required",    "unique",       "indexed",
     "read_only", "default", "scale",    "min",      "max",         "min_length",   "max_length",
-    "pattern",   "options", "ref_type", "max_size", "media_types", "renamed_from",
+    "pattern",   "options", "ref_type", "max_size", "media_types", "renamed_from", "computed",
 };
 static const char *type_keys[] = {
     "name",     "labels",        "description", "title_field", "assignee_field",
@@ -825,6 +826,22 @@ static void compile_field(struct trl_defcheck *c, const cJSON *j, const char *pa
     f->indexed = get_bool(c, j, "indexed", path) || f->unique || f->type == TRL_FT_ENUM ||
                  f->type == TRL_FT_REF || f->type == TRL_FT_USER || f->type == TRL_FT_ATTACHMENT;
     f->read_only = get_bool(c, j, "read_only", path);
+    f->computed = get_bool(c, j, "computed", path);
+    if (f->computed) {
+        /* Evaluated by a hook on read, never stored: nothing to index, require or default. */
+        static const char *const no[] = {"required", "unique", "indexed", "default"};
+        for (size_t k = 0; k < 4; k++)
+            if (cJSON_GetObjectItemCaseSensitive(j, no[k])) {
+                snprintf(p, sizeof(p), "%s.%s", path, no[k]);
+                trl_def_err(c, p, "a computed field is not stored: it cannot be %s", no[k]);
+            }
+        if (f->type == TRL_FT_ATTACHMENT) {
+            snprintf(p, sizeof(p), "%s.computed", path);
+            trl_def_err(c, p, "attachment fields cannot be computed");
+        }
+        f->read_only = true;
+        f->indexed = f->unique = f->required = false;
+    }
     if ((f->unique || get_bool(c, j, "indexed", path)) &&
         (f->type == TRL_FT_LONGTEXT || f->type == TRL_FT_JSON)) {
         snprintf(p, sizeof(p), "%s.indexed", path);

@@ -59,6 +59,8 @@ struct trl_field {
     bool unique;                /* no two records share a value */
     bool indexed;               /* has an index (also true for enum, ref, user, unique) */
     bool read_only;             /* not writable through the records API */
+    bool computed;              /* evaluated on read by the app's hook computed.<name>; never
+                                   stored (read_only, not indexed, not filterable) */
     int scale;                  /* decimal places (decimal) */
     bool has_min, has_max;      /* bounds present */
     int64_t min, max;           /* int, decimal (scaled), date (days), datetime (ms) */

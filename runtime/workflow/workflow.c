@@ -3054,6 +3054,12 @@ static int fire_one(void *ud, struct trl_txn *t, int64_t due, const char *owner,
     struct fire_ctx *f = ud;
     (void)due;
     if (strncmp(owner, "appr/", 5) == 0) return fire_escalation(f, t, owner, payload, pn);
+    if (strncmp(owner, "job/", 4) == 0) {
+        const struct trl_rec_events *ev = f->cx->ev;
+        if (ev && ev->timer) return ev->timer(ev->ud, t, f->cx, owner, payload, pn);
+        trl_log(TRL_LOG_WARN, "timer %s fired with no hooks to run it", owner);
+        return 0;
+    }
     /* owner: "sla/<type>/<record>/<target>" */
     char type[64], target[64];
     unsigned long long rec;
