@@ -709,12 +709,42 @@ void hk_push_ctx(lua_State *L, struct hk_frame *fr)
 /* ---------------------------------------------------------------------------------------------
  * trellis.*
  */
-/* Decodes the JSON in the box's buffer, frees the box, returns 1 value. */
-static int return_json(lua_State *L, struct hk_box *bx, size_t from)
+/* In the record table at idx (as the API renders it), decimal fields become numbers, as `rec`
+ * gives them (integers when whole). */
+static void fix_record(lua_State *L, int idx, const struct trl_type *ty)
+{
+    idx = lua_absindex(L, idx);
+    if (!lua_istable(L, idx)) return;
+    for (size_t i = 0; i < ty->nfields; i++) {
+        const struct trl_field *f = &ty->fields[i];
+        if (f->type != TRL_FT_DECIMAL) continue;
+        lua_pushstring(L, f->name);
+        if (lua_rawget(L, idx) == LUA_TSTRING) {
+            size_t n;
+            const char *s = lua_tolstring(L, -1, &n);
+            char buf[64];
+            snprintf(buf, sizeof(buf), "%.*s", (int)(n < 63 ? n : 63), s);
+            /* "12.00" -> 12, "12.30" -> 12.3 */
+            char *dot = strchr(buf, '.');
+            bool whole = true;
+            for (char *p = dot ? dot + 1 : NULL; p && *p; p++)
+                if (*p != '0') whole = false;
+            if (dot && whole) *dot = 0;
+            lua_pushstring(L, f->name);
+            if (lua_stringtonumber(L, buf) == 0) lua_pushvalue(L, -3);
+            lua_rawset(L, idx);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* Decodes the JSON in the box's buffer (a record of ty, or NULL), frees the box, returns 1. */
+static int return_json(lua_State *L, struct hk_box *bx, size_t from, const struct trl_type *ty)
 {
     /* The text stays in the box (collected with it if decoding raises). */
     hk_json_push_text(L, bx->out.data + from, bx->out.len - from);
     box_clear(bx);
+    if (ty) fix_record(L, -1, ty);
     return 1;
 }
 
@@ -737,7 +767,7 @@ static int l_get(lua_State *L)
         return 1;
     }
     if (rc) return raise_box(L, bx, rc);
-    return return_json(L, bx, 0);
+    return return_json(L, bx, 0, ty);
 }
 
 /* trellis.query(type [, filter [, {sort=, limit=, fields=, cursor=}]]) -> items, next_cursor */
@@ -770,6 +800,12 @@ static int l_query(lua_State *L)
     box_clear(bx);
     int res = lua_gettop(L);
     lua_getfield(L, res, "items");
+    int items = lua_gettop(L);
+    for (lua_Integer i = 1; lua_rawgeti(L, items, i) == LUA_TTABLE; i++) {
+        fix_record(L, -1, ty);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     lua_getfield(L, res, "next_cursor");
     return 2;
 }
@@ -866,7 +902,9 @@ static int do_write(lua_State *L, struct wjob *j)
         lua_pushboolean(L, 1);
         return 1;
     }
-    return return_json(L, j->bx, 0);
+    return return_json(
+        L, j->bx, 0,
+        j->kind == W_TRANSITION || j->kind == W_CREATE || j->kind == W_UPDATE ? j->ty : NULL);
 }
 
 /* trellis.create(type, fields) -> record */
