@@ -1023,14 +1023,45 @@ static int l_user(lua_State *L)
     return 1;
 }
 
-/* trellis.log(message [, level]) — level "info" (default), "warn" or "error"; to the server
- * log with the hook's file and line. At most 100 lines of 2000 bytes per call. */
+/* trellis.log(message [, level | {level=, history=true}]) — level "info" (default), "warn" or
+ * "error"; to the server log with the hook's file and line, and with history = true into the
+ * history of the record the event is about. At most 100 lines of 2000 bytes per call. */
 static int l_log(lua_State *L)
 {
     struct hk_frame *fr = frame_of(L, "log");
     size_t ml;
     const char *msg = luaL_tolstring(L, 1, &ml);
-    const char *lv = luaL_optstring(L, 2, "info");
+    const char *lv = "info";
+    bool history = false;
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_getfield(L, 2, "level");
+        if (lua_type(L, -1) == LUA_TSTRING) lv = lua_tostring(L, -1);
+        lua_getfield(L, 2, "history");
+        history = lua_toboolean(L, -1);
+        lua_pop(L, 1); /* the level string stays referenced by the options table */
+    } else {
+        lv = luaL_optstring(L, 2, "info");
+    }
+    if (history) {
+        /* Into the history of the record the event is about: the event of the change being
+         * written, or a note event of its own once the record is written. */
+        struct trl_rec_move *m = fr->ev ? fr->ev->rec : NULL;
+        if (!m) return luaL_error(L, "trellis.log: history needs a record event (not here)");
+        size_t hl = ml < LOG_MAX_BYTES ? ml : LOG_MAX_BYTES;
+        int rc = trl_rec_move_note(m, msg, hl);
+        if (rc == TRL_ECONFLICT) {
+            if (fr->b->read_only)
+                return luaL_error(L, "trellis.log: this request only reads; history needs a write");
+            struct trl_diag nd;
+            trl_diag_init(&nd);
+            struct trl_rec_ctx ncx = *fr->cx;
+            ncx.d = &nd;
+            rc = trl_rec_note(fr->t, &ncx, trl_rec_move_type(m), trl_rec_move_id(m), msg, hl);
+            trl_diag_reset(&nd);
+        }
+        if (rc)
+            return luaL_error(L, "trellis.log: cannot write the history (%s)", trl_err_token(rc));
+    }
     enum trl_log_level level = strcmp(lv, "error") == 0  ? TRL_LOG_ERROR
                                : strcmp(lv, "warn") == 0 ? TRL_LOG_WARN
                                                          : TRL_LOG_INFO;

@@ -15,6 +15,7 @@ struct trl_rec_move {
     struct trl_arena *arena;
     char state[128]; /* current state, NUL-terminated */
     bool updatable;
+    struct trl_buf *notes; /* JSON strings for the history event this change writes, or NULL */
 };
 
 void trl_rec_key(unsigned char k[12], uint32_t type_id, uint64_t id)
@@ -644,6 +645,47 @@ static int diff_json(const struct trl_type *ty, const struct trl_record *old,
     return rc ? TRL_ENOMEM : 0;
 }
 
+/* The history members of a change: extra (members without a leading comma, may be NULL) and
+ * the notes hooks added, as "notes":[...]. Points *out at the text to pass (owned by buf). */
+static int hist_extra(const char *extra, const struct trl_buf *notes, struct trl_buf *buf,
+                      const char **out)
+{
+    *out = extra;
+    if (!notes || !notes->len) return 0;
+    int rc = (extra && *extra && (trl_buf_adds(buf, extra) || trl_buf_addc(buf, ','))) ||
+             trl_buf_adds(buf, "\"notes\":[") || trl_buf_add(buf, notes->data, notes->len) ||
+             trl_buf_addc(buf, ']');
+    *out = buf->data;
+    return rc ? TRL_ENOMEM : 0;
+}
+
+int trl_rec_move_note(struct trl_rec_move *m, const char *text, size_t n)
+{
+    if (!m->notes) return TRL_ECONFLICT;
+    if (m->notes->len >= 16384) return 0; /* enough said */
+    int rc =
+        (m->notes->len && trl_buf_addc(m->notes, ',')) || trl_buf_add_json_str(m->notes, text, n);
+    return rc ? TRL_ENOMEM : 0;
+}
+
+int trl_rec_note(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 uint64_t id, const char *text, size_t n)
+{
+    struct trl_buf ex;
+    trl_buf_init(&ex);
+    int rc = trl_buf_adds(&ex, "\"notes\":[") || trl_buf_add_json_str(&ex, text, n) ||
+                     trl_buf_addc(&ex, ']')
+                 ? TRL_ENOMEM
+                 : 0;
+    struct trl_rec_ctx ecx = *cx;
+    ecx.acc = NULL;
+    ecx.ev = NULL; /* a note is not a change hooks hear about */
+    struct trl_rec_move_opts o = {.action = "note", .extra = &ex};
+    if (!rc) rc = trl_rec_move(t, &ecx, ty, id, 0, NULL, 0, &o, NULL);
+    trl_buf_free(&ex);
+    return rc;
+}
+
 static int store_record(struct trl_txn *t, const struct trl_record *r, bool fresh)
 {
     struct trl_buf b;
@@ -803,11 +845,13 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
 {
     struct trl_record r;
     struct trl_arena arena;
-    struct trl_buf diff;
+    struct trl_buf diff, notes, hxbuf;
     char name[200] = "";
     trl_record_init(&r);
     trl_arena_init(&arena);
     trl_buf_init(&diff);
+    trl_buf_init(&notes);
+    trl_buf_init(&hxbuf);
     if (cx->acc && cx->acc->create == TRL_SCOPE_NONE) {
         trl_diag_set(cx->d, TRL_EFORBIDDEN, "your roles may not create %s records", ty->name);
         trl_diag_zh(cx->d, "你的角色无权创建 %s 记录", ty->name);
@@ -824,7 +868,8 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     r.created_at = r.updated_at = cx->now_ms;
     int rc = apply_inputs(cx, ty, &r, in, n, &arena);
     if (rc) goto out;
-    struct trl_rec_move m = {.cx = cx, .ty = ty, .r = &r, .arena = &arena, .updatable = true};
+    struct trl_rec_move m = {
+        .cx = cx, .ty = ty, .r = &r, .arena = &arena, .updatable = true, .notes = &notes};
     snprintf(m.state, sizeof(m.state), "%s", ty->initial_state);
     if (!cx->d->nferrs) {
         struct trl_rec_event ev = {
@@ -855,11 +900,15 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     }
     size_t nch;
     if ((rc = diff_json(ty, NULL, &r, &diff, &nch))) goto out;
-    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "create", diff.data, diff.len, NULL))) goto out;
+    const char *hx;
+    if ((rc = hist_extra(NULL, &notes, &hxbuf, &hx))) goto out;
+    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "create", diff.data, diff.len, hx))) goto out;
     if ((rc = store_record(t, &r, true))) goto out;
     *id = r.id;
     if (out) rc = trl_rec_json(t, cx, ty, &r, NULL, out);
 out:
+    trl_buf_free(&notes);
+    trl_buf_free(&hxbuf);
     trl_buf_free(&diff);
     trl_record_free(&r);
     trl_arena_free(&arena);
@@ -914,10 +963,12 @@ static int change(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
 {
     struct trl_record old, r;
     struct trl_arena arena;
-    struct trl_buf diff;
+    struct trl_buf diff, notes, hxbuf;
     trl_record_init(&r);
     trl_arena_init(&arena);
     trl_buf_init(&diff);
+    trl_buf_init(&notes);
+    trl_buf_init(&hxbuf);
     int rc = trl_rec_load(t, ty, id, &arena, &old);
     if (rc == TRL_ENOTFOUND) rc = not_found(cx, ty, id);
     if (rc) {
@@ -945,7 +996,8 @@ static int change(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
     }
     memcpy(r.vals, old.vals, old.nvals * sizeof(*r.vals));
     r.capvals = old.nvals ? old.nvals : 1;
-    struct trl_rec_move m = {.cx = cx, .ty = ty, .r = &r, .old = &old, .arena = &arena};
+    struct trl_rec_move m = {
+        .cx = cx, .ty = ty, .r = &r, .old = &old, .arena = &arena, .notes = &notes};
     snprintf(m.state, sizeof(m.state), "%.*s", (int)old.state.n, old.state.s ? old.state.s : "");
     m.updatable = updatable;
     if (o->guard && (rc = o->guard(o->ud, TRL_MOVE_LOADED, &m))) {
@@ -1005,8 +1057,10 @@ static int change(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
         if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
         goto out;
     }
+    const char *hx;
+    if ((rc = hist_extra(o->extra ? o->extra->data : NULL, &notes, &hxbuf, &hx))) goto out;
     if ((rc = trl_rec_hist_append(t, cx, ty, &r, o->action ? o->action : "update", diff.data,
-                                  diff.len, o->extra ? o->extra->data : NULL)))
+                                  diff.len, hx)))
         goto out;
     if ((rc = store_record(t, &r, false))) goto out;
     if (out) {
@@ -1016,6 +1070,8 @@ static int change(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
         trl_record_free(&fresh);
     }
 out:
+    trl_buf_free(&notes);
+    trl_buf_free(&hxbuf);
     trl_buf_free(&diff);
     trl_record_free(&r);
     trl_record_free(&old);

@@ -134,6 +134,13 @@ const struct trl_type *trl_rec_move_type(const struct trl_rec_move *m);
 uint64_t trl_rec_move_id(const struct trl_rec_move *m);
 const struct trl_rec_ctx *trl_rec_move_ctx(const struct trl_rec_move *m);
 enum trl_fmode trl_rec_move_mode(const struct trl_rec_move *m, const struct trl_field *f);
+/* Adds text to the history event the change of m will write (member "notes"). TRL_ECONFLICT
+ * when m writes no event (a stored record's view: use trl_rec_note). */
+int trl_rec_move_note(struct trl_rec_move *m, const char *text, size_t n);
+/* Writes a history event with action "note" and the text to record id (a new version); the
+ * engine acts (no row scope, no events). */
+int trl_rec_note(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 uint64_t id, const char *text, size_t n);
 /* A stored record as a move of its own (for events after a write): loaded unrestricted, its
  * values copied, so it stays valid across later writes of the txn. Owned: trl_rec_view_close.
  * Errors: TRL_ENOTFOUND, TRL_ECORRUPT, TRL_ENOMEM. */
