@@ -18,7 +18,8 @@ static const char KEY_RECMT[] = "trl.recmt";
 static const char KEY_ERRMT[] = "trl.errmt";
 static const char KEY_BOXMT[] = "trl.boxmt";
 
-#define LOG_MAX_LINES 100 /* trellis.log lines per call */
+#define LOG_MAX_LINES 100  /* trellis.log lines per call */
+#define HK_MAX_SCAN   20000 /* records one trellis.query / count may examine */
 #define LOG_MAX_BYTES 2000
 
 /* ---------------------------------------------------------------------------------------------
@@ -322,6 +323,9 @@ static void op_ctx(struct hk_frame *fr, const struct trl_type *ty, struct hk_box
     cx->d = &bx->d;
     cx->ev = &fr->b->ev;
     cx->acc = NULL;
+    /* No C call may run long (the count hook cannot stop it): a query from a hook examines at
+     * most HK_MAX_SCAN records, and says to add an indexed filter otherwise. */
+    if (!cx->max_scan || cx->max_scan > HK_MAX_SCAN) cx->max_scan = HK_MAX_SCAN;
     if (!fr->privileged && (bx->modes = malloc(ty->nfields + 1))) {
         trl_rec_access(ty, fr->cx->who, acc, bx->modes);
         cx->acc = acc;
