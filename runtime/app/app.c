@@ -382,6 +382,20 @@ static int prefix_errors(const struct trl_app_file *f, struct trl_diag *d, int r
     return rc;
 }
 
+/* `require` while checking a module being installed: the bundle's other hook modules. */
+static int resolve_bundle(void *ud, const char *app, const char *module, struct trl_hooks_src *out,
+                          struct trl_diag *d)
+{
+    (void)d;
+    const struct trl_app_bundle *b = ud;
+    for (size_t i = 0; i < b->nfiles; i++)
+        if (strcmp(b->files[i].kind, "hook") == 0 && strcmp(b->files[i].name, module) == 0) {
+            *out = (struct trl_hooks_src){app, module, "check", b->files[i].text, b->files[i].n};
+            return 0;
+        }
+    return TRL_ENOTFOUND;
+}
+
 struct stale {
     const struct trl_app_bundle *b;
     const char *kind;
@@ -463,7 +477,8 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
             char *canon = NULL;
             if (strcmp(f->kind, "hook") == 0) {
                 /* Compiled and run before anything is stored: a broken module is refused. */
-                if ((rc = trl_hooks_check(b->name, f->name, f->text, f->n, d)))
+                if ((rc = trl_hooks_check(b->name, f->name, f->text, f->n, resolve_bundle,
+                                          (void *)b, d)))
                     return prefix_errors(f, d, rc == TRL_EHOOK ? TRL_EVALIDATION : rc);
                 canon = trl_strndup(f->text, f->n);
             } else if (strcmp(f->kind, "hooktest") == 0) {

@@ -18,7 +18,7 @@ static const char KEY_RECMT[] = "trl.recmt";
 static const char KEY_ERRMT[] = "trl.errmt";
 static const char KEY_BOXMT[] = "trl.boxmt";
 
-#define LOG_MAX_LINES 100  /* trellis.log lines per call */
+#define LOG_MAX_LINES 100   /* trellis.log lines per call */
 #define HK_MAX_SCAN   20000 /* records one trellis.query / count may examine */
 #define LOG_MAX_BYTES 2000
 
@@ -164,10 +164,11 @@ static const char *raw_str(lua_State *L, int t, const char *k, char *buf, size_t
         size_t o = 0;
         for (size_t i = 0; i < l && o + 1 < n; i++)
             buf[o++] = (unsigned char)s[i] < 0x20 ? ' ' : s[i];
+        /* Cut short: end before the character the cut went through. */
+        if (o < l)
+            while (o > 0 && ((unsigned char)s[o] & 0xC0) == 0x80)
+                o--;
         buf[o] = 0;
-        while (o > 0 && ((unsigned char)buf[o - 1] & 0xC0) == 0x80)
-            buf[--o] = 0; /* no cut character at the end */
-        if (o > 0 && (unsigned char)buf[o - 1] >= 0xC0) buf[--o] = 0;
     }
     lua_pop(L, 1);
     return buf;
@@ -422,10 +423,12 @@ static void to_input(lua_State *L, int idx, const struct trl_field *f, struct tr
         } else {
             lua_Number x = lua_tonumber(L, idx);
             if (!isfinite((double)x)) luaL_error(L, "%s: NaN and infinity are not values", name);
-            if (f && f->type == TRL_FT_DECIMAL)
-                snprintf(num, sizeof(num), "%.*f", f->scale, (double)x);
-            else
-                snprintf(num, sizeof(num), "%.17g", (double)x);
+            /* The shortest text that reads back as the same number: 12.35 stays "12.35", and a
+             * decimal field refuses 12.345 at scale 2 as the API does (no silent rounding). */
+            for (int prec = 15; prec <= 17; prec++) {
+                snprintf(num, sizeof(num), "%.*g", prec, (double)x);
+                if (strtod(num, NULL) == (double)x) break;
+            }
         }
         in->kind = TRL_IN_NUMBER;
         if (!(in->s = trl_arena_strndup(arena, num, strlen(num)))) luaL_error(L, "out of memory");
@@ -436,6 +439,9 @@ static void to_input(lua_State *L, int idx, const struct trl_field *f, struct tr
         in->s = lua_tolstring(L, idx, &in->n);
         return;
     case LUA_TTABLE: {
+        if (f && f->type != TRL_FT_JSON)
+            luaL_error(L, "%s: a table is a value of json fields only (this one is %s)", name,
+                       trl_ftype_name(f->type));
         size_t mark = jbuf->len;
         hk_json_encode_value(L, idx, jbuf);
         if (!(in->s = trl_arena_strndup(arena, jbuf->data + mark, jbuf->len - mark)))
@@ -640,7 +646,12 @@ void hk_push_rec(lua_State *L, struct hk_frame *fr, struct trl_rec_move *m, bool
     *r = (struct hk_rec){.m = m, .fr = fr, .writable = writable, .valid = true};
     lua_getfield(L, LUA_REGISTRYINDEX, KEY_RECMT);
     lua_setmetatable(L, -2);
-    if (slot >= 0 && slot < 2) fr->recs[slot] = r;
+    if (slot < 0 || slot >= 2) return;
+    /* Pinned until hk_frame_end marks it ended: the full collection after a stopped call must
+     * not free it while the frame still points at it. */
+    lua_pushvalue(L, -1);
+    fr->refs[slot] = luaL_ref(L, LUA_REGISTRYINDEX);
+    fr->recs[slot] = r;
 }
 
 int hk_read_computed(lua_State *L, int nres, void *ud, struct trl_diag *d)
@@ -673,10 +684,14 @@ int hk_read_computed(lua_State *L, int nres, void *ud, struct trl_diag *d)
     return rc;
 }
 
-void hk_frame_end(struct hk_frame *fr)
+void hk_frame_end(lua_State *L, struct hk_frame *fr)
 {
     for (int i = 0; i < 2; i++)
-        if (fr->recs[i]) fr->recs[i]->valid = false;
+        if (fr->recs[i]) {
+            fr->recs[i]->valid = false;
+            luaL_unref(L, LUA_REGISTRYINDEX, fr->refs[i]);
+            fr->recs[i] = NULL;
+        }
 }
 
 void hk_push_ctx(lua_State *L, struct hk_frame *fr)
@@ -719,6 +734,19 @@ static void fix_record(lua_State *L, int idx, const struct trl_type *ty)
 {
     idx = lua_absindex(L, idx);
     if (!lua_istable(L, idx)) return;
+    /* Columns without a value are nil, as in `rec` (not trellis.json.null). */
+    hk_json_push_null(L);
+    int nul = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_rawequal(L, -1, nul)) {
+            lua_pushvalue(L, -2);
+            lua_pushnil(L);
+            lua_rawset(L, idx); /* clearing a present field during the traversal is allowed */
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     for (size_t i = 0; i < ty->nfields; i++) {
         const struct trl_field *f = &ty->fields[i];
         if (f->type != TRL_FT_DECIMAL) continue;
@@ -811,6 +839,10 @@ static int l_query(lua_State *L)
     }
     lua_pop(L, 1);
     lua_getfield(L, res, "next_cursor");
+    if (lua_type(L, -1) != LUA_TSTRING) { /* the last page: nil, not json.null */
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
     return 2;
 }
 

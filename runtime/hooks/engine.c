@@ -560,7 +560,7 @@ static int call_src(struct trl_hooks_bind *b, struct hk_frame *fr, const struct 
     __atomic_add_fetch(&b->eng->calls, 1, __ATOMIC_RELAXED);
     int rc = trl_hooks_call(vm, src, fn, push, read, fr, &lim, &hd);
     b->frame = fr->outer;
-    hk_frame_end(fr);
+    hk_frame_end(vm->L, fr);
     if (rc) return hook_failed(b->eng, cx, &hd, rc, src->app, src->module, fn);
     trl_diag_reset(&hd);
     return 0;
@@ -653,8 +653,8 @@ static int push_event(lua_State *L, void *ud)
     case TRL_EV_AFTER_TRANSITION:
     case TRL_EV_ACTION:
         lua_createtable(L, 0, 4);
-        if (ev->name && ev->kind != TRL_EV_ACTION) {
-            lua_pushstring(L, ev->name);
+        if (ev->kind == TRL_EV_ACTION ? ev->transition != NULL : ev->name != NULL) {
+            lua_pushstring(L, ev->kind == TRL_EV_ACTION ? ev->transition : ev->name);
             lua_setfield(L, -2, "name");
         }
         if (ev->from) {
@@ -784,11 +784,12 @@ static int want_table(lua_State *L, int nres, void *ud, struct trl_diag *d)
 }
 
 int trl_hooks_check(const char *app, const char *module, const char *text, size_t n,
-                    struct trl_diag *d)
+                    trl_hooks_resolve_fn resolve, void *ud, struct trl_diag *d)
 {
     struct trl_hooks_vm *vm;
     int rc = trl_hooks_vm_new(NULL, &vm, d);
     if (rc) return rc;
+    trl_hooks_vm_set_resolver(vm, resolve, ud);
     if ((rc = hk_api_install(vm, d))) {
         trl_hooks_vm_free(vm);
         return rc;

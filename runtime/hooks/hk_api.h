@@ -84,6 +84,7 @@ struct hk_frame {
     bool privileged;                /* acts unrestricted */
     struct hk_frame *outer;         /* the frame this one runs inside */
     struct hk_rec *recs[2];         /* `rec` objects to invalidate when the call ends */
+    int refs[2];                    /* their registry references (pinned until then) */
     unsigned logs;                  /* trellis.log lines written */
     void *user;                     /* trl_hooks_run's callbacks */
 };
@@ -118,7 +119,7 @@ void hk_push_rec(lua_State *L, struct hk_frame *fr, struct trl_rec_move *m, bool
 /* Reads a computed field's value (the hook's first result) into the event's out as JSON. */
 int hk_read_computed(lua_State *L, int nres, void *ud, struct trl_diag *d);
 /* Invalidates the frame's `rec` objects. */
-void hk_frame_end(struct hk_frame *fr);
+void hk_frame_end(lua_State *L, struct hk_frame *fr);
 
 /* jobs.c: fires the timer of a scheduled job (trl_rec_events.timer). */
 int hk_job_timer(void *ud, struct trl_txn *t, const struct trl_rec_ctx *cx, const char *owner,

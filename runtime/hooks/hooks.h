@@ -253,9 +253,11 @@ int trl_hooks_spec_run(struct trl_hooks_bind *b, struct trl_txn *t, const struct
                        struct trl_hooks_spec_result *res);
 
 /* Checks a hook module's text before it is saved: it compiles (from text), its top-level code
- * runs within the default limits and returns a table. TRL_EVALIDATION (rule "syntax",
+ * runs within the default limits and returns a table; `require` of the app's other modules goes
+ * through resolve (the modules as they will be: the app folder being installed, or the stored
+ * ones; NULL: none). TRL_EVALIDATION (rule "syntax",
  * path "app/hooks/x.lua:LINE") or TRL_EHOOK (rule runtime/module/limits) with d saying why. */
 int trl_hooks_check(const char *app, const char *module, const char *text, size_t n,
-                    struct trl_diag *d);
+                    trl_hooks_resolve_fn resolve, void *ud, struct trl_diag *d);
 
 #endif

@@ -89,6 +89,21 @@ static int exec_delete_hook(struct req *r, struct trl_txn *t)
     return rc;
 }
 
+/* `require` while checking a module: the app's other stored modules. */
+static int resolve_stored(void *ud, const char *app, const char *module, struct trl_hooks_src *out,
+                          struct trl_diag *d)
+{
+    (void)d;
+    struct req *r = ud;
+    char key[160];
+    snprintf(key, sizeof(key), "%s/%s", app, module);
+    const struct trl_wf_text *h =
+        r->wfs ? trl_wf_text_find(r->wfs->hooks, r->wfs->nhooks, key) : NULL;
+    if (!h) return TRL_ENOTFOUND;
+    *out = (struct trl_hooks_src){app, module, "check", h->text, h->n};
+    return 0;
+}
+
 void trl_http_meta_hooks(struct req *r, const char *rest)
 {
     const struct trl_wf_set *ws = r->wfs;
@@ -136,7 +151,7 @@ void trl_http_meta_hooks(struct req *r, const char *rest)
     snprintf(app, sizeof(app), "%.*s", (int)(strchr(r->type_name, '/') - r->type_name),
              r->type_name);
     int rc = trl_hooks_check(app, strchr(r->type_name, '/') + 1, r->body.data ? r->body.data : "",
-                             r->body.len, &r->d);
+                             r->body.len, resolve_stored, r, &r->d);
     if (rc) {
         if (rc == TRL_EHOOK) r->d.code = TRL_EVALIDATION; /* the text is what is wrong */
         return trl_http_problem(r);

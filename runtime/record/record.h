@@ -199,6 +199,7 @@ struct trl_rec_event {
     const char *op;                /* create, update, delete, transition (VALIDATE), or NULL */
     const char *name;              /* transition, approval, SLA policy or action hook; or NULL */
     const char *from, *to;         /* transitions: states */
+    const char *transition;        /* ACTION: the transition (or SLA phase) running the action */
     const char *comment;           /* transitions, decisions: the caller's comment, or NULL */
     const char *detail;            /* JSON object text with more (decision, clock), or NULL */
     const struct trl_field *field; /* COMPUTE: the field */

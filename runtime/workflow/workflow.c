@@ -2070,7 +2070,9 @@ static int hook_action(struct runner *g, struct trl_rec_move *m, const struct tr
                                .writable = true,
                                .name = a->ref,
                                .from = g->from[0] ? g->from : NULL,
-                               .to = g->t ? g->t->to : NULL};
+                               .to = g->t ? g->t->to : NULL,
+                               .transition = g->t ? g->t->name : NULL,
+                               .comment = g->run ? g->run->comment : NULL};
     if (!trl_rec_wants(g->cx, g->ty, TRL_EV_ACTION, a->ref)) {
         trl_diag_set(g->cx->d, TRL_ECONFLICT,
                      "action hook '%s' is not defined: the app has no such hook function", a->ref);
