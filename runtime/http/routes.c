@@ -1374,6 +1374,18 @@ static void metrics(struct req *r)
                    "# TYPE trellis_timers_fired_total counter\n"
                    "trellis_timers_fired_total %llu\n",
                    (unsigned long long)atomic_load(&s->n_timers_fired));
+    if (s->hooks) {
+        struct trl_hooks_engine_stats hs;
+        trl_hooks_engine_stats(s->hooks, &hs);
+        trl_buf_printf(o,
+                       "# HELP trellis_hook_calls_total Lua hook functions called.\n"
+                       "# TYPE trellis_hook_calls_total counter\ntrellis_hook_calls_total %llu\n"
+                       "# HELP trellis_hook_errors_total Hook calls that failed or refused.\n"
+                       "# TYPE trellis_hook_errors_total counter\ntrellis_hook_errors_total %llu\n"
+                       "# HELP trellis_hook_vms Lua VMs made (one per thread that ran hooks).\n"
+                       "# TYPE trellis_hook_vms gauge\ntrellis_hook_vms %zu\n",
+                       (unsigned long long)hs.calls, (unsigned long long)hs.errors, hs.vms);
+    }
     trl_buf_printf(
         o,
         "# HELP trellis_store_commits_total Group commits of the writer.\n"
