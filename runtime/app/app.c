@@ -3,6 +3,7 @@
 
 #include "calendar/calendar.h"
 #include "hooks/hooks.h"
+#include "report/report.h"
 #include "workflow/workflow.h"
 
 #include <cjson/cJSON.h>
@@ -22,8 +23,9 @@ struct folder {
 static const struct folder folders[] = {
     {"types", "type", ".json"},         {"calendars", "calendar", ".json"},
     {"workflows", "workflow", ".json"}, {"forms", "form", ".json"},
-    {"reports", "report", ".json"},     {"i18n", "i18n", ".json"},
-    {"hooks", "hook", ".lua"},          {"tests", "hooktest", ".lua"},
+    {"reports", "report", ".json"},     {"dashboards", "dashboard", ".json"},
+    {"i18n", "i18n", ".json"},          {"hooks", "hook", ".lua"},
+    {"tests", "hooktest", ".lua"},
 };
 
 #define MAX_FILE (4 << 20)
@@ -423,8 +425,14 @@ static int find_stale(void *ud, const char *name, const char *json, size_t n)
     return 0;
 }
 
-int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *changed,
-                    struct trl_diag *d)
+/* The snapshot reports are checked against, loaded on the first report (owned). */
+struct defs {
+    struct trl_catalog *cat;
+    struct trl_wf_set *ws;
+};
+
+static int install(struct trl_txn *t, const struct trl_app_bundle *b, bool *changed,
+                   struct trl_diag *d, struct defs *x)
 {
     *changed = false;
     /* Types first in two passes: every type exists before refs between them are checked. */
@@ -457,6 +465,29 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
             free(owner);
             bool ch = false;
             rc = trl_wf_calendar_put(t, f->name, f->text, f->n, b->name, &ch, d);
+            if (rc) return prefix_errors(f, d, rc);
+            *changed |= ch;
+        } else if (strcmp(f->kind, "report") == 0 || strcmp(f->kind, "dashboard") == 0) {
+            bool report = strcmp(f->kind, "report") == 0;
+            char *owner = NULL;
+            if (trl_meta_get(t, report ? "reportapp" : "dashboardapp", f->name, &owner) == 0 &&
+                *owner && strcmp(owner, b->name) != 0) {
+                trl_diag_set(d, TRL_ECONFLICT, "%s: %s '%s' belongs to app '%s'", f->path, f->kind,
+                             f->name, owner);
+                free(owner);
+                return TRL_ECONFLICT;
+            }
+            free(owner);
+            /* Reports are checked against the types and workflows as installed so far (their
+             * folders come first). */
+            if (report && !x->cat) {
+                if ((rc = trl_catalog_load(t, &x->cat, d)) ||
+                    (rc = trl_wf_set_load(t, x->cat, &x->ws, d)))
+                    return rc;
+            }
+            bool ch = false;
+            rc = report ? trl_report_put(t, x->cat, x->ws, f->name, f->text, f->n, b->name, &ch, d)
+                        : trl_dashboard_put(t, f->name, f->text, f->n, b->name, &ch, d);
             if (rc) return prefix_errors(f, d, rc);
             *changed |= ch;
         } else if (strcmp(f->kind, "workflow") == 0) {
@@ -526,6 +557,16 @@ int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *cha
     return trl_wf_check_all(t, d);
 }
 
+int trl_app_install(struct trl_txn *t, const struct trl_app_bundle *b, bool *changed,
+                    struct trl_diag *d)
+{
+    struct defs x = {0};
+    int rc = install(t, b, changed, d, &x);
+    trl_wf_set_unref(x.ws);
+    trl_catalog_unref(x.cat);
+    return rc;
+}
+
 static int write_file(const char *dir, const char *sub, const char *name, const char *ext,
                       const char *text, struct trl_diag *d)
 {
@@ -587,10 +628,12 @@ int trl_app_export(struct trl_txn *t, const char *name, const char *dir, struct 
                                .t = t,
                                .d = d,
                                .owner_kind =
-                                   strcmp(folders[fi].kind, "type") == 0       ? "typeapp"
-                                   : strcmp(folders[fi].kind, "workflow") == 0 ? "workflowapp"
-                                   : strcmp(folders[fi].kind, "calendar") == 0 ? "calendarapp"
-                                                                               : NULL};
+                                   strcmp(folders[fi].kind, "type") == 0        ? "typeapp"
+                                   : strcmp(folders[fi].kind, "workflow") == 0  ? "workflowapp"
+                                   : strcmp(folders[fi].kind, "calendar") == 0  ? "calendarapp"
+                                   : strcmp(folders[fi].kind, "report") == 0    ? "reportapp"
+                                   : strcmp(folders[fi].kind, "dashboard") == 0 ? "dashboardapp"
+                                                                                : NULL};
         rc = trl_meta_each(t, folders[fi].kind, export_one, &e);
     }
     return rc;

@@ -54,6 +54,7 @@ static const char *help_serve =
     "  --threads N            HTTP threads (default: one per core)\n"
     "  --map-max MIB          cap of the store's map; writes past it answer 507 (default 65536)\n"
     "  --max-scan N           most records one listing may examine (default 200000)\n"
+    "  --report-max-scan N    most records one report run may examine (default 5000000)\n"
     "  --port-file FILE       write the bound port to FILE once listening (for scripts/tests)\n"
     "  --test-clock           let administrators move time (POST /api/v1/test/clock) for SLA\n"
     "                         tests; never use it in production\n"
@@ -213,10 +214,11 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
             if (need_value(i, argc, o)) return -1;
             a->port_file = argv[++i];
         } else if (strncmp(o, "--", 2) == 0) {
-            static const char *num[] = {"--expires",      "--batch",      "--body-limit",
-                                        "--file-limit",   "--conn-limit", "--per-ip-limit",
-                                        "--idle-timeout", "--deadline",   "--threads",
-                                        "--map-max",      "--max-scan",   "--map-initial"};
+            static const char *num[] = {"--expires",        "--batch",      "--body-limit",
+                                        "--file-limit",     "--conn-limit", "--per-ip-limit",
+                                        "--idle-timeout",   "--deadline",   "--threads",
+                                        "--map-max",        "--max-scan",   "--map-initial",
+                                        "--report-max-scan"};
             size_t k;
             for (k = 0; k < sizeof(num) / sizeof(num[0]); k++)
                 if (strcmp(o, num[k]) == 0) break;
@@ -254,6 +256,8 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
                 a->so.max_scan = (int64_t)v;
             else if (strcmp(o, "--map-initial") == 0)
                 a->so.map_initial = (size_t)v << 20;
+            else if (strcmp(o, "--report-max-scan") == 0)
+                a->so.report_max_scan = (int64_t)v;
         } else {
             if (a->npos == 4) {
                 fprintf(stderr, "trellis: too many arguments\n");

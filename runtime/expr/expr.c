@@ -121,6 +121,7 @@ struct tok {
     const char *s;      /* T_STRING: decoded bytes (arena) */
     size_t n;           /* T_STRING: decoded length */
     enum expr_var var;  /* T_VAR: which variable */
+    bool param;         /* a bound @param.name: s/n hold its value text */
 };
 
 /* A resolved column during parsing, with what messages need. */
@@ -134,15 +135,16 @@ struct field_info {
 };
 
 struct parser {
-    const char *src;             /* source text */
-    size_t n;                    /* its length */
-    size_t pos;                  /* next unread byte */
-    struct tok tok;              /* current token */
-    struct trl_arena *arena;     /* the expression's arena */
-    trl_expr_resolve_fn resolve; /* column resolver */
-    void *ud;                    /* its user data */
-    struct trl_diag *d;          /* where errors go */
-    int depth;                   /* current nesting of '(' and '!' */
+    const char *src;                      /* source text */
+    size_t n;                             /* its length */
+    size_t pos;                           /* next unread byte */
+    struct tok tok;                       /* current token */
+    struct trl_arena *arena;              /* the expression's arena */
+    trl_expr_resolve_fn resolve;          /* column resolver */
+    void *ud;                             /* its user data */
+    struct trl_diag *d;                   /* where errors go */
+    int depth;                            /* current nesting of '(' and '!' */
+    const struct trl_expr_params *params; /* values of @param.name, NULL: none */
 };
 
 static int src_col(const struct parser *p, size_t off)
@@ -437,6 +439,29 @@ static int lex_var(struct parser *p, struct tok *t)
     size_t start = p->pos, i = start + 1;
     while (i < p->n && (is_ident_char((unsigned char)s[i]) || s[i] == '.'))
         i++;
+    if (i - start > 7 && memcmp(s + start, "@param.", 7) == 0) {
+        /* A bound parameter: its value becomes a literal converted to the column's type (in
+         * convert_literal), never text spliced into the source. */
+        const char *name = s + start + 7;
+        size_t nl = i - start - 7;
+        const struct trl_expr_params *ps = p->params;
+        for (size_t k = 0; ps && k < ps->n; k++) {
+            if (strlen(ps->names[k]) != nl || memcmp(ps->names[k], name, nl) != 0) continue;
+            if (!ps->values[k])
+                return perr(p, start, "parameter '%.*s' has no value", (int)clip_len(name, nl, 60),
+                            name);
+            t->kind = T_STRING;
+            t->param = true;
+            t->n = strlen(ps->values[k]);
+            if (!(t->s = trl_arena_strndup(p->arena, ps->values[k], t->n)))
+                return trl_diag_set(p->d, TRL_ENOMEM, "out of memory");
+            t->len = i - start;
+            p->pos = i;
+            return 0;
+        }
+        return perr(p, start, "unknown parameter '%.*s'%s", (int)clip_len(s + start, i - start, 60),
+                    s + start, ps && ps->n ? "" : " (this expression takes no parameters)");
+    }
     for (size_t k = 0; k < sizeof(vars) / sizeof(vars[0]); k++) {
         if (strlen(vars[k].name) == i - start && memcmp(vars[k].name, s + start, i - start) == 0) {
             t->kind = T_VAR;
@@ -634,6 +659,24 @@ static int convert_literal(struct parser *p, const struct field_info *f, enum ex
     const char *fn = f->name;
     const char *tn = ftname(f->col.type);
     const char *num = p->src + t->off;
+    size_t numlen = t->len;
+    struct tok pt;
+    if (t->param) {
+        /* A parameter's text takes the kind the column needs: a number for numeric columns,
+         * true/false for bool, a string otherwise (the conversion below checks it). */
+        pt = *t;
+        enum trl_ftype ct = f->col.type;
+        if (ct == TRL_FT_INT || ct == TRL_FT_REF || ct == TRL_FT_DECIMAL) {
+            pt.kind = T_NUMBER;
+            num = t->s;
+            numlen = t->n;
+        } else if (ct == TRL_FT_BOOL && t->n == 4 && memcmp(t->s, "true", 4) == 0) {
+            pt.kind = T_TRUE;
+        } else if (ct == TRL_FT_BOOL && t->n == 5 && memcmp(t->s, "false", 5) == 0) {
+            pt.kind = T_FALSE;
+        }
+        t = &pt;
+    }
     o->kind = OPND_LIT;
     if (op == OP_CONTAINS || op == OP_PREFIX) {
         if (t->kind != T_STRING)
@@ -647,8 +690,8 @@ static int convert_literal(struct parser *p, const struct field_info *f, enum ex
     case TRL_FT_REF:
         if (t->kind != T_NUMBER)
             return ferr(p, f, t->off, "field '%.*s' is %s; %s is not an integer", nl, fn, tn, lit);
-        if (trl_parse_i64(num, t->len, &o->v.i)) {
-            if (memchr(num, '.', t->len))
+        if (trl_parse_i64(num, numlen, &o->v.i)) {
+            if (memchr(num, '.', numlen))
                 return ferr(p, f, t->off, "field '%.*s' is %s; %s is not an integer", nl, fn, tn,
                             lit);
             return ferr(p, f, t->off, "field '%.*s' is %s; %s is out of range", nl, fn, tn, lit);
@@ -656,7 +699,7 @@ static int convert_literal(struct parser *p, const struct field_info *f, enum ex
         return 0;
     case TRL_FT_DECIMAL: {
         const char *s = num, *why = NULL;
-        size_t n = t->len;
+        size_t n = numlen;
         if (t->kind == T_STRING)
             s = t->s, n = t->n;
         else if (t->kind != T_NUMBER)
@@ -1016,13 +1059,21 @@ static int parse_or(struct parser *p, struct node **out)
 int trl_expr_parse(const char *src, size_t n, trl_expr_resolve_fn resolve, void *ud,
                    struct trl_expr **out, struct trl_diag *d)
 {
+    return trl_expr_parse_params(src, n, resolve, ud, NULL, out, d);
+}
+
+int trl_expr_parse_params(const char *src, size_t n, trl_expr_resolve_fn resolve, void *ud,
+                          const struct trl_expr_params *params, struct trl_expr **out,
+                          struct trl_diag *d)
+{
     struct trl_arena arena;
     struct parser p = {.src = src ? src : "",
                        .n = src ? n : 0,
                        .arena = &arena,
                        .resolve = resolve,
                        .ud = ud,
-                       .d = d};
+                       .d = d,
+                       .params = params};
     struct trl_expr *e = NULL;
     struct node *root = NULL;
     int rc;

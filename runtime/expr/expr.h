@@ -72,6 +72,19 @@ struct trl_expr;
 int trl_expr_parse(const char *src, size_t n, trl_expr_resolve_fn resolve, void *ud,
                    struct trl_expr **out, struct trl_diag *d);
 void trl_expr_free(struct trl_expr *e);
+/* Parameters bound into an expression: `@param.name` in the source stands for value text that
+ * is converted to the type of the column it is compared with, like a literal (so a report's
+ * parameters are bound, never spliced into the text). values[k] NULL: given no value. */
+struct trl_expr_params {
+    const char *const *names;
+    const char *const *values;
+    size_t n;
+};
+/* trl_expr_parse with parameters (params may be NULL: `@param.x` is then refused). Values are
+ * copied into the expression. */
+int trl_expr_parse_params(const char *src, size_t n, trl_expr_resolve_fn resolve, void *ud,
+                          const struct trl_expr_params *params, struct trl_expr **out,
+                          struct trl_diag *d);
 
 /* Evaluates e. Returns 0 with *result set, or the getter's error. */
 int trl_expr_eval(const struct trl_expr *e, trl_expr_get_fn get, void *ud,

@@ -30,6 +30,7 @@ struct trl_server_opts {
     size_t map_initial;            /* store map initial bytes (0: default) */
     size_t map_max;                /* store map cap bytes (0: default) */
     int64_t max_scan;              /* most records one listing may examine (0: 200000) */
+    int64_t report_max_scan;       /* most records one report run may examine (0: 5000000) */
     const struct trl_clock *clock; /* injectable clock (NULL: system) */
     const char *tls_cert;          /* PEM certificate file: serve HTTPS (NULL: plain HTTP) */
     const char *tls_key;           /* PEM private key file (with tls_cert) */

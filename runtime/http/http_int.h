@@ -195,6 +195,14 @@ void trl_http_meta_hooks(struct req *r, const char *rest);
 /* /api/v1/apps/{app}/x/{name}: a custom endpoint written in Lua; rest follows "/api/v1/apps/". */
 void trl_http_app_endpoint(struct req *r, const char *rest);
 
+/* reports.c */
+/* /api/v1/reports[/{name}|/run]; rest follows "/api/v1/reports/" ("" for the list). */
+void trl_http_reports_route(struct req *r, const char *rest);
+/* GET /api/v1/dashboards/{name}. */
+void trl_http_dashboards_route(struct req *r, const char *name);
+/* /api/v1/meta/reports[/{name}] (report) and /api/v1/meta/dashboards[/{name}]. */
+void trl_http_meta_reports(struct req *r, const char *name, bool report);
+
 /* server.c */
 /* Wakes the timer scheduler (after the test clock moved). */
 void trl_http_wake_timers(struct trl_server *s);

@@ -2257,6 +2257,14 @@ void trl_http_route(struct req *r)
     if (prefix(u, "/api/v1/meta/calendars/", &rest)) return trl_http_meta_calendars(r, rest);
     if (strcmp(u, "/api/v1/test/clock") == 0) return trl_http_test_clock(r);
     if (prefix(u, "/api/v1/apps/", &rest)) return trl_http_app_endpoint(r, rest);
+    if (strcmp(u, "/api/v1/reports") == 0) return trl_http_reports_route(r, "");
+    if (prefix(u, "/api/v1/reports/", &rest)) return trl_http_reports_route(r, rest);
+    if (prefix(u, "/api/v1/dashboards/", &rest)) return trl_http_dashboards_route(r, rest);
+    if (strcmp(u, "/api/v1/meta/reports") == 0) return trl_http_meta_reports(r, "", true);
+    if (prefix(u, "/api/v1/meta/reports/", &rest)) return trl_http_meta_reports(r, rest, true);
+    if (strcmp(u, "/api/v1/meta/dashboards") == 0) return trl_http_meta_reports(r, "", false);
+    if (prefix(u, "/api/v1/meta/dashboards/", &rest))
+        return trl_http_meta_reports(r, rest, false);
     if (strcmp(u, "/api/v1/meta/hooks") == 0) return trl_http_meta_hooks(r, "");
     if (prefix(u, "/api/v1/meta/hooks/", &rest)) return trl_http_meta_hooks(r, rest);
     if (strcmp(u, "/api/v1/meta/apps") == 0) return meta_apps(r, "");

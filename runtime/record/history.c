@@ -1,6 +1,7 @@
 /* history.c — the hash-chained history, the change log, idempotency keys and `trellis check`. */
 #include "record_int.h"
 
+#include <cjson/cJSON.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,4 +520,45 @@ int trl_rec_check(struct trl_txn *t, const struct trl_catalog *cat, struct trl_b
     int rc = check_deleted(&ck, cat);
     if (rc) return rc;
     return ck.problems;
+}
+
+int trl_rec_state_walk(struct trl_txn *t, const struct trl_type *ty, uint64_t id,
+                       int (*fn)(void *ud, const char *state, int64_t at_ms), void *ud)
+{
+    unsigned char pre[12];
+    trl_rec_key(pre, ty->id, id);
+    struct trl_cursor *c = NULL;
+    int rc = trl_cursor_open(t, TRL_DB_HIST, &c);
+    if (rc) return rc;
+    int mv;
+    for (mv = trl_cursor_seek(c, pre, 12); mv == 0 && !rc; mv = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n != 16 || memcmp(k.p, pre, 12) != 0) break;
+        if (trl_get_u32be((const unsigned char *)k.p + 12) == 0) continue; /* head */
+        if (v.n < 34) {
+            rc = TRL_ECORRUPT;
+            break;
+        }
+        const char *ev = (const char *)v.p + 32;
+        size_t evn = v.n - 32;
+        /* {"seq":N,"at":"<24 bytes>","actor":...,"action":"<name>",... (history.c writes it) */
+        const char *at = memmem(ev, evn < 40 ? evn : 40, "\"at\":\"", 6);
+        const char *act = memmem(ev, evn, "\"action\":\"", 10);
+        int64_t at_ms;
+        if (!at || !act || trl_datetime_parse(at + 6, 24, &at_ms)) continue;
+        act += 10;
+        size_t left = evn - (size_t)(act - ev);
+        if (left > 7 && memcmp(act, "create\"", 7) == 0) {
+            rc = fn(ud, ty->initial_state ? ty->initial_state : "", at_ms);
+        } else if (left > 11 && memcmp(act, "transition\"", 11) == 0) {
+            /* Transitions say where they went ("to"): parse those events only. */
+            cJSON *j = cJSON_ParseWithLength(ev, evn);
+            const cJSON *to = cJSON_GetObjectItemCaseSensitive(j, "to");
+            if (cJSON_IsString(to)) rc = fn(ud, to->valuestring, at_ms);
+            cJSON_Delete(j);
+        }
+    }
+    trl_cursor_close(c);
+    return rc;
 }

@@ -385,6 +385,67 @@ static int parse_sort(const struct trl_rec_ctx *cx, struct lister *l, const char
     return 0;
 }
 
+/* Streams in id order for a filter's plan: the cheapest equality/in predicate on an indexed
+ * column drives (one stream per value), else the table; positioned after `after` (an id key, may
+ * be empty). */
+static int open_id_streams(struct lister *l, const struct trl_expr_plan *plan,
+                           const struct trl_buf *after)
+{
+    const struct trl_expr_pred *drive = NULL;
+    uint64_t best_cost = UINT64_MAX;
+    int rc = 0;
+    struct trl_txn *t = l->t;
+    const struct trl_type *ty = l->ty;
+
+    for (size_t i = 0; i < plan->npreds; i++) {
+        const struct trl_expr_pred *p = &plan->preds[i];
+        if (p->id == TRL_COL_ID || p->id == TRL_COL_CREATED_AT) continue;
+        if (p->kind != TRL_PRED_EQ && p->kind != TRL_PRED_IN) continue;
+        /* Cost: the value counters where kept (state, enums), else a guess that prefers
+         * equality over `in`. */
+        uint64_t cost = 0;
+        for (size_t k = 0; k < p->nvals; k++) {
+            uint64_t c = UINT64_MAX / 4;
+            const struct trl_field *f = trl_type_field_by_id(ty, (uint32_t)p->id);
+            if (p->id == TRL_COL_STATE || (f && f->type == TRL_FT_ENUM)) {
+                struct trl_buf ck;
+                trl_buf_init(&ck);
+                if (trl_schema_cnt_key(&ck, trl_index_id(ty, (uint32_t)p->id), &p->vals[k]) == 0)
+                    trl_schema_counter_get(t, &ck, &c);
+                trl_buf_free(&ck);
+            } else {
+                c = 1000;
+            }
+            cost += c;
+        }
+        if (cost < best_cost) best_cost = cost, drive = p;
+    }
+    size_t ns = drive ? drive->nvals : 1;
+    l->streams = calloc(ns, sizeof(*l->streams));
+    if (!l->streams) {
+        rc = TRL_ENOMEM;
+        return rc;
+    }
+    l->nstreams = ns;
+    for (size_t i = 0; i < ns && !rc; i++) {
+        struct stream *s = &l->streams[i];
+        rc = drive ? open_index_stream(l, s, (uint32_t)drive->id, &drive->vals[i])
+                   : open_table_stream(l, s);
+        if (rc) break;
+        struct trl_buf full;
+        trl_buf_init(&full);
+        if (after->len) {
+            /* The cursor holds an id: position after it within this stream's range. */
+            rc = trl_buf_add(&full, s->lo.data, s->lo.len) ||
+                 trl_buf_add(&full, after->data, after->len);
+            if (rc) rc = TRL_ENOMEM;
+        }
+        if (!rc) rc = stream_start(s, l->desc, after->len ? &full : NULL);
+        trl_buf_free(&full);
+    }
+    return rc;
+}
+
 int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                  const struct trl_list_opts *o, struct trl_buf *out)
 {
@@ -451,55 +512,8 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
 
     /* Choose the streams. */
     const struct trl_expr_pred *drive = NULL;
-    uint64_t best_cost = UINT64_MAX;
     if (l.by_id) {
-        for (size_t i = 0; i < plan.npreds; i++) {
-            const struct trl_expr_pred *p = &plan.preds[i];
-            if (p->id == TRL_COL_ID || p->id == TRL_COL_CREATED_AT) continue;
-            if (p->kind != TRL_PRED_EQ && p->kind != TRL_PRED_IN) continue;
-            /* Cost: the value counters where kept (state, enums), else a guess that prefers
-             * equality over `in`. */
-            uint64_t cost = 0;
-            for (size_t k = 0; k < p->nvals; k++) {
-                uint64_t c = UINT64_MAX / 4;
-                const struct trl_field *f = trl_type_field_by_id(ty, (uint32_t)p->id);
-                if (p->id == TRL_COL_STATE || (f && f->type == TRL_FT_ENUM)) {
-                    struct trl_buf ck;
-                    trl_buf_init(&ck);
-                    if (trl_schema_cnt_key(&ck, trl_index_id(ty, (uint32_t)p->id), &p->vals[k]) ==
-                        0)
-                        trl_schema_counter_get(t, &ck, &c);
-                    trl_buf_free(&ck);
-                } else {
-                    c = 1000;
-                }
-                cost += c;
-            }
-            if (cost < best_cost) best_cost = cost, drive = p;
-        }
-        size_t ns = drive ? drive->nvals : 1;
-        l.streams = calloc(ns, sizeof(*l.streams));
-        if (!l.streams) {
-            rc = TRL_ENOMEM;
-            goto out;
-        }
-        l.nstreams = ns;
-        for (size_t i = 0; i < ns && !rc; i++) {
-            struct stream *s = &l.streams[i];
-            rc = drive ? open_index_stream(&l, s, (uint32_t)drive->id, &drive->vals[i])
-                       : open_table_stream(&l, s);
-            if (rc) break;
-            struct trl_buf full;
-            trl_buf_init(&full);
-            if (after.len) {
-                /* The cursor holds an id: position after it within this stream's range. */
-                rc = trl_buf_add(&full, s->lo.data, s->lo.len) ||
-                     trl_buf_add(&full, after.data, after.len);
-                if (rc) rc = TRL_ENOMEM;
-            }
-            if (!rc) rc = stream_start(s, l.desc, after.len ? &full : NULL);
-            trl_buf_free(&full);
-        }
+        if ((rc = open_id_streams(&l, &plan, &after))) goto out;
     } else {
         for (size_t i = 0; i < plan.npreds; i++)
             if ((uint32_t)plan.preds[i].id == l.sort_col && plan.preds[i].kind != TRL_PRED_IN)
@@ -606,5 +620,34 @@ out:
     trl_expr_free(l.expr);
     trl_buf_free(&after);
     trl_buf_free(&key);
+    return rc;
+}
+
+int trl_rec_each(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 const struct trl_expr *filter, const struct trl_expr_env *env,
+                 int (*fn)(void *ud, const struct trl_record *r), void *ud, int64_t *scanned)
+{
+    struct lister l = {.t = t, .cx = cx, .ty = ty, .sort_col = TRL_COL_ID, .by_id = true};
+    l.env = env ? *env : (struct trl_expr_env){.user = cx->who, .now_ms = cx->now_ms};
+    l.max_scan = cx->max_scan > 0 ? cx->max_scan : DEFAULT_MAX_SCAN;
+    /* The lister evaluates its own expression; this one is borrowed for the scan. */
+    l.expr = (struct trl_expr *)filter;
+    struct trl_expr_plan plan = {0};
+    struct trl_buf none;
+    trl_buf_init(&none);
+    int rc = filter ? trl_expr_plan_build(filter, &l.env, &plan) : 0;
+    if (!rc) rc = open_id_streams(&l, &plan, &none);
+    while (!rc) {
+        struct trl_record r;
+        bool have;
+        if ((rc = next_match(&l, "filter", &r, &have)) || !have) break;
+        rc = fn(ud, &r);
+        trl_record_free(&r);
+    }
+    if (scanned) *scanned = l.scanned;
+    for (size_t i = 0; i < l.nstreams; i++)
+        stream_free(&l.streams[i]);
+    free(l.streams);
+    trl_expr_plan_free(&plan);
     return rc;
 }

@@ -95,6 +95,12 @@ void trl_rec_column(const struct trl_type *ty, const struct trl_record *r, uint3
     if (out->kind == TRL_V_BYTES && out->n == 0) memset(out, 0, sizeof(*out));
 }
 
+void trl_rec_value(const struct trl_type *ty, const struct trl_record *r, int col,
+                   struct trl_value *out)
+{
+    trl_rec_column(ty, r, (uint32_t)col, out);
+}
+
 void trl_rec_access(const struct trl_type *ty, const struct trl_principal *who,
                     struct trl_access *a, unsigned char *fields)
 {

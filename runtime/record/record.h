@@ -264,6 +264,25 @@ struct trl_list_opts {
 int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                  const struct trl_list_opts *o, struct trl_buf *out);
 
+/* Calls fn for every record of ty that the caller may read (cx->acc's read scope) and that
+ * matches filter (NULL: all; parsed against ty, evaluated with env, NULL: cx's user and time), in
+ * id order, driven by an index where the filter's plan has an equality or `in` on an indexed
+ * column. Records are borrowed for the call. fn returns 0 to go on or a TRL_E* that ends the
+ * scan. Past cx->max_scan examined records: TRL_EINVAL (d says to add an indexed filter).
+ * *scanned (may be NULL) receives the records examined. */
+int trl_rec_each(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                 const struct trl_expr *filter, const struct trl_expr_env *env,
+                 int (*fn)(void *ud, const struct trl_record *r), void *ud, int64_t *scanned);
+/* The value of column col (a field id or TRL_COL_*) of a record (defaults applied). */
+void trl_rec_value(const struct trl_type *ty, const struct trl_record *r, int col,
+                   struct trl_value *out);
+
+/* Walks the states record id entered, from its history, oldest first: the initial state at its
+ * creation, then each transition's target, with the UTC ms it happened (reports measure time in
+ * states from these). fn returns 0 to go on. */
+int trl_rec_state_walk(struct trl_txn *t, const struct trl_type *ty, uint64_t id,
+                       int (*fn)(void *ud, const char *state, int64_t at_ms), void *ud);
+
 /* Appends {"items":[events...]} of a record (also a deleted one). TRL_ENOTFOUND when the record
  * never existed. */
 int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
