@@ -299,6 +299,141 @@ static int check_chain(struct checker *ck, const struct trl_type *ty, uint64_t i
     return rc == TRL_ENOTFOUND ? 0 : rc;
 }
 
+/* Expected per-org counters: key bytes -> count (open addressing). */
+struct orgcnt {
+    char **key;
+    size_t *klen;
+    uint64_t *want;
+    bool *seen;
+    size_t cap, n;
+};
+
+static uint64_t bytes_hash(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static size_t orgcnt_find(const struct orgcnt *m, const char *k, size_t n)
+{
+    size_t j = bytes_hash(k, n) & (m->cap - 1);
+    while (m->key[j] && !(m->klen[j] == n && memcmp(m->key[j], k, n) == 0))
+        j = (j + 1) & (m->cap - 1);
+    return j;
+}
+
+static int orgcnt_add(struct orgcnt *m, const char *k, size_t n)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        struct orgcnt nm = {.cap = m->cap ? m->cap * 2 : 64};
+        nm.key = calloc(nm.cap, sizeof(*nm.key));
+        nm.klen = calloc(nm.cap, sizeof(*nm.klen));
+        nm.want = calloc(nm.cap, sizeof(*nm.want));
+        nm.seen = calloc(nm.cap, sizeof(*nm.seen));
+        if (!nm.key || !nm.klen || !nm.want || !nm.seen) {
+            free(nm.key), free(nm.klen), free(nm.want), free(nm.seen);
+            return TRL_ENOMEM;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->key[i]) continue;
+            size_t j = orgcnt_find(&nm, m->key[i], m->klen[i]);
+            nm.key[j] = m->key[i], nm.klen[j] = m->klen[i], nm.want[j] = m->want[i];
+        }
+        nm.n = m->n;
+        free(m->key), free(m->klen), free(m->want), free(m->seen);
+        *m = nm;
+    }
+    size_t j = orgcnt_find(m, k, n);
+    if (!m->key[j]) {
+        if (!(m->key[j] = malloc(n ? n : 1))) return TRL_ENOMEM;
+        memcpy(m->key[j], k, n);
+        m->klen[j] = n;
+        m->n++;
+    }
+    m->want[j]++;
+    return 0;
+}
+
+static void orgcnt_free(struct orgcnt *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->key[i]);
+    free(m->key), free(m->klen), free(m->want), free(m->seen);
+}
+
+/* The per-org counters of ty agree with its records: every ('o', iid, org, value) and
+ * ('p', type, org) key holds the number of records it counts, and none is missing. */
+static int check_org_counters(struct checker *ck, const struct trl_type *ty)
+{
+    struct orgcnt m = {0};
+    struct trl_buf k;
+    trl_buf_init(&k);
+    size_t cap = trl_rec_index_cap(ty);
+    struct trl_idx_entry *e = malloc(cap * sizeof(*e));
+    struct trl_cursor *c = NULL;
+    int rc = e ? trl_cursor_open(ck->t, TRL_DB_REC, &c) : TRL_ENOMEM;
+    unsigned char pre[4];
+    trl_put_u32be(pre, ty->id);
+    int mv;
+    for (mv = rc ? 1 : trl_cursor_seek(c, pre, 4); mv == 0 && !rc; mv = trl_cursor_next(c)) {
+        struct trl_slice key, v;
+        trl_cursor_get(c, &key, &v);
+        if (key.n != 12 || memcmp(key.p, pre, 4) != 0) break;
+        struct trl_record r;
+        if (trl_record_decode(v.p, v.n, &r) != 0) continue; /* reported by the main check */
+        if (r.org.kind == TRL_V_BYTES && r.org.n) {
+            size_t n = trl_rec_index_entries(ty, &r, e, cap);
+            for (size_t i = 0; i < n && !rc; i++) {
+                if (!e[i].counted) continue;
+                rc = trl_rec_org_cnt_key(&k, trl_index_id(ty, e[i].col), &r.org, &e[i].v);
+                if (!rc) rc = orgcnt_add(&m, k.data, k.len);
+            }
+            if (!rc) rc = trl_rec_org_total_key(&k, ty->id, &r.org);
+            if (!rc) rc = orgcnt_add(&m, k.data, k.len);
+        }
+        trl_record_free(&r);
+    }
+    trl_cursor_close(c);
+    c = NULL;
+    /* Stored keys of this type: 'o' + (type << 16 | col) and 'p' + type. */
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        unsigned char p[5] = {pass ? 'p' : 'o'};
+        size_t pl;
+        if (pass) {
+            trl_put_u32be(p + 1, ty->id);
+            pl = 5;
+        } else {
+            p[1] = (unsigned char)(ty->id >> 8), p[2] = (unsigned char)ty->id;
+            pl = 3;
+        }
+        if ((rc = trl_cursor_open(ck->t, TRL_DB_CNT, &c))) break;
+        for (mv = trl_cursor_seek(c, p, pl); mv == 0; mv = trl_cursor_next(c)) {
+            struct trl_slice key, v;
+            trl_cursor_get(c, &key, &v);
+            if (key.n < pl || memcmp(key.p, p, pl) != 0) break;
+            uint64_t have = v.n == 8 ? trl_get_u64be(v.p) : 0;
+            size_t j = m.cap ? orgcnt_find(&m, key.p, key.n) : 0;
+            uint64_t want = m.cap && m.key[j] ? m.want[j] : 0;
+            if (m.cap && m.key[j]) m.seen[j] = true;
+            if (have != want)
+                problem(ck, "%s: an org counter says %llu, the records hold %llu", ty->name,
+                        (unsigned long long)have, (unsigned long long)want);
+        }
+        trl_cursor_close(c);
+        c = NULL;
+    }
+    for (size_t i = 0; i < m.cap && !rc; i++)
+        if (m.key[i] && !m.seen[i])
+            problem(ck, "%s: %llu record(s) of an org have no org counter", ty->name,
+                    (unsigned long long)m.want[i]);
+    orgcnt_free(&m);
+    trl_buf_free(&k);
+    free(e);
+    return rc;
+}
+
 static int check_type(struct checker *ck, const struct trl_type *ty)
 {
     struct trl_cursor *c = NULL;
@@ -467,6 +602,8 @@ static int check_type(struct checker *ck, const struct trl_type *ty)
     trl_cursor_close(c);
     c = NULL;
     if (rc == TRL_ENOTFOUND) rc = 0;
+
+    if (!rc) rc = check_org_counters(ck, ty);
 
     /* The id sequence is past every id. */
     char seqkey[32];

@@ -241,6 +241,63 @@ static bool value_eq(const struct trl_value *a, const struct trl_value *b)
     return true;
 }
 
+int trl_rec_org_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *org,
+                        const struct trl_value *v)
+{
+    return trl_schema_org_cnt_key(b, iid, org, v);
+}
+
+int trl_rec_org_total_key(struct trl_buf *b, uint32_t type_id, const struct trl_value *org)
+{
+    trl_buf_clear(b);
+    if (trl_buf_addc(b, 'p') || trl_buf_add_u32be(b, type_id) || trl_key_add_value(b, org))
+        return TRL_ENOMEM;
+    return 0;
+}
+
+/* Per-org counters, so that a partner's counts are O(1) too: ('o', iid, org, value) for each
+ * counted column (state, enums) and ('p', type, org) for the records of an org. r is the record
+ * written (or removed when !add), old its previous version (NULL on create and delete). */
+static int org_counters(struct trl_txn *t, const struct trl_type *ty, const struct trl_record *r,
+                        const struct trl_record *old, bool add, const struct trl_idx_entry *e,
+                        size_t n, const struct trl_idx_entry *oe, size_t on, struct trl_buf *k)
+{
+    const struct trl_value *org = &r->org, *oorg = old ? &old->org : NULL;
+    bool has = org->kind == TRL_V_BYTES && org->n;
+    bool ohas = oorg && oorg->kind == TRL_V_BYTES && oorg->n;
+    bool org_changed = old && (has != ohas || (has && !value_eq(org, oorg)));
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!e[i].counted) continue;
+        uint32_t iid = trl_index_id(ty, e[i].col);
+        if (old) {
+            bool same = i < on && oe[i].col == e[i].col && value_eq(&oe[i].v, &e[i].v);
+            if (same && !org_changed) continue;
+            if (ohas && i < on) {
+                rc = trl_rec_org_cnt_key(k, iid, oorg, &oe[i].v);
+                if (!rc) rc = trl_schema_counter_add(t, k, -1);
+            }
+            if (!rc && has) {
+                rc = trl_rec_org_cnt_key(k, iid, org, &e[i].v);
+                if (!rc) rc = trl_schema_counter_add(t, k, 1);
+            }
+        } else if (has) {
+            rc = trl_rec_org_cnt_key(k, iid, org, &e[i].v);
+            if (!rc) rc = trl_schema_counter_add(t, k, add ? 1 : -1);
+        }
+    }
+    if (!rc && !old && has) {
+        rc = trl_rec_org_total_key(k, ty->id, org);
+        if (!rc) rc = trl_schema_counter_add(t, k, add ? 1 : -1);
+    } else if (!rc && org_changed) {
+        if (ohas && !(rc = trl_rec_org_total_key(k, ty->id, oorg)))
+            rc = trl_schema_counter_add(t, k, -1);
+        if (!rc && has && !(rc = trl_rec_org_total_key(k, ty->id, org)))
+            rc = trl_schema_counter_add(t, k, 1);
+    }
+    return rc;
+}
+
 /* Adds (add=true) or removes r's index entries and counters; with old given, only the entries
  * whose value differs. */
 static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struct trl_record *r,
@@ -313,6 +370,7 @@ static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struc
         rc = trl_schema_cnt_total_key(&k, ty->id);
         if (!rc) rc = trl_schema_counter_add(t, &k, add ? 1 : -1);
     }
+    if (!rc) rc = org_counters(t, ty, r, old, add, e, n, oe, on, &k);
     trl_buf_free(&k);
     free(e);
     return rc;
@@ -1171,6 +1229,30 @@ int trl_rec_count(struct trl_txn *t, const struct trl_type *ty, uint64_t *n)
     struct trl_buf k;
     trl_buf_init(&k);
     int rc = trl_schema_cnt_total_key(&k, ty->id);
+    if (!rc) rc = trl_schema_counter_get(t, &k, n);
+    trl_buf_free(&k);
+    return rc;
+}
+
+int trl_rec_count_value(struct trl_txn *t, const struct trl_type *ty, int col, const char *org,
+                        const struct trl_value *v, uint64_t *n)
+{
+    struct trl_buf k;
+    trl_buf_init(&k);
+    uint32_t iid = trl_index_id(ty, (uint32_t)col);
+    struct trl_value o = {.kind = TRL_V_BYTES, .s = org, .n = org ? strlen(org) : 0};
+    int rc = org ? trl_rec_org_cnt_key(&k, iid, &o, v) : trl_schema_cnt_key(&k, iid, v);
+    if (!rc) rc = trl_schema_counter_get(t, &k, n);
+    trl_buf_free(&k);
+    return rc;
+}
+
+int trl_rec_count_org(struct trl_txn *t, const struct trl_type *ty, const char *org, uint64_t *n)
+{
+    struct trl_buf k;
+    trl_buf_init(&k);
+    struct trl_value o = {.kind = TRL_V_BYTES, .s = org, .n = strlen(org)};
+    int rc = trl_rec_org_total_key(&k, ty->id, &o);
     if (!rc) rc = trl_schema_counter_get(t, &k, n);
     trl_buf_free(&k);
     return rc;

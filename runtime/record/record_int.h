@@ -47,4 +47,9 @@ int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const s
                         struct trl_record *r, const char *action, const char *changes,
                         size_t changes_n, const char *extra);
 
+/* Keys of the per-org counters (cnt): ('o', iid, org, value) and ('p', type, org). */
+int trl_rec_org_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *org,
+                        const struct trl_value *v);
+int trl_rec_org_total_key(struct trl_buf *b, uint32_t type_id, const struct trl_value *org);
+
 #endif

@@ -1278,13 +1278,20 @@ static bool param_ok(const char *type, const char *v)
 }
 
 /* Counters: a count grouped by the state or an enum field, nothing else, for a caller who reads
- * every record. Fills the runner's rows; *done false when the report does not qualify. */
+ * every record or exactly their org's. Fills the runner's rows; *done false when the report does
+ * not qualify. */
 static int from_counters(struct runner *g, bool *done)
 {
     const struct trl_report *r = g->r;
     *done = false;
     if (r->filter || r->ngroups != 1 || r->groups[0].bucket) return 0;
-    if (g->cx->acc && !(g->cx->acc->read & TRL_SCOPE_ALL)) return 0;
+    /* Callers who read every record use the global counters, those who read their org's
+     * (partners) the org's counters; anything else (own, assigned) scans. */
+    const char *org = NULL;
+    if (g->cx->acc && !(g->cx->acc->read & TRL_SCOPE_ALL)) {
+        if (g->cx->acc->read != TRL_SCOPE_ORG || !g->cx->who || !g->cx->who->org[0]) return 0;
+        org = g->cx->who->org;
+    }
     for (size_t i = 0; i < r->nm; i++)
         if (r->m[i].op != M_COUNT || r->m[i].dur) return 0;
     const struct group *gr = &r->groups[0];
@@ -1294,17 +1301,14 @@ static int from_counters(struct runner *g, bool *done)
     if (!state && !(f && f->type == TRL_FT_ENUM)) return 0;
     size_t nvals = state ? (w ? w->nstates : 1) : f->noptions;
     uint64_t total = 0, seen = 0;
-    int rc = trl_rec_count(g->t, g->ty, &total);
-    struct trl_buf k;
-    trl_buf_init(&k);
+    int rc = org ? trl_rec_count_org(g->t, g->ty, org, &total) : trl_rec_count(g->t, g->ty, &total);
     for (size_t i = 0; i < nvals && !rc; i++) {
         const char *v =
             state ? (w ? w->states[i].name : g->ty->initial_state) : f->option_values[i];
         if (!v) continue;
         struct trl_value val = {.kind = TRL_V_BYTES, .s = v, .n = strlen(v)};
         uint64_t n = 0;
-        rc = trl_schema_cnt_key(&k, trl_index_id(g->ty, (uint32_t)gr->col), &val);
-        if (!rc) rc = trl_schema_counter_get(g->t, &k, &n);
+        rc = trl_rec_count_value(g->t, g->ty, gr->col, org, &val, &n);
         if (rc || !n) continue;
         struct row *rw;
         if ((rc = find_row(g, &val, &rw))) break;
@@ -1312,7 +1316,6 @@ static int from_counters(struct runner *g, bool *done)
             rw->acc[m].n = n;
         seen += n;
     }
-    trl_buf_free(&k);
     if (!rc && total > seen) { /* records without a value */
         struct trl_value nul = {.kind = TRL_V_NULL};
         struct row *rw;

@@ -1457,12 +1457,25 @@ int trl_schema_counter_add(struct trl_txn *t, const struct trl_buf *key, int64_t
     return trl_txn_put(t, TRL_DB_CNT, key->data, key->len, b, 8, 0);
 }
 
-/* Deletes every idx entry whose key starts with the u32 prefix, and its value counters. */
+int trl_schema_org_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *org,
+                           const struct trl_value *v)
+{
+    trl_buf_clear(b);
+    if (trl_buf_addc(b, 'o') || trl_buf_add_u32be(b, iid) || trl_key_add_value(b, org) ||
+        trl_key_add_value(b, v))
+        return TRL_ENOMEM;
+    return 0;
+}
+
+/* Deletes every idx entry whose key starts with the u32 prefix, and its value counters (also
+ * the per-org ones). */
 static int drop_index(struct trl_txn *t, uint32_t iid)
 {
-    unsigned char cp[5] = {'c'};
+    unsigned char cp[5] = {'c'}, op[5] = {'o'};
     trl_put_u32be(cp + 1, iid);
+    trl_put_u32be(op + 1, iid);
     int rc = drop_prefix(t, TRL_DB_CNT, cp, 5);
+    if (!rc) rc = drop_prefix(t, TRL_DB_CNT, op, 5);
     return rc ? rc : drop_prefix(t, TRL_DB_IDX, cp + 1, 4);
 }
 
@@ -1493,6 +1506,10 @@ static int build_index(struct trl_txn *t, const struct trl_type *ty, const struc
             if (!rc && f->type == TRL_FT_ENUM)
                 rc = trl_schema_cnt_key(&kb, trl_index_id(ty, f->id), fv);
             if (!rc && f->type == TRL_FT_ENUM) rc = trl_schema_counter_add(t, &kb, 1);
+            if (!rc && f->type == TRL_FT_ENUM && r.org.kind == TRL_V_BYTES && r.org.n) {
+                rc = trl_schema_org_cnt_key(&kb, trl_index_id(ty, f->id), &r.org, fv);
+                if (!rc) rc = trl_schema_counter_add(t, &kb, 1);
+            }
         }
         if (!rc && unique && fv->kind != TRL_V_NULL) {
             unsigned char idb[8];

@@ -150,6 +150,9 @@ static inline uint32_t trl_index_id(const struct trl_type *t, uint32_t col)
 int trl_schema_idx_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v, uint64_t rid);
 int trl_schema_uniq_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v);
 int trl_schema_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *v);
+/* The per-org counter key of value v of index iid in org: ('o', iid, org, v). */
+int trl_schema_org_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *org,
+                           const struct trl_value *v);
 int trl_schema_cnt_total_key(struct trl_buf *b, uint32_t type_id);
 /* Reads a counter (0 when absent): 0, TRL_ECORRUPT, TRL_EIO. */
 int trl_schema_counter_get(struct trl_txn *t, const struct trl_buf *key, uint64_t *n);
