@@ -180,6 +180,14 @@ static int check_hooks_conf(const cJSON *h, struct trl_diag *d)
                                         "and \"hook\" (\"module.function\"), and may give "
                                         "\"timezone\"",
                                         i);
+                for (const cJSON *o = k->child; o != e; o = o->next) {
+                    const cJSON *on = cJSON_GetObjectItemCaseSensitive(o, "name");
+                    if (cJSON_IsString(on) && strcmp(on->valuestring, nm->valuestring) == 0)
+                        return trl_diag_set(d, TRL_EINVAL,
+                                            "app.json: hooks.schedules[%d].name: '%.64s' is "
+                                            "already the name of another job",
+                                            i, nm->valuestring);
+                }
                 struct trl_cron *c = NULL;
                 struct trl_diag cd;
                 trl_diag_init(&cd);
@@ -431,10 +439,45 @@ struct defs {
     struct trl_wf_set *ws;
 };
 
+/* Every scheduled job names a hook module the app has. */
+static int check_schedules(const struct trl_app_bundle *b, struct trl_diag *d)
+{
+    const struct trl_app_file *app = NULL;
+    for (size_t i = 0; i < b->nfiles && !app; i++)
+        if (strcmp(b->files[i].kind, "app") == 0) app = &b->files[i];
+    if (!app) return 0;
+    cJSON *j = cJSON_ParseWithLength(app->text, app->n);
+    const cJSON *sc =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "hooks"), "schedules");
+    int rc = 0, i = 0;
+    for (const cJSON *e = cJSON_IsArray(sc) ? sc->child : NULL; e && !rc; e = e->next, i++) {
+        const cJSON *hk = cJSON_GetObjectItemCaseSensitive(e, "hook");
+        const char *dot = cJSON_IsString(hk) ? strchr(hk->valuestring, '.') : NULL;
+        if (!dot) continue; /* refused when read */
+        bool found = false;
+        for (size_t k = 0; k < b->nfiles && !found; k++)
+            found =
+                strcmp(b->files[k].kind, "hook") == 0 &&
+                strlen(b->files[k].name) == (size_t)(dot - hk->valuestring) &&
+                strncmp(b->files[k].name, hk->valuestring, (size_t)(dot - hk->valuestring)) == 0;
+        if (!found) {
+            trl_diag_field(d, "app.json");
+            rc = trl_diag_set(d, TRL_EVALIDATION,
+                              "app.json: hooks.schedules[%d].hook: the app has no module "
+                              "hooks/%.*s.lua",
+                              i, (int)(dot - hk->valuestring), hk->valuestring);
+        }
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
 static int install(struct trl_txn *t, const struct trl_app_bundle *b, bool *changed,
                    struct trl_diag *d, struct defs *x)
 {
     *changed = false;
+    int src = check_schedules(b, d);
+    if (src) return src;
     /* Types first in two passes: every type exists before refs between them are checked. */
     for (size_t i = 0; i < b->nfiles; i++) {
         const struct trl_app_file *f = &b->files[i];

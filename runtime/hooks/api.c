@@ -673,8 +673,8 @@ int hk_read_computed(lua_State *L, int nres, void *ud, struct trl_diag *d)
             trl_ferr_message(&bx->d.ferrs[0], "en", msg, sizeof(msg));
         else
             snprintf(msg, sizeof(msg), "cannot be converted");
-        trl_diag_set(d, TRL_EHOOK, "computed.%s returned a value the %s field %s: %s", f->name,
-                     trl_ftype_name(f->type), f->name, msg);
+        trl_diag_set(d, TRL_EHOOK, "computed.%s returned a value that %s field %s cannot hold: %s",
+                     f->name, trl_ftype_name(f->type), f->name, msg);
         trl_diag_rule(d, "runtime", "");
         box_clear(bx);
         return TRL_EHOOK;
@@ -1083,6 +1083,9 @@ static int l_log(lua_State *L)
          * written, or a note event of its own once the record is written. */
         struct trl_rec_move *m = fr->ev ? fr->ev->rec : NULL;
         if (!m) return luaL_error(L, "trellis.log: history needs a record event (not here)");
+        if (fr->ev->kind == TRL_EV_AFTER_DELETE)
+            return luaL_error(L, "trellis.log: the record is deleted and its history closed (log "
+                                 "to its history in before_delete)");
         size_t hl = ml < LOG_MAX_BYTES ? ml : LOG_MAX_BYTES;
         int rc = trl_rec_move_note(m, msg, hl);
         if (rc == TRL_ECONFLICT) {

@@ -74,7 +74,9 @@ int trl_hooks_endpoint(struct trl_hooks_bind *b, struct trl_txn *t, const struct
     if (!c) return trl_diag_set(cx->d, TRL_ENOMEM, "hooks: cannot load the app's modules");
     const struct hk_mod *m = hk_conf_mod(c, app, "endpoints");
     char fn[160];
-    snprintf(fn, sizeof(fn), "%s.%s", rq->name, rq->method);
+    /* HEAD answers as GET does (the body is dropped by the server). */
+    const char *method = strcmp(rq->method, "HEAD") == 0 ? "GET" : rq->method;
+    snprintf(fn, sizeof(fn), "%s.%s", rq->name, method);
     bool per_method = hk_mod_has(m, fn);
     if (!per_method && !hk_mod_has(m, rq->name)) {
         /* Which methods the endpoint has, for 405. */

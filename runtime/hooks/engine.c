@@ -736,15 +736,19 @@ static int ev_fire(void *ud, struct trl_txn *t, const struct trl_rec_ctx *cx,
     const struct hk_mod *mods[2];
     char fns[2][136];
     size_t n = targets(c, ev->ty, ev->kind, ev->name, mods, fns);
-    for (size_t i = 0; i < n; i++) {
+    /* Computing a field is a read, also when a write's answer shows it. */
+    bool ro = b->read_only;
+    if (ev->kind == TRL_EV_COMPUTE) b->read_only = true;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
         struct hk_frame fr = {.t = t, .cx = cx, .ev = ev};
-        int rc = hk_call(b, &fr, mods[i], fns[i], push_event,
-                         ev->kind == TRL_EV_VALIDATE  ? read_validate
-                         : ev->kind == TRL_EV_COMPUTE ? hk_read_computed
-                                                      : NULL);
-        if (rc) return rc;
+        rc = hk_call(b, &fr, mods[i], fns[i], push_event,
+                     ev->kind == TRL_EV_VALIDATE  ? read_validate
+                     : ev->kind == TRL_EV_COMPUTE ? hk_read_computed
+                                                  : NULL);
     }
-    return 0;
+    b->read_only = ro;
+    return rc;
 }
 
 void trl_hooks_bind_init(struct trl_hooks_bind *b, struct trl_hooks_engine *e,

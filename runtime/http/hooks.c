@@ -204,7 +204,7 @@ static int run_endpoint(struct req *r, struct trl_txn *t, struct trl_hooks_bind 
         trl_buf_clear(&r->out);
         if (rs.body.len) trl_buf_add(&r->out, rs.body.data, rs.body.len);
         r->status = rs.status;
-        r->ctype = "application/json";
+        r->ctype = rs.body.len ? "application/json" : NULL;
     }
     trl_buf_free(&rs.body);
     return rc;

@@ -305,7 +305,8 @@ static enum MHD_Result respond(struct req *r)
         r->out.data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
     trl_buf_init(&r->out); /* the response owns the bytes now */
-    MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
+    if (r->status != 204 && r->status != 304)
+        MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");

@@ -1162,9 +1162,11 @@ int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
                    uint64_t id, uint64_t if_match)
 {
     struct trl_record r;
-    struct trl_buf diff;
+    struct trl_buf diff, notes, hxbuf;
     struct trl_arena arena;
     trl_buf_init(&diff);
+    trl_buf_init(&notes);
+    trl_buf_init(&hxbuf);
     trl_arena_init(&arena);
     int rc = trl_rec_load(t, ty, id, &arena, &r);
     if (rc == TRL_ENOTFOUND) rc = not_found(cx, ty, id);
@@ -1182,14 +1184,17 @@ int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
         goto out;
     }
     if ((rc = version_check(cx, &r, if_match))) goto out;
-    struct trl_rec_move m = {.cx = cx, .ty = ty, .r = &r, .arena = &arena, .updatable = true};
+    struct trl_rec_move m = {
+        .cx = cx, .ty = ty, .r = &r, .arena = &arena, .updatable = true, .notes = &notes};
     snprintf(m.state, sizeof(m.state), "%.*s", (int)r.state.n, r.state.s ? r.state.s : "");
     struct trl_rec_event ev = {.kind = TRL_EV_BEFORE_DELETE, .ty = ty, .rec = &m, .op = "delete"};
     if ((rc = trl_rec_fire(t, cx, &ev))) goto out;
     size_t nch;
     if ((rc = index_apply(t, ty, &r, NULL, false, cx->d))) goto out;
     if ((rc = diff_json(ty, &r, NULL, &diff, &nch))) goto out;
-    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "delete", diff.data, diff.len, NULL))) goto out;
+    const char *hx;
+    if ((rc = hist_extra(NULL, &notes, &hxbuf, &hx))) goto out;
+    if ((rc = trl_rec_hist_append(t, cx, ty, &r, "delete", diff.data, diff.len, hx))) goto out;
     /* The chain head of a deleted record lives at seq 0 of its history. */
     unsigned char hk[16], head[36];
     trl_rec_key(hk, ty->id, id);
@@ -1201,6 +1206,8 @@ int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     trl_rec_key(k, ty->id, id);
     rc = trl_txn_del(t, TRL_DB_REC, k, 12);
 out:
+    trl_buf_free(&notes);
+    trl_buf_free(&hxbuf);
     trl_buf_free(&diff);
     trl_record_free(&r);
     trl_arena_free(&arena);
