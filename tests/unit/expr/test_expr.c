@@ -190,6 +190,65 @@ static void expect_err(const char *src, const char *msg, const char *field)
 /* ---------------------------------------------------------------------------------------------
  * Operators
  */
+/* Parses src with parameters; returns its result on the sample record, or -1 when the parse
+ * failed (the message in msg). */
+static int with_params(const char *src, const char *const *names, const char *const *values,
+                       size_t n, char *msg, size_t msgn)
+{
+    struct trl_diag d;
+    struct trl_expr *e = NULL;
+    trl_diag_init(&d);
+    struct trl_expr_params p = {names, values, n};
+    int rc = trl_expr_parse_params(src, strlen(src), resolve, NULL, &p, &e, &d);
+    if (rc) {
+        snprintf(msg, msgn, "%s", d.message);
+        trl_diag_reset(&d);
+        return -1;
+    }
+    struct rec r = sample();
+    struct trl_expr_env env = env_alice();
+    bool res = false;
+    ck_assert_int_eq(trl_expr_eval(e, get, &r, &env, &res, &d), 0);
+    trl_expr_free(e);
+    trl_diag_reset(&d);
+    return res;
+}
+
+START_TEST(parameters_are_bound_as_typed_values)
+{
+    char msg[512];
+    const char *names[] = {"min", "region", "from", "flag", "title", "n"};
+    const char *vals[] = {"12.30", "east", "2026-02-01", "true", "x\" || true || title = \"", "5"};
+    /* Each takes the type of the column it is compared with. */
+    ck_assert_int_eq(with_params("budget >= @param.min", names, vals, 6, msg, sizeof(msg)), 1);
+    ck_assert_int_eq(with_params("budget > @param.min", names, vals, 6, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(with_params("region = @param.region", names, vals, 6, msg, sizeof(msg)), 1);
+    ck_assert_int_eq(with_params("start_date > @param.from", names, vals, 6, msg, sizeof(msg)), 1);
+    ck_assert_int_eq(with_params("active = @param.flag", names, vals, 6, msg, sizeof(msg)), 1);
+    ck_assert_int_eq(with_params("count = @param.n && region in (@param.region, \"west\")", names,
+                                 vals, 6, msg, sizeof(msg)),
+                     1);
+    /* Bound, never spliced: quotes and operators in a value are text. */
+    ck_assert_int_eq(with_params("title = @param.title", names, vals, 6, msg, sizeof(msg)), 0);
+    /* A value that does not fit its column names the parameter. */
+    const char *bad[] = {"abc", "east", "2026-02-30", "yes", "", "5"};
+    ck_assert_int_eq(with_params("budget >= @param.min", names, bad, 6, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "@param.min"), "%s", msg);
+    ck_assert_int_eq(with_params("start_date > @param.from", names, bad, 6, msg, sizeof(msg)), -1);
+    ck_assert_int_eq(with_params("active = @param.flag", names, bad, 6, msg, sizeof(msg)), -1);
+    ck_assert_int_eq(with_params("region = @param.min", names, bad, 6, msg, sizeof(msg)), -1);
+    /* Unknown parameters, and parameters where none are given. */
+    ck_assert_int_eq(with_params("budget > @param.max", names, vals, 6, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "unknown parameter '@param.max'"), "%s", msg);
+    ck_assert_int_eq(with_params("budget > @param.min", NULL, NULL, 0, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "takes no parameters"), "%s", msg);
+    const char *unset[] = {NULL};
+    const char *one[] = {"min"};
+    ck_assert_int_eq(with_params("budget > @param.min", one, unset, 1, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "has no value"), "%s", msg);
+}
+END_TEST
+
 START_TEST(comparison_operators_on_each_type)
 {
     T("count = 5");
@@ -1286,6 +1345,7 @@ static Suite *expr_suite(void)
     Suite *s = suite_create("expr");
     TCase *tc = tcase_create("operators");
     tcase_add_test(tc, comparison_operators_on_each_type);
+    tcase_add_test(tc, parameters_are_bound_as_typed_values);
     tcase_add_test(tc, text_order_is_byte_order);
     tcase_add_test(tc, contains_and_prefix);
     tcase_add_test(tc, precedence_and_parentheses);
