@@ -25,6 +25,7 @@ struct stream {
     bool done;             /* exhausted */
     uint64_t id;           /* current record id */
     struct trl_slice key;  /* current key */
+    struct trl_slice val;  /* table streams: the current record's bytes */
 };
 
 struct lister {
@@ -41,6 +42,7 @@ struct lister {
     size_t nstreams;
     int64_t scanned;
     int64_t max_scan;
+    struct trl_slice cand; /* the candidate's record bytes when a table stream gave it */
 };
 
 static void stream_free(struct stream *s)
@@ -66,7 +68,7 @@ static int stream_settle(struct stream *s, int mv)
         return 0;
     }
     if (mv) return mv;
-    trl_cursor_get(s->c, &s->key, NULL);
+    trl_cursor_get(s->c, &s->key, s->table ? &s->val : NULL);
     if (key_cmp(s->key.p, s->key.n, s->lo.data, s->lo.len) < 0 ||
         (s->hi.len && key_cmp(s->key.p, s->key.n, s->hi.data, s->hi.len) >= 0)) {
         s->done = true;
@@ -277,6 +279,8 @@ static int next_candidate(struct lister *l, uint64_t *id, bool *have)
     if (best == SIZE_MAX) return 0;
     *id = l->streams[best].id;
     *have = true;
+    /* A table stream holds the record itself: no second lookup by id. */
+    l->cand = l->streams[best].table ? l->streams[best].val : (struct trl_slice){0};
     /* Advance every stream sitting on that id (an `in` list may repeat a value). */
     for (size_t i = 0; i < l->nstreams; i++) {
         struct stream *s = &l->streams[i];
@@ -306,8 +310,14 @@ static int next_match(struct lister *l, const char *param, struct trl_record *r,
             trl_diag_field(l->cx->d, param);
             return TRL_EINVAL;
         }
-        rc = trl_rec_load(l->t, l->ty, id, NULL, r);
-        if (rc == TRL_ENOTFOUND) continue; /* an index entry of a record deleted meanwhile */
+        if (l->cand.p) {
+            rc = trl_record_decode(l->cand.p, l->cand.n, r);
+            r->type_id = l->ty->id;
+            r->id = id;
+        } else {
+            rc = trl_rec_load(l->t, l->ty, id, NULL, r);
+            if (rc == TRL_ENOTFOUND) continue; /* an index entry of a record deleted meanwhile */
+        }
         if (rc) return rc;
         if (!trl_rec_in_scope(l->cx, l->ty, l->cx->acc ? l->cx->acc->read : TRL_SCOPE_ALL, r)) {
             trl_record_free(r); /* out of the caller's scope: as if absent */
