@@ -41,6 +41,7 @@ enum m_op {
     M_SLA_MET,
     M_SLA_BREACHED,
     M_SLA_COMPLIANCE,
+    M_SLA_TO_BREACH,
 };
 static const char *const op_names[] = {
     "count", "count_distinct", "sum",          "avg",           "min", "max", "median",
@@ -262,12 +263,12 @@ static void parse_measure(struct trl_defcheck *c, const cJSON *j, const char *pa
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(j, "op");
     snprintf(p, sizeof(p), "%s.op", path);
     int found = -1;
-    for (int k = 0; k <= M_SLA_COMPLIANCE && cJSON_IsString(op); k++)
+    for (int k = 0; k <= M_SLA_TO_BREACH && cJSON_IsString(op); k++)
         if (strcmp(op->valuestring, op_names[k]) == 0) found = k;
     if (found < 0) {
         trl_def_err(c, p,
                     "must be count, count_distinct, sum, avg, min, max, median, p90, sla_met, "
-                    "sla_breached or sla_compliance");
+                    "sla_breached, sla_compliance or sla_median_to_breach");
         return;
     }
     m->op = (enum m_op)found;
@@ -339,6 +340,10 @@ static void parse_measure(struct trl_defcheck *c, const cJSON *j, const char *pa
             trl_def_err(c, p, "a duration measure has no field");
         }
         return;
+    }
+    if (m->op == M_SLA_TO_BREACH) {
+        if (!(m->unit = strdup("hours"))) c->rc = TRL_ENOMEM;
+        m->unit_ms = 3600000;
     }
     if (m->op == M_MEDIAN || m->op == M_P90) {
         snprintf(p, sizeof(p), "%s.duration", path);
@@ -875,7 +880,14 @@ static int sla_fn(void *ud, const struct trl_sla_clock *c)
         if (m->policy && strcmp(m->policy, c->policy) != 0) continue;
         if (m->target && strcmp(m->target, c->target) != 0) continue;
         if (c->status == TRL_SLA_MET) s->rw->acc[i].met++;
-        if (c->status == TRL_SLA_BREACHED) s->rw->acc[i].breached++;
+        if (c->status == TRL_SLA_BREACHED) {
+            s->rw->acc[i].breached++;
+            /* Time from the clock's start to its breach (elapsed). */
+            if (m->op == M_SLA_TO_BREACH && c->breached_at >= c->started_at) {
+                int rc = acc_push(&s->rw->acc[i], c->breached_at - c->started_at);
+                if (rc) return rc;
+            }
+        }
     }
     return 0;
 }
@@ -1022,6 +1034,14 @@ static int measure_json(const struct runner *g, size_t i, struct acc *a, struct 
     case M_SLA_BREACHED:
         *sortv = (double)a->breached;
         return trl_buf_printf(out, "%llu", (unsigned long long)a->breached);
+    case M_SLA_TO_BREACH: {
+        if (!a->nv) return trl_buf_adds(out, "null");
+        qsort(a->vals, a->nv, sizeof(*a->vals), cmp_i64);
+        int64_t v =
+            a->nv % 2 ? a->vals[a->nv / 2] : (a->vals[a->nv / 2 - 1] + a->vals[a->nv / 2]) / 2;
+        *sortv = (double)v / (double)m->unit_ms;
+        return trl_buf_printf(out, "%.2f", *sortv);
+    }
     case M_SLA_COMPLIANCE:
         if (!a->met && !a->breached) return trl_buf_adds(out, "null");
         *sortv = (double)a->met * 100.0 / (double)(a->met + a->breached);
@@ -1180,7 +1200,8 @@ static int columns_json(const struct runner *g, struct trl_buf *out)
     for (size_t i = 0; i < r->nm && !rc; i++) {
         const struct measure *m = &r->m[i];
         const struct trl_field *f = g->mf[i];
-        const char *type = m->dur || m->op == M_SLA_COMPLIANCE ? "number"
+        const char *type = m->dur || m->op == M_SLA_COMPLIANCE || m->op == M_SLA_TO_BREACH
+                               ? "number"
                            : m->op == M_COUNT || m->op == M_COUNT_DISTINCT || m->op == M_SLA_MET ||
                                    m->op == M_SLA_BREACHED
                                ? "int"
@@ -1193,7 +1214,8 @@ static int columns_json(const struct runner *g, struct trl_buf *out)
                             op_names[m->op], type);
         if (!rc && f && f->type == TRL_FT_DECIMAL)
             rc = trl_buf_printf(out, ",\"scale\":%d", f->scale);
-        if (!rc && m->dur) rc = trl_buf_printf(out, ",\"unit\":\"%s\"", m->unit);
+        if (!rc && (m->dur || m->op == M_SLA_TO_BREACH))
+            rc = trl_buf_printf(out, ",\"unit\":\"%s\"", m->unit);
         if (!rc && m->op == M_SLA_COMPLIANCE) rc = trl_buf_adds(out, ",\"unit\":\"percent\"");
         if (!rc)
             rc = trl_buf_adds(out, ",\"labels\":") ||
