@@ -1229,6 +1229,28 @@ static int columns_json(const struct runner *g, struct trl_buf *out)
     return rc ? TRL_ENOMEM : 0;
 }
 
+/* The label of group value v of column k for CSV (enum options, workflow states), or NULL. */
+static const char *value_label(const struct runner *g, size_t k, const struct trl_value *v, bool zh)
+{
+    if (v->kind != TRL_V_BYTES) return NULL;
+    const struct group *gr = &g->r->groups[k];
+    const struct trl_field *f = trl_type_field_by_id(g->ty, (uint32_t)gr->col);
+    if (f && f->type == TRL_FT_ENUM) {
+        for (size_t o = 0; o < f->noptions; o++)
+            if (strlen(f->options[o].value) == v->n && memcmp(f->options[o].value, v->s, v->n) == 0)
+                return zh && f->options[o].labels.zh[0] ? f->options[o].labels.zh
+                                                        : f->options[o].labels.en;
+        return NULL;
+    }
+    const struct trl_workflow *w = g->run->ws ? trl_wf_by_type(g->run->ws, g->ty->name) : NULL;
+    if (gr->col != (int)TRL_COL_STATE || !w) return NULL;
+    for (size_t i = 0; i < w->nstates; i++)
+        if (strlen(w->states[i].name) == v->n && memcmp(w->states[i].name, v->s, v->n) == 0)
+            return zh && w->states[i].labels.zh[0] ? w->states[i].labels.zh
+                                                   : w->states[i].labels.en;
+    return NULL;
+}
+
 /* CSV: one cell from a JSON scalar (strings unquoted and re-escaped for CSV). */
 static int csv_cell(struct trl_buf *out, const char *json, size_t n)
 {
@@ -1538,6 +1560,15 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
         for (size_t i = 0; i < shown && !rc; i++) {
             for (size_t k = 0; k < r->ngroups + r->nm && !rc; k++) {
                 trl_buf_clear(&cell);
+                /* Enum and state values as people read them, in the caller's language. */
+                const char *lab = k < r->ngroups ? value_label(&g, k, &rows[i]->keys[k], zh) : NULL;
+                if (lab && *lab) {
+                    rc = (k && trl_buf_addc(out, ',')) ||
+                                 trl_buf_add_json_str(&cell, lab, strlen(lab))
+                             ? TRL_ENOMEM
+                             : csv_cell(out, cell.data, cell.len);
+                    continue;
+                }
                 double sv;
                 rc = k < r->ngroups ? group_json(&g, k, &rows[i]->keys[k], &cell)
                                     : measure_json(&g, k - r->ngroups,
