@@ -43,9 +43,20 @@ enum m_op {
     M_SLA_COMPLIANCE,
     M_SLA_TO_BREACH,
 };
-static const char *const op_names[] = {
-    "count", "count_distinct", "sum",          "avg",           "min", "max", "median",
-    "p90",   "sla_met",        "sla_breached", "sla_compliance"};
+static const char *const op_names[] = {"count",
+                                       "count_distinct",
+                                       "sum",
+                                       "avg",
+                                       "min",
+                                       "max",
+                                       "median",
+                                       "p90",
+                                       "sla_met",
+                                       "sla_breached",
+                                       "sla_compliance",
+                                       "sla_median_to_breach"};
+_Static_assert(sizeof(op_names) / sizeof(op_names[0]) == M_SLA_TO_BREACH + 1,
+               "one name per measure op");
 
 enum dur_kind { D_NONE, D_BETWEEN, D_IN };
 
