@@ -443,7 +443,7 @@ void trl_put_u64be(void *p, uint64_t v)
     trl_put_u32be(c + 4, (uint32_t)v);
 }
 
-int trl_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *out)
+int trl_get_varint_slow(const unsigned char **p, const unsigned char *end, uint64_t *out)
 {
     uint64_t v = 0;
     unsigned shift = 0;

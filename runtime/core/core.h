@@ -154,8 +154,20 @@ uint32_t trl_get_u32be(const void *p);
 uint64_t trl_get_u64be(const void *p);
 void trl_put_u32be(void *p, uint32_t v);
 void trl_put_u64be(void *p, uint64_t v);
-/* Reads a varint from [*p, end); advances *p. Returns 0 or TRL_ECORRUPT. */
-int trl_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *out);
+/* Reads a varint from [*p, end); advances *p. Returns 0 or TRL_ECORRUPT. Inline for the
+ * one-byte case: record decoding (report scans) reads a few dozen per record. */
+int trl_get_varint_slow(const unsigned char **p, const unsigned char *end, uint64_t *out);
+static inline int trl_get_varint(const unsigned char **p, const unsigned char *end,
+                                 uint64_t *out)
+{
+    const unsigned char *q = *p;
+    if (q < end && !(*q & 0x80)) {
+        *out = *q;
+        *p = q + 1;
+        return 0;
+    }
+    return trl_get_varint_slow(p, end, out);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * UTF-8.
