@@ -744,7 +744,8 @@ static int convert_literal(struct parser *p, const struct field_info *f, enum ex
     case TRL_FT_ENUM:
         if (t->kind != T_STRING)
             return ferr(p, f, t->off, "field '%.*s' is enum; %s is not a string", nl, fn, lit);
-        if (f->options) {
+        /* Checking a definition whose parameter has no value yet: any option will do. */
+        if (f->options && !(t->param && p->params && p->params->check_only)) {
             bool found = false;
             for (size_t i = 0; i < f->noptions && !found; i++)
                 found = f->options[i] && strlen(f->options[i]) == t->n &&

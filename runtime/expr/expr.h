@@ -79,6 +79,8 @@ struct trl_expr_params {
     const char *const *names;
     const char *const *values;
     size_t n;
+    bool check_only; /* checking a definition with placeholder values: an enum parameter's
+                        placeholder need not be one of the column's options */
 };
 /* trl_expr_parse with parameters (params may be NULL: `@param.x` is then refused). Values are
  * copied into the expression. */

@@ -477,7 +477,7 @@ int trl_report_parse(const struct trl_catalog *cat, const struct trl_wf_set *ws,
                       : strcmp(t, "bool") == 0                             ? "true"
                                                                            : "x";
         }
-        struct trl_expr_params prm = {names, vals, r->nparams};
+        struct trl_expr_params prm = {names, vals, r->nparams, true};
         struct trl_expr *e = NULL;
         struct trl_diag ed;
         trl_diag_init(&ed);
@@ -596,7 +596,7 @@ struct row {
     uint64_t hash;
     struct trl_value keys[MAX_GROUPS];
     struct acc *acc;
-    double *sortv; /* measure values for sorting (filled at the end) */
+    __int128 *sortv; /* exact measure values for sorting (filled at the end) */
 };
 
 struct state_entry {
@@ -999,64 +999,84 @@ static int cmp_i64(const void *a, const void *b)
 
 /* Appends measure i of row rw as JSON (text for CSV when csv); *sortv gets its value for
  * sorting (NaN-free: null sorts as -inf). */
+/* num / den rounded half away from zero (den > 0). */
+static __int128 rdiv(__int128 num, __int128 den)
+{
+    __int128 q = num / den, r = num % den;
+    if (r < 0) r = -r;
+    if (2 * r >= den) q += num < 0 ? -1 : 1;
+    return q;
+}
+
+#define NULL_KEY (-((__int128)1 << 126)) /* sorts before every value */
+
+/* A number with `places` decimals from a value scaled by 10^places, as a JSON number. */
+static int scaled_json(struct trl_buf *out, __int128 q, int places)
+{
+    char tmp[96];
+    i128_text(q, places, tmp, sizeof(tmp));
+    return trl_buf_adds(out, tmp);
+}
+
+/* Appends measure i of a row as JSON; *key gets its exact value for sorting (NULL_KEY for
+ * null). Durations and percentages are computed in integers and rounded half away from zero,
+ * like decimal averages. */
 static int measure_json(const struct runner *g, size_t i, struct acc *a, struct trl_buf *out,
-                        double *sortv)
+                        __int128 *key)
 {
     const struct measure *m = &g->r->m[i];
     const struct trl_field *f = g->mf[i];
     int scale = f && f->type == TRL_FT_DECIMAL ? f->scale : 0;
     bool dec = f && f->type == TRL_FT_DECIMAL;
     char tmp[96];
-    *sortv = -1e300;
-    if (m->dur) {
-        int64_t v;
+    *key = NULL_KEY;
+    if (m->dur || m->op == M_SLA_TO_BREACH) {
         if (m->op == M_COUNT) {
-            *sortv = (double)a->n;
+            *key = a->n;
             return trl_buf_printf(out, "%llu", (unsigned long long)a->n);
         }
-        if (!a->n) return trl_buf_adds(out, "null");
+        __int128 q; /* hundredths of the unit (shown); the key keeps finer precision */
         if (m->op == M_AVG) {
-            *sortv = (double)a->sum / (double)a->n / (double)m->unit_ms;
-            return trl_buf_printf(out, "%.2f", *sortv);
-        }
-        if (m->op == M_MIN || m->op == M_MAX) {
-            v = m->op == M_MIN ? a->min : a->max;
+            if (!a->n) return trl_buf_adds(out, "null");
+            q = rdiv(a->sum * 100, (__int128)a->n * m->unit_ms);
+            *key = rdiv(a->sum * 1000, (__int128)a->n); /* thousandths of a ms */
+            return scaled_json(out, q, 2);
         } else {
-            qsort(a->vals, a->nv, sizeof(*a->vals), cmp_i64);
-            if (m->op == M_MEDIAN)
-                v = a->nv % 2 ? a->vals[a->nv / 2]
-                              : (a->vals[a->nv / 2 - 1] + a->vals[a->nv / 2]) / 2;
-            else /* p90, nearest rank */
-                v = a->vals[(a->nv * 9 + 9) / 10 - 1];
+            int64_t v;
+            if (m->op == M_MIN || m->op == M_MAX) {
+                if (!a->n) return trl_buf_adds(out, "null");
+                v = m->op == M_MIN ? a->min : a->max;
+            } else {
+                if (!a->nv) return trl_buf_adds(out, "null");
+                qsort(a->vals, a->nv, sizeof(*a->vals), cmp_i64);
+                if (m->op == M_P90) /* nearest rank */
+                    v = a->vals[(a->nv * 9 + 9) / 10 - 1];
+                else /* median; of an even count the mean of the middle two */
+                    v = a->nv % 2 ? a->vals[a->nv / 2]
+                                  : (a->vals[a->nv / 2 - 1] + a->vals[a->nv / 2]) / 2;
+            }
+            q = rdiv((__int128)v * 100, m->unit_ms);
+            *key = v; /* ms */
         }
-        *sortv = (double)v / (double)m->unit_ms;
-        return trl_buf_printf(out, "%.2f", *sortv);
+        return scaled_json(out, q, 2);
     }
     switch (m->op) {
     case M_COUNT:
-        *sortv = (double)a->n;
+        *key = a->n;
         return trl_buf_printf(out, "%llu", (unsigned long long)a->n);
     case M_COUNT_DISTINCT:
-        *sortv = (double)a->set.used;
+        *key = a->set.used;
         return trl_buf_printf(out, "%zu", a->set.used);
     case M_SLA_MET:
-        *sortv = (double)a->met;
+        *key = a->met;
         return trl_buf_printf(out, "%llu", (unsigned long long)a->met);
     case M_SLA_BREACHED:
-        *sortv = (double)a->breached;
+        *key = a->breached;
         return trl_buf_printf(out, "%llu", (unsigned long long)a->breached);
-    case M_SLA_TO_BREACH: {
-        if (!a->nv) return trl_buf_adds(out, "null");
-        qsort(a->vals, a->nv, sizeof(*a->vals), cmp_i64);
-        int64_t v =
-            a->nv % 2 ? a->vals[a->nv / 2] : (a->vals[a->nv / 2 - 1] + a->vals[a->nv / 2]) / 2;
-        *sortv = (double)v / (double)m->unit_ms;
-        return trl_buf_printf(out, "%.2f", *sortv);
-    }
     case M_SLA_COMPLIANCE:
         if (!a->met && !a->breached) return trl_buf_adds(out, "null");
-        *sortv = (double)a->met * 100.0 / (double)(a->met + a->breached);
-        return trl_buf_printf(out, "%.1f", *sortv);
+        *key = rdiv((__int128)a->met * 1000, (__int128)(a->met + a->breached));
+        return scaled_json(out, *key, 1);
     default:
         break;
     }
@@ -1066,16 +1086,16 @@ static int measure_json(const struct runner *g, size_t i, struct acc *a, struct 
         int extra = dec ? 0 : 2;
         __int128 q = div_round(a->sum, a->n, extra);
         i128_text(q, scale + extra, tmp, sizeof(tmp));
-        *sortv = (double)a->sum / (double)a->n;
+        *key = div_round(a->sum, a->n, 6); /* finer than shown: ties of the shown value sort */
         return dec ? trl_buf_printf(out, "\"%s\"", tmp) : trl_buf_adds(out, tmp);
     }
     if (m->op == M_SUM) {
         i128_text(a->sum, scale, tmp, sizeof(tmp));
-        *sortv = (double)a->sum;
+        *key = a->sum;
         return dec ? trl_buf_printf(out, "\"%s\"", tmp) : trl_buf_adds(out, tmp);
     }
     int64_t v = m->op == M_MIN ? a->min : a->max;
-    *sortv = (double)v;
+    *key = v;
     if (f && (f->type == TRL_FT_DECIMAL || f->type == TRL_FT_DATE || f->type == TRL_FT_DATETIME)) {
         trl_field_format_int(f, v, tmp, sizeof(tmp));
         return trl_buf_printf(out, "\"%s\"", tmp);
@@ -1211,7 +1231,9 @@ static int columns_json(const struct runner *g, struct trl_buf *out)
     for (size_t i = 0; i < r->nm && !rc; i++) {
         const struct measure *m = &r->m[i];
         const struct trl_field *f = g->mf[i];
-        const char *type = m->dur || m->op == M_SLA_COMPLIANCE || m->op == M_SLA_TO_BREACH
+        bool counted = m->op == M_COUNT; /* records (also a duration's: how many have one) */
+        const char *type = counted ? "int"
+                           : m->dur || m->op == M_SLA_COMPLIANCE || m->op == M_SLA_TO_BREACH
                                ? "number"
                            : m->op == M_COUNT || m->op == M_COUNT_DISTINCT || m->op == M_SLA_MET ||
                                    m->op == M_SLA_BREACHED
@@ -1225,7 +1247,7 @@ static int columns_json(const struct runner *g, struct trl_buf *out)
                             op_names[m->op], type);
         if (!rc && f && f->type == TRL_FT_DECIMAL)
             rc = trl_buf_printf(out, ",\"scale\":%d", f->scale);
-        if (!rc && (m->dur || m->op == M_SLA_TO_BREACH))
+        if (!rc && !counted && (m->dur || m->op == M_SLA_TO_BREACH))
             rc = trl_buf_printf(out, ",\"unit\":\"%s\"", m->unit);
         if (!rc && m->op == M_SLA_COMPLIANCE) rc = trl_buf_adds(out, ",\"unit\":\"percent\"");
         if (!rc)
@@ -1325,7 +1347,12 @@ static bool param_ok(const char *type, const char *v)
     int32_t days;
     const char *why;
     if (strcmp(type, "int") == 0) return trl_parse_i64(v, n, &i) == 0;
-    if (strcmp(type, "decimal") == 0) return trl_decimal_parse(v, n, 9, &i, &why) == 0;
+    if (strcmp(type, "decimal") == 0) {
+        /* At the scale the text has (the column's scale is checked where it is compared). */
+        const char *dot = memchr(v, '.', n);
+        int scale = dot ? (int)(n - (size_t)(dot - v) - 1) : 0;
+        return scale <= 9 && trl_decimal_parse(v, n, scale, &i, &why) == 0;
+    }
     if (strcmp(type, "date") == 0) return trl_date_parse(v, n, &days) == 0;
     if (strcmp(type, "datetime") == 0) return trl_datetime_parse(v, n, &i) == 0;
     if (strcmp(type, "bool") == 0) return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;
@@ -1449,7 +1476,7 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
         }
     }
     if (!rc && r->filter) {
-        struct trl_expr_params prm = {names, vals, r->nparams};
+        struct trl_expr_params prm = {names, vals, r->nparams, false};
         struct run_resolver rs = {.ty = ty, .cx = cx};
         rc = trl_expr_parse_params(r->filter, strlen(r->filter), run_resolve, &rs, &prm, &filter,
                                    cx->d);
@@ -1532,7 +1559,7 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
     for (size_t i = 0; i < g.cap && !rc; i++) {
         struct row *rw = g.slots[i];
         if (!rw) continue;
-        if (!(rw->sortv = calloc(r->nm ? r->nm : 1, sizeof(double)))) {
+        if (!(rw->sortv = calloc(r->nm ? r->nm : 1, sizeof(*rw->sortv)))) {
             rc = TRL_ENOMEM;
             break;
         }
@@ -1580,7 +1607,7 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
                              : csv_cell(out, cell.data, cell.len);
                     continue;
                 }
-                double sv;
+                __int128 sv;
                 rc = k < r->ngroups ? group_json(&g, k, &rows[i]->keys[k], &cell)
                                     : measure_json(&g, k - r->ngroups,
                                                    &rows[i]->acc[k - r->ngroups], &cell, &sv);
@@ -1608,7 +1635,7 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
                          ? TRL_ENOMEM
                          : 0;
             for (size_t m = 0; m < r->nm && !rc; m++) {
-                double sv;
+                __int128 sv;
                 rc = ((r->ngroups || m) && trl_buf_addc(out, ',')) ||
                              measure_json(&g, m, &rows[i]->acc[m], out, &sv)
                          ? TRL_ENOMEM

@@ -198,7 +198,7 @@ static int with_params(const char *src, const char *const *names, const char *co
     struct trl_diag d;
     struct trl_expr *e = NULL;
     trl_diag_init(&d);
-    struct trl_expr_params p = {names, values, n};
+    struct trl_expr_params p = {names, values, n, false};
     int rc = trl_expr_parse_params(src, strlen(src), resolve, NULL, &p, &e, &d);
     if (rc) {
         snprintf(msg, msgn, "%s", d.message);
