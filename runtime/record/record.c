@@ -226,7 +226,7 @@ size_t trl_rec_index_entries(const struct trl_type *ty, const struct trl_record 
         if (!f->indexed) continue;
         out[n].col = f->id;
         out[n].unique = f->unique;
-        out[n].counted = f->type == TRL_FT_ENUM;
+        out[n].counted = f->type == TRL_FT_ENUM || f->type == TRL_FT_REF;
         trl_rec_column(ty, r, f->id, &out[n].v);
         n++;
     }
@@ -1251,6 +1251,39 @@ int trl_rec_count_value(struct trl_txn *t, const struct trl_type *ty, int col, c
     int rc = org ? trl_rec_org_cnt_key(&k, iid, &o, v) : trl_schema_cnt_key(&k, iid, v);
     if (!rc) rc = trl_schema_counter_get(t, &k, n);
     trl_buf_free(&k);
+    return rc;
+}
+
+int trl_rec_count_each(struct trl_txn *t, const struct trl_type *ty, int col, const char *org,
+                       struct trl_arena *arena,
+                       int (*fn)(void *ud, const struct trl_value *v, uint64_t n), void *ud)
+{
+    struct trl_buf pre;
+    trl_buf_init(&pre);
+    uint32_t iid = trl_index_id(ty, (uint32_t)col);
+    struct trl_value o = {.kind = TRL_V_BYTES, .s = org, .n = org ? strlen(org) : 0};
+    int rc = trl_buf_addc(&pre, org ? 'o' : 'c') || trl_buf_add_u32be(&pre, iid) ||
+                     (org && trl_key_add_value(&pre, &o))
+                 ? TRL_ENOMEM
+                 : 0;
+    struct trl_cursor *c = NULL;
+    if (!rc) rc = trl_cursor_open(t, TRL_DB_CNT, &c);
+    int mv;
+    for (mv = rc ? 1 : trl_cursor_seek(c, pre.data, pre.len); mv == 0 && !rc;
+         mv = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n <= pre.len || memcmp(k.p, pre.data, pre.len) != 0) break;
+        const unsigned char *p = (const unsigned char *)k.p + pre.len;
+        struct trl_value val;
+        if (trl_key_get_value(&p, (const unsigned char *)k.p + k.n, arena, &val) || v.n != 8) {
+            rc = TRL_ECORRUPT;
+            break;
+        }
+        rc = fn(ud, &val, trl_get_u64be(v.p));
+    }
+    trl_cursor_close(c);
+    trl_buf_free(&pre);
     return rc;
 }
 

@@ -16,7 +16,9 @@
  *   hist  (type u32, id u64, 0)                -> head: seq u32 + sha256 (deleted records only)
  *   log   (change u64)                         -> (type u32, id u64, seq u32)
  *   cnt   ("t", type u32)                      -> u64 records of the type
- *   cnt   ("c", type<<16|col u32, value)       -> u64 records with that value (state, enums)
+ *   cnt   ("c", type<<16|col u32, value)       -> u64 records with that value (state, enums, refs)
+ *   cnt   ("o", type<<16|col u32, org, value)  -> u64 the same within one org
+ *   cnt   ("p", type u32, org)                 -> u64 records of one org
  *   cnt   ("s", "id:<type>" / "name:<type>:<prefix>" / "log") -> u64 (sequences, store.h)
  *   idem  (user, NUL, key)                     -> stored response
  *
@@ -301,6 +303,11 @@ int trl_rec_count(struct trl_txn *t, const struct trl_type *ty, uint64_t *n);
 int trl_rec_count_value(struct trl_txn *t, const struct trl_type *ty, int col, const char *org,
                         const struct trl_value *v, uint64_t *n);
 int trl_rec_count_org(struct trl_txn *t, const struct trl_type *ty, const char *org, uint64_t *n);
+/* Calls fn for each value of counted column col (state, enum and ref fields) that records hold,
+ * with their number, in every org (org NULL) or one; value bytes go into arena. */
+int trl_rec_count_each(struct trl_txn *t, const struct trl_type *ty, int col, const char *org,
+                       struct trl_arena *arena,
+                       int (*fn)(void *ud, const struct trl_value *v, uint64_t n), void *ud);
 
 /* ---------------------------------------------------------------------------------------------
  * Idempotency: a stored response per (user, key), kept for 24 hours.

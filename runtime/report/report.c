@@ -1359,9 +1359,27 @@ static bool param_ok(const char *type, const char *v)
     return trl_utf8_valid(v, n) && n <= 1000;
 }
 
-/* Counters: a count grouped by the state or an enum field, nothing else, for a caller who reads
- * every record or exactly their org's. Fills the runner's rows; *done false when the report does
- * not qualify. */
+struct count_ud {
+    struct runner *g;
+    uint64_t *seen;
+};
+
+static int count_row(void *ud, const struct trl_value *v, uint64_t n)
+{
+    struct count_ud *cu = ud;
+    if (v->kind == TRL_V_NULL || !n) return 0; /* records without one: counted below */
+    struct row *rw;
+    int rc = find_row(cu->g, v, &rw);
+    if (rc) return rc;
+    for (size_t m = 0; m < cu->g->r->nm; m++)
+        rw->acc[m].n = n;
+    *cu->seen += n;
+    return 0;
+}
+
+/* Counters: a count grouped by the state, an enum or a ref field, nothing else, for a caller who
+ * reads every record or exactly their org's. Fills the runner's rows; *done false when the report
+ * does not qualify. */
 static int from_counters(struct runner *g, bool *done)
 {
     const struct trl_report *r = g->r;
@@ -1380,10 +1398,16 @@ static int from_counters(struct runner *g, bool *done)
     const struct trl_field *f = trl_type_field_by_id(g->ty, (uint32_t)gr->col);
     const struct trl_workflow *w = g->run->ws ? trl_wf_by_type(g->run->ws, g->ty->name) : NULL;
     bool state = gr->col == (int)TRL_COL_STATE;
-    if (!state && !(f && f->type == TRL_FT_ENUM)) return 0;
-    size_t nvals = state ? (w ? w->nstates : 1) : f->noptions;
+    bool ref = f && f->type == TRL_FT_REF;
+    if (!state && !ref && !(f && f->type == TRL_FT_ENUM)) return 0;
+    size_t nvals = ref ? 0 : state ? (w ? w->nstates : 1) : f->noptions;
     uint64_t total = 0, seen = 0;
     int rc = org ? trl_rec_count_org(g->t, g->ty, org, &total) : trl_rec_count(g->t, g->ty, &total);
+    if (!rc && ref) {
+        /* Refs: every referenced record is a value; the counters list them. */
+        struct count_ud cu = {g, &seen};
+        rc = trl_rec_count_each(g->t, g->ty, gr->col, org, &g->arena, count_row, &cu);
+    }
     for (size_t i = 0; i < nvals && !rc; i++) {
         const char *v =
             state ? (w ? w->states[i].name : g->ty->initial_state) : f->option_values[i];

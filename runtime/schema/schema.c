@@ -1503,10 +1503,10 @@ static int build_index(struct trl_txn *t, const struct trl_type *ty, const struc
         if (plain) {
             rc = trl_schema_idx_key(&kb, trl_index_id(ty, f->id), fv, rid);
             if (!rc) rc = trl_txn_put(t, TRL_DB_IDX, kb.data, kb.len, "", 0, 0);
-            if (!rc && f->type == TRL_FT_ENUM)
-                rc = trl_schema_cnt_key(&kb, trl_index_id(ty, f->id), fv);
-            if (!rc && f->type == TRL_FT_ENUM) rc = trl_schema_counter_add(t, &kb, 1);
-            if (!rc && f->type == TRL_FT_ENUM && r.org.kind == TRL_V_BYTES && r.org.n) {
+            bool counted = f->type == TRL_FT_ENUM || f->type == TRL_FT_REF;
+            if (!rc && counted) rc = trl_schema_cnt_key(&kb, trl_index_id(ty, f->id), fv);
+            if (!rc && counted) rc = trl_schema_counter_add(t, &kb, 1);
+            if (!rc && counted && r.org.kind == TRL_V_BYTES && r.org.n) {
                 rc = trl_schema_org_cnt_key(&kb, trl_index_id(ty, f->id), &r.org, fv);
                 if (!rc) rc = trl_schema_counter_add(t, &kb, 1);
             }
