@@ -3,7 +3,10 @@
 #include "cli.h"
 
 #include "app/app.h"
+#include "auth/auth.h"
 #include "hooks/hooks.h"
+
+#include <cjson/cJSON.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,12 +26,95 @@ const char *trl_cli_help_hooks =
     "       trellis hooks lint APP_DIR\n"
     "test installs the app in APP_DIR into a temporary store and runs every tests/*_spec.lua\n"
     "(describe / it / expect, see runtime/hooks/README.md): each test runs in its own\n"
+    "transaction (users, orgs and groups from tests/fixtures.json are there first),\n"
     "transaction, rolled back afterwards, acting as an administrator (trellis.as switches user).\n"
     "It prints each test and a summary line and exits 1 when a test fails.\n"
     "lint runs luacheck (Debian package lua-check) over hooks/ and tests/ with the globals hook\n"
     "code may use (the sandbox's: no io, os beyond time/date/clock, load, ...).\n";
 
+/* tests/fixtures.json: {"orgs": [{"name", "label_en", "label_zh"}], "users": [{"name",
+ * "roles", "org", "region", "skills", "manager", "lang"}], "groups": [{"name", "members"}]},
+ * created in the temporary store before the specs run. */
+static int load_fixtures(struct trl_txn *t, const char *app_dir, struct trl_diag *d)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/tests/fixtures.json", app_dir);
+    char *text = NULL;
+    size_t n;
+    if (trl_read_file(path, 1 << 20, &text, &n) != 0) return 0; /* none */
+    cJSON *j = cJSON_ParseWithLength(text, n);
+    free(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return trl_diag_set(d, TRL_EJSON, "%s is not a JSON object", path);
+    }
+    int rc = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "orgs"))
+    {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+        const cJSON *en = cJSON_GetObjectItemCaseSensitive(e, "label_en");
+        const cJSON *zh = cJSON_GetObjectItemCaseSensitive(e, "label_zh");
+        if (!rc && cJSON_IsString(nm))
+            rc = trl_auth_org_put(t, nm->valuestring,
+                                  cJSON_IsString(en) ? en->valuestring : nm->valuestring,
+                                  cJSON_IsString(zh) ? zh->valuestring : nm->valuestring, d);
+    }
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "users"))
+    {
+        if (rc) break;
+        struct trl_user u;
+        memset(&u, 0, sizeof(u));
+        const cJSON *v;
+        if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "name")))
+            snprintf(u.name, sizeof(u.name), "%s", v->valuestring);
+        snprintf(u.display, sizeof(u.display), "%s", u.name);
+        snprintf(u.lang, sizeof(u.lang), "%s",
+                 cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "lang")) ? v->valuestring
+                                                                                 : "en");
+        if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "org")))
+            snprintf(u.org, sizeof(u.org), "%s", v->valuestring);
+        if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "region")))
+            snprintf(u.region, sizeof(u.region), "%s", v->valuestring);
+        if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(e, "manager")))
+            snprintf(u.manager, sizeof(u.manager), "%s", v->valuestring);
+        const cJSON *r;
+        cJSON_ArrayForEach(
+            r, cJSON_GetObjectItemCaseSensitive(e, "roles")) if (cJSON_IsString(r) &&
+                                                                 u.nroles < TRL_AUTH_MAX_ROLES)
+            snprintf(u.roles[u.nroles++], sizeof(u.roles[0]), "%s", r->valuestring);
+        cJSON_ArrayForEach(
+            r, cJSON_GetObjectItemCaseSensitive(e, "skills")) if (cJSON_IsString(r) &&
+                                                                  u.nskills < TRL_AUTH_MAX_SKILLS)
+            snprintf(u.skills[u.nskills++], sizeof(u.skills[0]), "%s", r->valuestring);
+        u.active = true;
+        rc = trl_auth_user_put(t, &u, d);
+    }
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "groups"))
+    {
+        if (rc) break;
+        struct trl_group *g = calloc(1, sizeof(*g));
+        if (!g) {
+            rc = TRL_ENOMEM;
+            break;
+        }
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "name");
+        if (cJSON_IsString(v)) snprintf(g->name, sizeof(g->name), "%s", v->valuestring);
+        const cJSON *m;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(
+                                  e, "members")) if (cJSON_IsString(m) &&
+                                                     g->nmembers < TRL_AUTH_MAX_MEMBERS)
+            snprintf(g->members[g->nmembers++], sizeof(g->members[0]), "%s", m->valuestring);
+        rc = trl_auth_group_put(t, g, d);
+        free(g);
+    }
+    cJSON_Delete(j);
+    if (rc && !d->message[0]) trl_diag_set(d, rc, "%s: cannot create the fixtures", path);
+    return rc;
+}
+
 struct spec_job {
+    const char *dir;
     const struct trl_app_bundle *b;
     const char *filter;
     struct trl_hooks_spec_result res;
@@ -41,6 +127,7 @@ static int spec_fn(struct trl_txn *t, void *arg)
     struct spec_job *j = arg;
     bool changed;
     int rc = trl_app_install(t, j->b, &changed, j->d);
+    if (!rc) rc = load_fixtures(t, j->dir, j->d);
     if (rc) return rc;
     struct trl_catalog *cat = NULL;
     struct trl_wf_set *ws = NULL;
@@ -131,7 +218,7 @@ static int hooks_test(const char *app_dir, const char *filter)
     struct trl_store *s = NULL;
     struct trl_store_opts so = {.dir = dir};
     int rc = trl_store_open(&so, &s, &d);
-    struct spec_job j = {.b = &b, .filter = filter, .d = &d};
+    struct spec_job j = {.dir = app_dir, .b = &b, .filter = filter, .d = &d};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!rc) rc = trl_store_write(s, spec_fn, &j);

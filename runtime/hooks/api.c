@@ -324,6 +324,7 @@ static void op_ctx(struct hk_frame *fr, const struct trl_type *ty, struct hk_box
     cx->d = &bx->d;
     cx->ev = &fr->b->ev;
     cx->acc = NULL;
+    cx->create_org = cx->create_owner = NULL; /* never inherited from the event's change */
     /* No C call may run long (the count hook cannot stop it): a query from a hook examines at
      * most HK_MAX_SCAN records, and says to add an indexed filter otherwise. */
     if (!cx->max_scan || cx->max_scan > HK_MAX_SCAN) cx->max_scan = HK_MAX_SCAN;
@@ -886,6 +887,7 @@ struct wjob {
     struct hk_box *bx;
     size_t nin;
     const char *transition, *comment;
+    const char *org, *owner; /* create: the record's org and owner (privileged) */
 };
 
 static int wjob_run(struct trl_txn *nt, void *arg)
@@ -930,6 +932,8 @@ static int do_write(lua_State *L, struct wjob *j)
     struct trl_access acc;
     struct trl_rec_ctx cx;
     op_ctx(j->fr, j->ty, j->bx, &acc, &cx);
+    cx.create_org = j->org;
+    cx.create_owner = j->owner;
     j->cx = &cx;
     int rc = trl_txn_nested(j->fr->t, wjob_run, j);
     if (rc) return raise_box(L, j->bx, rc);
@@ -943,14 +947,30 @@ static int do_write(lua_State *L, struct wjob *j)
         j->kind == W_TRANSITION || j->kind == W_CREATE || j->kind == W_UPDATE ? j->ty : NULL);
 }
 
-/* trellis.create(type, fields) -> record */
+/* trellis.create(type, fields [, {org =, owner =}]) -> record; org and owner (privileged hooks
+ * only) make the record belong to another org and user, e.g. a partner's. */
 static int l_create(lua_State *L)
 {
-    lua_settop(L, 2); /* boxes go above the arguments */
+    lua_settop(L, 3); /* boxes go above the arguments */
     struct hk_frame *fr = write_frame(L, "create");
     const struct trl_type *ty = type_arg(L, fr, 1, "create");
+    const char *org = NULL, *owner = NULL;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_getfield(L, 3, "org");
+        org = lua_tostring(L, -1);
+        lua_getfield(L, 3, "owner");
+        owner = lua_tostring(L, -1);
+        lua_pop(L, 2); /* the strings stay referenced by the options table */
+        if ((org || owner) && !fr->privileged)
+            return luaL_error(L, "trellis.create: only a privileged hook may choose the org or "
+                                 "owner (app.json hooks.privileged)");
+        if ((org && (strlen(org) > 63 || (*org && !trl_auth_name_valid(org)))) ||
+            (owner && (strlen(owner) > 63 || !trl_auth_name_valid(owner))))
+            return luaL_error(L, "trellis.create: org and owner must be names");
+    }
     struct hk_box *bx = box_new(L);
-    struct wjob j = {.kind = W_CREATE, .fr = fr, .ty = ty, .bx = bx};
+    struct wjob j = {.kind = W_CREATE, .fr = fr, .ty = ty, .bx = bx, .org = org, .owner = owner};
     j.nin = table_inputs(L, 2, ty, bx, "create");
     return do_write(L, &j);
 }

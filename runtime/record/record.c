@@ -922,10 +922,10 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
         return TRL_EFORBIDDEN;
     }
     const char *user = cx->who ? cx->who->user : "";
-    set_str(&r.owner, user);
+    set_str(&r.owner, cx->create_owner ? cx->create_owner : user);
     set_str(&r.created_by, user);
     set_str(&r.updated_by, user);
-    set_str(&r.org, cx->who ? cx->who->org : "");
+    set_str(&r.org, cx->create_org ? cx->create_org : cx->who ? cx->who->org : "");
     set_str(&r.state, ty->initial_state);
     r.type_id = ty->id;
     r.version = 1;

@@ -55,6 +55,9 @@ struct trl_rec_ctx {
     struct trl_diag *d;              /* diagnostics of the request */
     int64_t max_scan;                /* listing: most records a query may examine (0: 200000) */
     const struct trl_rec_events *ev; /* where app hooks listen (borrowed), NULL: none */
+    const char *create_org;          /* create: the new record's org instead of the caller's
+                                        (privileged hooks creating for a partner), or NULL */
+    const char *create_owner;        /* create: its owner instead of the caller, or NULL */
 };
 
 /* Creates a record of type ty from inputs in[0..n). Unknown fields, wrong types and every rule

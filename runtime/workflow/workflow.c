@@ -3578,6 +3578,10 @@ int trl_wf_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const str
                       uint64_t *version, struct trl_buf *out)
 {
     int rc = trl_rec_create(t, cx, ty, in, n, id, out);
+    /* What the engine and hooks do next does not inherit the org and owner this create chose. */
+    struct trl_rec_ctx ncx = *cx;
+    ncx.create_org = ncx.create_owner = NULL;
+    cx = &ncx;
     bool rewritten = false;
     if (!rc && s) rc = trl_wf_on_create(t, cx, s, ty, *id, &rewritten);
     struct trl_rec_event ev = {.kind = TRL_EV_AFTER_CREATE, .ty = ty, .op = "create"};

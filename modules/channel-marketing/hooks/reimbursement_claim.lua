@@ -1,0 +1,35 @@
+-- Hooks of reimbursement_claim (modules/channel-marketing).
+local M = {}
+
+-- The cap is the request's approved budget, set here (cap is read-only: nobody types it).
+function M.before_create(ctx, rec)
+  local req = trellis.get("marketing_request", rec.request)
+  if req == nil or req.approved_budget == nil then
+    trellis.error(409, "a claim needs an approved request / 报销需对应已批准的申请", "request")
+  end
+  rec.cap = req.approved_budget
+end
+
+-- A claim never exceeds its cap (the approved budget), whatever changes it.
+function M.validate(ctx, rec, old)
+  if rec.amount ~= nil and rec.amount > rec.cap then
+    return {amount = ("may not exceed the approved budget %s / 不能超过批准预算 %s"):format(
+      tostring(rec.cap), tostring(rec.cap))}
+  end
+end
+
+-- Claims are for activities that ran: the request must be in execution.
+function M.before_transition_submit(ctx, rec, t)
+  local req = trellis.get("marketing_request", rec.request)
+  if req == nil or req.state ~= "in_execution" then
+    trellis.error(409, "start the activity (in execution) before claiming / 活动开始执行后才能报销")
+  end
+end
+
+-- Paid: the request is closed (privileged: the finance user closes it as the engine).
+function M.after_transition_pay(ctx, rec, t)
+  trellis.transition("marketing_request", rec.request, "close", nil,
+    "reimbursement " .. rec.name .. " paid")
+end
+
+return M
