@@ -922,6 +922,8 @@ static int decide(struct trl_txn *t, cJSON *a, cJSON *task, const char *who,
                 break;
             }
         r->step_outcome = TRL_APPR_PENDING;
+        r->next_task = nid;
+        snprintf(r->next_assignee, sizeof(r->next_assignee), "%s", to);
         return doc_put(t, 'A', (uint64_t)jnum(a, "id"), a);
     }
     if (dec != TRL_DECIDE_APPROVE && (!comment || !*comment)) {
@@ -1037,7 +1039,7 @@ static int first_with_role(void *ud, const struct trl_user *u)
 }
 
 int trl_appr_escalate(struct trl_txn *t, uint64_t id, size_t si, const struct trl_appr_step *st,
-                      int64_t now, char (*to)[64], size_t *nto)
+                      int64_t now, char (*to)[64], uint64_t *out_tasks, size_t *nto)
 {
     *nto = 0;
     cJSON *a = NULL;
@@ -1087,8 +1089,10 @@ int trl_appr_escalate(struct trl_txn *t, uint64_t id, size_t si, const struct tr
                 trl_diag_reset(&dd);
                 if (rc == TRL_EVALIDATION)
                     rc = 0;
-                else if (!rc && *nto < TRL_APPR_MAX_APPROVERS)
+                else if (!rc && *nto < TRL_APPR_MAX_APPROVERS) {
+                    if (out_tasks) out_tasks[*nto] = r.next_task;
                     snprintf(to[(*nto)++], 64, "%s", target);
+                }
             }
         }
         cJSON_Delete(task);

@@ -169,7 +169,7 @@ int trl_appr_pending_count(struct trl_txn *t, const char *type, const char *name
  * target (recorded as a delegation "escalated: ..."); to receives who got tasks. A step that
  * has ended meanwhile changes nothing. */
 int trl_appr_escalate(struct trl_txn *t, uint64_t id, size_t si, const struct trl_appr_step *st,
-                      int64_t now, char (*to)[64], size_t *nto);
+                      int64_t now, char (*to)[64], uint64_t *out_tasks, size_t *nto);
 /* Ends approval id with status ("approved", "rejected", "returned", "recalled", "cancelled"),
  * cancelling every task still open. */
 int trl_appr_finish(struct trl_txn *t, uint64_t id, const char *status, int64_t now);

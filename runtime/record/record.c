@@ -500,10 +500,27 @@ int trl_rec_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
             free(html);
         } else if (f->type == TRL_FT_REF && v.kind == TRL_V_INT && o->expand &&
                    in_list(o->expand, f->name) && t && cx) {
+            /* The referenced record as the caller may see it: their row scope and field modes
+             * on ITS type (not the outer type's); out of scope it stays a plain id. */
             const struct trl_type *rt = trl_catalog_type(cx->cat, f->ref_type);
             struct trl_record rr;
             if (rt && trl_rec_load(t, rt, (uint64_t)v.i, NULL, &rr) == 0) {
-                rc = trl_rec_json(t, cx, rt, &rr, NULL, out);
+                struct trl_rec_ctx rcx = *cx;
+                struct trl_access racc;
+                unsigned char *modes = cx->acc ? malloc(rt->nfields + 1) : NULL;
+                if (cx->acc && !modes) {
+                    trl_record_free(&rr);
+                    return TRL_ENOMEM;
+                }
+                if (cx->acc) {
+                    trl_rec_access(rt, cx->who, &racc, modes);
+                    rcx.acc = &racc;
+                }
+                if (trl_rec_in_scope(&rcx, rt, rcx.acc ? rcx.acc->read : TRL_SCOPE_ALL, &rr))
+                    rc = trl_rec_json(t, &rcx, rt, &rr, NULL, out);
+                else
+                    rc = trl_rec_value_json(f, &v, out);
+                free(modes);
                 trl_record_free(&rr);
             } else {
                 rc = trl_rec_value_json(f, &v, out);

@@ -2945,9 +2945,11 @@ static int escalate_guard(void *ud, enum trl_rec_move_phase phase, struct trl_re
     struct runner *g = ud;
     if (phase == TRL_MOVE_LOADED) return 0;
     char to[TRL_APPR_MAX_APPROVERS][64];
+    uint64_t tasks[TRL_APPR_MAX_APPROVERS] = {0};
     size_t nto = 0;
     const struct trl_appr_step *st = &g->def->steps[g->res.step];
-    int rc = trl_appr_escalate(g->txn, g->res.approval, g->res.step, st, g->cx->now_ms, to, &nto);
+    int rc = trl_appr_escalate(g->txn, g->res.approval, g->res.step, st, g->cx->now_ms, to, tasks,
+                               &nto);
     if (rc) return rc;
     if (!nto) return TRL_MOVE_STOP; /* nothing changed hands: no event */
     rc = trl_buf_printf(g->extra, "\"approval\":{\"id\":%llu,\"name\":",
@@ -2961,7 +2963,7 @@ static int escalate_guard(void *ud, enum trl_rec_move_phase phase, struct trl_re
              trl_buf_add_json_str(g->extra, to[k], strlen(to[k]));
     if (rc || trl_buf_adds(g->extra, "]}")) return TRL_ENOMEM;
     for (size_t k = 0; k < nto && !rc; k++)
-        rc = note_task(g, m, g->def, st, to[k], 0);
+        rc = note_task(g, m, g->def, st, to[k], tasks[k]);
     return rc;
 }
 

@@ -3,6 +3,12 @@ local M = {}
 
 local REGIONS = {north = true, south = true, east = true, west = true}
 
+-- s cut to at most n characters (not bytes: titles are often Chinese), marked with an ellipsis.
+local function clip(s, n)
+  if utf8.len(s) <= n then return s end
+  return s:sub(1, utf8.offset(s, n) - 1) .. "…"
+end
+
 -- The requested material lines: [{"item": "brochure", "qty": 500, "region": "east"}, ...].
 local function check_materials(list)
   if list == nil then return nil end
@@ -51,7 +57,7 @@ function M.after_transition_finance_approve(ctx, rec, t)
     }, {org = rec.org, owner = rec.owner})
   end
   trellis.create("reimbursement_claim", {
-    title = rec.name .. " " .. rec.title, request = rec.id,  -- its hook sets the cap
+    title = rec.name .. " " .. clip(rec.title, 180), request = rec.id,  -- its hook sets the cap
   }, {org = rec.org, owner = rec.owner})
   trellis.log(("%s approved: %d delivery task(s) and a claim capped at %s"):format(
     rec.name, #(rec.materials or {}), tostring(rec.approved_budget)), {history = true})

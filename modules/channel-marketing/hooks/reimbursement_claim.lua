@@ -12,6 +12,9 @@ end
 
 -- A claim never exceeds its cap (the approved budget), whatever changes it.
 function M.validate(ctx, rec, old)
+  if old ~= nil and old.request ~= rec.request then
+    return {request = "a claim stays with its request / 报销申请不能改挂到其他申请"}
+  end
   if rec.amount ~= nil and rec.amount > rec.cap then
     return {amount = ("may not exceed the approved budget %s / 不能超过批准预算 %s"):format(
       tostring(rec.cap), tostring(rec.cap))}
