@@ -2948,8 +2948,8 @@ static int escalate_guard(void *ud, enum trl_rec_move_phase phase, struct trl_re
     uint64_t tasks[TRL_APPR_MAX_APPROVERS] = {0};
     size_t nto = 0;
     const struct trl_appr_step *st = &g->def->steps[g->res.step];
-    int rc = trl_appr_escalate(g->txn, g->res.approval, g->res.step, st, g->cx->now_ms, to, tasks,
-                               &nto);
+    int rc =
+        trl_appr_escalate(g->txn, g->res.approval, g->res.step, st, g->cx->now_ms, to, tasks, &nto);
     if (rc) return rc;
     if (!nto) return TRL_MOVE_STOP; /* nothing changed hands: no event */
     rc = trl_buf_printf(g->extra, "\"approval\":{\"id\":%llu,\"name\":",
