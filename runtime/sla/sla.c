@@ -374,11 +374,15 @@ int trl_sla_mark(struct trl_txn *t, struct trl_sla_clock *c, const char *phase, 
     if (c->stopped || c->status == TRL_SLA_PAUSED) return 0;
     if (strcmp(phase, "warning") == 0) {
         if (c->warned_at) return 0;
-        c->warned_at = now;
+        /* When the threshold passed, not when the timer got to run (a server that was down, a
+         * test clock that jumped): reports measure time to breach from these. */
+        c->warned_at =
+            c->warn_at && c->warn_at != TRL_CAL_NEVER && c->warn_at <= now ? c->warn_at : now;
         c->warn_at = 0;
     } else {
         if (c->breached_at) return 0;
-        c->breached_at = now;
+        c->breached_at =
+            c->due_at && c->due_at != TRL_CAL_NEVER && c->due_at <= now ? c->due_at : now;
         c->status = TRL_SLA_BREACHED;
     }
     *apply = true;

@@ -2703,10 +2703,13 @@ static int note_lookup(void *ud, const char *name, size_t n, struct trl_buf *val
     }
     if (strcmp(name, "record") == 0 || strcmp(name, "id") == 0)
         return trl_buf_printf(value, "%llu", (unsigned long long)g->id) ? TRL_ENOMEM : 0;
-    if (strcmp(name, "actor") == 0)
-        return trl_buf_adds(value, g->cx->who && g->cx->who->user[0] ? g->cx->who->user : "system")
-                   ? TRL_ENOMEM
-                   : 0;
+    if (strcmp(name, "actor") == 0) {
+        /* The people reading it know the actor by their display name (刘洋, not liu.yang). */
+        const char *who = g->cx->who && g->cx->who->user[0] ? g->cx->who->user : NULL;
+        struct trl_user u;
+        if (who && trl_auth_user_get(g->txn, who, &u) == 0 && u.display[0]) who = u.display;
+        return trl_buf_adds(value, who ? who : "system") ? TRL_ENOMEM : 0;
+    }
     if (strcmp(name, "state") == 0) {
         /* During a transition: the state it enters, by its label in the reader's language. */
         const char *st = g->t ? g->t->to : trl_rec_move_state(nc->m);

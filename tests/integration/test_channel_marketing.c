@@ -117,10 +117,17 @@ static void add_org(const char *name, const char *en, const char *zh)
     cli(argv);
 }
 
+/* The user's display name: "Mia 审阅人" for mia (messages name people by it). */
+static const char *display_of(const struct cm_user *u, char *buf, size_t n)
+{
+    snprintf(buf, n, "%c%s 审阅人", u->name[0] - 'a' + 'A', u->name + 1);
+    return buf;
+}
+
 /* `trellis user add` with the user's org, region and language, then an API token of their own. */
 static void add_user(struct cm_user *u)
 {
-    const char *argv[16];
+    const char *argv[20];
     int k = 0;
     argv[k++] = "user";
     argv[k++] = "add";
@@ -137,6 +144,9 @@ static void add_user(struct cm_user *u)
         argv[k++] = "--lang";
         argv[k++] = u->lang;
     }
+    char disp[80];
+    argv[k++] = "--display";
+    argv[k++] = display_of(u, disp, sizeof(disp));
     argv[k++] = "--data";
     argv[k++] = S.dir;
     argv[k] = NULL;
@@ -1041,6 +1051,8 @@ START_TEST(rejected_by_the_marketing_reviewer)
     ck_assert_int_eq(mr_inbox_all(PAT, id), 1);
     assert_message_has(PAT, "approval_decided", id, "驳回");
     assert_message_has(PAT, "approval_decided", id, "预算不合理 budget unclear");
+    char disp[80]; /* by the reviewer's display name, not their login */
+    assert_message_has(PAT, "approval_decided", id, display_of(&U[rev], disp, sizeof(disp)));
     /* No tasks anywhere, no deliveries, no claim. */
     ck_assert_int_eq(mr_task(rev, id), 0);
     ck_assert_int_eq(mr_task(FAY, id), 0);

@@ -760,14 +760,15 @@ START_TEST(stop_met_before_due_breached_after)
     ck_assert_uint_eq(count(), 0);
     assert_stored(&p);
 
-    /* Marked as breached, then stopped: breached, at the mark's time. */
+    /* Marked as breached (the timer ran late), then stopped: breached at the due time, when
+     * the target passed, not when the timer got to run. */
     struct trl_sla_clock m = clock_of("mr", 46, "review", 16 * HOUR_MS, 75);
     op(OP_START, &m, start);
-    int64_t bt = m.due_at + 200;
-    ck_assert(mark(&m, "breach", bt));
+    int64_t due = m.due_at;
+    ck_assert(mark(&m, "breach", due + 200));
     op(OP_STOP, &m, T("2026-12-10T10:00:00+08:00"));
     ck_assert_int_eq(m.status, TRL_SLA_BREACHED);
-    ASSERT_TIME(m.breached_at, bt);
+    ASSERT_TIME(m.breached_at, due);
     ck_assert(m.stopped);
     ck_assert_uint_eq(count(), 0);
     assert_stored(&m);
@@ -794,13 +795,13 @@ START_TEST(marks_apply_once_and_not_when_paused_or_stopped)
     struct trl_sla_clock c = clock_of("mr", 42, "review", 16 * HOUR_MS, 75);
     op(OP_START, &c, start);
     int64_t w = c.warn_at;
-    ck_assert(mark(&c, "warning", w + 5));
-    ASSERT_TIME(c.warned_at, w + 5);
+    ck_assert(mark(&c, "warning", w + 5)); /* late: warned_at is when the threshold passed */
+    ASSERT_TIME(c.warned_at, w);
     ck_assert_int_eq(c.warn_at, 0);
     ck_assert_int_eq(c.status, TRL_SLA_RUNNING);
     assert_stored(&c);
     ck_assert(!mark(&c, "warning", w + 10));
-    ASSERT_TIME(c.warned_at, w + 5);
+    ASSERT_TIME(c.warned_at, w);
     assert_stored(&c);
 
     /* Warned: a pause and resume schedules the breach only. */
@@ -815,11 +816,11 @@ START_TEST(marks_apply_once_and_not_when_paused_or_stopped)
     int64_t b = c.due_at + 7;
     ck_assert(mark(&c, "breach", b));
     ck_assert_int_eq(c.status, TRL_SLA_BREACHED);
-    ASSERT_TIME(c.breached_at, b);
+    ASSERT_TIME(c.breached_at, b - 7); /* the due time */
     ck_assert(!c.stopped);
     assert_stored(&c);
     ck_assert(!mark(&c, "breach", b + 100));
-    ASSERT_TIME(c.breached_at, b);
+    ASSERT_TIME(c.breached_at, b - 7);
     ck_assert(!mark(&c, "warning", b + 100));
     /* Breached but open: time keeps counting. */
     ck_assert_int_eq(trl_sla_elapsed(&c, CAL, T("2026-12-09T12:00:00+08:00")), 17 * HOUR_MS);
@@ -831,12 +832,12 @@ START_TEST(marks_apply_once_and_not_when_paused_or_stopped)
     op(OP_RESUME, &c, T("2026-12-09T14:00:00+08:00"));
     ck_assert_int_eq(c.status, TRL_SLA_BREACHED);
     ck_assert_uint_eq(count(), 0);
-    ASSERT_TIME(c.breached_at, b);
+    ASSERT_TIME(c.breached_at, b - 7);
     assert_stored(&c);
     op(OP_STOP, &c, T("2026-12-09T15:00:00+08:00"));
     ck_assert_int_eq(c.status, TRL_SLA_BREACHED);
     ck_assert(c.stopped);
-    ASSERT_TIME(c.breached_at, b);
+    ASSERT_TIME(c.breached_at, b - 7);
     ck_assert_int_eq(c.elapsed_ms, 18 * HOUR_MS);
     ck_assert(!mark(&c, "breach", b + 1000));
     assert_stored(&c);
