@@ -83,12 +83,14 @@ static const char *help_restore =
     "Replaces the store in DIR with the backup FILE. Refused while a server uses DIR.\n";
 
 static const char *help_import =
-    "usage: trellis import TYPE FILE [--data DIR] [--batch N]\n"
+    "usage: trellis import TYPE FILE [--data DIR] [--batch N] [--org ORG] [--owner USER]\n"
     "Creates one record of TYPE per line of FILE (a JSON object per line; - reads stdin), with "
     "the\n"
     "same validation, indexes, counters and history as POST /api/v1/records/TYPE. Lines are\n"
     "committed in batches of N (default 1000); the first invalid line stops the import, its batch\n"
-    "is not stored, and the line number and every failing field are printed.\n";
+    "is not stored, and the line number and every failing field are printed. The records belong\n"
+    "to ORG and USER (both must exist; default: no org, owner admin), e.g. a partner's records\n"
+    "moved from another system.\n";
 
 static const char *help_user =
     "usage: trellis user add NAME --role ROLE [--role ROLE]... [--org ORG] [--display TEXT]\n"
@@ -129,6 +131,7 @@ struct args {
     const char *roles[TRL_AUTH_MAX_ROLES]; /* --role, repeatable */
     size_t nroles;
     const char *org, *display, *email, *lang, *region, *manager, *name, *label_en, *label_zh;
+    const char *owner; /* import --owner */
     bool password_stdin;
     unsigned long long expires_days;
 };
@@ -178,7 +181,7 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
                    strcmp(o, "--email") == 0 || strcmp(o, "--lang") == 0 ||
                    strcmp(o, "--region") == 0 || strcmp(o, "--manager") == 0 ||
                    strcmp(o, "--name") == 0 || strcmp(o, "--label-en") == 0 ||
-                   strcmp(o, "--label-zh") == 0) {
+                   strcmp(o, "--label-zh") == 0 || strcmp(o, "--owner") == 0) {
             if (need_value(i, argc, o)) return -1;
             const char *v = argv[++i];
             if (strcmp(o, "--org") == 0)
@@ -197,6 +200,8 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
                 a->name = v;
             else if (strcmp(o, "--label-en") == 0)
                 a->label_en = v;
+            else if (strcmp(o, "--owner") == 0)
+                a->owner = v;
             else
                 a->label_zh = v;
         } else if (strcmp(o, "--tls-cert") == 0 || strcmp(o, "--tls-key") == 0) {
@@ -619,6 +624,7 @@ struct import_job {
     size_t bad;         /* index of the failing line */
     struct trl_diag *d; /* its diagnostics */
     struct trl_principal who;
+    const char *org, *owner; /* --org, --owner or NULL */
 };
 
 static int import_fn(struct trl_txn *t, void *arg)
@@ -639,6 +645,8 @@ static int import_fn(struct trl_txn *t, void *arg)
                                      .now_ms = trl_clock_now(&clk),
                                      .request_id = "import",
                                      .lang = "en",
+                                     .create_org = j->org,
+                                     .create_owner = j->owner,
                                      .d = j->d};
             uint64_t id;
             rc = trl_rec_create(t, &cx, j->ty, in, nin, &id, NULL);
@@ -679,6 +687,19 @@ static int cmd_import(struct args *a)
         fprintf(stderr, "trellis: no type '%s' is installed\n", a->pos[0]);
         rc = 1;
     }
+    if (!rc && (a->org || a->owner)) { /* both must exist: records nobody can reach are lost */
+        struct trl_user u;
+        if ((rc = trl_store_read(s, &t)) == 0) {
+            if (a->org && !trl_auth_org_exists(t, a->org)) {
+                fprintf(stderr, "trellis: no org '%s' (trellis org add)\n", a->org);
+                rc = 1;
+            } else if (a->owner && trl_auth_user_get(t, a->owner, &u) != 0) {
+                fprintf(stderr, "trellis: no user '%s' (trellis user add)\n", a->owner);
+                rc = 1;
+            }
+            trl_txn_end(t);
+        }
+    }
     size_t batch = a->batch ? (size_t)a->batch : 1000, total = 0, lineno = 0;
     char **lines = calloc(batch, sizeof(char *));
     size_t *nos = calloc(batch, sizeof(size_t));
@@ -702,8 +723,14 @@ static int cmd_import(struct args *a)
             nos[n++] = lineno;
         }
         if (n) {
-            struct import_job j = {
-                .ty = ty, .cat = cat, .lines = lines, .lineno = nos, .n = n, .d = &d};
+            struct import_job j = {.ty = ty,
+                                   .cat = cat,
+                                   .lines = lines,
+                                   .lineno = nos,
+                                   .n = n,
+                                   .d = &d,
+                                   .org = a->org,
+                                   .owner = a->owner};
             snprintf(j.who.user, sizeof(j.who.user), "admin");
             j.who.admin = true;
             int wrc = trl_store_write(s, import_fn, &j);
