@@ -315,8 +315,99 @@ bool trl_auth_user_has_role(const struct trl_user *u, const char *role)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Groups (teams for assignment and approvals): "g\0<name>" -> {name, labels, members}
+ * Groups (teams for assignment and approvals): "g\0<name>" -> {name, labels, members}, and
+ * membership by user: "m\0<user>\0<group>" -> "" (kept with the group; rebuilt once by
+ * trl_auth_upgrade for stores made before it existed, marked by "v\0groups_by_user").
  */
+static int member_key(struct trl_buf *k, const char *user, const char *group)
+{
+    trl_buf_clear(k);
+    if (key(k, 'm', user) || trl_buf_addc(k, 0) || trl_buf_adds(k, group)) return TRL_ENOMEM;
+    return 0;
+}
+
+/* Adds (add) or removes the membership rows of every member of g. */
+static int members_index(struct trl_txn *t, const struct trl_group *g, bool add)
+{
+    struct trl_buf k;
+    trl_buf_init(&k);
+    int rc = 0;
+    for (size_t i = 0; i < g->nmembers && !rc; i++) {
+        if ((rc = member_key(&k, g->members[i], g->name))) break;
+        rc = add ? trl_txn_put(t, TRL_DB_AUTH, k.data, k.len, "", 0, 0)
+                 : trl_txn_del(t, TRL_DB_AUTH, k.data, k.len);
+        if (rc == TRL_ENOTFOUND) rc = 0;
+    }
+    trl_buf_free(&k);
+    return rc;
+}
+
+int trl_auth_user_groups(struct trl_txn *t, const char *user, char (*out)[64], size_t max,
+                         size_t *n)
+{
+    *n = 0;
+    struct trl_buf pre;
+    trl_buf_init(&pre);
+    int rc = key(&pre, 'm', user) || trl_buf_addc(&pre, 0) ? TRL_ENOMEM : 0;
+    struct trl_cursor *c = NULL;
+    if (!rc) rc = trl_cursor_open(t, TRL_DB_AUTH, &c);
+    for (int mv = rc ? 1 : trl_cursor_seek(c, pre.data, pre.len); !rc && mv == 0 && *n < max;
+         mv = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n <= pre.len || memcmp(k.p, pre.data, pre.len) != 0) break;
+        size_t gn = k.n - pre.len;
+        if (gn >= 64) continue;
+        memcpy(out[*n], (const char *)k.p + pre.len, gn);
+        out[(*n)++][gn] = 0;
+    }
+    if (c) trl_cursor_close(c);
+    trl_buf_free(&pre);
+    return rc;
+}
+
+static int index_group(void *ud, const void *v, size_t n)
+{
+    struct trl_txn *t = ud;
+    cJSON *j = cJSON_ParseWithLength(v, n);
+    if (!j) return TRL_ECORRUPT;
+    struct trl_group *g = calloc(1, sizeof(*g));
+    int rc = g ? 0 : TRL_ENOMEM;
+    if (!rc) {
+        str_field(j, "name", g->name, sizeof(g->name));
+        g->nmembers = list_field(j, "members", g->members, TRL_AUTH_MAX_MEMBERS);
+        rc = members_index(t, g, true);
+    }
+    free(g);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int trl_auth_upgrade(struct trl_txn *t, bool *changed)
+{
+    *changed = false;
+    static const char mark[] = "v\0groups_by_user";
+    struct trl_slice v;
+    int rc = trl_txn_get(t, TRL_DB_AUTH, mark, sizeof(mark) - 1, &v);
+    if (rc != TRL_ENOTFOUND) return rc;
+    /* Collect the groups first: the rows are written under the cursor's feet otherwise. */
+    struct trl_buf all;
+    trl_buf_init(&all);
+    rc = trl_auth_group_list(t, &all);
+    cJSON *list = rc ? NULL : cJSON_ParseWithLength(all.data, all.len);
+    trl_buf_free(&all);
+    if (!rc && !list) rc = TRL_ECORRUPT;
+    for (const cJSON *g = list ? list->child : NULL; g && !rc; g = g->next) {
+        char *txt = cJSON_PrintUnformatted(g);
+        rc = txt ? index_group(t, txt, strlen(txt)) : TRL_ENOMEM;
+        free(txt);
+    }
+    cJSON_Delete(list);
+    if (!rc) rc = trl_txn_put(t, TRL_DB_AUTH, mark, sizeof(mark) - 1, "1", 1, 0);
+    if (!rc) *changed = true;
+    return rc;
+}
+
 int trl_auth_group_put(struct trl_txn *t, const struct trl_group *g, struct trl_diag *d)
 {
     if (!trl_auth_name_valid(g->name))
@@ -344,7 +435,16 @@ int trl_auth_group_put(struct trl_txn *t, const struct trl_group *g, struct trl_
     cJSON_AddStringToObject(labels, "en", g->label_en[0] ? g->label_en : g->name);
     cJSON_AddStringToObject(labels, "zh-CN", g->label_zh[0] ? g->label_zh : g->name);
     cJSON_AddItemToObject(j, "members", str_list((char(*)[64])g->members, g->nmembers));
-    int rc = put_json(t, 'g', g->name, j);
+    /* The old members' rows go, the new ones come. */
+    struct trl_group *old = malloc(sizeof(*old));
+    int rc = old ? 0 : TRL_ENOMEM;
+    if (!rc) {
+        int gr = trl_auth_group_get(t, g->name, old);
+        rc = gr == TRL_ENOTFOUND ? 0 : gr ? gr : members_index(t, old, false);
+    }
+    free(old);
+    if (!rc) rc = members_index(t, g, true);
+    if (!rc) rc = put_json(t, 'g', g->name, j);
     cJSON_Delete(j);
     return rc;
 }
@@ -366,6 +466,12 @@ int trl_auth_group_get(struct trl_txn *t, const char *name, struct trl_group *g)
 
 int trl_auth_group_delete(struct trl_txn *t, const char *name)
 {
+    struct trl_group *old = malloc(sizeof(*old));
+    if (!old) return TRL_ENOMEM;
+    int gr = trl_auth_group_get(t, name, old);
+    int orc = gr ? gr : members_index(t, old, false);
+    free(old);
+    if (orc) return orc;
     struct trl_buf k;
     trl_buf_init(&k);
     int rc = key(&k, 'g', name);

@@ -88,6 +88,12 @@ int trl_auth_group_get(struct trl_txn *t, const char *name, struct trl_group *g)
 int trl_auth_group_delete(struct trl_txn *t, const char *name);
 /* Appends a JSON array of groups to out. */
 int trl_auth_group_list(struct trl_txn *t, struct trl_buf *out);
+/* The groups user belongs to (at most max, in name order) into out; *n how many. */
+int trl_auth_user_groups(struct trl_txn *t, const char *user, char (*out)[64], size_t max,
+                         size_t *n);
+/* Brings an older store's auth data up to date (the membership index); *changed when it wrote.
+ * Run once at server start, in a write txn. */
+int trl_auth_upgrade(struct trl_txn *t, bool *changed);
 
 /* Orgs: {name, labels}. put is idempotent; exists answers whether one is defined. */
 int trl_auth_org_put(struct trl_txn *t, const char *name, const char *label_en,

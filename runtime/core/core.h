@@ -157,8 +157,7 @@ void trl_put_u64be(void *p, uint64_t v);
 /* Reads a varint from [*p, end); advances *p. Returns 0 or TRL_ECORRUPT. Inline for the
  * one-byte case: record decoding (report scans) reads a few dozen per record. */
 int trl_get_varint_slow(const unsigned char **p, const unsigned char *end, uint64_t *out);
-static inline int trl_get_varint(const unsigned char **p, const unsigned char *end,
-                                 uint64_t *out)
+static inline int trl_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *out)
 {
     const unsigned char *q = *p;
     if (q < end && !(*q & 0x80)) {
@@ -278,6 +277,8 @@ struct trl_principal {
     char region[64];     /* region, "" when none */
     char skills[32][64]; /* skills for dispatch and @user.skills */
     size_t nskills;      /* entries in skills */
+    char groups[16][64]; /* groups (teams) the user belongs to, for scope "assigned" */
+    size_t ngroups;      /* entries in groups */
     bool admin;          /* may use the meta API and see everything */
 };
 

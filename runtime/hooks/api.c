@@ -1164,6 +1164,8 @@ static int l_as(lua_State *L)
             snprintf(p->roles[p->nroles++], sizeof(p->roles[0]), "%s", u->roles[i]);
         for (size_t i = 0; i < u->nskills && i < 32; i++)
             snprintf(p->skills[p->nskills++], sizeof(p->skills[0]), "%s", u->skills[i]);
+        if (trl_auth_user_groups(fr->t, u->name, p->groups, 16, &p->ngroups) != 0)
+            return luaL_error(L, "trellis.as: cannot read the groups of '%s'", u->name);
         lua_pop(L, 1);
     } else {
         luaL_checktype(L, 1, LUA_TTABLE);

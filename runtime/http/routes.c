@@ -1568,6 +1568,7 @@ static bool authenticate(struct req *r)
             secret++;
         struct trl_token tok;
         rc = trl_auth_token_check(t, secret, now, &tok, &u);
+        if (!rc) rc = trl_auth_user_groups(t, u.name, r->who.groups, 16, &r->who.ngroups);
         trl_txn_end(t);
         if (rc)
             return unauthenticated(r, "Bearer realm=\"trellis\", error=\"invalid_token\"",
@@ -1580,6 +1581,7 @@ static bool authenticate(struct req *r)
     }
     struct trl_session ss;
     rc = trl_auth_session_check(t, cookie, now, &ss, &u);
+    if (!rc) rc = trl_auth_user_groups(t, u.name, r->who.groups, 16, &r->who.ngroups);
     trl_txn_end(t);
     if (rc)
         return unauthenticated(r, "Bearer realm=\"trellis\"",
@@ -2263,8 +2265,7 @@ void trl_http_route(struct req *r)
     if (strcmp(u, "/api/v1/meta/reports") == 0) return trl_http_meta_reports(r, "", true);
     if (prefix(u, "/api/v1/meta/reports/", &rest)) return trl_http_meta_reports(r, rest, true);
     if (strcmp(u, "/api/v1/meta/dashboards") == 0) return trl_http_meta_reports(r, "", false);
-    if (prefix(u, "/api/v1/meta/dashboards/", &rest))
-        return trl_http_meta_reports(r, rest, false);
+    if (prefix(u, "/api/v1/meta/dashboards/", &rest)) return trl_http_meta_reports(r, rest, false);
     if (strcmp(u, "/api/v1/meta/hooks") == 0) return trl_http_meta_hooks(r, "");
     if (prefix(u, "/api/v1/meta/hooks/", &rest)) return trl_http_meta_hooks(r, rest);
     if (strcmp(u, "/api/v1/meta/apps") == 0) return meta_apps(r, "");

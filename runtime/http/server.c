@@ -62,6 +62,11 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
     }
 }
 
+static int auth_upgrade_fn(struct trl_txn *t, void *arg)
+{
+    return trl_auth_upgrade(t, arg);
+}
+
 static int purge_fn(struct trl_txn *t, void *arg)
 {
     struct trl_server *s = arg;
@@ -683,6 +688,12 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         .dir = o->data_dir, .map_initial = o->map_initial, .map_max = o->map_max};
     if ((rc = trl_store_open(&so, &s->store, d))) goto fail;
     mkdir(s->files_dir, 0700);
+    bool upgraded = false;
+    if ((rc = trl_store_write(s->store, auth_upgrade_fn, &upgraded))) {
+        trl_diag_set(d, rc, "bringing the store's auth data up to date failed");
+        goto fail;
+    }
+    if (upgraded) trl_log(TRL_LOG_INFO, "auth: group membership index built");
     if ((rc = trl_http_reload_catalog(s, d))) goto fail;
     struct trl_hooks_engine_opts ho = {.clock = s->clock};
     if ((rc = trl_hooks_engine_new(&ho, &s->hooks, d))) goto fail;

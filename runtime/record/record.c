@@ -148,6 +148,17 @@ bool trl_rec_in_scope(const struct trl_rec_ctx *cx, const struct trl_type *ty, e
             if (value_is(&v, cx->who->user)) return true;
         }
     }
+    if ((scope & TRL_SCOPE_ASSIGNED) && ty && ty->assignee_group_field && cx->who->ngroups) {
+        /* Assigned to a team the caller is in (a queue: "logistics"). */
+        const struct trl_field *f =
+            trl_type_field(ty, ty->assignee_group_field, strlen(ty->assignee_group_field));
+        struct trl_value v;
+        if (f) {
+            trl_rec_column(ty, r, f->id, &v);
+            for (size_t i = 0; i < cx->who->ngroups && i < 16; i++)
+                if (value_is(&v, cx->who->groups[i])) return true;
+        }
+    }
     return false;
 }
 

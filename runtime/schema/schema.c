@@ -104,6 +104,7 @@ static const char *key_order[] = {
     "description",
     "title_field",
     "assignee_field",
+    "assignee_group_field",
     "autoname",
     "initial_state",
     "required",
@@ -313,6 +314,7 @@ static void type_free(struct trl_type *t)
     trl_labels_free(&t->labels);
     free(t->title_field);
     free(t->assignee_field);
+    free(t->assignee_group_field);
     free(t->autoname);
     free(t->initial_state);
     for (size_t i = 0; i < t->nfields; i++)
@@ -689,8 +691,10 @@ static const char *field_keys[] = {
     "pattern",   "options", "ref_type", "max_size", "media_types", "renamed_from", "computed",
 };
 static const char *type_keys[] = {
-    "name",     "labels",        "description", "title_field", "assignee_field",
-    "autoname", "initial_state", "fields",      "permissions",
+    "name",        "labels",         "description",
+    "title_field", "assignee_field", "assignee_group_field",
+    "autoname",    "initial_state",  "fields",
+    "permissions",
 };
 
 void trl_def_keys(struct trl_defcheck *c, const struct cJSON *j, const char *path,
@@ -1273,6 +1277,15 @@ static int compile_type(const char *name, const char *def, size_t n, const char 
         if (!f || (f->type != TRL_FT_TEXT && f->type != TRL_FT_USER))
             trl_def_err(&c, "assignee_field", "must name a text or user field of the type");
         else if (!(t->assignee_field = strdup(af->valuestring)))
+            c.rc = TRL_ENOMEM;
+    }
+    const cJSON *gf = cJSON_GetObjectItemCaseSensitive(j, "assignee_group_field");
+    if (gf) {
+        const struct trl_field *f =
+            cJSON_IsString(gf) ? trl_type_field(t, gf->valuestring, strlen(gf->valuestring)) : NULL;
+        if (!f || f->type != TRL_FT_TEXT)
+            trl_def_err(&c, "assignee_group_field", "must name a text field of the type");
+        else if (!(t->assignee_group_field = strdup(gf->valuestring)))
             c.rc = TRL_ENOMEM;
     }
     compile_perms(&c, cJSON_GetObjectItemCaseSensitive(j, "permissions"), t);

@@ -85,7 +85,8 @@ enum trl_scope {
     TRL_SCOPE_NONE = 0,
     TRL_SCOPE_OWN = 1,      /* created by the caller (owner) */
     TRL_SCOPE_ORG = 2,      /* the record's org is the caller's */
-    TRL_SCOPE_ASSIGNED = 4, /* the type's assignee_field names the caller */
+    TRL_SCOPE_ASSIGNED = 4, /* assignee_field names the caller, or assignee_group_field a group
+                               the caller is in */
     TRL_SCOPE_ALL = 8,      /* every record */
 };
 /* Field modes of a permission. */
@@ -102,20 +103,22 @@ struct trl_perm {
 };
 
 struct trl_type {
-    uint32_t id;              /* numeric type id, stable */
-    char *name;               /* type name (owned) */
-    char *app;                /* app that installed it (owned), "" when defined by API */
-    struct trl_labels labels; /* display labels */
-    char *title_field;        /* name of the title field (owned) or NULL */
-    char *assignee_field;     /* text or user field naming the assignee (scope "assigned"), or
-                                 NULL (owned) */
-    char *autoname;           /* autonaming pattern (owned) or NULL */
-    char *initial_state;      /* state of new records (owned), "" when the type has no workflow */
-    struct trl_field *fields; /* fields in definition order (owned) */
-    size_t nfields;           /* number of fields */
-    char *definition;         /* canonical definition JSON (owned) */
-    struct trl_perm *perms;   /* per-role permissions (owned); none: administrators only */
-    size_t nperms;            /* entries in perms */
+    uint32_t id;                /* numeric type id, stable */
+    char *name;                 /* type name (owned) */
+    char *app;                  /* app that installed it (owned), "" when defined by API */
+    struct trl_labels labels;   /* display labels */
+    char *title_field;          /* name of the title field (owned) or NULL */
+    char *assignee_field;       /* text or user field naming the assignee (scope "assigned"), or
+                                   NULL (owned) */
+    char *assignee_group_field; /* text field naming the assigned group (scope "assigned" for
+                                   its members), or NULL (owned) */
+    char *autoname;             /* autonaming pattern (owned) or NULL */
+    char *initial_state;        /* state of new records (owned), "" when the type has no workflow */
+    struct trl_field *fields;   /* fields in definition order (owned) */
+    size_t nfields;             /* number of fields */
+    char *definition;           /* canonical definition JSON (owned) */
+    struct trl_perm *perms;     /* per-role permissions (owned); none: administrators only */
+    size_t nperms;              /* entries in perms */
 };
 
 struct trl_catalog {
