@@ -408,6 +408,89 @@ int trl_auth_upgrade(struct trl_txn *t, bool *changed)
     return rc;
 }
 
+struct member_check {
+    struct trl_txn *t;
+    struct trl_buf *report;
+    int problems;
+};
+
+static int check_group(void *ud, const void *v, size_t n)
+{
+    struct member_check *mc = ud;
+    cJSON *j = cJSON_ParseWithLength(v, n);
+    if (!j) return TRL_ECORRUPT;
+    char name[64] = "";
+    str_field(j, "name", name, sizeof(name));
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "members");
+    struct trl_buf k;
+    trl_buf_init(&k);
+    int rc = 0;
+    for (const cJSON *it = cJSON_IsArray(m) ? m->child : NULL; it && !rc; it = it->next) {
+        struct trl_slice sv;
+        if (!cJSON_IsString(it) || (rc = member_key(&k, it->valuestring, name))) break;
+        int gr = trl_txn_get(mc->t, TRL_DB_AUTH, k.data, k.len, &sv);
+        if (gr == TRL_ENOTFOUND) {
+            mc->problems++;
+            rc = trl_buf_printf(mc->report, "auth: group %s lists %s, the index by user does not\n",
+                                name, it->valuestring);
+        } else {
+            rc = gr;
+        }
+    }
+    trl_buf_free(&k);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int trl_auth_check(struct trl_txn *t, struct trl_buf *report)
+{
+    static const char mark[] = "v\0groups_by_user";
+    struct trl_slice v;
+    int rc = trl_txn_get(t, TRL_DB_AUTH, mark, sizeof(mark) - 1, &v);
+    if (rc == TRL_ENOTFOUND) return 0; /* built at the next server start */
+    if (rc) return rc;
+    struct member_check mc = {.t = t, .report = report};
+    rc = each(t, 'g', check_group, &mc);
+    /* Every row of the index names a group that lists the user. */
+    struct trl_cursor *c = NULL;
+    if (!rc) rc = trl_cursor_open(t, TRL_DB_AUTH, &c);
+    int mv = rc ? 1 : trl_cursor_seek(c, "m", 2);
+    for (; !rc && mv == 0; mv = trl_cursor_next(c)) {
+        struct trl_slice k, kv;
+        trl_cursor_get(c, &k, &kv);
+        if (k.n < 2 || memcmp(k.p, "m", 2) != 0) break;
+        const char *user = (const char *)k.p + 2;
+        const char *sep = memchr(user, 0, k.n - 2);
+        if (!sep) {
+            rc = TRL_ECORRUPT;
+            break;
+        }
+        char u[64], g[64];
+        snprintf(u, sizeof(u), "%.*s", (int)(sep - user), user);
+        snprintf(g, sizeof(g), "%.*s", (int)(k.n - 2 - (size_t)(sep - user) - 1), sep + 1);
+        struct trl_group *gr = malloc(sizeof(*gr));
+        if (!gr) {
+            rc = TRL_ENOMEM;
+            break;
+        }
+        bool listed = false;
+        if (trl_auth_group_get(t, g, gr) == 0)
+            for (size_t i = 0; i < gr->nmembers && !listed; i++)
+                listed = strcmp(gr->members[i], u) == 0;
+        free(gr);
+        if (!listed) {
+            mc.problems++;
+            rc = trl_buf_printf(report,
+                                "auth: the index by user puts %s in group %s, which "
+                                "does not list them\n",
+                                u, g);
+        }
+    }
+    if (c) trl_cursor_close(c);
+    if (rc) return rc;
+    return mc.problems;
+}
+
 int trl_auth_group_put(struct trl_txn *t, const struct trl_group *g, struct trl_diag *d)
 {
     if (!trl_auth_name_valid(g->name))

@@ -91,6 +91,9 @@ int trl_auth_group_list(struct trl_txn *t, struct trl_buf *out);
 /* The groups user belongs to (at most max, in name order) into out; *n how many. */
 int trl_auth_user_groups(struct trl_txn *t, const char *user, char (*out)[64], size_t max,
                          size_t *n);
+/* Checks that the membership index agrees with the groups: the number of problems (each a line
+ * in report), or a negative error. */
+int trl_auth_check(struct trl_txn *t, struct trl_buf *report);
 /* Brings an older store's auth data up to date (the membership index); *changed when it wrote.
  * Run once at server start, in a write txn. */
 int trl_auth_upgrade(struct trl_txn *t, bool *changed);

@@ -569,6 +569,8 @@ static int cmd_check(struct args *a)
     if (!rc && problems >= 0) {
         /* Approvals and inboxes agree too. */
         int ap = trl_appr_check(t, &report);
+        int au = trl_auth_check(t, &report);
+        if (ap >= 0) ap = au < 0 ? au : ap + au;
         struct trl_diag nd;
         trl_diag_init(&nd);
         int nrc = trl_notify_check(t, &nd);

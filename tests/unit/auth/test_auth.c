@@ -137,6 +137,136 @@ START_TEST(users_need_an_existing_org_and_valid_names)
 }
 END_TEST
 
+/* Group membership by user: kept with every put and delete, rebuilt by trl_auth_upgrade, and
+ * checked by trl_auth_check (which sees a missing or a stray row). */
+struct gctx {
+    struct trl_group g;
+    struct trl_diag d;
+    const char *raw_key; /* raw auth key to put (stray) or delete (missing) */
+    size_t raw_n;
+    bool raw_put;
+    bool changed;
+};
+
+static int put_group(struct trl_txn *t, void *arg)
+{
+    struct gctx *c = arg;
+    return trl_auth_group_put(t, &c->g, &c->d);
+}
+
+static int del_group(struct trl_txn *t, void *arg)
+{
+    struct gctx *c = arg;
+    return trl_auth_group_delete(t, c->g.name);
+}
+
+static int raw_row(struct trl_txn *t, void *arg)
+{
+    struct gctx *c = arg;
+    return c->raw_put ? trl_txn_put(t, TRL_DB_AUTH, c->raw_key, c->raw_n, "", 0, 0)
+                      : trl_txn_del(t, TRL_DB_AUTH, c->raw_key, c->raw_n);
+}
+
+static int upgrade(struct trl_txn *t, void *arg)
+{
+    struct gctx *c = arg;
+    return trl_auth_upgrade(t, &c->changed);
+}
+
+/* "a,b" = the groups of user; and the number of problems trl_auth_check finds. */
+static void groups_of(const char *user, char *out, size_t n, int *problems)
+{
+    struct trl_txn *t;
+    ck_assert_int_eq(trl_store_read(st, &t), 0);
+    char gs[16][64];
+    size_t ng = 0;
+    ck_assert_int_eq(trl_auth_user_groups(t, user, gs, 16, &ng), 0);
+    out[0] = 0;
+    for (size_t i = 0; i < ng; i++)
+        snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? "," : "", gs[i]);
+    struct trl_buf rep;
+    trl_buf_init(&rep);
+    *problems = trl_auth_check(t, &rep);
+    trl_buf_free(&rep);
+    trl_txn_end(t);
+}
+
+START_TEST(group_membership_is_indexed_by_user)
+{
+    struct ctx c = {0};
+    trl_diag_init(&c.d);
+    const char *names[] = {"ann", "ben", "cal"};
+    for (int i = 0; i < 3; i++) {
+        user(&c, names[i], "", "agent");
+        ck_assert_int_eq(do_write(put_user, &c), 0);
+    }
+    struct gctx g = {0};
+    trl_diag_init(&g.d);
+    char got[256];
+    int problems;
+    ck_assert_int_eq(do_write(upgrade, &g), 0); /* a new store: marked, nothing to index */
+    ck_assert(g.changed);
+    ck_assert_int_eq(do_write(upgrade, &g), 0);
+    ck_assert(!g.changed);
+
+    snprintf(g.g.name, sizeof(g.g.name), "field");
+    snprintf(g.g.members[0], 64, "ann");
+    snprintf(g.g.members[1], 64, "ben");
+    g.g.nmembers = 2;
+    ck_assert_int_eq(do_write(put_group, &g), 0);
+    snprintf(g.g.name, sizeof(g.g.name), "desk");
+    snprintf(g.g.members[0], 64, "ben");
+    g.g.nmembers = 1;
+    ck_assert_int_eq(do_write(put_group, &g), 0);
+    groups_of("ben", got, sizeof(got), &problems);
+    ck_assert_str_eq(got, "desk,field");
+    ck_assert_int_eq(problems, 0);
+    groups_of("cal", got, sizeof(got), &problems);
+    ck_assert_str_eq(got, "");
+
+    /* Replacing the members moves the rows; deleting the group removes them. */
+    snprintf(g.g.name, sizeof(g.g.name), "field");
+    snprintf(g.g.members[0], 64, "cal");
+    g.g.nmembers = 1;
+    ck_assert_int_eq(do_write(put_group, &g), 0);
+    groups_of("ann", got, sizeof(got), &problems);
+    ck_assert_str_eq(got, "");
+    groups_of("ben", got, sizeof(got), &problems);
+    ck_assert_str_eq(got, "desk");
+    groups_of("cal", got, sizeof(got), &problems);
+    ck_assert_str_eq(got, "field");
+    ck_assert_int_eq(problems, 0);
+    snprintf(g.g.name, sizeof(g.g.name), "desk");
+    ck_assert_int_eq(do_write(del_group, &g), 0);
+    groups_of("ben", got, sizeof(got), &problems);
+    ck_assert_str_eq(got, "");
+    ck_assert_int_eq(problems, 0);
+
+    /* check sees a missing row and a stray one. */
+    static const char missing[] = "m\0cal\0field", stray[] = "m\0ann\0field";
+    g.raw_key = missing, g.raw_n = sizeof(missing) - 1, g.raw_put = false;
+    ck_assert_int_eq(do_write(raw_row, &g), 0);
+    groups_of("cal", got, sizeof(got), &problems);
+    ck_assert_int_eq(problems, 1);
+    g.raw_key = stray, g.raw_n = sizeof(stray) - 1, g.raw_put = true;
+    ck_assert_int_eq(do_write(raw_row, &g), 0);
+    groups_of("ann", got, sizeof(got), &problems);
+    ck_assert_str_eq(got, "field");
+    ck_assert_int_eq(problems, 2);
+    /* An older store (no mark): the upgrade rebuilds what the groups say. */
+    g.raw_key = stray, g.raw_put = false;
+    ck_assert_int_eq(do_write(raw_row, &g), 0);
+    static const char mark[] = "v\0groups_by_user";
+    g.raw_key = mark, g.raw_n = sizeof(mark) - 1, g.raw_put = false;
+    ck_assert_int_eq(do_write(raw_row, &g), 0);
+    ck_assert_int_eq(do_write(upgrade, &g), 0);
+    ck_assert(g.changed);
+    groups_of("cal", got, sizeof(got), &problems);
+    ck_assert_str_eq(got, "field");
+    ck_assert_int_eq(problems, 0);
+}
+END_TEST
+
 START_TEST(tokens_are_shown_once_stored_hashed_and_revocable)
 {
     struct ctx c = {0};
@@ -206,6 +336,7 @@ int main(void)
     tcase_add_test(tc, passwords_are_argon2id_at_owasp_minimum);
     tcase_add_test(tc, users_need_an_existing_org_and_valid_names);
     tcase_add_test(tc, tokens_are_shown_once_stored_hashed_and_revocable);
+    tcase_add_test(tc, group_membership_is_indexed_by_user);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
