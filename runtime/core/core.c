@@ -348,6 +348,30 @@ int trl_buf_add_varint(struct trl_buf *b, uint64_t v)
     return trl_buf_add(b, t, n);
 }
 
+static bool plain_number(const char *s, size_t n)
+{
+    size_t i = (n && (s[0] == '-' || s[0] == '+')) ? 1 : 0, digits = 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+        digits++;
+    if (i < n && s[i] == '.')
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            digits++;
+    return digits && i == n;
+}
+
+int trl_buf_add_csv(struct trl_buf *b, const char *s, size_t n)
+{
+    bool formula = n && s[0] && strchr("=+-@\t\r", s[0]) && !plain_number(s, n);
+    bool quote = formula && (s[0] == '\t' || s[0] == '\r');
+    for (size_t i = 0; i < n && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+    int rc = (quote && trl_buf_addc(b, '"')) || (formula && trl_buf_addc(b, '\''));
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = s[i] == '"' ? trl_buf_adds(b, "\"\"") : trl_buf_addc(b, s[i]);
+    if (!rc && quote) rc = trl_buf_addc(b, '"');
+    return rc ? TRL_ENOMEM : 0;
+}
+
 int trl_buf_add_json_str(struct trl_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

@@ -145,6 +145,10 @@ int trl_buf_add_u64be(struct trl_buf *b, uint64_t v);
 int trl_buf_add_varint(struct trl_buf *b, uint64_t v);
 /* JSON string literal with quotes and escapes (input must be valid UTF-8). */
 int trl_buf_add_json_str(struct trl_buf *b, const char *s, size_t n);
+/* Appends s as one CSV cell (RFC 4180: quoted when it holds , " CR or LF, quotes doubled). A
+ * text that a spreadsheet would run as a formula (first character = + - @ TAB or CR, and not a
+ * plain number such as -12.50) gets a leading ' so that it stays text (OWASP CSV injection). */
+int trl_buf_add_csv(struct trl_buf *b, const char *s, size_t n);
 /* Takes the bytes out: returns owned string (free with free()), buffer left empty. */
 char *trl_buf_steal(struct trl_buf *b);
 void trl_buf_clear(struct trl_buf *b);

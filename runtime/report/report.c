@@ -1290,12 +1290,7 @@ static int csv_cell(struct trl_buf *out, const char *json, size_t n)
     cJSON *v = cJSON_ParseWithLength(json, n);
     int rc = 0;
     if (cJSON_IsString(v)) {
-        const char *s = v->valuestring;
-        bool quote = strpbrk(s, ",\"\r\n") != NULL;
-        if (quote) rc = trl_buf_addc(out, '"');
-        for (const char *p = s; *p && !rc; p++)
-            rc = *p == '"' ? trl_buf_adds(out, "\"\"") : trl_buf_addc(out, *p);
-        if (!rc && quote) rc = trl_buf_addc(out, '"');
+        rc = trl_buf_add_csv(out, v->valuestring, strlen(v->valuestring));
     } else if (!cJSON_IsNull(v)) {
         rc = trl_buf_add(out, json, n);
     }

@@ -490,6 +490,38 @@ static void json_str_is(const char *in, size_t n, const char *want)
     trl_buf_free(&b);
 }
 
+static void csv_is(const char *in, const char *want)
+{
+    struct trl_buf b;
+    trl_buf_init(&b);
+    ck_assert_int_eq(trl_buf_add_csv(&b, in, strlen(in)), 0);
+    ck_assert_msg(b.len == strlen(want) && (!b.len || memcmp(b.data, want, b.len) == 0),
+                  "csv(%s) = %.*s", in, (int)b.len, b.data ? b.data : "");
+    trl_buf_free(&b);
+}
+
+START_TEST(csv_cells_are_quoted_and_never_formulas)
+{
+    csv_is("", "");
+    csv_is("plain 中文", "plain 中文");
+    csv_is("a,b", "\"a,b\"");
+    csv_is("say \"hi\"", "\"say \"\"hi\"\"\"");
+    csv_is("two\nlines", "\"two\nlines\"");
+    /* Spreadsheet formulas stay text; numbers stay numbers. */
+    csv_is("=HYPERLINK(\"http://x\")", "\"'=HYPERLINK(\"\"http://x\"\")\"");
+    csv_is("=1+2", "'=1+2");
+    csv_is("+86 10 1234", "'+86 10 1234");
+    csv_is("@SUM(A1)", "'@SUM(A1)");
+    csv_is("-cmd", "'-cmd");
+    csv_is("\tx", "\"'\tx\"");
+    csv_is("-12.50", "-12.50");
+    csv_is("+7", "+7");
+    csv_is("-", "'-");
+    csv_is("-.", "'-.");
+    csv_is("12-3", "12-3");
+}
+END_TEST
+
 START_TEST(json_string_escaping)
 {
     json_str_is("", 0, "\"\"");
@@ -917,6 +949,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, arena_allocations_are_aligned_and_distinct);
     tcase_add_test(tc, parse_i64_is_exact);
     tcase_add_test(tc, hex_strndup_and_type_names);
+    tcase_add_test(tc, csv_cells_are_quoted_and_never_formulas);
     suite_add_tcase(s, tc);
     return s;
 }
