@@ -83,6 +83,29 @@ static void approvals_list(struct req *r)
     trl_http_ok(r, 200);
 }
 
+/* A task exists for the caller when it is theirs, they are an administrator, or they may read
+ * its record: 0, or TRL_ENOTFOUND (answered exactly like an unknown id, so that another org's
+ * task ids reveal nothing). */
+static int task_visible(struct req *r, struct trl_txn *t, const struct trl_appr_result *info)
+{
+    if (r->who.admin || strcmp(info->assignee, r->who.user) == 0) return 0;
+    const struct trl_type *ty = trl_catalog_type(r->cat, info->type);
+    unsigned char *modes = ty ? trl_arena_alloc(&r->arena, ty->nfields + 1) : NULL;
+    if (!modes) return TRL_ENOTFOUND;
+    struct trl_access acc;
+    trl_rec_access(ty, &r->who, &acc, modes);
+    struct trl_rec_ctx cx;
+    trl_http_rec_ctx(r, &cx);
+    cx.acc = &acc;
+    struct trl_buf probe;
+    trl_buf_init(&probe);
+    uint64_t ver;
+    int rc = trl_rec_get(t, &cx, ty, info->record, NULL, &ver, &probe);
+    trl_buf_free(&probe);
+    trl_diag_reset(&r->d);
+    return rc == TRL_ENOTFOUND || rc == TRL_EFORBIDDEN ? TRL_ENOTFOUND : rc;
+}
+
 /* GET /api/v1/approvals/{id}: its assignee, an administrator, or whoever may read the record. */
 static void approvals_get(struct req *r)
 {
@@ -91,28 +114,7 @@ static void approvals_get(struct req *r)
     if (trl_http_read_begin(r, &t)) return;
     struct trl_appr_result info;
     int rc = trl_appr_task_info(t, r->id, &info);
-    if (!rc && !r->who.admin) {
-        /* Its assignee may read it; anyone else needs read access to the record. */
-        bool mine = strcmp(info.assignee, r->who.user) == 0;
-        if (!mine) {
-            const struct trl_type *ty = trl_catalog_type(r->cat, info.type);
-            unsigned char *modes = ty ? trl_arena_alloc(&r->arena, ty->nfields + 1) : NULL;
-            rc = TRL_ENOTFOUND;
-            if (modes) {
-                struct trl_access acc;
-                trl_rec_access(ty, &r->who, &acc, modes);
-                struct trl_rec_ctx cx;
-                trl_http_rec_ctx(r, &cx);
-                cx.acc = &acc;
-                struct trl_buf probe;
-                trl_buf_init(&probe);
-                uint64_t ver;
-                rc = trl_rec_get(t, &cx, ty, info.record, NULL, &ver, &probe);
-                trl_buf_free(&probe);
-                trl_diag_reset(&r->d);
-            }
-        }
-    }
+    if (!rc) rc = task_visible(r, t, &info);
     if (!rc) rc = trl_appr_task_json(t, r->id, &r->out);
     trl_txn_end(t);
     if (rc == TRL_ENOTFOUND)
@@ -130,7 +132,16 @@ static int exec_decide(struct req *r, struct trl_txn *t)
                                   .decision = dr->decision,
                                   .comment = dr->comment[0] ? dr->comment : NULL,
                                   .to = dr->to[0] ? dr->to : NULL};
-    int rc = trl_wf_decide(t, &cx, r->wfs, &dec, &r->out);
+    /* Someone who may not see the task learns nothing from deciding it: "no such task". */
+    struct trl_appr_result info;
+    int rc = trl_appr_task_info(t, r->id, &info);
+    if (!rc && (rc = task_visible(r, t, &info)) == TRL_ENOTFOUND) {
+        trl_diag_set(&r->d, TRL_ENOTFOUND, "no approval task %llu", (unsigned long long)r->id);
+        trl_diag_zh(&r->d, "审批任务 %llu 不存在", (unsigned long long)r->id);
+        return rc;
+    }
+    if (rc && rc != TRL_ENOTFOUND) return rc;
+    rc = trl_wf_decide(t, &cx, r->wfs, &dec, &r->out);
     if (!rc) trl_http_ok(r, 200);
     return rc;
 }
