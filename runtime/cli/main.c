@@ -52,9 +52,11 @@ static const char *help_serve =
     "  --idle-timeout S       close connections idle this long (default 30)\n"
     "  --deadline S           total time one request may take from its first byte (default 60)\n"
     "  --threads N            HTTP threads (default: one per core)\n"
+    "  --max-streams N        most open GET /api/v1/events streams; more get 503 (default 256)\n"
     "  --map-max MIB          cap of the store's map; writes past it answer 507 (default 65536)\n"
     "  --max-scan N           most records one listing may examine (default 200000)\n"
     "  --report-max-scan N    most records one report run may examine (default 5000000)\n"
+    "  --export-max-rows N    most rows of one CSV export of a listing (default 100000)\n"
     "  --port-file FILE       write the bound port to FILE once listening (for scripts/tests)\n"
     "  --test-clock           let administrators move time (POST /api/v1/test/clock) for SLA\n"
     "                         tests; never use it in production\n"
@@ -219,11 +221,11 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
             if (need_value(i, argc, o)) return -1;
             a->port_file = argv[++i];
         } else if (strncmp(o, "--", 2) == 0) {
-            static const char *num[] = {"--expires",        "--batch",      "--body-limit",
-                                        "--file-limit",     "--conn-limit", "--per-ip-limit",
-                                        "--idle-timeout",   "--deadline",   "--threads",
-                                        "--map-max",        "--max-scan",   "--map-initial",
-                                        "--report-max-scan"};
+            static const char *num[] = {"--expires",         "--batch",           "--body-limit",
+                                        "--file-limit",      "--conn-limit",      "--per-ip-limit",
+                                        "--idle-timeout",    "--deadline",        "--threads",
+                                        "--map-max",         "--max-scan",        "--map-initial",
+                                        "--report-max-scan", "--export-max-rows", "--max-streams"};
             size_t k;
             for (k = 0; k < sizeof(num) / sizeof(num[0]); k++)
                 if (strcmp(o, num[k]) == 0) break;
@@ -255,6 +257,8 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
                 a->so.deadline_s = (unsigned)v;
             else if (strcmp(o, "--threads") == 0)
                 a->so.threads = (unsigned)v;
+            else if (strcmp(o, "--max-streams") == 0)
+                a->so.max_streams = (unsigned)v;
             else if (strcmp(o, "--map-max") == 0)
                 a->so.map_max = (size_t)v << 20;
             else if (strcmp(o, "--max-scan") == 0)
@@ -263,6 +267,8 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
                 a->so.map_initial = (size_t)v << 20;
             else if (strcmp(o, "--report-max-scan") == 0)
                 a->so.report_max_scan = (int64_t)v;
+            else if (strcmp(o, "--export-max-rows") == 0)
+                a->so.export_max_rows = (int64_t)v;
         } else {
             if (a->npos == 4) {
                 fprintf(stderr, "trellis: too many arguments\n");

@@ -27,10 +27,12 @@ struct trl_server_opts {
     unsigned idle_timeout_s;       /* inactivity timeout (0: 30) */
     unsigned deadline_s;           /* total per-request deadline (0: 60) */
     unsigned threads;              /* HTTP threads (0: one per core) */
+    unsigned max_streams;          /* open GET /api/v1/events streams (0: 256); more get 503 */
     size_t map_initial;            /* store map initial bytes (0: default) */
     size_t map_max;                /* store map cap bytes (0: default) */
     int64_t max_scan;              /* most records one listing may examine (0: 200000) */
     int64_t report_max_scan;       /* most records one report run may examine (0: 5000000) */
+    int64_t export_max_rows;       /* most rows of one CSV export of a listing (0: 100000) */
     const struct trl_clock *clock; /* injectable clock (NULL: system) */
     const char *tls_cert;          /* PEM certificate file: serve HTTPS (NULL: plain HTTP) */
     const char *tls_key;           /* PEM private key file (with tls_cert) */

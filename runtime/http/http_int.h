@@ -18,6 +18,7 @@ struct conn_track {
     size_t uri_len;                 /* length of the current request's URI with its query */
     bool busy;                      /* a request is being received or handled */
     bool waiting_writer;            /* suspended on a write job (bounded by the writer) */
+    bool streaming;                 /* an event stream: exempt from the deadline */
     struct conn_track *prev, *next; /* registry links */
 };
 
@@ -60,6 +61,13 @@ struct trl_server {
     size_t timer_fired;                    /* timers fired by the last job (writer thread) */
     atomic_uint_fast64_t jobs_version;     /* snapshot version scheduled jobs were planned for */
     atomic_uint_fast64_t n_timers_fired;   /* metrics: timers fired */
+    pthread_mutex_t ev_lock;               /* guards streams and their parking (events.c) */
+    struct trl_stream *streams;            /* open event streams */
+    atomic_int n_streams;                  /* open event streams (the metrics gauge) */
+    atomic_uint_fast64_t ev_gen;           /* bumped when a commit is announced */
+    atomic_uint_fast64_t ev_batch;         /* writer batch count at the last announcement */
+    int64_t ev_heartbeat_ms;               /* idle streams get a comment this often */
+    int64_t ev_recheck_ms;                 /* stream credentials are checked this often */
     pthread_t hashers[2];      /* password hashing: at most two at a time, off HTTP threads */
     int nhashers;              /* hashers started */
     pthread_mutex_t hlock;     /* guards the hashing queue */
@@ -101,6 +109,8 @@ struct req {
     struct trl_catalog *cat;     /* catalog snapshot (a reference) */
     struct trl_wf_set *wfs;      /* workflows of that snapshot (a reference) */
     struct trl_hooks_bind hb;    /* app hooks for the write job (bound while it runs) */
+    const char *bearer;          /* the API token secret it came with (borrowed), or NULL */
+    struct trl_stream *stream;   /* GET /api/v1/events: the stream to answer with (events.c) */
     /* Write jobs */
     struct trl_write_job job;  /* queued to the writer */
     write_exec_fn exec;        /* runs in the writer */
@@ -211,6 +221,27 @@ void trl_http_resume(struct req *r);
 /* Submits r's write job to the store (r stays suspended until it is done). */
 void trl_http_submit_write(struct req *r);
 void trl_http_job_done(void *arg, int rc);
+
+/* events.c — GET /api/v1/events */
+struct trl_stream;
+/* The route (authenticated GET): checks the parameters and the stream limit, then leaves the
+ * stream in r->stream (r->status 200) or answers a problem. */
+void trl_http_events(struct req *r);
+/* The streaming response for r->stream (taken: the response owns it from here), or NULL when
+ * it cannot be made (the stream is freed). */
+struct MHD_Response *trl_http_events_response(struct req *r);
+/* Announces a committed batch: wakes every parked stream (the writer, any done callback). */
+void trl_http_events_wake(struct trl_server *s);
+/* Wakes the parked streams whose heartbeat or credential check is due (the watchdog). */
+void trl_http_events_tick(struct trl_server *s);
+/* With s->stopping set: wakes every stream so that each ends, and waits (bounded) for them. */
+void trl_http_events_stop(struct trl_server *s);
+
+/* routes.c: the caller behind a credential as of now (a Bearer token secret, else a session
+ * cookie's secret), filled into who. 0, or the refusal (TRL_EAUTH, TRL_ENOTFOUND...) or a read
+ * error. */
+int trl_http_principal(struct trl_server *s, bool bearer, const char *secret,
+                       struct trl_principal *who);
 
 /* problem.c */
 /* Fills r's response with the problem+json of r->d (status from its code). */

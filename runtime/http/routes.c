@@ -379,7 +379,7 @@ static void list_items(struct req *r, int (*fn)(struct trl_txn *, struct trl_buf
  * Records
  */
 static const char *const list_args[] = {"filter", "sort",   "limit",  "cursor", "count",
-                                        "fields", "expand", "render", NULL};
+                                        "fields", "expand", "render", "format", NULL};
 static const char *const get_args[] = {"fields", "expand", "render", NULL};
 
 /* fields= and expand= must name columns of the type (expand: ref fields). */
@@ -427,9 +427,198 @@ static bool render_arg(struct req *r, bool *html)
     return false;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * CSV export of a listing (`?format=csv` or `Accept: text/csv`): every matching record the caller
+ * may read, newest first by default, in one read txn, at most --export-max-rows (default
+ * 100,000; more is refused before anything is sent). UTF-8 with a BOM (Excel on Chinese Windows), a
+ * header of labels in the caller's language, enum values and states by their labels, and no column
+ * the caller may not read.
+ */
+
+struct csv_col {
+    const char *key;           /* member of the record's JSON */
+    const struct trl_field *f; /* the field, or NULL for a system column */
+    const char *label_en, *label_zh;
+};
+
+static const char *state_label(const struct trl_workflow *w, const char *st, bool zh)
+{
+    for (size_t i = 0; w && i < w->nstates; i++)
+        if (strcmp(w->states[i].name, st) == 0) {
+            const char *l = zh ? w->states[i].labels.zh : w->states[i].labels.en;
+            return l && *l ? l : st;
+        }
+    return st;
+}
+
+static int csv_value(struct trl_buf *out, const struct csv_col *c, const cJSON *v,
+                     const struct trl_workflow *w, bool zh)
+{
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (cJSON_IsString(v)) {
+        const char *s = v->valuestring;
+        if (c->f && c->f->type == TRL_FT_ENUM)
+            for (size_t o = 0; o < c->f->noptions; o++)
+                if (strcmp(c->f->options[o].value, s) == 0) {
+                    const char *l = zh ? c->f->options[o].labels.zh : c->f->options[o].labels.en;
+                    if (l && *l) s = l;
+                    break;
+                }
+        if (!c->f && strcmp(c->key, "state") == 0) s = state_label(w, s, zh);
+        return trl_buf_add_csv(out, s, strlen(s));
+    }
+    if (cJSON_IsBool(v)) return trl_buf_adds(out, cJSON_IsTrue(v) ? "true" : "false");
+    char *txt = cJSON_PrintUnformatted(v); /* numbers keep their text; json values compact */
+    if (!txt) return TRL_ENOMEM;
+    int rc = cJSON_IsNumber(v) ? trl_buf_adds(out, txt) : trl_buf_add_csv(out, txt, strlen(txt));
+    free(txt);
+    return rc;
+}
+
+/* The columns: fields= in its order, else id, name, state, every field the caller may read,
+ * owner, org, created_at, updated_at. */
+static size_t csv_columns(struct req *r, const char *fields, const struct trl_workflow *w,
+                          struct csv_col *cols, size_t cap)
+{
+    static const char *const sys[] = {"id",  "name",       "state",     "owner",
+                                      "org", "created_at", "updated_at"};
+#define SYS_COL(k)                                                                                 \
+    ((struct csv_col){(k), NULL, trl_rec_sys_label((k), false), trl_rec_sys_label((k), true)})
+    const struct trl_type *ty = r->ty;
+    size_t n = 0;
+    const char *p = fields;
+    while (p && *p && n < cap) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        const struct trl_field *f = trl_type_field(ty, p, len);
+        if (f) {
+            cols[n++] = (struct csv_col){f->name, f, f->labels.en, f->labels.zh};
+        } else {
+            for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
+                if (strlen(sys[i]) == len && memcmp(sys[i], p, len) == 0)
+                    cols[n++] = SYS_COL(sys[i]);
+        }
+        p = e ? e + 1 : NULL;
+    }
+    if (fields) return n;
+    cols[n++] = SYS_COL(sys[0]);
+    if (ty->autoname) cols[n++] = SYS_COL(sys[1]);
+    if (w) cols[n++] = SYS_COL(sys[2]);
+    for (size_t i = 0; i < ty->nfields && n + 4 < cap; i++) {
+        const struct trl_field *f = &ty->fields[i];
+        if (r->acc.fields && r->acc.fields[i] == TRL_FIELD_HIDDEN) continue;
+        cols[n++] = (struct csv_col){f->name, f, f->labels.en, f->labels.zh};
+    }
+    for (size_t i = 3; i < 7; i++)
+        cols[n++] = SYS_COL(sys[i]);
+#undef SYS_COL
+    return n;
+}
+
+static void records_csv(struct req *r, struct trl_list_opts *o)
+{
+    if (o->cursor || o->limit)
+        return trl_http_fail(r, TRL_EQUERY, o->cursor ? "cursor" : "limit",
+                             "an export has every matching record: no cursor or limit",
+                             "导出包含所有匹配的记录:不能指定 cursor 或 limit");
+    if (o->out.expand || o->out.render_html)
+        return trl_http_fail(r, TRL_EQUERY, o->out.expand ? "expand" : "render",
+                             "an export has plain values: no expand or render",
+                             "导出只包含原始值:不能指定 expand 或 render");
+    bool zh = r->lang && strcmp(r->lang, "zh-CN") == 0;
+    const struct trl_workflow *w = r->wfs ? trl_wf_by_type(r->wfs, r->ty->name) : NULL;
+    struct csv_col *cols = calloc(r->ty->nfields + 8, sizeof(*cols));
+    if (!cols) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+    size_t ncols = csv_columns(r, o->out.fields, w, cols, r->ty->nfields + 8);
+    struct trl_txn *t;
+    if (read_begin(r, &t)) {
+        free(cols);
+        return;
+    }
+    struct trl_rec_ctx cx;
+    rec_ctx(r, &cx);
+    struct trl_buf page, csv;
+    trl_buf_init(&page);
+    trl_buf_init(&csv);
+    o->limit = 1000;
+    o->count_exact = true;
+    char *cursor = NULL;
+    int rc = trl_buf_adds(&csv, "\xEF\xBB\xBF");
+    for (size_t i = 0; i < ncols && !rc; i++) {
+        const char *l =
+            zh && cols[i].label_zh && *cols[i].label_zh ? cols[i].label_zh : cols[i].label_en;
+        if (!l || !*l) l = cols[i].key;
+        rc = (i && trl_buf_addc(&csv, ',')) || trl_buf_add_csv(&csv, l, strlen(l));
+    }
+    if (!rc) rc = trl_buf_adds(&csv, "\r\n");
+    bool first = true;
+    while (!rc) {
+        trl_buf_clear(&page);
+        o->cursor = cursor;
+        if ((rc = trl_rec_list(t, &cx, r->ty, o, &page))) break;
+        cJSON *j = cJSON_ParseWithLength(page.data, page.len);
+        if (!j) {
+            rc = TRL_ENOMEM;
+            break;
+        }
+        if (first) {
+            const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(j, "count");
+            int64_t max = r->srv->o.export_max_rows ? r->srv->o.export_max_rows : 100000;
+            double rows = cJSON_IsNumber(cnt) ? cnt->valuedouble : 0;
+            if (rows > (double)max) {
+                cJSON_Delete(j);
+                trl_diag_set(&r->d, TRL_EQUERY,
+                             "the export would have %.0f rows, more than %lld: narrow the filter",
+                             rows, (long long)max);
+                trl_diag_zh(&r->d, "导出将有 %.0f 行,超过 %lld 行:请缩小筛选范围", rows,
+                            (long long)max);
+                trl_diag_field(&r->d, "filter");
+                rc = TRL_EQUERY;
+                break;
+            }
+            o->count_exact = false;
+            first = false;
+        }
+        const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
+        for (const cJSON *it = cJSON_IsArray(items) ? items->child : NULL; it && !rc;
+             it = it->next) {
+            for (size_t i = 0; i < ncols && !rc; i++)
+                rc = (i && trl_buf_addc(&csv, ',')) ||
+                     csv_value(&csv, &cols[i], cJSON_GetObjectItemCaseSensitive(it, cols[i].key), w,
+                               zh);
+            if (!rc) rc = trl_buf_adds(&csv, "\r\n");
+        }
+        const cJSON *next = cJSON_GetObjectItemCaseSensitive(j, "next_cursor");
+        free(cursor);
+        cursor = cJSON_IsString(next) ? strdup(next->valuestring) : NULL;
+        if (cJSON_IsString(next) && !cursor) rc = TRL_ENOMEM;
+        cJSON_Delete(j);
+        if (!cursor) break;
+    }
+    trl_txn_end(t);
+    free(cursor);
+    free(cols);
+    trl_buf_free(&page);
+    o->cursor = NULL;
+    if (rc) {
+        trl_buf_free(&csv);
+        return fail_d(r, rc);
+    }
+    trl_buf_free(&r->out);
+    r->out = csv;
+    r->status = 200;
+    r->ctype = "text/csv; charset=utf-8";
+}
+
 static void records_list(struct req *r)
 {
     if (!check_args(r, list_args)) return;
+    const char *fmt = arg(r, "format");
+    if (fmt && strcmp(fmt, "csv") != 0 && strcmp(fmt, "json") != 0)
+        return trl_http_fail(r, TRL_EQUERY, "format", "format: csv or json",
+                             "format:只能是 csv 或 json");
+    const char *accept = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Accept");
+    bool csv = fmt ? strcmp(fmt, "csv") == 0 : accept && strstr(accept, "text/csv") != NULL;
     struct trl_list_opts o = {0};
     o.filter = arg(r, "filter");
     o.sort = arg(r, "sort");
@@ -456,6 +645,7 @@ static void records_list(struct req *r)
         }
         o.count_exact = true;
     }
+    if (csv) return records_csv(r, &o);
     struct trl_txn *t;
     if (read_begin(r, &t)) return;
     struct trl_rec_ctx cx;
@@ -501,28 +691,11 @@ static void records_history(struct req *r)
     if (read_begin(r, &t)) return;
     struct trl_rec_ctx cx;
     rec_ctx(r, &cx);
+    /* As the caller may see it: scope, and no changes of hidden or removed fields (the rules
+     * GET /api/v1/events shares). */
     int rc = trl_rec_history(t, &cx, r->ty, r->id, &r->out);
     trl_txn_end(t);
     if (rc) return fail_d(r, rc);
-    /* Changes of fields the caller may not see, or that the type no longer has, are not served. */
-    cJSON *j = cJSON_ParseWithLength(r->out.data, r->out.len);
-    const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
-    for (const cJSON *ev = cJSON_IsArray(items) ? items->child : NULL; ev; ev = ev->next) {
-        cJSON *ch = cJSON_GetObjectItemCaseSensitive(ev, "changes");
-        for (cJSON *f = cJSON_IsObject(ch) ? ch->child : NULL; f;) {
-            cJSON *next = f->next;
-            const struct trl_field *fd = trl_type_field(r->ty, f->string, strlen(f->string));
-            if (!fd || r->acc.fields[fd - r->ty->fields] == TRL_FIELD_HIDDEN)
-                cJSON_Delete(cJSON_DetachItemViaPointer(ch, f));
-            f = next;
-        }
-    }
-    char *txt = j ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    if (!txt) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
-    trl_buf_clear(&r->out);
-    trl_buf_adds(&r->out, txt);
-    free(txt);
     ok_json(r, 200);
 }
 
@@ -1122,11 +1295,14 @@ static void openapi(struct req *r)
             "\"minimum\":1,\"maximum\":1000}},"
             "{\"name\":\"cursor\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
             "{\"name\":\"count\",\"in\":\"query\",\"schema\":{\"enum\":[\"exact\"]}},"
-            "{\"name\":\"fields\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}}],"
-            "\"responses\":{\"200\":{\"description\":\"A page of records\",\"content\":"
+            "{\"name\":\"fields\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},"
+            "{\"name\":\"format\",\"in\":\"query\",\"schema\":{\"enum\":[\"json\",\"csv\"]}}],"
+            "\"responses\":{\"200\":{\"description\":\"A page of records (CSV: every matching "
+            "record)\",\"content\":"
             "{\"application/json\":{\"schema\":{\"type\":\"object\",\"properties\":{"
             "\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/%s\"}},"
-            "\"next_cursor\":{\"type\":[\"string\",\"null\"]},\"count\":{\"type\":\"integer\"}}}}}}"
+            "\"next_cursor\":{\"type\":[\"string\",\"null\"]},\"count\":{\"type\":\"integer\"}}}},"
+            "\"text/csv\":{\"schema\":{\"type\":\"string\"}}}}"
             ",",
             n, n, n, n);
         trl_buf_printf(o, "\"400\":");
@@ -1248,6 +1424,14 @@ static void openapi(struct req *r)
            "{\"type\":\"string\"}}}}}},\"responses\":{\"200\":{\"description\":\"Stored; "
            "pending tasks moved when active\"}}},\"delete\":{\"operationId\":"
            "\"clear_out_of_office\",\"responses\":{\"204\":{\"description\":\"Removed\"}}}},"
+           "\"/api/v1/events\":{\"get\":{\"operationId\":\"events\",\"summary\":\"Server-sent "
+           "events of the record changes the caller may see\",\"parameters\":[{\"name\":"
+           "\"after\",\"in\":\"query\",\"schema\":{\"type\":\"integer\"}},{\"name\":"
+           "\"types\",\"in\":\"query\",\"schema\":{\"type\":\"string\"}},{\"name\":"
+           "\"Last-Event-ID\",\"in\":\"header\",\"schema\":{\"type\":\"integer\"}}],"
+           "\"responses\":{\"200\":{\"description\":\"A stream of changes\",\"content\":{"
+           "\"text/event-stream\":{\"schema\":{\"type\":\"string\"}}}},\"503\":{"
+           "\"description\":\"Too many open streams\"}}}},"
            "\"/api/v1/inbox\":{\"get\":{\"operationId\":\"inbox\",\"parameters\":[{\"name\":"
            "\"unread\",\"in\":\"query\",\"schema\":{\"enum\":[\"1\",\"0\",\"true\","
            "\"false\"]}},{\"name\":\"limit\",\"in\":\"query\",\"schema\":{\"type\":"
@@ -1370,6 +1554,10 @@ static void metrics(struct req *r)
         "trellis_http_deadline_cuts_total %llu\n",
         (unsigned long long)atomic_load(&s->n_deadline_kills));
     trl_buf_printf(o,
+                   "# HELP trellis_event_streams Open GET /api/v1/events streams.\n"
+                   "# TYPE trellis_event_streams gauge\ntrellis_event_streams %d\n",
+                   atomic_load(&s->n_streams));
+    trl_buf_printf(o,
                    "# HELP trellis_timers_fired_total SLA and escalation timers fired.\n"
                    "# TYPE trellis_timers_fired_total counter\n"
                    "trellis_timers_fired_total %llu\n",
@@ -1458,20 +1646,54 @@ static const char *cookie_name(const struct req *r)
 #define SESSION_IDLE_MS     (30LL * 60 * 1000)   /* 30 minutes without a request */
 #define SESSION_ABSOLUTE_MS (12LL * 3600 * 1000) /* 12 hours in all */
 
-static void fill_who(struct req *r, const struct trl_user *u, const char (*roles)[64],
+static void fill_who(struct trl_principal *who, const struct trl_user *u, const char (*roles)[64],
                      size_t nroles)
 {
-    snprintf(r->who.user, sizeof(r->who.user), "%s", u->name);
-    snprintf(r->who.org, sizeof(r->who.org), "%s", u->org);
-    snprintf(r->who.region, sizeof(r->who.region), "%s", u->region);
-    snprintf(r->who.role, sizeof(r->who.role), "%s", nroles ? roles[0] : "");
-    r->who.nroles = 0;
+    snprintf(who->user, sizeof(who->user), "%s", u->name);
+    snprintf(who->org, sizeof(who->org), "%s", u->org);
+    snprintf(who->region, sizeof(who->region), "%s", u->region);
+    snprintf(who->role, sizeof(who->role), "%s", nroles ? roles[0] : "");
+    who->nroles = 0;
     for (size_t i = 0; i < nroles && i < 16; i++)
-        snprintf(r->who.roles[r->who.nroles++], 64, "%s", roles[i]);
-    r->who.nskills = 0;
+        snprintf(who->roles[who->nroles++], 64, "%s", roles[i]);
+    who->nskills = 0;
     for (size_t i = 0; i < u->nskills && i < 32; i++)
-        snprintf(r->who.skills[r->who.nskills++], 64, "%s", u->skills[i]);
-    r->who.admin = has_role(roles, nroles, "admin");
+        snprintf(who->skills[who->nskills++], 64, "%s", u->skills[i]);
+    who->admin = has_role(roles, nroles, "admin");
+}
+
+/* The caller behind a credential as of now, filled into who: a Bearer token's secret (bearer:
+ * the token's roles) or a session cookie's secret (the user's roles); the user's groups either
+ * way. tok and ss (may be NULL) receive the token or the session. 0 or the refusal (TRL_EAUTH:
+ * unknown, revoked, expired, user disabled) or a read error. */
+static int credential_who(struct trl_txn *t, int64_t now, bool bearer, const char *secret,
+                          struct trl_principal *who, struct trl_token *tok, struct trl_session *ss)
+{
+    struct trl_user u;
+    struct trl_token tk;
+    struct trl_session se;
+    if (!tok) tok = &tk;
+    if (!ss) ss = &se;
+    int rc = bearer ? trl_auth_token_check(t, secret, now, tok, &u)
+                    : trl_auth_session_check(t, secret, now, ss, &u);
+    if (!rc) rc = trl_auth_user_groups(t, u.name, who->groups, 16, &who->ngroups);
+    if (rc) return rc;
+    if (bearer)
+        fill_who(who, &u, (const char(*)[64])tok->roles, tok->nroles);
+    else
+        fill_who(who, &u, (const char(*)[64])u.roles, u.nroles);
+    return 0;
+}
+
+int trl_http_principal(struct trl_server *s, bool bearer, const char *secret,
+                       struct trl_principal *who)
+{
+    struct trl_txn *t;
+    int rc = trl_store_read(s->store, &t);
+    if (rc) return rc;
+    rc = credential_who(t, trl_clock_now(s->clock), bearer, secret, who, NULL, NULL);
+    trl_txn_end(t);
+    return rc;
 }
 
 /* Write jobs no request waits for (session refreshes, audit entries): calloc'd structs whose
@@ -1559,30 +1781,27 @@ static bool authenticate(struct req *r)
             "请先登录(POST /api/v1/auth/login)或发送 API 令牌:Authorization: Bearer <令牌>");
     struct trl_txn *t;
     if (read_begin(r, &t)) return false;
-    struct trl_user u;
     int64_t now = trl_clock_now(r->srv->clock);
-    int rc;
+    const char *secret = cookie;
     if (bearer) {
-        const char *secret = h + 7;
+        secret = h + 7;
         while (*secret == ' ')
             secret++;
-        struct trl_token tok;
-        rc = trl_auth_token_check(t, secret, now, &tok, &u);
-        if (!rc) rc = trl_auth_user_groups(t, u.name, r->who.groups, 16, &r->who.ngroups);
-        trl_txn_end(t);
+    }
+    struct trl_token tok;
+    struct trl_session ss;
+    int rc = credential_who(t, now, bearer, secret, &r->who, &tok, &ss);
+    trl_txn_end(t);
+    if (bearer) {
         if (rc)
             return unauthenticated(r, "Bearer realm=\"trellis\", error=\"invalid_token\"",
                                    "the token is unknown, revoked or expired, or its user is "
                                    "disabled",
                                    "令牌无效、已吊销或已过期,或其用户已停用");
-        fill_who(r, &u, (const char(*)[64])tok.roles, tok.nroles);
         snprintf(r->token_name, sizeof(r->token_name), "%s", tok.name);
+        r->bearer = secret;
         return true;
     }
-    struct trl_session ss;
-    rc = trl_auth_session_check(t, cookie, now, &ss, &u);
-    if (!rc) rc = trl_auth_user_groups(t, u.name, r->who.groups, 16, &r->who.ngroups);
-    trl_txn_end(t);
     if (rc)
         return unauthenticated(r, "Bearer realm=\"trellis\"",
                                "the session has ended or expired; log in again",
@@ -1593,7 +1812,6 @@ static bool authenticate(struct req *r)
         /* CSRF: a cookie rides along on any cross-site request; the token does not. */
         const char *x = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
         if (!x || strlen(x) != 64 || sodium_memcmp(x, ss.csrf, 64) != 0) {
-            fill_who(r, &u, (const char(*)[64])u.roles, u.nroles);
             audit_async(r, "forbidden", r->url, "missing or wrong X-CSRF-Token");
             trl_http_fail(r, TRL_EFORBIDDEN, "X-CSRF-Token",
                           "writes with a session cookie need the session's X-CSRF-Token header",
@@ -1601,7 +1819,6 @@ static bool authenticate(struct req *r)
             return false;
         }
     }
-    fill_who(r, &u, (const char(*)[64])u.roles, u.nroles);
     touch_session(r, &ss, now);
     return true;
 }
@@ -2218,6 +2435,7 @@ void trl_http_route(struct req *r)
     if (strcmp(u, "/api/v1/auth/login") == 0) return login_route(r);
     if (!authenticate(r)) return;
     if (strcmp(u, "/api/v1/auth/me") == 0) return only_get(r, auth_me);
+    if (strcmp(u, "/api/v1/events") == 0) return trl_http_one_method(r, "GET", trl_http_events);
     if (strcmp(u, "/api/v1/auth/logout") == 0) return logout_route(r);
     if (strcmp(u, "/api/v1/users") == 0) return users_route(r, "");
     if (prefix(u, "/api/v1/users/", &rest)) return users_route(r, rest);

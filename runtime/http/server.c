@@ -124,6 +124,7 @@ static void timers_done(void *arg, int rc)
 {
     struct trl_server *s = arg;
     if (!rc) atomic_fetch_add(&s->n_timers_fired, s->timer_fired);
+    if (!rc) trl_http_events_wake(s);          /* timers and scheduled hooks change records */
     if (rc) atomic_store(&s->jobs_version, 0); /* plan again with the next job */
     atomic_store(&s->timer_more, !rc && s->timer_fired >= 500);
     atomic_store(&s->timer_busy, false);
@@ -207,7 +208,8 @@ static void *watchdog_main(void *arg)
         int64_t now = trl_mono_ms();
         pthread_mutex_lock(&s->conn_lock);
         for (struct conn_track *t = s->conns; t; t = t->next) {
-            if (t->busy && !t->waiting_writer && t->fd >= 0 && now - t->started_ms > t->limit_ms) {
+            if (t->busy && !t->waiting_writer && !t->streaming && t->fd >= 0 &&
+                now - t->started_ms > t->limit_ms) {
                 /* Cut it: libmicrohttpd sees the error and closes the connection itself. */
                 shutdown(t->fd, SHUT_RDWR);
                 t->fd = -1;
@@ -215,6 +217,7 @@ static void *watchdog_main(void *arg)
             }
         }
         pthread_mutex_unlock(&s->conn_lock);
+        trl_http_events_tick(s); /* heartbeats and credential checks of parked event streams */
         timers_check(s);
         if (now - last_reader_check > 60000) {
             int n = trl_store_reader_check(s->store);
@@ -279,6 +282,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
         /* Between requests: the next request line must arrive within idle + deadline. */
         t->busy = true;
         t->waiting_writer = false;
+        t->streaming = false;
         t->started_ms = trl_mono_ms();
         t->limit_ms = (int64_t)(s->o.idle_timeout_s + s->o.deadline_s) * 1000;
         pthread_mutex_unlock(&s->conn_lock);
@@ -327,6 +331,29 @@ static enum MHD_Result respond(struct req *r)
     MHD_destroy_response(resp);
     r->responded = true;
     observe(r->srv, r->status, now_us() - r->t0_us);
+    return ret;
+}
+
+/* GET /api/v1/events: the streaming response (events.c) instead of a buffer. */
+static enum MHD_Result respond_stream(struct req *r)
+{
+    struct MHD_Response *resp = trl_http_events_response(r);
+    if (!resp) {
+        trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
+        return respond(r);
+    }
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->track) {
+        /* Open for as long as the client listens: the request deadline does not apply. */
+        pthread_mutex_lock(&r->srv->conn_lock);
+        r->track->streaming = true;
+        pthread_mutex_unlock(&r->srv->conn_lock);
+    }
+    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    r->responded = true;
+    observe(r->srv, 200, now_us() - r->t0_us);
     return ret;
 }
 
@@ -467,6 +494,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         trl_http_fail(r, TRL_EUNAVAIL, "", "the server is shutting down", "服务正在关闭");
     else
         trl_http_route(r);
+    if (r->stream) return respond_stream(r);
     if (r->suspended) {
         if (r->track) {
             pthread_mutex_lock(&s->conn_lock);
@@ -566,6 +594,7 @@ void trl_http_job_done(void *arg, int rc)
         trl_diag_reset(&d);
         trl_http_wake_timers(s); /* scheduled jobs may have changed */
     }
+    if (rc == 0) trl_http_events_wake(s); /* before the resume: a stop may follow it */
     trl_http_resume(r);
 }
 
@@ -643,6 +672,15 @@ static void print_loaded(struct trl_server *s)
     trl_buf_free(&apps);
 }
 
+/* A duration in ms from the environment, at most (and by default) def, at least 50. */
+static int64_t env_ms(const char *name, int64_t def)
+{
+    const char *v = getenv(name);
+    int64_t ms;
+    if (!v || trl_parse_i64(v, strlen(v), &ms) || ms > def) return def;
+    return ms < 50 ? 50 : ms;
+}
+
 int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, struct trl_diag *d)
 {
     struct sockaddr_in sa;
@@ -656,6 +694,11 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
     if (!s->o.per_ip_limit) s->o.per_ip_limit = 256;
     if (!s->o.idle_timeout_s) s->o.idle_timeout_s = 30;
     if (!s->o.deadline_s) s->o.deadline_s = 60;
+    if (!s->o.max_streams) s->o.max_streams = 256;
+    if (s->o.max_streams > 1000000) s->o.max_streams = 1000000;
+    /* Tests shorten the event streams' heartbeat and credential check (never lengthen it). */
+    s->ev_heartbeat_ms = env_ms("TRELLIS_EVENTS_HEARTBEAT_MS", 15000);
+    s->ev_recheck_ms = env_ms("TRELLIS_EVENTS_RECHECK_MS", 60000);
     if (!s->o.threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         s->o.threads = n > 0 ? (unsigned)n : 2;
@@ -675,6 +718,7 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
     pthread_cond_init(&s->wd_cond, NULL);
     pthread_mutex_init(&s->hlock, NULL);
     pthread_mutex_init(&s->tlock, NULL);
+    pthread_mutex_init(&s->ev_lock, NULL);
     pthread_cond_init(&s->hcond, NULL);
     if ((rc = parse_listen(s->o.listen, &sa, d))) goto fail;
     size_t dl = strlen(o->data_dir);
@@ -791,6 +835,8 @@ void trl_server_stop(struct trl_server *s)
         MHD_quiesce_daemon(s->mhd);
         for (int i = 0; i < 3000 && atomic_load(&s->pending_jobs) > 0; i++)
             usleep(10000);
+        /* Event streams end their responses (a suspended connection must not meet the stop). */
+        trl_http_events_stop(s);
         MHD_stop_daemon(s->mhd);
     }
     pthread_mutex_lock(&s->hlock);
@@ -809,6 +855,7 @@ void trl_server_stop(struct trl_server *s)
     pthread_cond_destroy(&s->wd_cond);
     pthread_mutex_destroy(&s->hlock);
     pthread_mutex_destroy(&s->tlock);
+    pthread_mutex_destroy(&s->ev_lock);
     pthread_cond_destroy(&s->hcond);
     free(s->files_dir);
     if (s->tls_key) memset(s->tls_key, 0, strlen(s->tls_key));

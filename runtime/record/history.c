@@ -82,7 +82,7 @@ int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
          * who may read every row. */
         struct trl_record r;
         int lr = trl_rec_load(t, ty, id, NULL, &r);
-        bool ok = lr == 0 && trl_rec_in_scope(cx, ty, cx->acc->read, &r);
+        bool ok = lr == 0 && trl_rec_hist_visible(cx, ty, &r);
         if (lr == 0) trl_record_free(&r);
         if (!ok) {
             trl_diag_set(cx->d, TRL_ENOTFOUND, "no %s with id %llu", ty->name,
@@ -107,11 +107,12 @@ int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
         }
         char hex[65];
         trl_hex(v.p, 32, hex);
-        /* Event JSON with the hash added before its closing brace. */
-        const char *ev = (const char *)v.p + 32;
-        size_t evn = v.n - 32;
-        rc = trl_buf_adds(out, n ? "," : "") || trl_buf_add(out, ev, evn - 1) ||
-             trl_buf_printf(out, ",\"hash\":\"%s\"}", hex);
+        /* The event as the caller may see it, with its hash added. */
+        rc = trl_buf_adds(out, n ? ",{" : "{");
+        if (!rc)
+            rc = trl_rec_hist_members(cx, ty, (const char *)v.p + 32, v.n - 32, false, false, NULL,
+                                      0, out);
+        if (!rc) rc = trl_buf_printf(out, ",\"hash\":\"%s\"}", hex);
         n++;
     }
     trl_cursor_close(c);

@@ -176,6 +176,24 @@ struct syscol {
     bool indexed;
 };
 
+const char *trl_rec_sys_label(const char *name, bool zh)
+{
+    static const struct {
+        const char *n, *en, *zh;
+    } l[] = {{"id", "ID", "ID"},
+             {"name", "Number", "编号"},
+             {"state", "State", "状态"},
+             {"owner", "Owner", "负责人"},
+             {"org", "Organisation", "组织"},
+             {"created_at", "Created", "创建时间"},
+             {"updated_at", "Updated", "更新时间"},
+             {"created_by", "Created by", "创建人"},
+             {"updated_by", "Updated by", "更新人"}};
+    for (size_t i = 0; i < sizeof(l) / sizeof(l[0]); i++)
+        if (strcmp(l[i].n, name) == 0) return zh ? l[i].zh : l[i].en;
+    return NULL;
+}
+
 static const struct syscol syscols[] = {
     {"id", TRL_COL_ID, TRL_FT_INT, true},
     {"state", TRL_COL_STATE, TRL_FT_TEXT, true},

@@ -279,6 +279,9 @@ int trl_rec_each(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
                  const struct trl_expr *filter, const struct trl_expr_env *env,
                  int (*fn)(void *ud, const struct trl_record *r), void *ud, int64_t *scanned);
 /* The value of column col (a field id or TRL_COL_*) of a record (defaults applied). */
+/* The display label of a system column ("state" -> "State" / "状态"; id, name, state, owner, org,
+ * created_at, updated_at, created_by, updated_by), NULL for another name. */
+const char *trl_rec_sys_label(const char *name, bool zh);
 void trl_rec_value(const struct trl_type *ty, const struct trl_record *r, int col,
                    struct trl_value *out);
 
@@ -288,10 +291,41 @@ void trl_rec_value(const struct trl_type *ty, const struct trl_record *r, int co
 int trl_rec_state_walk(struct trl_txn *t, const struct trl_type *ty, uint64_t id,
                        int (*fn)(void *ud, const char *state, int64_t at_ms), void *ud);
 
-/* Appends {"items":[events...]} of a record (also a deleted one). TRL_ENOTFOUND when the record
- * never existed. */
+/* Appends {"items":[events...]} of a record (also a deleted one) as cx may see it: TRL_ENOTFOUND
+ * when the record never existed or lies outside the caller's read scope (cx->acc; a deleted one
+ * is visible only with read scope all); changes of fields hidden from the caller, or that ty no
+ * longer has, are left out. */
 int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                     uint64_t id, struct trl_buf *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * The change feed (feed.c): the global change log (`log`) read in order, for server-sent events.
+ * Readers take a bounded batch per read txn and remember the last sequence they saw; nothing
+ * here holds state between calls.
+ */
+struct trl_rec_change {
+    uint64_t seq;      /* global change sequence (the log key; grows by one per change) */
+    uint32_t type_id;  /* type of the changed record */
+    uint64_t id;       /* the record */
+    uint32_t hist_seq; /* its history event */
+};
+
+/* The newest change's sequence into *seq (0 when the log is empty). 0, TRL_ECORRUPT, TRL_EIO. */
+int trl_rec_log_last(struct trl_txn *t, uint64_t *seq);
+/* Up to max changes with a sequence above after, oldest first, into out[0..*n). Fewer than max
+ * means the log ends there (for this txn). 0, TRL_ECORRUPT, TRL_EIO. */
+int trl_rec_log_read(struct trl_txn *t, uint64_t after, struct trl_rec_change *out, size_t max,
+                     size_t *n);
+/* Appends change ch of a record of ty as cx may see it, by the history's rules: nothing (and
+ * *visible false) unless the record lies in the caller's read scope (cx->acc; a deleted record
+ * only with read scope all); changes of fields hidden from the caller or no longer in ty are
+ * left out. The JSON: {"seq","type","id","name" (null once deleted),"hist_seq", then the
+ * history event's members: "at","actor","action","version","request_id", ..., "changes"}.
+ * action receives the event's action ("" when it has none). 0, TRL_ECORRUPT, TRL_ENOMEM,
+ * TRL_EIO; on failure out is left as it was. */
+int trl_rec_change_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                        const struct trl_rec_change *ch, bool *visible, char action[32],
+                        struct trl_buf *out);
 
 /* Whether who may read some record that holds the file sha (64 hex) in an attachment field they
  * may see. 0 with *visible set, or a read error. */

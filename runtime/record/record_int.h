@@ -47,6 +47,20 @@ int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const s
                         struct trl_record *r, const char *action, const char *changes,
                         size_t changes_n, const char *extra);
 
+/* Whether the history of a record of ty is visible to cx: the record (NULL once deleted) lies
+ * in the caller's read scope; a deleted record only with read scope all; everything when cx->acc
+ * is NULL. The rule of trl_rec_history and of the change feed. */
+bool trl_rec_hist_visible(const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                          const struct trl_record *r);
+/* Appends the members of history event ev[0..n) (the JSON object history.c writes) without its
+ * braces, separated by commas (and one before the first with lead_comma); omit_seq leaves its
+ * "seq" out. Changes of fields hidden from cx (trl_rec_field_mode) or no longer in ty are
+ * removed. action (action_n bytes, may be NULL) receives the event's action. 0, TRL_ENOMEM,
+ * TRL_ECORRUPT (an event it cannot follow); out is unchanged on failure. */
+int trl_rec_hist_members(const struct trl_rec_ctx *cx, const struct trl_type *ty, const char *ev,
+                         size_t n, bool omit_seq, bool lead_comma, char *action, size_t action_n,
+                         struct trl_buf *out);
+
 /* Keys of the per-org counters (cnt): ('o', iid, org, value) and ('p', type, org). */
 int trl_rec_org_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *org,
                         const struct trl_value *v);

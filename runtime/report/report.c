@@ -1175,18 +1175,8 @@ static int labels_json(struct trl_buf *out, const char *en, const char *zh)
 
 static const char *sys_label(const char *name, bool zh)
 {
-    static const struct {
-        const char *n, *en, *zh;
-    } l[] = {{"state", "State", "状态"},
-             {"owner", "Owner", "负责人"},
-             {"org", "Organisation", "组织"},
-             {"created_at", "Created", "创建时间"},
-             {"updated_at", "Updated", "更新时间"},
-             {"created_by", "Created by", "创建人"},
-             {"updated_by", "Updated by", "更新人"}};
-    for (size_t i = 0; i < sizeof(l) / sizeof(l[0]); i++)
-        if (strcmp(l[i].n, name) == 0) return zh ? l[i].zh : l[i].en;
-    return name;
+    const char *l = trl_rec_sys_label(name, zh);
+    return l ? l : name;
 }
 
 /* The column metadata. */

@@ -131,7 +131,7 @@ START_TEST(admin_exports_everything_with_labels_quoting_and_no_formulas)
     char l[512];
     char *csv = get(NULL, NULL, "/api/v1/records/deal?format=csv", 200);
     ck_assert_str_eq(line(csv, 0, l, sizeof(l)),
-                     "ID,Title,Tier,Amount,Margin,Owner,Organisation,Created at,Updated at");
+                     "ID,Title,Tier,Amount,Margin,Owner,Organisation,Created,Updated");
     ck_assert_int_eq(lines(csv), 6); /* header + 5 records */
     free(csv);
     csv =
@@ -172,14 +172,14 @@ START_TEST(partners_export_only_their_org_and_never_hidden_fields)
     char l[512];
     char *csv = get(ANN, NULL, "/api/v1/records/deal?format=csv", 200);
     ck_assert_str_eq(line(csv, 0, l, sizeof(l)),
-                     "ID,Title,Tier,Amount,Owner,Organisation,Created at,Updated at");
+                     "ID,Title,Tier,Amount,Owner,Organisation,Created,Updated");
     ck_assert_int_eq(lines(csv), 4); /* acme's three */
     ck_assert_msg(!strstr(csv, "globex") && !strstr(csv, "hq deal") && !strstr(csv, "4.20") &&
                       !strstr(csv, "Margin"),
                   "%s", csv);
     free(csv);
     csv = get(BOB, "Accept-Language: zh-CN", "/api/v1/records/deal?format=csv", 200);
-    ck_assert_str_eq(line(csv, 0, l, sizeof(l)), "ID,标题,等级,金额,创建人,组织,创建时间,更新时间");
+    ck_assert_str_eq(line(csv, 0, l, sizeof(l)), "ID,标题,等级,金额,负责人,组织,创建时间,更新时间");
     ck_assert_int_eq(lines(csv), 2);
     ck_assert_msg(strstr(csv, "globex secret") && !strstr(csv, "HYPERLINK"), "%s", csv);
     free(csv);

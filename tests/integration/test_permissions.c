@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,71 @@ START_TEST(partners_see_only_their_org_and_guessing_ids_finds_nothing)
 }
 END_TEST
 
+/* IDOR beyond the record routes: another org's partner guessing ids through the workflow
+ * (transitions offered and run), the record's approvals and SLA, the approval task itself and
+ * its decisions, reports and the CSV export: 404 or nothing counted, and nothing changes. */
+START_TEST(guessing_ids_through_workflow_approvals_reports_and_exports_finds_nothing)
+{
+    long long a1 = create_as(A, "acme plan");
+    long long b1 = create_as(B, "globex plan");
+    char path[200];
+    struct resp r;
+    snprintf(path, sizeof(path), "%s/%lld/transitions/submit", MR, a1);
+    ck_assert_int_eq(req(A, "POST", path, "{\"fields\":{\"start_date\":\"2027-03-01\"}}", NULL),
+                     200);
+    snprintf(path, sizeof(path), "%s/%lld/transitions/start_review", MR, a1);
+    ck_assert_int_eq(req(REV, "POST", path, "{}", NULL), 200);
+    ck_assert_int_eq(req(REV, "GET", "/api/v1/approvals?assignee=me&status=pending", NULL, &r),
+                     200);
+    cJSON *j = resp_json(&r);
+    const cJSON *it = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "items"), 0);
+    long long task = obj_int(it, "id");
+    ck_assert_int_eq(obj_int(it, "record"), a1);
+    cJSON_Delete(j);
+    resp_free(&r);
+
+    struct snapshot snap = {0};
+    snapshot_add(&S, &snap, "acme's request", NULL, "%s/%lld", MR, a1);
+    snapshot_add(&S, &snap, "its history", NULL, "%s/%lld/history", MR, a1);
+    snapshot_add(&S, &snap, "its approvals", NULL, "%s/%lld/approvals", MR, a1);
+    snapshot_add(&S, &snap, "rita's tasks", REV, "/api/v1/approvals?assignee=me&status=pending");
+    static const struct {
+        const char *method, *fmt, *body;
+    } tries[] = {
+        {"GET", "%s/%lld/transitions", NULL},
+        {"POST", "%s/%lld/transitions/recall", "{}"},
+        {"POST", "%s/%lld/transitions/submit", "{}"},
+        {"GET", "%s/%lld/approvals", NULL},
+        {"GET", "%s/%lld/sla", NULL},
+    };
+    for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+        snprintf(path, sizeof(path), tries[i].fmt, MR, a1);
+        long st = req(B, tries[i].method, path, tries[i].body, &r);
+        ck_assert_msg(st == 404, "bob %s %s: %ld %s", tries[i].method, path, st, r.body);
+        resp_free(&r);
+    }
+    static const char *const decisions[] = {"approve", "reject", "return", "delegate"};
+    snprintf(path, sizeof(path), "/api/v1/approvals/%lld", task);
+    ck_assert_int_eq(req(B, "GET", path, NULL, NULL), 404);
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof(path), "/api/v1/approvals/%lld/%s", task, decisions[i]);
+        long st = req(B, "POST", path, i == 3 ? "{\"to\":\"bob\"}" : "{\"comment\":\"guess\"}", &r);
+        ck_assert_msg(st == 404, "bob %s: %ld %s", path, st, r.body);
+        resp_free(&r);
+    }
+    snapshot_same(&S, &snap, "bob's guesses");
+
+    /* Reports and exports count and show only globex's. */
+    ck_assert_int_eq(req(B, "GET", "/api/v1/reports/requests_by_state", NULL, &r), 200);
+    ck_assert_msg(strstr(r.body, "\"rows\":[[\"draft\",1]]"), "%s", r.body);
+    resp_free(&r);
+    ck_assert_int_eq(req(B, "GET", "/api/v1/records/marketing_request?format=csv", NULL, &r), 200);
+    ck_assert_msg(strstr(r.body, "globex plan") && !strstr(r.body, "acme plan"), "%s", r.body);
+    resp_free(&r);
+    (void)b1;
+}
+END_TEST
+
 START_TEST(hidden_fields_leave_every_path)
 {
     /* A type with a finance-only field: partners create in their org but never see "approved". */
@@ -189,6 +255,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, partners_see_only_their_org_and_guessing_ids_finds_nothing);
     tcase_add_test(tc, hidden_fields_leave_every_path);
+    tcase_add_test(tc, guessing_ids_through_workflow_approvals_reports_and_exports_finds_nothing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
