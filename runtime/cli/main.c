@@ -51,7 +51,7 @@ static const char *help_serve =
     "  --per-ip-limit N       most connections from one client address (default 256)\n"
     "  --idle-timeout S       close connections idle this long (default 30)\n"
     "  --deadline S           total time one request may take from its first byte (default 60)\n"
-    "  --threads N            HTTP threads (default: one per core)\n"
+    "  --threads N            HTTP worker threads (default: one per core, at most 64)\n"
     "  --max-streams N        most open GET /api/v1/events streams; more get 503 (default 256)\n"
     "  --map-max MIB          cap of the store's map; writes past it answer 507 (default 65536)\n"
     "  --max-scan N           most records one listing may examine (default 200000)\n"

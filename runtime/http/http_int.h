@@ -19,14 +19,46 @@ struct conn_track {
     bool busy;                      /* a request is being received or handled */
     bool waiting_writer;            /* suspended on a write job (bounded by the writer) */
     bool streaming;                 /* an event stream: exempt from the deadline */
+    uint32_t ip;                    /* client IPv4 address, network order (per-address limit) */
+    unsigned worker;                /* index of the HTTP worker serving it */
     struct conn_track *prev, *next; /* registry links */
 };
 
+/* One HTTP worker: a libmicrohttpd daemon with its own epoll thread and no listen socket. The
+ * acceptor hands each new connection to the worker with the fewest (a libmicrohttpd thread pool
+ * lets one thread accept a burst of up to ten, so a handful of keep-alive clients can all land
+ * on one thread while the others idle). */
+struct http_worker {
+    struct trl_server *srv; /* the server (back pointer) */
+    struct MHD_Daemon *mhd; /* the daemon (owned) */
+    unsigned nconns;        /* open connections (conn_lock) */
+};
+
+/* An accepted connection handed to a worker that has not yet reported it started. */
+struct pending_conn {
+    int fd;           /* its socket */
+    uint32_t ip;      /* client address */
+    unsigned worker;  /* the worker it went to */
+    int64_t since_ms; /* monotonic ms of the hand-over */
+};
+
+#define TRL_HTTP_MAX_WORKERS 64
+
 struct trl_server {
-    struct trl_server_opts o;              /* options (strings borrowed for the server's life) */
-    char *files_dir;                       /* <data>/files (owned) */
-    struct trl_store *store;               /* the store (owned) */
-    struct MHD_Daemon *mhd;                /* the daemon */
+    struct trl_server_opts o; /* options (strings borrowed for the server's life) */
+    char *files_dir;          /* <data>/files (owned) */
+    struct trl_store *store;  /* the store (owned) */
+    struct http_worker workers[TRL_HTTP_MAX_WORKERS]; /* HTTP workers (the first nworkers) */
+    unsigned nworkers;                                /* workers started */
+    int listen_fd;                                    /* listening socket (owned), -1 if none */
+    int wake_fd[2];                                   /* pipe that stops the acceptor, -1 if none */
+    pthread_t acceptor;                               /* accepts and hands connections to workers */
+    bool acceptor_started;                            /* acceptor thread exists */
+    unsigned nconns;                                  /* open connections (conn_lock) */
+    bool accept_parked;                               /* acceptor waits for a slot (conn_lock) */
+    struct pending_conn *pend;             /* handed over, not yet started (conn_lock; owned) */
+    size_t npend, pend_cap;                /* entries and capacity of pend */
+    atomic_uint_fast64_t n_conn_refused;   /* metrics: connections refused at a limit */
     struct trl_clock sysclock;             /* default clock */
     const struct trl_clock *clock;         /* clock in use */
     pthread_mutex_t cat_lock;              /* guards cat */

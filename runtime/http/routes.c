@@ -1553,6 +1553,25 @@ static void metrics(struct req *r)
         "# TYPE trellis_http_deadline_cuts_total counter\n"
         "trellis_http_deadline_cuts_total %llu\n",
         (unsigned long long)atomic_load(&s->n_deadline_kills));
+    unsigned per_worker[TRL_HTTP_MAX_WORKERS];
+    pthread_mutex_lock(&s->conn_lock);
+    unsigned open_conns = s->nconns, nworkers = s->nworkers;
+    for (unsigned i = 0; i < nworkers; i++)
+        per_worker[i] = s->workers[i].nconns;
+    pthread_mutex_unlock(&s->conn_lock);
+    trl_buf_printf(o,
+                   "# HELP trellis_http_connections Open HTTP connections.\n"
+                   "# TYPE trellis_http_connections gauge\ntrellis_http_connections %u\n"
+                   "# HELP trellis_http_connections_refused_total Connections closed at once "
+                   "because the per-address limit was reached.\n"
+                   "# TYPE trellis_http_connections_refused_total counter\n"
+                   "trellis_http_connections_refused_total %llu\n"
+                   "# HELP trellis_http_worker_connections Open HTTP connections per worker "
+                   "thread.\n"
+                   "# TYPE trellis_http_worker_connections gauge\n",
+                   open_conns, (unsigned long long)atomic_load(&s->n_conn_refused));
+    for (unsigned i = 0; i < nworkers; i++)
+        trl_buf_printf(o, "trellis_http_worker_connections{worker=\"%u\"} %u\n", i, per_worker[i]);
     trl_buf_printf(o,
                    "# HELP trellis_event_streams Open GET /api/v1/events streams.\n"
                    "# TYPE trellis_event_streams gauge\ntrellis_event_streams %d\n",

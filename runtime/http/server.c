@@ -8,6 +8,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,24 +29,51 @@ static int64_t now_us(void)
 /* ---------------------------------------------------------------------------------------------
  * Connection registry and the deadline watchdog
  */
+/* A hand-over a worker has not reported started after this long was dropped by it. */
+#define PEND_STALE_MS 10000
+
+/* Removes pending entry i (conn_lock held). */
+static void pend_remove(struct trl_server *s, size_t i)
+{
+    s->pend[i] = s->pend[--s->npend];
+}
+
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                               enum MHD_ConnectionNotificationCode code)
 {
-    struct trl_server *s = cls;
+    struct http_worker *w = cls;
+    struct trl_server *s = w->srv;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         struct conn_track *t = calloc(1, sizeof(*t));
-        if (!t) return;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        t->fd = ci ? ci->connect_fd : -1;
+        int fd = ci ? ci->connect_fd : -1;
+        pthread_mutex_lock(&s->conn_lock);
+        /* The acceptor's reservation becomes the connection's own. */
+        for (size_t i = 0; i < s->npend; i++)
+            if (s->pend[i].fd == fd) {
+                pend_remove(s, i);
+                break;
+            }
+        if (!t) {
+            pthread_mutex_unlock(&s->conn_lock);
+            return; /* untracked: no deadline, not counted (out of memory only) */
+        }
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ai && ai->client_addr && ai->client_addr->sa_family == AF_INET)
+            t->ip = ((const struct sockaddr_in *)(const void *)ai->client_addr)->sin_addr.s_addr;
+        t->fd = fd;
+        t->worker = (unsigned)(w - s->workers);
         t->started_ms = trl_mono_ms();
         /* A new connection's first byte comes at once: its first request has the deadline. */
         t->limit_ms = (int64_t)s->o.deadline_s * 1000;
         t->busy = true;
-        pthread_mutex_lock(&s->conn_lock);
         t->next = s->conns;
         if (s->conns) s->conns->prev = t;
         s->conns = t;
+        s->nconns++;
+        w->nconns++;
         pthread_mutex_unlock(&s->conn_lock);
         *socket_ctx = t;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
@@ -56,10 +85,161 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
         else
             s->conns = t->next;
         if (t->next) t->next->prev = t->prev;
+        s->nconns--;
+        s->workers[t->worker].nconns--;
+        if (s->accept_parked) {
+            /* The acceptor waits for a free slot: wake it (a full pipe already wakes it). */
+            s->accept_parked = false;
+            ssize_t n = write(s->wake_fd[1], "c", 1);
+            (void)n;
+        }
         pthread_mutex_unlock(&s->conn_lock);
         free(t);
         *socket_ctx = NULL;
     }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The acceptor: one thread accepts, applies the connection limits over all workers, and hands
+ * each connection to the least loaded worker.
+ */
+
+/* Reserves a slot for a new connection from ip and picks its worker; false if a limit is
+ * reached. conn_lock held. */
+static bool admit(struct trl_server *s, int fd, uint32_t ip, unsigned *worker)
+{
+    int64_t now = trl_mono_ms();
+    unsigned load[TRL_HTTP_MAX_WORKERS];
+    for (unsigned i = 0; i < s->nworkers; i++)
+        load[i] = s->workers[i].nconns;
+    size_t same_ip = 0;
+    for (size_t i = 0; i < s->npend;) {
+        /* A worker that could not set a connection up closes it without a word; its socket
+         * number coming back, or a hand-over older than a few seconds, shows that. */
+        if (s->pend[i].fd == fd || now - s->pend[i].since_ms > PEND_STALE_MS) {
+            pend_remove(s, i);
+            continue;
+        }
+        load[s->pend[i].worker]++;
+        if (s->pend[i].ip == ip) same_ip++;
+        i++;
+    }
+    for (const struct conn_track *t = s->conns; t && same_ip < s->o.per_ip_limit; t = t->next)
+        if (t->ip == ip) same_ip++;
+    if (same_ip >= s->o.per_ip_limit) return false;
+    if (s->npend == s->pend_cap) {
+        size_t cap = s->pend_cap ? s->pend_cap * 2 : 16;
+        struct pending_conn *p = realloc(s->pend, cap * sizeof(*p));
+        if (!p) return false;
+        s->pend = p;
+        s->pend_cap = cap;
+    }
+    unsigned best = 0;
+    for (unsigned i = 1; i < s->nworkers; i++)
+        if (load[i] < load[best]) best = i;
+    s->pend[s->npend++] = (struct pending_conn){fd, ip, best, now};
+    *worker = best;
+    return true;
+}
+
+/* True when the open and handed-over connections reach the limit; then the acceptor parks until
+ * one closes (new connections wait in the listen backlog, as libmicrohttpd's own limit does).
+ * conn_lock held. */
+static bool at_limit(struct trl_server *s)
+{
+    int64_t now = trl_mono_ms();
+    for (size_t i = 0; i < s->npend;)
+        if (now - s->pend[i].since_ms > PEND_STALE_MS)
+            pend_remove(s, i);
+        else
+            i++;
+    s->accept_parked = s->nconns + s->npend >= s->o.conn_limit;
+    return s->accept_parked;
+}
+
+static void *acceptor_main(void *arg)
+{
+    struct trl_server *s = arg;
+    int64_t last_complaint = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->conn_lock);
+        bool full = at_limit(s);
+        pthread_mutex_unlock(&s->conn_lock);
+        /* While full, only the wake pipe is watched (a close or the stop writes to it); the
+         * timeout lets stale hand-overs expire. */
+        struct pollfd p[2] = {{s->wake_fd[0], POLLIN, 0}, {s->listen_fd, POLLIN, 0}};
+        if (poll(p, full ? 1 : 2, full ? 1000 : -1) < 0) {
+            if (errno == EINTR) continue;
+            trl_log(TRL_LOG_ERROR, "http: poll on the listening socket failed: %s",
+                    strerror(errno));
+            break;
+        }
+        if (p[0].revents) {
+            char drain[64];
+            while (read(s->wake_fd[0], drain, sizeof(drain)) > 0) {
+            }
+            if (atomic_load(&s->stopping)) break;
+        }
+        if (full || !(p[1].revents & POLLIN)) continue;
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof(sa);
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: say so now and then, and let connections close. */
+                int64_t now = trl_mono_ms();
+                if (now - last_complaint > 10000) {
+                    trl_log(TRL_LOG_WARN, "http: cannot accept a connection: %s", strerror(errno));
+                    last_complaint = now;
+                }
+                poll(NULL, 0, 10);
+            }
+            continue; /* EAGAIN, EINTR, ECONNABORTED, ... */
+        }
+        uint32_t ip = sl >= sizeof(sa) && sa.sin_family == AF_INET ? sa.sin_addr.s_addr : 0;
+        unsigned wi = 0;
+        pthread_mutex_lock(&s->conn_lock);
+        bool ok = admit(s, fd, ip, &wi);
+        pthread_mutex_unlock(&s->conn_lock);
+        if (!ok) {
+            atomic_fetch_add(&s->n_conn_refused, 1);
+            close(fd);
+            continue;
+        }
+        if (MHD_add_connection(s->workers[wi].mhd, fd, (struct sockaddr *)&sa, sl) != MHD_YES) {
+            /* libmicrohttpd closed the socket: give the slot back. */
+            pthread_mutex_lock(&s->conn_lock);
+            for (size_t i = 0; i < s->npend; i++)
+                if (s->pend[i].fd == fd) {
+                    pend_remove(s, i);
+                    break;
+                }
+            pthread_mutex_unlock(&s->conn_lock);
+        }
+    }
+    return NULL;
+}
+
+static int listen_on(struct trl_server *s, const struct sockaddr_in *sa, struct trl_diag *d)
+{
+    s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s->listen_fd < 0)
+        return trl_diag_set(d, TRL_EIO, "cannot open a socket: %s", strerror(errno));
+    int one = 1;
+    if (setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+        bind(s->listen_fd, (const struct sockaddr *)sa, sizeof(*sa)) ||
+        listen(s->listen_fd, SOMAXCONN))
+        return trl_diag_set(d, TRL_EIO, "cannot listen on %s (%s)", s->o.listen, strerror(errno));
+    struct sockaddr_in bound;
+    socklen_t bl = sizeof(bound);
+    if (getsockname(s->listen_fd, (struct sockaddr *)&bound, &bl))
+        return trl_diag_set(d, TRL_EIO, "cannot read the bound address: %s", strerror(errno));
+    s->port = ntohs(bound.sin_port);
+    if (pipe2(s->wake_fd, O_CLOEXEC | O_NONBLOCK)) {
+        s->wake_fd[0] = s->wake_fd[1] = -1;
+        return trl_diag_set(d, TRL_EIO, "cannot create a pipe: %s", strerror(errno));
+    }
+    return 0;
 }
 
 static int auth_upgrade_fn(struct trl_txn *t, void *arg)
@@ -687,6 +867,7 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
     int rc;
     struct trl_server *s = calloc(1, sizeof(*s));
     if (!s) return trl_diag_set(d, TRL_ENOMEM, "out of memory");
+    s->listen_fd = s->wake_fd[0] = s->wake_fd[1] = -1;
     s->o = *o;
     if (!s->o.body_limit) s->o.body_limit = 1 << 20;
     if (!s->o.file_limit) s->o.file_limit = 16 << 20;
@@ -763,32 +944,40 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         flags |= MHD_USE_TLS;
         s->tls = true;
     }
-    /* An option array, so that the TLS options are passed only when serving TLS (libmicrohttpd
-     * logs a warning for each HTTPS option given to a plain daemon). Two-pointer options carry
-     * their function in value (MHD_OPTION_ARRAY's rule). */
-    struct MHD_OptionItem opts[] = {
-        {MHD_OPTION_SOCK_ADDR, 0, &sa},
-        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)s->o.threads, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)s->o.conn_limit, NULL},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)s->o.per_ip_limit, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->o.idle_timeout_s, NULL},
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(64 * 1024), NULL},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, s},
-        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_logged, s},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, s},
-        {s->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key},
-        {s->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    s->mhd = MHD_start_daemon(flags, ntohs(sa.sin_port), NULL, NULL, handler, s, MHD_OPTION_ARRAY,
-                              opts, MHD_OPTION_END);
-    if (!s->mhd) {
-        rc = trl_diag_set(d, TRL_EIO, "cannot listen on %s (in use, or not an address here)",
-                          s->o.listen);
+    if (s->o.threads > TRL_HTTP_MAX_WORKERS) s->o.threads = TRL_HTTP_MAX_WORKERS;
+    if ((rc = listen_on(s, &sa, d))) goto fail;
+    /* Each worker takes every connection the acceptor admits (the limits are applied there, over
+     * all workers). An option array, so that the TLS options are passed only when serving TLS
+     * (libmicrohttpd logs a warning for each HTTPS option given to a plain daemon). Two-pointer
+     * options carry their function in value (MHD_OPTION_ARRAY's rule). */
+    flags |= MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    for (unsigned i = 0; i < s->o.threads; i++) {
+        struct http_worker *w = &s->workers[i];
+        w->srv = s;
+        struct MHD_OptionItem opts[] = {
+            {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)s->o.conn_limit, NULL},
+            {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->o.idle_timeout_s, NULL},
+            {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(64 * 1024), NULL},
+            {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, s},
+            {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_logged, s},
+            {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, w},
+            {s->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key},
+            {s->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
+            {MHD_OPTION_END, 0, NULL},
+        };
+        w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, s, MHD_OPTION_ARRAY, opts,
+                                  MHD_OPTION_END);
+        if (!w->mhd) {
+            rc = trl_diag_set(d, TRL_EIO, "cannot start HTTP worker %u of %u", i + 1, s->o.threads);
+            goto fail;
+        }
+        s->nworkers++;
+    }
+    if (pthread_create(&s->acceptor, NULL, acceptor_main, s)) {
+        rc = trl_diag_set(d, TRL_EUNAVAIL, "cannot start the accepting thread");
         goto fail;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : ntohs(sa.sin_port);
+    s->acceptor_started = true;
     if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0) s->wd_started = true;
     {
         struct trl_diag hd;
@@ -829,16 +1018,29 @@ void trl_server_stop(struct trl_server *s)
         pthread_mutex_unlock(&s->wd_lock);
         pthread_join(s->watchdog, NULL);
     }
-    if (s->mhd) {
-        /* Refuse new work, let queued writes finish and resume their connections, then stop. */
-        atomic_store(&s->stopping, true);
-        MHD_quiesce_daemon(s->mhd);
+    /* Refuse new work: stop accepting, and new requests on open connections get 503. */
+    atomic_store(&s->stopping, true);
+    if (s->acceptor_started) {
+        ssize_t n;
+        do
+            n = write(s->wake_fd[1], "x", 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1) trl_log(TRL_LOG_ERROR, "http: cannot wake the acceptor: %s", strerror(errno));
+        pthread_join(s->acceptor, NULL);
+    }
+    if (s->listen_fd >= 0) close(s->listen_fd);
+    for (int i = 0; i < 2; i++)
+        if (s->wake_fd[i] >= 0) close(s->wake_fd[i]);
+    if (s->nworkers) {
+        /* Let queued writes finish and resume their connections, then stop. */
         for (int i = 0; i < 3000 && atomic_load(&s->pending_jobs) > 0; i++)
             usleep(10000);
         /* Event streams end their responses (a suspended connection must not meet the stop). */
         trl_http_events_stop(s);
-        MHD_stop_daemon(s->mhd);
+        for (unsigned i = 0; i < s->nworkers; i++)
+            MHD_stop_daemon(s->workers[i].mhd);
     }
+    free(s->pend);
     pthread_mutex_lock(&s->hlock);
     s->hstop = true;
     pthread_cond_broadcast(&s->hcond);

@@ -1,8 +1,12 @@
 /* minimal_server: the "raw building blocks" reference for the Trellis benchmark.
  *
- * libmicrohttpd (internal polling thread pool of 2, epoll, suspend/resume) + LMDB with default
- * durable settings (no MDB_NOSYNC, no MDB_NOMETASYNC). POST /api/v1/records/marketing_request
- * stores the body bytes under a new id and answers 201 {"id":N} once the record is durable.
+ * libmicrohttpd (2 daemons, each with its own epoll thread, suspend/resume) + LMDB with default
+ * durable settings (no MDB_NOSYNC, no MDB_NOMETASYNC). One thread accepts and hands each
+ * connection to the daemon with the fewest, as trellis serve does (a libmicrohttpd thread pool
+ * lets one thread accept a burst of up to ten connections, so all 8 benchmark clients can land
+ * on one thread in some runs and the figures swing by a third between runs). POST
+ * /api/v1/records/marketing_request stores the body bytes under a new id and answers 201 {"id":N}
+ * once the record is durable.
  *
  * Write path as in DESIGN.md section 3: the handler queues a job and suspends the connection;
  * one writer thread takes every queued job, puts each (optionally in its own nested txn with
@@ -29,6 +33,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CREATE_PATH "/api/v1/records/marketing_request"
 #define MAX_BODY    (1024 * 1024)
@@ -56,6 +61,51 @@ static struct req *g_head, *g_tail;
 static int g_stop;
 static uint64_t g_next_id;                    /* writer thread only */
 static uint64_t g_commits, g_jobs, g_records; /* under g_mu */
+
+#define MAX_DAEMONS 64
+static struct MHD_Daemon *g_daemons[MAX_DAEMONS];
+static unsigned g_ndaemons;
+static unsigned g_open[MAX_DAEMONS]; /* open connections per daemon, under g_mu */
+static int g_listen = -1;
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    unsigned *open = cls;
+    (void)c;
+    (void)socket_ctx;
+    pthread_mutex_lock(&g_mu);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        (*open)++;
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        (*open)--;
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* Accepts until the listening socket is shut down; each connection goes to the daemon with the
+ * fewest open (a connection handed over but not yet started is not counted: connections arrive
+ * one at a time, so this only matters in a burst). */
+static void *acceptor_main(void *arg)
+{
+    (void)arg;
+    unsigned next = 0;
+    for (;;) {
+        struct sockaddr_in ca;
+        socklen_t cl = sizeof ca;
+        int fd = accept4(g_listen, (struct sockaddr *)&ca, &cl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
+            break; /* shut down */
+        }
+        pthread_mutex_lock(&g_mu);
+        unsigned best = next++ % g_ndaemons;
+        for (unsigned i = 0; i < g_ndaemons; i++)
+            if (g_open[i] < g_open[best]) best = i;
+        pthread_mutex_unlock(&g_mu);
+        (void)MHD_add_connection(g_daemons[best], fd, (struct sockaddr *)&ca, cl);
+    }
+    return NULL;
+}
 
 static void put_be64(unsigned char *k, uint64_t v)
 {
@@ -356,13 +406,30 @@ int main(int argc, char **argv)
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
-        handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-        threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED,
-        completed, NULL, MHD_OPTION_END);
-    if (!d) {
+    int one = 1;
+    g_listen = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int ok =
+        g_listen >= 0 && setsockopt(g_listen, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+        bind(g_listen, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(g_listen, SOMAXCONN) == 0;
+    for (unsigned i = 0; ok && i < threads; i++) {
+        g_daemons[i] = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,
+            0, NULL, NULL, handler, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+            notify_connection, &g_open[i], MHD_OPTION_END);
+        if (g_daemons[i])
+            g_ndaemons++;
+        else
+            ok = 0;
+    }
+    pthread_t acceptor;
+    if (ok && pthread_create(&acceptor, NULL, acceptor_main, NULL) != 0) ok = 0;
+    if (!ok) {
         fprintf(stderr, "minimal_server: cannot listen on 127.0.0.1:%d\n", port);
+        for (unsigned i = 0; i < g_ndaemons; i++)
+            MHD_stop_daemon(g_daemons[i]);
+        if (g_listen >= 0) close(g_listen);
         pthread_mutex_lock(&g_mu);
         g_stop = 1;
         pthread_cond_signal(&g_cv);
@@ -384,8 +451,12 @@ int main(int argc, char **argv)
     g_stop = 1;
     pthread_cond_signal(&g_cv);
     pthread_mutex_unlock(&g_mu);
+    shutdown(g_listen, SHUT_RDWR); /* ends the acceptor's accept() */
+    pthread_join(acceptor, NULL);
+    close(g_listen);
     pthread_join(writer, NULL);
-    MHD_stop_daemon(d);
+    for (unsigned i = 0; i < g_ndaemons; i++)
+        MHD_stop_daemon(g_daemons[i]);
     pthread_mutex_lock(&g_mu);
     printf("minimal_server: stopped: %llu records, %llu commits, %llu jobs since start\n",
            (unsigned long long)g_records, (unsigned long long)g_commits,

@@ -41,7 +41,8 @@ static void setup(void)
 {
     ck_assert_int_eq(srv_init(&S, NULL), 0);
     snprintf(S.extra, sizeof(S.extra),
-             "--body-limit %d --deadline %d --idle-timeout %d --per-ip-limit %d --conn-limit %d",
+             "--body-limit %d --deadline %d --idle-timeout %d --per-ip-limit %d --conn-limit %d "
+             "--threads 2",
              BODY_LIMIT, DEADLINE_S, IDLE_S, PER_IP, CONN_LIMIT);
     ck_assert_int_eq(srv_start(&S), 0);
 }
@@ -178,6 +179,28 @@ static bool healthy_from(const char *src)
               recv_some(fd, buf, sizeof(buf), 5000, true, &closed) > 0 && status_of(buf) == 200;
     close(fd);
     return ok;
+}
+
+/* A metric's value read over a new connection from src; -1 if absent. */
+static long long metric_from(const char *src, const char *name)
+{
+    static char buf[1 << 17];
+    int fd = dial(src);
+    if (fd < 0) return -1;
+    char req[512];
+    snprintf(req, sizeof(req),
+             "GET /metrics HTTP/1.1\r\nHost: t\r\n%s\r\nConnection: close\r\n\r\n", S.auth);
+    int closed;
+    long long v = -1;
+    if (send_all(fd, req, strlen(req)) == 0 &&
+        recv_some(fd, buf, sizeof(buf), 5000, true, &closed) > 0 && status_of(buf) == 200) {
+        const char *p = strstr(buf, name);
+        while (p && p[-1] != '\n')
+            p = strstr(p + 1, name);
+        if (p) v = atoll(p + strlen(name) + 1);
+    }
+    close(fd);
+    return v;
 }
 
 static bool alive(void)
@@ -570,6 +593,9 @@ START_TEST(per_ip_limit_refuses_extra_connections)
     ck_assert_msg(open == PER_IP && shut == N - PER_IP,
                   "%d idle connections from 127.0.0.1: %d kept, %d closed (limit %d)", N, open,
                   shut, PER_IP);
+    /* The metrics request comes from another address (127.0.0.1 is full). */
+    ck_assert_int_eq(metric_from("127.0.0.3", "trellis_http_connections_refused_total"),
+                     N - PER_IP);
     /* Another client address is served meanwhile; 127.0.0.1 is still at its limit. */
     ck_assert_msg(healthy_from("127.0.0.2"),
                   "127.0.0.2 not served while 127.0.0.1 is at its limit");
@@ -629,7 +655,7 @@ static int answers(const int *fd, const bool *want, bool *got, int n, int timeou
 
 START_TEST(connection_limit_caps_all_clients)
 {
-    /* 5 client addresses x 8 connections = 40 > 32. Past the limit libmicrohttpd stops
+    /* 5 client addresses x 8 connections = 40 > 32. Past the limit the server stops
      * accepting, so the extra connections wait in the listen backlog: each of the 40 sends a
      * request, exactly 32 are answered; when those close, the other 8 are answered. */
     enum { ADDRS = 5, N = ADDRS * PER_IP };
@@ -676,6 +702,31 @@ static size_t sink(char *p, size_t s, size_t n, void *ud)
     (void)p, (void)ud;
     return s * n;
 }
+
+START_TEST(connections_are_spread_over_the_workers)
+{
+    /* A handful of keep-alive clients must not all land on one worker thread (a libmicrohttpd
+     * thread pool lets one thread accept them all in a burst while the other idles). */
+    enum { N = 6 };
+    int fd[N];
+    for (int i = 0; i < N; i++) {
+        fd[i] = dial(NULL);
+        ck_assert_int_ge(fd[i], 0);
+    }
+    sleep_ms(200);
+    long long w0 = metric("trellis_http_worker_connections{worker=\"0\"}");
+    long long w1 = metric("trellis_http_worker_connections{worker=\"1\"}");
+    long long all = metric("trellis_http_connections");
+    for (int i = 0; i < N; i++)
+        close(fd[i]);
+    /* N idle connections plus the one asking for the metrics (and the one before it, when
+     * its close is not yet seen). */
+    ck_assert_msg(all >= N + 1 && all <= N + 2, "%lld open connections, expected %d", all, N + 1);
+    ck_assert_msg(w0 + w1 <= N + 2 && w0 >= N / 2 && w1 >= N / 2,
+                  "connections per worker: %lld and %lld", w0, w1);
+    ck_assert(alive());
+}
+END_TEST
 
 START_TEST(keep_alive_reuses_the_connection)
 {
@@ -758,6 +809,7 @@ int main(void)
     tcase_add_test(tc, deadline_counts_from_each_request);
     tcase_add_test(tc, per_ip_limit_refuses_extra_connections);
     tcase_add_test(tc, connection_limit_caps_all_clients);
+    tcase_add_test(tc, connections_are_spread_over_the_workers);
     tcase_add_test(tc, keep_alive_reuses_the_connection);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
