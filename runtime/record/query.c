@@ -1,8 +1,12 @@
 /* query.c — listing: filter (the expression language), sort, keyset cursors, index plans.
  *
- * A listing is driven by one ordered stream of record ids:
- *   - sorted by id / created_at: one index range (iid, value) per equality or `in` value of an
- *     indexed column, merged by id; or the record table itself when nothing indexed constrains;
+ * A listing is driven by ordered streams of record ids:
+ *   - sorted by id / created_at: for each equality or `in` on an indexed column (and for the
+ *     caller's row scope when it is exactly "org" or "own"), a group of index ranges
+ *     (iid, value), one per value, merged by id; the groups are intersected by leapfrogging
+ *     (each seeks to the largest id another stands on), so `region = "east" && state = "draft"`
+ *     as a partner reads only ids all three agree on, however the predicates correlate with id
+ *     order. Without any, the record table itself;
  *   - sorted by an indexed column: that column's index, narrowed by any bound on it.
  * Every candidate is then checked against the whole filter, so a plan only narrows the reading,
  * never changes the answer. The scan stops after `limit` matches, so an equality query reads
@@ -15,6 +19,8 @@
 #include <string.h>
 
 #define DEFAULT_MAX_SCAN 200000
+#define MAX_GROUPS       4 /* index groups intersected */
+#define MAX_GROUP_VALUES 8 /* `in` values for a group that is not the cheapest */
 
 /* One ordered source of record ids. */
 struct stream {
@@ -40,6 +46,9 @@ struct lister {
     bool by_id; /* the sort is by id (id or created_at) */
     struct stream *streams;
     size_t nstreams;
+    size_t gstart[MAX_GROUPS + 1]; /* group g is streams [gstart[g], gstart[g + 1]) */
+    size_t ngroups;                /* 0 or 1: plain merge; more: intersection */
+    struct trl_buf seek;           /* scratch key for leapfrog seeks */
     int64_t scanned;
     int64_t max_scan;
     struct trl_slice cand; /* the candidate's record bytes when a table stream gave it */
@@ -264,9 +273,74 @@ static int sort_key(struct lister *l, const struct trl_record *r, struct trl_buf
     return trl_schema_idx_key(out, trl_index_id(l->ty, l->sort_col), &v, r->id);
 }
 
+/* Positions s at its first id at or past target in the direction (no move when already there). */
+static int stream_seek_id(struct lister *l, struct stream *s, uint64_t target)
+{
+    if (s->done || (l->desc ? s->id <= target : s->id >= target)) return 0;
+    trl_buf_clear(&l->seek);
+    if (trl_buf_add(&l->seek, s->lo.data, s->lo.len) || trl_buf_add_u64be(&l->seek, target) ||
+        (l->desc && trl_buf_addc(&l->seek, 0)))
+        return TRL_ENOMEM;
+    /* Descending: the last key < (prefix, target, 0), that is the last <= (prefix, target). */
+    int mv = l->desc ? trl_cursor_seek_before(s->c, l->seek.data, l->seek.len)
+                     : trl_cursor_seek(s->c, l->seek.data, l->seek.len);
+    return stream_settle(s, mv);
+}
+
+/* Group g's current id (the first in the direction over its streams); false when exhausted. */
+static bool group_id(const struct lister *l, size_t g, uint64_t *id)
+{
+    bool any = false;
+    for (size_t i = l->gstart[g]; i < l->gstart[g + 1]; i++) {
+        const struct stream *s = &l->streams[i];
+        if (s->done) continue;
+        if (!any || (l->desc ? s->id > *id : s->id < *id)) *id = s->id;
+        any = true;
+    }
+    return any;
+}
+
+/* The next id every group holds (leapfrog intersection); *have false at the end. Each round
+ * that moves the target counts as an examined entry, so max_scan bounds the work. */
+static int next_common(struct lister *l, uint64_t *id, bool *have)
+{
+    *have = false;
+    l->cand = (struct trl_slice){0};
+    uint64_t target;
+    if (!group_id(l, 0, &target)) return 0;
+    for (;;) {
+        bool agreed = true;
+        for (size_t g = 0; g < l->ngroups; g++) {
+            for (size_t i = l->gstart[g]; i < l->gstart[g + 1]; i++) {
+                int rc = stream_seek_id(l, &l->streams[i], target);
+                if (rc) return rc;
+            }
+            uint64_t gid;
+            if (!group_id(l, g, &gid)) return 0;
+            if (gid != target) {
+                target = gid;
+                agreed = false;
+            }
+        }
+        if (agreed) break;
+        if (++l->scanned > l->max_scan) return 0; /* next_match reports it */
+    }
+    *id = target;
+    *have = true;
+    for (size_t i = 0; i < l->nstreams; i++) {
+        struct stream *s = &l->streams[i];
+        while (!s->done && s->id == target) {
+            int rc = stream_step(s, l->desc);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
 /* Picks the next id across streams (merge by id in the direction); 0 when all are done. */
 static int next_candidate(struct lister *l, uint64_t *id, bool *have)
 {
+    if (l->ngroups > 1) return next_common(l, id, have);
     *have = false;
     size_t best = SIZE_MAX;
     for (size_t i = 0; i < l->nstreams; i++) {
@@ -299,8 +373,10 @@ static int next_match(struct lister *l, const char *param, struct trl_record *r,
     for (;;) {
         uint64_t id;
         int rc = next_candidate(l, &id, have);
-        if (rc || !*have) return rc;
+        if (rc) return rc;
+        if (!*have && l->scanned <= l->max_scan) return 0;
         if (++l->scanned > l->max_scan) {
+            *have = false;
             trl_diag_set(l->cx->d, TRL_EINVAL,
                          "%s: the query examines more than %lld records; narrow the filter with an "
                          "equality on an indexed field",
@@ -398,60 +474,122 @@ static int parse_sort(const struct trl_rec_ctx *cx, struct lister *l, const char
 /* Streams in id order for a filter's plan: the cheapest equality/in predicate on an indexed
  * column drives (one stream per value), else the table; positioned after `after` (an id key, may
  * be empty). */
+/* One candidate group of open_id_streams: a column and its values, with a cost estimate. */
+struct group_plan {
+    uint32_t col;
+    const struct trl_value *vals;
+    size_t nvals;
+    uint64_t cost;
+};
+
+/* The estimated entries of an equality or `in` on an indexed column: the value counters where
+ * kept (state, enums), else a guess that prefers equality over `in`. */
+static uint64_t pred_cost(struct lister *l, uint32_t col, const struct trl_value *vals, size_t n)
+{
+    uint64_t cost = 0;
+    const struct trl_field *f = trl_type_field_by_id(l->ty, col);
+    for (size_t k = 0; k < n; k++) {
+        uint64_t c = UINT64_MAX / 16;
+        if (col == TRL_COL_STATE || (f && f->type == TRL_FT_ENUM)) {
+            struct trl_buf ck;
+            trl_buf_init(&ck);
+            if (trl_schema_cnt_key(&ck, trl_index_id(l->ty, col), &vals[k]) == 0)
+                trl_schema_counter_get(l->t, &ck, &c);
+            trl_buf_free(&ck);
+        } else {
+            c = 1000;
+        }
+        cost += c;
+    }
+    return cost;
+}
+
+/* The caller's row scope as an index group when it is exactly one indexed column: "org" (the
+ * org index at the caller's org, costed by the per-org counter) or "own" (the owner index). */
+static bool scope_group(struct lister *l, struct trl_value *v, struct group_plan *gp)
+{
+    const struct trl_rec_ctx *cx = l->cx;
+    if (!cx->acc || !cx->who) return false;
+    enum trl_scope sc = cx->acc->read;
+    if (sc == TRL_SCOPE_ORG && cx->who->org[0]) {
+        *v = (struct trl_value){.kind = TRL_V_BYTES, .s = cx->who->org, .n = strlen(cx->who->org)};
+        *gp = (struct group_plan){.col = TRL_COL_ORG, .vals = v, .nvals = 1, .cost = 1000};
+        struct trl_buf ck;
+        trl_buf_init(&ck);
+        uint64_t c;
+        if (trl_rec_org_total_key(&ck, l->ty->id, v) == 0 &&
+            trl_schema_counter_get(l->t, &ck, &c) == 0)
+            gp->cost = c;
+        trl_buf_free(&ck);
+        return true;
+    }
+    if (sc == TRL_SCOPE_OWN && cx->who->user[0]) {
+        *v =
+            (struct trl_value){.kind = TRL_V_BYTES, .s = cx->who->user, .n = strlen(cx->who->user)};
+        *gp = (struct group_plan){.col = TRL_COL_OWNER, .vals = v, .nvals = 1, .cost = 1000};
+        return true;
+    }
+    return false;
+}
+
 static int open_id_streams(struct lister *l, const struct trl_expr_plan *plan,
                            const struct trl_buf *after)
 {
-    const struct trl_expr_pred *drive = NULL;
-    uint64_t best_cost = UINT64_MAX;
+    struct group_plan gp[MAX_GROUPS + 1];
+    size_t ng = 0;
+    struct trl_value scope_v;
     int rc = 0;
-    struct trl_txn *t = l->t;
-    const struct trl_type *ty = l->ty;
-
-    for (size_t i = 0; i < plan->npreds; i++) {
-        const struct trl_expr_pred *p = &plan->preds[i];
-        if (p->id == TRL_COL_ID || p->id == TRL_COL_CREATED_AT) continue;
-        if (p->kind != TRL_PRED_EQ && p->kind != TRL_PRED_IN) continue;
-        /* Cost: the value counters where kept (state, enums), else a guess that prefers
-         * equality over `in`. */
-        uint64_t cost = 0;
-        for (size_t k = 0; k < p->nvals; k++) {
-            uint64_t c = UINT64_MAX / 4;
-            const struct trl_field *f = trl_type_field_by_id(ty, (uint32_t)p->id);
-            if (p->id == TRL_COL_STATE || (f && f->type == TRL_FT_ENUM)) {
-                struct trl_buf ck;
-                trl_buf_init(&ck);
-                if (trl_schema_cnt_key(&ck, trl_index_id(ty, (uint32_t)p->id), &p->vals[k]) == 0)
-                    trl_schema_counter_get(t, &ck, &c);
-                trl_buf_free(&ck);
-            } else {
-                c = 1000;
-            }
-            cost += c;
+    /* Candidates, kept sorted by cost; the cheapest MAX_GROUPS are used. */
+    for (size_t i = 0; i <= plan->npreds; i++) {
+        struct group_plan c;
+        if (i < plan->npreds) {
+            const struct trl_expr_pred *p = &plan->preds[i];
+            if (p->id == TRL_COL_ID || p->id == TRL_COL_CREATED_AT) continue;
+            if (p->kind != TRL_PRED_EQ && p->kind != TRL_PRED_IN) continue;
+            c = (struct group_plan){.col = (uint32_t)p->id, .vals = p->vals, .nvals = p->nvals};
+            c.cost = pred_cost(l, c.col, p->vals, p->nvals);
+        } else if (!scope_group(l, &scope_v, &c)) {
+            continue;
         }
-        if (cost < best_cost) best_cost = cost, drive = p;
+        size_t at = ng;
+        while (at > 0 && gp[at - 1].cost > c.cost) {
+            gp[at] = gp[at - 1];
+            at--;
+        }
+        gp[at] = c;
+        if (ng < MAX_GROUPS) ng++;
     }
-    size_t ns = drive ? drive->nvals : 1;
+    /* Past the cheapest, a group with many values costs a seek per value at each step. */
+    size_t keep = ng ? 1 : 0, ns = ng ? gp[0].nvals : 1;
+    for (size_t g = 1; g < ng; g++)
+        if (gp[g].nvals <= MAX_GROUP_VALUES) {
+            gp[keep++] = gp[g];
+            ns += gp[g].nvals;
+        }
+    ng = keep;
     l->streams = calloc(ns, sizeof(*l->streams));
-    if (!l->streams) {
-        rc = TRL_ENOMEM;
-        return rc;
-    }
+    if (!l->streams) return TRL_ENOMEM;
     l->nstreams = ns;
-    for (size_t i = 0; i < ns && !rc; i++) {
-        struct stream *s = &l->streams[i];
-        rc = drive ? open_index_stream(l, s, (uint32_t)drive->id, &drive->vals[i])
-                   : open_table_stream(l, s);
-        if (rc) break;
-        struct trl_buf full;
-        trl_buf_init(&full);
-        if (after->len) {
-            /* The cursor holds an id: position after it within this stream's range. */
-            rc = trl_buf_add(&full, s->lo.data, s->lo.len) ||
-                 trl_buf_add(&full, after->data, after->len);
-            if (rc) rc = TRL_ENOMEM;
+    l->ngroups = ng;
+    size_t si = 0;
+    for (size_t g = 0; g < (ng ? ng : 1) && !rc; g++) {
+        l->gstart[g] = si;
+        for (size_t k = 0; k < (ng ? gp[g].nvals : 1) && !rc; k++, si++) {
+            struct stream *s = &l->streams[si];
+            rc = ng ? open_index_stream(l, s, gp[g].col, &gp[g].vals[k]) : open_table_stream(l, s);
+            if (rc) break;
+            struct trl_buf full;
+            trl_buf_init(&full);
+            if (after->len) {
+                /* The cursor holds an id: position after it within this stream's range. */
+                rc = trl_buf_add(&full, s->lo.data, s->lo.len) ||
+                     trl_buf_add(&full, after->data, after->len);
+                if (rc) rc = TRL_ENOMEM;
+            }
+            if (!rc) rc = stream_start(s, l->desc, after->len ? &full : NULL);
+            trl_buf_free(&full);
         }
-        if (!rc) rc = stream_start(s, l->desc, after->len ? &full : NULL);
-        trl_buf_free(&full);
+        l->gstart[g + 1] = si;
     }
     return rc;
 }
@@ -626,6 +764,7 @@ out:
     for (size_t i = 0; i < l.nstreams; i++)
         stream_free(&l.streams[i]);
     free(l.streams);
+    trl_buf_free(&l.seek);
     trl_expr_plan_free(&plan);
     trl_expr_free(l.expr);
     trl_buf_free(&after);
@@ -658,6 +797,7 @@ int trl_rec_each(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     for (size_t i = 0; i < l.nstreams; i++)
         stream_free(&l.streams[i]);
     free(l.streams);
+    trl_buf_free(&l.seek);
     trl_expr_plan_free(&plan);
     return rc;
 }

@@ -350,6 +350,9 @@ struct list_req {
     struct trl_diag d;
 };
 
+/* The caller's rights for list() (NULL: unrestricted). */
+static const struct trl_access *list_acc;
+
 /* Lists in a fresh read txn; returns the parsed answer (NULL on error, rc in r->rc). */
 static cJSON *list(const char *type, struct list_req *r)
 {
@@ -360,6 +363,7 @@ static cJSON *list(const char *type, struct list_req *r)
     trl_diag_init(&r->d);
     fill_cx(&cx, &r->d);
     cx.max_scan = r->max_scan;
+    cx.acc = list_acc;
     struct trl_list_opts o = {.filter = r->filter,
                               .sort = r->sort,
                               .limit = r->limit,
@@ -1196,6 +1200,123 @@ START_TEST(indexed_equality_reads_o_result_at_n_and_10n)
 }
 END_TEST
 
+/* Records for the intersection test: n of them by who, with region and tag. */
+struct corr {
+    const char *type, *region, *tag;
+    const struct trl_principal *who;
+    uint32_t n;
+};
+
+static int corr_fn(struct trl_txn *t, void *arg)
+{
+    const struct corr *c = arg;
+    struct trl_diag d;
+    struct trl_rec_ctx cx;
+    trl_diag_init(&d);
+    fill_cx(&cx, &d);
+    cx.who = c->who;
+    int rc = 0;
+    for (uint32_t i = 0; i < c->n && !rc; i++) {
+        struct trl_input in[3] = {
+            {.name = "title", .kind = TRL_IN_STRING, .s = "t", .n = 1},
+            {.name = "region", .kind = TRL_IN_STRING, .s = c->region, .n = strlen(c->region)},
+            {.name = "tag", .kind = TRL_IN_STRING, .s = c->tag, .n = strlen(c->tag)},
+        };
+        uint64_t id;
+        rc = trl_rec_create(t, &cx, trl_catalog_type(cat, c->type), in, 3, &id, NULL);
+    }
+    trl_diag_reset(&d);
+    return rc;
+}
+
+/* Every page of a listing with limit `limit`: the ids in order (count in *n). */
+static void all_pages(const char *type, const char *filter, const char *sort, int64_t limit,
+                      uint64_t *ids, int cap, int *n, uint64_t *max_steps)
+{
+    char cursor[512] = "";
+    *n = 0;
+    *max_steps = 0;
+    for (int page_no = 0; page_no < 100; page_no++) {
+        struct list_req lr = {
+            .filter = filter, .sort = sort, .limit = limit, .cursor = cursor[0] ? cursor : NULL};
+        cJSON *page = list_ok(type, &lr);
+        if (lr.steps > *max_steps) *max_steps = lr.steps;
+        cJSON *it;
+        cJSON_ArrayForEach(it, items(page))
+        {
+            ck_assert_int_lt(*n, cap);
+            ids[(*n)++] = (uint64_t)jnum(it, "id");
+        }
+        const char *next = jstr(page, "next_cursor");
+        if (!next) {
+            cJSON_Delete(page);
+            return;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", next);
+        cJSON_Delete(page);
+    }
+    ck_abort_msg("more than 100 pages");
+}
+
+START_TEST(correlated_predicates_and_the_row_scope_are_intersected)
+{
+    /* Matches of `region = "east" && tag = "needle"` for alice (org acme) are the 30 oldest
+     * records; thousands of newer ones match one predicate, or both but belong to another org.
+     * Driving one index and filtering would read thousands of records for each page. */
+    static const struct trl_principal bob = {.user = "bob", .org = "globex", .role = "marketer"};
+    put_type("corr", big_def("corr"));
+    const struct corr parts[] = {
+        {"corr", "east", "needle", &alice, 30},
+        {"corr", "east", "needle", &bob, 3000},
+        {"corr", "east", "hay", &alice, 3000},
+        {"corr", "north", "needle", &alice, 3000},
+    };
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_int_eq(trl_store_write(st, corr_fn, (void *)&parts[i]), 0);
+    const char *f = "region = \"east\" && tag = \"needle\"";
+    uint64_t ids[4000];
+    int n;
+    uint64_t steps;
+
+    /* Unrestricted: the 3,030 matches, newest first, each page reading about its own size. */
+    all_pages("corr", f, NULL, 500, ids, 4000, &n, &steps);
+    ck_assert_int_eq(n, 3030);
+    for (int i = 1; i < n; i++)
+        LOOP_ASSERT(ids[i] < ids[i - 1], "not newest first at %d", i);
+    ck_assert_uint_eq(ids[n - 1], 1);
+    ck_assert_msg(steps < 4 * 500 + 100, "%llu steps for a page of 500", (unsigned long long)steps);
+
+    /* As alice with read scope "org": exactly records 1..30, in both directions, paged by 7. */
+    unsigned char fields[8];
+    memset(fields, TRL_FIELD_WRITE, sizeof(fields));
+    const struct trl_access acc = {.create = TRL_SCOPE_ORG,
+                                   .read = TRL_SCOPE_ORG,
+                                   .update = TRL_SCOPE_ORG,
+                                   .del = TRL_SCOPE_ORG,
+                                   .fields = fields};
+    list_acc = &acc;
+    for (int desc = 0; desc < 2; desc++) {
+        all_pages("corr", f, desc ? "-id" : "id", 7, ids, 4000, &n, &steps);
+        ck_assert_int_eq(n, 30);
+        for (int i = 0; i < n; i++)
+            LOOP_ASSERT(ids[i] == (uint64_t)(desc ? 30 - i : i + 1), "page order at %d", i);
+        ck_assert_msg(steps < 200, "%llu steps for a page of 7", (unsigned long long)steps);
+    }
+    struct list_req lr = {.filter = f, .limit = 5, .count = true};
+    cJSON *page = list_ok("corr", &lr);
+    ck_assert_int_eq((int)jnum(page, "count"), 30);
+    ck_assert_msg(lr.steps < 400, "%llu steps to count 30", (unsigned long long)lr.steps);
+    cJSON_Delete(page);
+    /* One predicate and the scope: alice's 3,000 "hay" records and 30 needles are east. */
+    lr = (struct list_req){.filter = "region = \"east\"", .limit = 10, .count = true};
+    page = list_ok("corr", &lr);
+    ck_assert_int_eq((int)jnum(page, "count"), 3030);
+    ck_assert_int_eq((int)jnum(cJSON_GetArrayItem(items(page), 0), "id"), 6030);
+    cJSON_Delete(page);
+    list_acc = NULL;
+}
+END_TEST
+
 /* Collects pages of a listing; between pages, `between` inserts records. */
 struct pager {
     const char *type, *filter, *sort;
@@ -1484,6 +1605,7 @@ static Suite *record_suite(void)
     tc = fx_tcase("o_result", setup, teardown);
     tcase_set_timeout(tc, 110);
     tcase_add_test(tc, indexed_equality_reads_o_result_at_n_and_10n);
+    tcase_add_test(tc, correlated_predicates_and_the_row_scope_are_intersected);
     suite_add_tcase(s, tc);
     {
         /* Regressions: each was a reproducer of a bug before its fix. */
