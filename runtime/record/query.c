@@ -371,7 +371,7 @@ static int next_candidate(struct lister *l, uint64_t *id, bool *have)
 static int next_match(struct lister *l, const char *param, struct trl_record *r, bool *have)
 {
     for (;;) {
-        uint64_t id;
+        uint64_t id = 0;
         int rc = next_candidate(l, &id, have);
         if (rc) return rc;
         if (!*have && l->scanned <= l->max_scan) return 0;
