@@ -1,4 +1,6 @@
 /* The permission matrix: roles x scopes x operations over the home org and two partner orgs.
+ * Scope "assigned" counts a record assigned to the user (field `who`) or to a team the user is
+ * in (field `team`, group team_a).
  * Every cell is computed from the rule it tests and asserted against the real server:
  * get (200/404), PATCH and DELETE with a stale If-Match (404 out of scope, 403 no right, 412 when
  * allowed: nothing is ever changed), the listing count and create. */
@@ -9,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum scope { NONE, OWN, ORG, ALL };
+enum scope { NONE, OWN, ORG, ASG, ALL };
 struct role {
     const char *name;
     enum scope create, read, update, del;
@@ -18,6 +20,7 @@ static const struct role roles[] = {
     {"mx_all", ALL, ALL, ALL, ALL},     {"mx_org", ORG, ORG, ORG, ORG},
     {"mx_own", OWN, OWN, OWN, OWN},     {"mx_mixed", ORG, ALL, ORG, NONE},
     {"mx_read", NONE, ALL, NONE, NONE}, {"mx_none", NONE, NONE, NONE, NONE},
+    {"mx_asg", ORG, ASG, ASG, ASG},
 };
 #define NROLES (sizeof(roles) / sizeof(roles[0]))
 static const char *orgs[] = {"home", "p1", "p2"};
@@ -34,6 +37,8 @@ static size_t nusers;
 struct rec {
     long long id;
     const struct user *owner;
+    const char *who; /* assignee (a user name) */
+    bool team;       /* assigned to team_a */
 };
 static struct rec recs[NROLES * NORGS];
 static size_t nrecs;
@@ -56,6 +61,9 @@ static bool in_scope(enum scope s, const struct user *u, const struct rec *r)
         return strcmp(u->org, r->owner->org) == 0;
     case OWN:
         return u == r->owner;
+    case ASG:
+        /* team_a's only member is mx_asg_p1. */
+        return strcmp(r->who, u->name) == 0 || (r->team && strcmp(u->name, "mx_asg_p1") == 0);
     default:
         return false;
     }
@@ -101,9 +109,12 @@ static void setup(void)
         char s[4096];
     } def;
     int n = snprintf(def.s, sizeof(def.s),
-                     "{\"name\":\"mx\",\"fields\":[{\"name\":\"t\",\"type\":\"text\"}],"
+                     "{\"name\":\"mx\",\"fields\":[{\"name\":\"t\",\"type\":\"text\"},"
+                     "{\"name\":\"who\",\"type\":\"text\",\"indexed\":true},"
+                     "{\"name\":\"team\",\"type\":\"text\",\"indexed\":true}],"
+                     "\"assignee_field\":\"who\",\"assignee_group_field\":\"team\","
                      "\"permissions\":{");
-    static const char *sn[] = {"none", "own", "org", "all"};
+    static const char *sn[] = {"none", "own", "org", "assigned", "all"};
     for (size_t r = 0; r < NROLES; r++)
         n += snprintf(def.s + n, sizeof(def.s) - (size_t)n,
                       "%s\"%s\":{\"create\":\"%s\",\"read\":\"%s\",\"update\":\"%s\","
@@ -114,6 +125,9 @@ static void setup(void)
     struct resp r;
     http_json(&S, "PUT", "/api/v1/meta/types/mx", def.s, &r);
     ck_assert_msg(r.status == 201, "%s", r.body);
+    resp_free(&r);
+    http_json(&S, "PUT", "/api/v1/groups/team_a", "{\"members\":[\"mx_asg_p1\"]}", &r);
+    ck_assert_msg(r.status == 200 || r.status == 201, "%s", r.body);
     resp_free(&r);
 }
 
@@ -131,16 +145,28 @@ START_TEST(every_cell_of_the_matrix)
     for (size_t i = 0; i < nusers; i++) {
         const struct user *u = &users[i];
         struct resp r;
-        char body[96];
-        snprintf(body, sizeof(body), "{\"t\":\"by %s\"}", u->name);
+        char body[192];
+        /* Every other record is assigned to an mx_asg user, the others to someone else; every
+         * third to team_a. */
+        const char *who = i % 2 ? users[(i * 7) % nusers].name : users[nusers - 1 - i % NORGS].name;
+        bool team = i % 3 == 1;
+        snprintf(body, sizeof(body), "{\"t\":\"by %s\",\"who\":\"%s\",\"team\":\"%s\"}", u->name,
+                 who, team ? "team_a" : "");
         long st = call(u, "POST", "/api/v1/records/mx", body, NULL, &r);
         long want = u->role->create != NONE ? 201 : u->role->read != NONE ? 403 : 404;
         ck_assert_msg(st == want, "create by %s: %ld, want %ld (%s)", u->name, st, want, r.body);
-        if (st == 201) recs[nrecs++] = (struct rec){json_int(r.body, "id", 0), u};
+        if (st == 201) recs[nrecs++] = (struct rec){json_int(r.body, "id", 0), u, who, team};
         resp_free(&r);
         cells++;
     }
-    ck_assert_int_eq(nrecs, 12); /* 4 roles that may create x 3 orgs */
+    ck_assert_int_eq(nrecs, 15); /* 5 roles that may create x 3 orgs */
+    /* The assigned scope is exercised both ways: by name and through the team. */
+    int by_name = 0, by_team = 0;
+    for (size_t k = 0; k < nrecs; k++) {
+        by_name += strncmp(recs[k].who, "mx_asg_", 7) == 0;
+        by_team += recs[k].team;
+    }
+    ck_assert(by_name >= 3 && by_team >= 3);
     for (size_t i = 0; i < nusers; i++) {
         const struct user *u = &users[i];
         long visible = 0;
@@ -176,7 +202,7 @@ START_TEST(every_cell_of_the_matrix)
         cells++;
     }
     printf("permission matrix: %d cells asserted\n", cells);
-    ck_assert_int_ge(cells, 18 + 18 * 12 * 3);
+    ck_assert_int_ge(cells, 21 + 21 * 15 * 3 + 21);
 }
 END_TEST
 
