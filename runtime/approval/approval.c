@@ -626,7 +626,7 @@ int trl_appr_resolve(struct trl_txn *t, const struct trl_appr_step *step, const 
         what = "listed users";
         break;
     case TRL_APPR_ROLE:
-        rc = trl_auth_user_each(t, add_if_role, &r);
+        rc = trl_auth_role_users(t, step->names[0], add_if_role, &r);
         what = "role";
         break;
     case TRL_APPR_GROUP: {
@@ -1072,7 +1072,7 @@ int trl_appr_escalate(struct trl_txn *t, uint64_t id, size_t si, const struct tr
                     snprintf(target, sizeof(target), "%s", u.manager);
             } else {
                 struct first_role fr = {.role = st->escalate_to, .skip = jstr(a, "requester")};
-                rc = trl_auth_user_each(t, first_with_role, &fr);
+                rc = trl_auth_role_users(t, st->escalate_to, first_with_role, &fr);
                 snprintf(target, sizeof(target), "%s", fr.found);
             }
             bool holds = false;

@@ -192,6 +192,96 @@ static int bad(struct trl_diag *d, const char *field, const char *en, const char
     return TRL_EVALIDATION;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Users by role: "r\0<role>\0<user>" -> "", kept by trl_auth_user_put and built once by
+ * trl_auth_upgrade for older stores (marked by "v\0users_by_role"), so that a role's holders are
+ * found without reading every user (approval steps, escalations, notifications to a role).
+ */
+static const char role_mark[] = "v\0users_by_role";
+
+static int role_key(struct trl_buf *k, const char *role, const char *user)
+{
+    trl_buf_clear(k);
+    if (key(k, 'r', role) || trl_buf_addc(k, 0) || trl_buf_adds(k, user)) return TRL_ENOMEM;
+    return 0;
+}
+
+/* Adds (add) or removes the rows of every role of u. */
+static int roles_index(struct trl_txn *t, const struct trl_user *u, bool add)
+{
+    struct trl_buf k;
+    trl_buf_init(&k);
+    int rc = 0;
+    for (size_t i = 0; i < u->nroles && !rc; i++) {
+        if ((rc = role_key(&k, u->roles[i], u->name))) break;
+        rc = add ? trl_txn_put(t, TRL_DB_AUTH, k.data, k.len, "", 0, 0)
+                 : trl_txn_del(t, TRL_DB_AUTH, k.data, k.len);
+        if (rc == TRL_ENOTFOUND) rc = 0;
+    }
+    trl_buf_free(&k);
+    return rc;
+}
+
+static bool has_mark(struct trl_txn *t, const char *mark, size_t n, int *rc)
+{
+    struct trl_slice v;
+    *rc = trl_txn_get(t, TRL_DB_AUTH, mark, n, &v);
+    if (*rc == TRL_ENOTFOUND) {
+        *rc = 0;
+        return false;
+    }
+    return *rc == 0;
+}
+
+struct role_filter {
+    const char *role;
+    int (*fn)(void *ud, const struct trl_user *u);
+    void *ud;
+};
+
+static int if_role(void *ud, const struct trl_user *u)
+{
+    const struct role_filter *f = ud;
+    return trl_auth_user_has_role(u, f->role) ? f->fn(f->ud, u) : 0;
+}
+
+int trl_auth_role_users(struct trl_txn *t, const char *role,
+                        int (*fn)(void *ud, const struct trl_user *u), void *ud)
+{
+    int rc;
+    if (!has_mark(t, role_mark, sizeof(role_mark) - 1, &rc)) {
+        /* A store the server has not brought up to date yet: read every user. */
+        struct role_filter f = {role, fn, ud};
+        return rc ? rc : trl_auth_user_each(t, if_role, &f);
+    }
+    struct trl_buf pre;
+    trl_buf_init(&pre);
+    rc = key(&pre, 'r', role) || trl_buf_addc(&pre, 0) ? TRL_ENOMEM : 0;
+    struct trl_cursor *c = NULL;
+    if (!rc) rc = trl_cursor_open(t, TRL_DB_AUTH, &c);
+    struct trl_user *u = rc ? NULL : malloc(sizeof(*u));
+    if (!rc && !u) rc = TRL_ENOMEM;
+    for (int mv = rc ? 1 : trl_cursor_seek(c, pre.data, pre.len); !rc && mv == 0;
+         mv = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n <= pre.len || memcmp(k.p, pre.data, pre.len) != 0) break;
+        char name[64];
+        size_t nn = k.n - pre.len;
+        if (nn >= sizeof(name)) continue;
+        memcpy(name, (const char *)k.p + pre.len, nn);
+        name[nn] = 0;
+        int gr = trl_auth_user_get(t, name, u);
+        if (gr == TRL_ENOTFOUND || (!gr && !trl_auth_user_has_role(u, role)))
+            continue; /* a stray row: trl_auth_check reports it */
+        rc = gr ? gr : fn(ud, u);
+    }
+    free(u);
+    if (c) trl_cursor_close(c);
+    trl_buf_free(&pre);
+    return rc;
+}
+
 int trl_auth_user_put(struct trl_txn *t, const struct trl_user *u, struct trl_diag *d)
 {
     if (!trl_auth_name_valid(u->name))
@@ -217,16 +307,23 @@ int trl_auth_user_put(struct trl_txn *t, const struct trl_user *u, struct trl_di
             return bad(d, "manager", "must be another existing user", "必须是另一个已存在的用户");
     }
     /* Disabling a user or changing their password ends their sessions, in this same txn. */
-    struct trl_user old;
-    if (trl_auth_user_get(t, u->name, &old) == 0 &&
-        ((old.active && !u->active) || strcmp(old.pwhash, u->pwhash) != 0)) {
+    struct trl_user *old = malloc(sizeof(*old));
+    if (!old) return TRL_ENOMEM;
+    int rc = trl_auth_user_get(t, u->name, old);
+    bool existed = rc == 0;
+    if (rc == TRL_ENOTFOUND) rc = 0;
+    if (!rc && existed && ((old->active && !u->active) || strcmp(old->pwhash, u->pwhash) != 0)) {
         size_t ended;
-        int erc = trl_auth_sessions_end_user(t, u->name, &ended);
-        if (erc) return erc;
+        rc = trl_auth_sessions_end_user(t, u->name, &ended);
     }
+    /* The index by role follows the roles. */
+    if (!rc && existed) rc = roles_index(t, old, false);
+    free(old);
+    if (!rc) rc = roles_index(t, u, true);
+    if (rc) return rc;
     cJSON *j = user_to_json(u, true);
     if (!j) return TRL_ENOMEM;
-    int rc = put_json(t, 'u', u->name, j);
+    rc = put_json(t, 'u', u->name, j);
     cJSON_Delete(j);
     return rc;
 }
@@ -383,12 +480,41 @@ static int index_group(void *ud, const void *v, size_t n)
     return rc;
 }
 
+/* Collects the names of every user (the rows are written under a cursor's feet otherwise). */
+static int collect_name(void *ud, const struct trl_user *u)
+{
+    struct trl_buf *names = ud;
+    return trl_buf_add(names, u->name, strlen(u->name) + 1) ? TRL_ENOMEM : 0;
+}
+
+static int upgrade_roles(struct trl_txn *t, bool *changed)
+{
+    int rc;
+    if (has_mark(t, role_mark, sizeof(role_mark) - 1, &rc) || rc) return rc;
+    struct trl_buf names;
+    trl_buf_init(&names);
+    rc = trl_auth_user_each(t, collect_name, &names);
+    struct trl_user *u = rc ? NULL : malloc(sizeof(*u));
+    if (!rc && !u) rc = TRL_ENOMEM;
+    for (size_t off = 0; !rc && off < names.len; off += strlen(names.data + off) + 1) {
+        rc = trl_auth_user_get(t, names.data + off, u);
+        if (!rc) rc = roles_index(t, u, true);
+    }
+    free(u);
+    trl_buf_free(&names);
+    if (!rc) rc = trl_txn_put(t, TRL_DB_AUTH, role_mark, sizeof(role_mark) - 1, "1", 1, 0);
+    if (!rc) *changed = true;
+    return rc;
+}
+
 int trl_auth_upgrade(struct trl_txn *t, bool *changed)
 {
     *changed = false;
+    int rc = upgrade_roles(t, changed);
+    if (rc) return rc;
     static const char mark[] = "v\0groups_by_user";
     struct trl_slice v;
-    int rc = trl_txn_get(t, TRL_DB_AUTH, mark, sizeof(mark) - 1, &v);
+    rc = trl_txn_get(t, TRL_DB_AUTH, mark, sizeof(mark) - 1, &v);
     if (rc != TRL_ENOTFOUND) return rc;
     /* Collect the groups first: the rows are written under the cursor's feet otherwise. */
     struct trl_buf all;
@@ -442,14 +568,85 @@ static int check_group(void *ud, const void *v, size_t n)
     return rc;
 }
 
+struct role_check {
+    struct trl_txn *t;
+    struct trl_buf *report;
+    struct trl_buf k;
+    int problems;
+};
+
+static int check_user_roles(void *ud, const struct trl_user *u)
+{
+    struct role_check *rc_ = ud;
+    int rc = 0;
+    for (size_t i = 0; i < u->nroles && !rc; i++) {
+        struct trl_slice v;
+        if ((rc = role_key(&rc_->k, u->roles[i], u->name))) break;
+        int gr = trl_txn_get(rc_->t, TRL_DB_AUTH, rc_->k.data, rc_->k.len, &v);
+        if (gr == TRL_ENOTFOUND) {
+            rc_->problems++;
+            rc = trl_buf_printf(rc_->report,
+                                "auth: user %s has role %s, the index by role does not\n", u->name,
+                                u->roles[i]);
+        } else {
+            rc = gr;
+        }
+    }
+    return rc;
+}
+
+/* The index by role agrees with the users: the number of problems (lines in report). */
+static int check_roles(struct trl_txn *t, struct trl_buf *report, int *problems)
+{
+    int rc;
+    if (!has_mark(t, role_mark, sizeof(role_mark) - 1, &rc)) return rc; /* built at start */
+    struct role_check c = {.t = t, .report = report};
+    trl_buf_init(&c.k);
+    rc = trl_auth_user_each(t, check_user_roles, &c);
+    struct trl_cursor *cur = NULL;
+    struct trl_user *u = rc ? NULL : malloc(sizeof(*u));
+    if (!rc && !u) rc = TRL_ENOMEM;
+    if (!rc) rc = trl_cursor_open(t, TRL_DB_AUTH, &cur);
+    for (int mv = rc ? 1 : trl_cursor_seek(cur, "r", 2); !rc && mv == 0;
+         mv = trl_cursor_next(cur)) {
+        struct trl_slice k, v;
+        trl_cursor_get(cur, &k, &v);
+        if (k.n < 2 || memcmp(k.p, "r", 2) != 0) break;
+        const char *role = (const char *)k.p + 2;
+        const char *sep = memchr(role, 0, k.n - 2);
+        if (!sep) {
+            rc = TRL_ECORRUPT;
+            break;
+        }
+        char r[64], name[64];
+        snprintf(r, sizeof(r), "%.*s", (int)(sep - role), role);
+        snprintf(name, sizeof(name), "%.*s", (int)(k.n - 2 - (size_t)(sep - role) - 1), sep + 1);
+        if (trl_auth_user_get(t, name, u) != 0 || !trl_auth_user_has_role(u, r)) {
+            c.problems++;
+            rc = trl_buf_printf(report,
+                                "auth: the index by role gives %s role %s, which the user does "
+                                "not hold\n",
+                                name, r);
+        }
+    }
+    if (cur) trl_cursor_close(cur);
+    free(u);
+    trl_buf_free(&c.k);
+    *problems += c.problems;
+    return rc;
+}
+
 int trl_auth_check(struct trl_txn *t, struct trl_buf *report)
 {
+    int role_problems = 0;
+    int rrc = check_roles(t, report, &role_problems);
+    if (rrc) return rrc;
     static const char mark[] = "v\0groups_by_user";
     struct trl_slice v;
     int rc = trl_txn_get(t, TRL_DB_AUTH, mark, sizeof(mark) - 1, &v);
-    if (rc == TRL_ENOTFOUND) return 0; /* built at the next server start */
+    if (rc == TRL_ENOTFOUND) return role_problems; /* built at the next server start */
     if (rc) return rc;
-    struct member_check mc = {.t = t, .report = report};
+    struct member_check mc = {.t = t, .report = report, .problems = role_problems};
     rc = each(t, 'g', check_group, &mc);
     /* Every row of the index names a group that lists the user. */
     struct trl_cursor *c = NULL;

@@ -68,6 +68,10 @@ int trl_auth_user_json(const struct trl_user *u, struct trl_buf *out);
 
 /* Calls fn for every user in name order (stops at fn's first non-zero result and returns it). */
 int trl_auth_user_each(struct trl_txn *t, int (*fn)(void *ud, const struct trl_user *u), void *ud);
+/* Calls fn for every user holding role, in name order, through the index by role (stops at fn's
+ * first non-zero result and returns it). */
+int trl_auth_role_users(struct trl_txn *t, const char *role,
+                        int (*fn)(void *ud, const struct trl_user *u), void *ud);
 /* True when u holds role. */
 bool trl_auth_user_has_role(const struct trl_user *u, const char *role);
 
@@ -91,10 +95,11 @@ int trl_auth_group_list(struct trl_txn *t, struct trl_buf *out);
 /* The groups user belongs to (at most max, in name order) into out; *n how many. */
 int trl_auth_user_groups(struct trl_txn *t, const char *user, char (*out)[64], size_t max,
                          size_t *n);
-/* Checks that the membership index agrees with the groups: the number of problems (each a line
- * in report), or a negative error. */
+/* Checks that the indexes by group member and by role agree with the groups and users: the
+ * number of problems (each a line in report), or a negative error. */
 int trl_auth_check(struct trl_txn *t, struct trl_buf *report);
-/* Brings an older store's auth data up to date (the membership index); *changed when it wrote.
+/* Brings an older store's auth data up to date (the indexes by group member and by role);
+ * *changed when it wrote.
  * Run once at server start, in a write txn. */
 int trl_auth_upgrade(struct trl_txn *t, bool *changed);
 

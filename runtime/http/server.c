@@ -918,7 +918,7 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         trl_diag_set(d, rc, "bringing the store's auth data up to date failed");
         goto fail;
     }
-    if (upgraded) trl_log(TRL_LOG_INFO, "auth: group membership index built");
+    if (upgraded) trl_log(TRL_LOG_INFO, "auth: indexes by group member and by role built");
     if ((rc = trl_http_reload_catalog(s, d))) goto fail;
     struct trl_hooks_engine_opts ho = {.clock = s->clock};
     if ((rc = trl_hooks_engine_new(&ho, &s->hooks, d))) goto fail;

@@ -2803,7 +2803,7 @@ static int notify_action(struct runner *g, struct trl_rec_move *m, const struct 
 {
     if (strcmp(a->ref, "role") == 0) {
         struct role_note r = {.g = g, .m = m, .a = a, .kind = kind};
-        return trl_auth_user_each(g->txn, note_role, &r);
+        return trl_auth_role_users(g->txn, a->name, note_role, &r);
     }
     char user[64] = "";
     if (strcmp(a->ref, "user") == 0) {

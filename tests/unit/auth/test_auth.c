@@ -267,6 +267,91 @@ START_TEST(group_membership_is_indexed_by_user)
 }
 END_TEST
 
+/* Users by role: kept with every user put, used by trl_auth_role_users (which reads every user
+ * on an older store until trl_auth_upgrade builds the index), and checked by trl_auth_check. */
+static int collect(void *ud, const struct trl_user *u)
+{
+    char *out = ud;
+    snprintf(out + strlen(out), 256 - strlen(out), "%s%s", out[0] ? "," : "", u->name);
+    return 0;
+}
+
+/* "a,b" = the holders of role; and the number of problems trl_auth_check finds. */
+static void holders(const char *role, char *out, int *problems)
+{
+    struct trl_txn *t;
+    ck_assert_int_eq(trl_store_read(st, &t), 0);
+    out[0] = 0;
+    ck_assert_int_eq(trl_auth_role_users(t, role, collect, out), 0);
+    struct trl_buf rep;
+    trl_buf_init(&rep);
+    *problems = trl_auth_check(t, &rep);
+    trl_buf_free(&rep);
+    trl_txn_end(t);
+}
+
+START_TEST(users_are_indexed_by_role)
+{
+    struct ctx c = {0};
+    trl_diag_init(&c.d);
+    struct gctx g = {0};
+    char got[256];
+    int problems;
+    ck_assert_int_eq(do_write(upgrade, &g), 0); /* a new store: marked */
+    const char *names[] = {"cal", "ann", "ben"}, *roles[] = {"agent", "agent", "lead"};
+    for (int i = 0; i < 3; i++) {
+        user(&c, names[i], "", roles[i]);
+        ck_assert_int_eq(do_write(put_user, &c), 0);
+    }
+    holders("agent", got, &problems);
+    ck_assert_str_eq(got, "ann,cal"); /* name order, as a scan of every user gives */
+    ck_assert_int_eq(problems, 0);
+    holders("lead", got, &problems);
+    ck_assert_str_eq(got, "ben");
+    holders("nobody", got, &problems);
+    ck_assert_str_eq(got, "");
+    /* A second role, then a change of role: the rows follow. */
+    user(&c, "ann", "", "agent");
+    snprintf(c.u.roles[1], 64, "lead");
+    c.u.nroles = 2;
+    ck_assert_int_eq(do_write(put_user, &c), 0);
+    holders("lead", got, &problems);
+    ck_assert_str_eq(got, "ann,ben");
+    user(&c, "cal", "", "lead");
+    ck_assert_int_eq(do_write(put_user, &c), 0);
+    holders("agent", got, &problems);
+    ck_assert_str_eq(got, "ann");
+    holders("lead", got, &problems);
+    ck_assert_str_eq(got, "ann,ben,cal");
+    ck_assert_int_eq(problems, 0);
+    /* check sees a stray row (which the lookup ignores) and a missing one. */
+    static const char stray[] = "r\0agent\0ben", missing[] = "r\0lead\0ben";
+    g.raw_key = stray, g.raw_n = sizeof(stray) - 1, g.raw_put = true;
+    ck_assert_int_eq(do_write(raw_row, &g), 0);
+    holders("agent", got, &problems);
+    ck_assert_str_eq(got, "ann");
+    ck_assert_int_eq(problems, 1);
+    g.raw_key = missing, g.raw_n = sizeof(missing) - 1, g.raw_put = false;
+    ck_assert_int_eq(do_write(raw_row, &g), 0);
+    holders("lead", got, &problems);
+    ck_assert_str_eq(got, "ann,cal");
+    ck_assert_int_eq(problems, 2);
+    /* An older store (no mark): every user is read, then the upgrade rebuilds the rows. */
+    static const char mark[] = "v\0users_by_role";
+    g.raw_key = mark, g.raw_n = sizeof(mark) - 1, g.raw_put = false;
+    ck_assert_int_eq(do_write(raw_row, &g), 0);
+    holders("lead", got, &problems);
+    ck_assert_str_eq(got, "ann,ben,cal");
+    ck_assert_int_eq(do_write(upgrade, &g), 0);
+    ck_assert(g.changed);
+    g.raw_key = stray, g.raw_n = sizeof(stray) - 1, g.raw_put = false;
+    ck_assert_int_eq(do_write(raw_row, &g), 0);
+    holders("lead", got, &problems);
+    ck_assert_str_eq(got, "ann,ben,cal");
+    ck_assert_int_eq(problems, 0);
+}
+END_TEST
+
 START_TEST(tokens_are_shown_once_stored_hashed_and_revocable)
 {
     struct ctx c = {0};
@@ -337,6 +422,7 @@ int main(void)
     tcase_add_test(tc, users_need_an_existing_org_and_valid_names);
     tcase_add_test(tc, tokens_are_shown_once_stored_hashed_and_revocable);
     tcase_add_test(tc, group_membership_is_indexed_by_user);
+    tcase_add_test(tc, users_are_indexed_by_role);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
