@@ -1563,7 +1563,7 @@ static void metrics(struct req *r)
                    "# HELP trellis_http_connections Open HTTP connections.\n"
                    "# TYPE trellis_http_connections gauge\ntrellis_http_connections %u\n"
                    "# HELP trellis_http_connections_refused_total Connections closed at once "
-                   "because the per-address limit was reached.\n"
+                   "because the per-address limit was reached (or memory ran out).\n"
                    "# TYPE trellis_http_connections_refused_total counter\n"
                    "trellis_http_connections_refused_total %llu\n"
                    "# HELP trellis_http_worker_connections Open HTTP connections per worker "

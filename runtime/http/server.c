@@ -87,7 +87,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
         if (t->next) t->next->prev = t->prev;
         s->nconns--;
         s->workers[t->worker].nconns--;
-        if (s->accept_parked) {
+        if (s->accept_parked && s->wake_fd[1] >= 0) {
             /* The acceptor waits for a free slot: wake it (a full pipe already wakes it). */
             s->accept_parked = false;
             ssize_t n = write(s->wake_fd[1], "c", 1);
@@ -1029,8 +1029,15 @@ void trl_server_stop(struct trl_server *s)
         pthread_join(s->acceptor, NULL);
     }
     if (s->listen_fd >= 0) close(s->listen_fd);
-    for (int i = 0; i < 2; i++)
+    /* Under conn_lock: a connection closing now must not write to the closed (and perhaps
+     * reused) descriptor of the pipe. */
+    pthread_mutex_lock(&s->conn_lock);
+    s->accept_parked = false;
+    for (int i = 0; i < 2; i++) {
         if (s->wake_fd[i] >= 0) close(s->wake_fd[i]);
+        s->wake_fd[i] = -1;
+    }
+    pthread_mutex_unlock(&s->conn_lock);
     if (s->nworkers) {
         /* Let queued writes finish and resume their connections, then stop. */
         for (int i = 0; i < 3000 && atomic_load(&s->pending_jobs) > 0; i++)

@@ -306,7 +306,7 @@ static int next_common(struct lister *l, uint64_t *id, bool *have)
 {
     *have = false;
     l->cand = (struct trl_slice){0};
-    uint64_t target;
+    uint64_t target = 0;
     if (!group_id(l, 0, &target)) return 0;
     for (;;) {
         bool agreed = true;
@@ -315,7 +315,7 @@ static int next_common(struct lister *l, uint64_t *id, bool *have)
                 int rc = stream_seek_id(l, &l->streams[i], target);
                 if (rc) return rc;
             }
-            uint64_t gid;
+            uint64_t gid = 0;
             if (!group_id(l, g, &gid)) return 0;
             if (gid != target) {
                 target = gid;
