@@ -199,27 +199,35 @@ static int bad(struct trl_diag *d, const char *field, const char *en, const char
  */
 static const char role_mark[] = "v\0users_by_role";
 
-static int role_key(struct trl_buf *k, const char *role, const char *user)
+/* The key (kind, a, b) of an index row: "r\0<role>\0<user>" or "m\0<user>\0<group>". */
+static int pair_key(struct trl_buf *k, char kind, const char *a, const char *b)
 {
     trl_buf_clear(k);
-    if (key(k, 'r', role) || trl_buf_addc(k, 0) || trl_buf_adds(k, user)) return TRL_ENOMEM;
+    if (key(k, kind, a) || trl_buf_addc(k, 0) || trl_buf_adds(k, b)) return TRL_ENOMEM;
     return 0;
 }
 
-/* Adds (add) or removes the rows of every role of u. */
-static int roles_index(struct trl_txn *t, const struct trl_user *u, bool add)
+/* Puts (add) or deletes the index rows (kind, names[i], fixed) for i < n. */
+static int pair_rows(struct trl_txn *t, char kind, const char (*names)[64], size_t n,
+                     const char *fixed, bool add)
 {
     struct trl_buf k;
     trl_buf_init(&k);
     int rc = 0;
-    for (size_t i = 0; i < u->nroles && !rc; i++) {
-        if ((rc = role_key(&k, u->roles[i], u->name))) break;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if ((rc = pair_key(&k, kind, names[i], fixed))) break;
         rc = add ? trl_txn_put(t, TRL_DB_AUTH, k.data, k.len, "", 0, 0)
                  : trl_txn_del(t, TRL_DB_AUTH, k.data, k.len);
         if (rc == TRL_ENOTFOUND) rc = 0;
     }
     trl_buf_free(&k);
     return rc;
+}
+
+/* Adds (add) or removes the rows of every role of u. */
+static int roles_index(struct trl_txn *t, const struct trl_user *u, bool add)
+{
+    return pair_rows(t, 'r', (const char(*)[64])u->roles, u->nroles, u->name, add);
 }
 
 static bool has_mark(struct trl_txn *t, const char *mark, size_t n, int *rc)
@@ -416,27 +424,10 @@ bool trl_auth_user_has_role(const struct trl_user *u, const char *role)
  * membership by user: "m\0<user>\0<group>" -> "" (kept with the group; rebuilt once by
  * trl_auth_upgrade for stores made before it existed, marked by "v\0groups_by_user").
  */
-static int member_key(struct trl_buf *k, const char *user, const char *group)
-{
-    trl_buf_clear(k);
-    if (key(k, 'm', user) || trl_buf_addc(k, 0) || trl_buf_adds(k, group)) return TRL_ENOMEM;
-    return 0;
-}
-
 /* Adds (add) or removes the membership rows of every member of g. */
 static int members_index(struct trl_txn *t, const struct trl_group *g, bool add)
 {
-    struct trl_buf k;
-    trl_buf_init(&k);
-    int rc = 0;
-    for (size_t i = 0; i < g->nmembers && !rc; i++) {
-        if ((rc = member_key(&k, g->members[i], g->name))) break;
-        rc = add ? trl_txn_put(t, TRL_DB_AUTH, k.data, k.len, "", 0, 0)
-                 : trl_txn_del(t, TRL_DB_AUTH, k.data, k.len);
-        if (rc == TRL_ENOTFOUND) rc = 0;
-    }
-    trl_buf_free(&k);
-    return rc;
+    return pair_rows(t, 'm', (const char(*)[64])g->members, g->nmembers, g->name, add);
 }
 
 int trl_auth_user_groups(struct trl_txn *t, const char *user, char (*out)[64], size_t max,
@@ -553,7 +544,7 @@ static int check_group(void *ud, const void *v, size_t n)
     int rc = 0;
     for (const cJSON *it = cJSON_IsArray(m) ? m->child : NULL; it && !rc; it = it->next) {
         struct trl_slice sv;
-        if (!cJSON_IsString(it) || (rc = member_key(&k, it->valuestring, name))) break;
+        if (!cJSON_IsString(it) || (rc = pair_key(&k, 'm', it->valuestring, name))) break;
         int gr = trl_txn_get(mc->t, TRL_DB_AUTH, k.data, k.len, &sv);
         if (gr == TRL_ENOTFOUND) {
             mc->problems++;
@@ -581,7 +572,7 @@ static int check_user_roles(void *ud, const struct trl_user *u)
     int rc = 0;
     for (size_t i = 0; i < u->nroles && !rc; i++) {
         struct trl_slice v;
-        if ((rc = role_key(&rc_->k, u->roles[i], u->name))) break;
+        if ((rc = pair_key(&rc_->k, 'r', u->roles[i], u->name))) break;
         int gr = trl_txn_get(rc_->t, TRL_DB_AUTH, rc_->k.data, rc_->k.len, &v);
         if (gr == TRL_ENOTFOUND) {
             rc_->problems++;
