@@ -1229,6 +1229,13 @@ static int corr_fn(struct trl_txn *t, void *arg)
     return rc;
 }
 
+/* Rights with one row scope for every operation and every field writable (fields: 8 bytes). */
+static struct trl_access scoped(enum trl_scope sc, unsigned char *fields)
+{
+    memset(fields, TRL_FIELD_WRITE, 8);
+    return (struct trl_access){.create = sc, .read = sc, .update = sc, .del = sc, .fields = fields};
+}
+
 /* Every page of a listing with limit `limit`: the ids in order (count in *n), the most steps a
  * page took, and with count given the exact count the first page reported. */
 static void all_pages(const char *type, const char *filter, const char *sort, int64_t limit,
@@ -1293,12 +1300,7 @@ START_TEST(correlated_predicates_and_the_row_scope_are_intersected)
 
     /* As alice with read scope "org": exactly records 1..30, in both directions, paged by 7. */
     unsigned char fields[8];
-    memset(fields, TRL_FIELD_WRITE, sizeof(fields));
-    const struct trl_access acc = {.create = TRL_SCOPE_ORG,
-                                   .read = TRL_SCOPE_ORG,
-                                   .update = TRL_SCOPE_ORG,
-                                   .del = TRL_SCOPE_ORG,
-                                   .fields = fields};
+    const struct trl_access acc = scoped(TRL_SCOPE_ORG, fields);
     list_acc = &acc;
     for (int desc = 0; desc < 2; desc++) {
         all_pages("corr", f, desc ? "-id" : "id", 7, ids, 4000, &n, &steps, NULL);
@@ -1652,18 +1654,9 @@ START_TEST(listing_plans_match_a_table_scan)
         "(\"east\",\"west\",\"north\",\"south\",\"east\",\"west\",\"north\",\"south\",\"east\")",
     };
     enum { NA = sizeof(atoms) / sizeof(atoms[0]) };
-    unsigned char fields[8];
-    memset(fields, TRL_FIELD_WRITE, sizeof(fields));
-    const struct trl_access acc_org = {.create = TRL_SCOPE_ORG,
-                                       .read = TRL_SCOPE_ORG,
-                                       .update = TRL_SCOPE_ORG,
-                                       .del = TRL_SCOPE_ORG,
-                                       .fields = fields};
-    const struct trl_access acc_own = {.create = TRL_SCOPE_OWN,
-                                       .read = TRL_SCOPE_OWN,
-                                       .update = TRL_SCOPE_OWN,
-                                       .del = TRL_SCOPE_OWN,
-                                       .fields = fields};
+    unsigned char fields_org[8], fields_own[8];
+    const struct trl_access acc_org = scoped(TRL_SCOPE_ORG, fields_org);
+    const struct trl_access acc_own = scoped(TRL_SCOPE_OWN, fields_own);
     static uint64_t got[1000], want[1000];
     int failures = 0;
     for (int iter = 0; iter < 1500; iter++) {
