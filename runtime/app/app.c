@@ -15,18 +15,40 @@
 #include <sys/stat.h>
 
 struct folder {
-    const char *dir;  /* sub-folder of the app */
-    const char *kind; /* meta kind */
-    const char *ext;  /* file extension */
+    const char *dir;        /* sub-folder of the app */
+    const char *kind;       /* meta kind */
+    const char *ext;        /* file extension */
+    const char *owner_kind; /* meta kind naming the owning app, NULL: the key says ("app/name") */
 };
 
 static const struct folder folders[] = {
-    {"types", "type", ".json"},         {"calendars", "calendar", ".json"},
-    {"workflows", "workflow", ".json"}, {"forms", "form", ".json"},
-    {"reports", "report", ".json"},     {"dashboards", "dashboard", ".json"},
-    {"i18n", "i18n", ".json"},          {"hooks", "hook", ".lua"},
-    {"tests", "hooktest", ".lua"},
+    {"types", "type", ".json", "typeapp"},
+    {"calendars", "calendar", ".json", "calendarapp"},
+    {"workflows", "workflow", ".json", "workflowapp"},
+    {"forms", "form", ".json", NULL},
+    {"reports", "report", ".json", "reportapp"},
+    {"dashboards", "dashboard", ".json", "dashboardapp"},
+    {"i18n", "i18n", ".json", NULL},
+    {"hooks", "hook", ".lua", NULL},
+    {"tests", "hooktest", ".lua", NULL},
 };
+
+/* Refuses a file of app b whose definition another app installed (TRL_ECONFLICT). */
+static int owner_conflict(struct trl_txn *t, const struct trl_app_bundle *b,
+                          const struct trl_app_file *f, struct trl_diag *d)
+{
+    const char *owner_kind = NULL;
+    for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]); i++)
+        if (strcmp(folders[i].kind, f->kind) == 0) owner_kind = folders[i].owner_kind;
+    char *owner = NULL;
+    int rc = 0;
+    if (owner_kind && trl_meta_get(t, owner_kind, f->name, &owner) == 0 && *owner &&
+        strcmp(owner, b->name) != 0)
+        rc = trl_diag_set(d, TRL_ECONFLICT, "%s: %s '%s' belongs to app '%s'", f->path, f->kind,
+                          f->name, owner);
+    free(owner);
+    return rc;
+}
 
 #define MAX_FILE (4 << 20)
 
@@ -411,28 +433,19 @@ static int resolve_bundle(void *ud, const char *app, const char *module, struct 
 struct stale {
     const struct trl_app_bundle *b;
     const char *kind;
-    char **keys;
-    size_t n;
 };
 
-/* Collects the stored "app/name" keys of b's app whose file the bundle no longer has. */
-static int find_stale(void *ud, const char *name, const char *json, size_t n)
+/* Keeps the stored "app/name" keys of other apps and those whose file b still has. */
+static bool still_there(void *ud, const char *name)
 {
-    (void)json;
-    (void)n;
-    struct stale *st = ud;
+    const struct stale *st = ud;
     size_t al = strlen(st->b->name);
-    if (strncmp(name, st->b->name, al) != 0 || name[al] != '/') return 0;
+    if (strncmp(name, st->b->name, al) != 0 || name[al] != '/') return true;
     for (size_t i = 0; i < st->b->nfiles; i++)
         if (strcmp(st->b->files[i].kind, st->kind) == 0 &&
             strcmp(st->b->files[i].name, name + al + 1) == 0)
-            return 0;
-    char **nk = realloc(st->keys, (st->n + 1) * sizeof(*nk));
-    if (!nk) return TRL_ENOMEM;
-    st->keys = nk;
-    if (!(nk[st->n] = strdup(name))) return TRL_ENOMEM;
-    st->n++;
-    return 0;
+            return true;
+    return false;
 }
 
 /* The snapshot reports are checked against, loaded on the first report (owned). */
@@ -483,46 +496,20 @@ static int install(struct trl_txn *t, const struct trl_app_bundle *b, bool *chan
     /* Types first in two passes: every type exists before refs between them are checked. */
     for (size_t i = 0; i < b->nfiles; i++) {
         const struct trl_app_file *f = &b->files[i];
-        int rc;
+        int rc = owner_conflict(t, b, f, d);
+        if (rc) return rc;
         if (strcmp(f->kind, "type") == 0) {
-            char *owner = NULL;
-            if (trl_meta_get(t, "typeapp", f->name, &owner) == 0 && *owner &&
-                strcmp(owner, b->name) != 0) {
-                trl_diag_set(d, TRL_ECONFLICT, "%s: type '%s' belongs to app '%s'", f->path,
-                             f->name, owner);
-                free(owner);
-                return TRL_ECONFLICT;
-            }
-            free(owner);
             bool ch = false;
             rc = trl_schema_put_type(t, f->name, f->text, f->n, b->name, &ch, d);
             if (rc) return prefix_errors(f, d, rc);
             *changed |= ch;
         } else if (strcmp(f->kind, "calendar") == 0) {
-            char *owner = NULL;
-            if (trl_meta_get(t, "calendarapp", f->name, &owner) == 0 && *owner &&
-                strcmp(owner, b->name) != 0) {
-                trl_diag_set(d, TRL_ECONFLICT, "%s: calendar '%s' belongs to app '%s'", f->path,
-                             f->name, owner);
-                free(owner);
-                return TRL_ECONFLICT;
-            }
-            free(owner);
             bool ch = false;
             rc = trl_wf_calendar_put(t, f->name, f->text, f->n, b->name, &ch, d);
             if (rc) return prefix_errors(f, d, rc);
             *changed |= ch;
         } else if (strcmp(f->kind, "report") == 0 || strcmp(f->kind, "dashboard") == 0) {
             bool report = strcmp(f->kind, "report") == 0;
-            char *owner = NULL;
-            if (trl_meta_get(t, report ? "reportapp" : "dashboardapp", f->name, &owner) == 0 &&
-                *owner && strcmp(owner, b->name) != 0) {
-                trl_diag_set(d, TRL_ECONFLICT, "%s: %s '%s' belongs to app '%s'", f->path, f->kind,
-                             f->name, owner);
-                free(owner);
-                return TRL_ECONFLICT;
-            }
-            free(owner);
             /* Reports are checked against the types and workflows as installed so far (their
              * folders come first). */
             if (report && !x->cat) {
@@ -536,15 +523,6 @@ static int install(struct trl_txn *t, const struct trl_app_bundle *b, bool *chan
             if (rc) return prefix_errors(f, d, rc);
             *changed |= ch;
         } else if (strcmp(f->kind, "workflow") == 0) {
-            char *owner = NULL;
-            if (trl_meta_get(t, "workflowapp", f->name, &owner) == 0 && *owner &&
-                strcmp(owner, b->name) != 0) {
-                trl_diag_set(d, TRL_ECONFLICT, "%s: workflow '%s' belongs to app '%s'", f->path,
-                             f->name, owner);
-                free(owner);
-                return TRL_ECONFLICT;
-            }
-            free(owner);
             bool ch = false;
             rc = trl_wf_put(t, f->name, f->text, f->n, b->name, &ch, d);
             if (rc) return prefix_errors(f, d, rc);
@@ -583,14 +561,10 @@ static int install(struct trl_txn *t, const struct trl_app_bundle *b, bool *chan
     static const char *const gone_kinds[] = {"hook", "hooktest"};
     for (size_t k = 0; k < 2; k++) {
         struct stale st = {.b = b, .kind = gone_kinds[k]};
-        int rc = trl_meta_each(t, gone_kinds[k], find_stale, &st);
-        for (size_t i = 0; i < st.n && !rc; i++)
-            rc = trl_meta_del(t, gone_kinds[k], st.keys[i]);
-        for (size_t i = 0; i < st.n; i++)
-            free(st.keys[i]);
-        free(st.keys);
+        size_t gone;
+        int rc = trl_meta_prune(t, gone_kinds[k], still_there, NULL, &st, &gone);
         if (rc) return rc;
-        if (st.n) *changed = true;
+        if (gone) *changed = true;
     }
     if (*changed) {
         /* Definitions read into snapshots (hooks, app settings) change with the version. */
@@ -672,13 +646,7 @@ int trl_app_export(struct trl_txn *t, const char *name, const char *dir, struct 
                                .ext = folders[fi].ext,
                                .t = t,
                                .d = d,
-                               .owner_kind =
-                                   strcmp(folders[fi].kind, "type") == 0        ? "typeapp"
-                                   : strcmp(folders[fi].kind, "workflow") == 0  ? "workflowapp"
-                                   : strcmp(folders[fi].kind, "calendar") == 0  ? "calendarapp"
-                                   : strcmp(folders[fi].kind, "report") == 0    ? "reportapp"
-                                   : strcmp(folders[fi].kind, "dashboard") == 0 ? "dashboardapp"
-                                                                                : NULL};
+                               .owner_kind = folders[fi].owner_kind};
         rc = trl_meta_each(t, folders[fi].kind, export_one, &e);
     }
     return rc;

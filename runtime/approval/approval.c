@@ -606,10 +606,9 @@ static int add_named(struct resolver *r, const char *name)
     return rc ? rc : add_approver(r, &u);
 }
 
-static int add_if_role(void *ud, const struct trl_user *u)
+static int add_holder(void *ud, const struct trl_user *u)
 {
-    struct resolver *r = ud;
-    return trl_auth_user_has_role(u, r->step->names[0]) ? add_approver(r, u) : 0;
+    return add_approver(ud, u);
 }
 
 int trl_appr_resolve(struct trl_txn *t, const struct trl_appr_step *step, const char *requester,
@@ -626,7 +625,7 @@ int trl_appr_resolve(struct trl_txn *t, const struct trl_appr_step *step, const 
         what = "listed users";
         break;
     case TRL_APPR_ROLE:
-        rc = trl_auth_role_users(t, step->names[0], add_if_role, &r);
+        rc = trl_auth_role_users(t, step->names[0], add_holder, &r);
         what = "role";
         break;
     case TRL_APPR_GROUP: {
@@ -1025,14 +1024,14 @@ int trl_appr_decide(struct trl_txn *t, uint64_t task, const char *who, enum trl_
 }
 
 struct first_role {
-    const char *role, *skip;
+    const char *skip;
     char found[64];
 };
 
 static int first_with_role(void *ud, const struct trl_user *u)
 {
     struct first_role *f = ud;
-    if (f->found[0] || !u->active || !trl_auth_user_has_role(u, f->role)) return 0;
+    if (f->found[0] || !u->active) return 0;
     if (f->skip && strcmp(u->name, f->skip) == 0) return 0;
     snprintf(f->found, sizeof(f->found), "%s", u->name);
     return 0;
@@ -1071,7 +1070,7 @@ int trl_appr_escalate(struct trl_txn *t, uint64_t id, size_t si, const struct tr
                 if (trl_auth_user_get(t, jstr(task, "assignee"), &u) == 0)
                     snprintf(target, sizeof(target), "%s", u.manager);
             } else {
-                struct first_role fr = {.role = st->escalate_to, .skip = jstr(a, "requester")};
+                struct first_role fr = {.skip = jstr(a, "requester")};
                 rc = trl_auth_role_users(t, st->escalate_to, first_with_role, &fr);
                 snprintf(target, sizeof(target), "%s", fr.found);
             }

@@ -198,6 +198,7 @@ static int bad(struct trl_diag *d, const char *field, const char *en, const char
  * found without reading every user (approval steps, escalations, notifications to a role).
  */
 static const char role_mark[] = "v\0users_by_role";
+static const char group_mark[] = "v\0groups_by_user";
 
 /* The key (kind, a, b) of an index row: "r\0<role>\0<user>" or "m\0<user>\0<group>". */
 static int pair_key(struct trl_buf *k, char kind, const char *a, const char *b)
@@ -412,6 +413,24 @@ int trl_auth_user_each(struct trl_txn *t, int (*fn)(void *ud, const struct trl_u
     return each(t, 'u', each_user, &it);
 }
 
+void trl_auth_principal(const struct trl_user *u, const char (*roles)[64], size_t nroles,
+                        struct trl_principal *who)
+{
+    snprintf(who->user, sizeof(who->user), "%s", u->name);
+    snprintf(who->org, sizeof(who->org), "%s", u->org);
+    snprintf(who->region, sizeof(who->region), "%s", u->region);
+    snprintf(who->role, sizeof(who->role), "%s", nroles ? roles[0] : "");
+    who->nroles = 0;
+    who->admin = false;
+    for (size_t i = 0; i < nroles && i < 16; i++) {
+        snprintf(who->roles[who->nroles++], 64, "%s", roles[i]);
+        if (strcmp(roles[i], "admin") == 0) who->admin = true;
+    }
+    who->nskills = 0;
+    for (size_t i = 0; i < u->nskills && i < 32; i++)
+        snprintf(who->skills[who->nskills++], 64, "%s", u->skills[i]);
+}
+
 bool trl_auth_user_has_role(const struct trl_user *u, const char *role)
 {
     for (size_t i = 0; i < u->nroles; i++)
@@ -454,46 +473,45 @@ int trl_auth_user_groups(struct trl_txn *t, const char *user, char (*out)[64], s
     return rc;
 }
 
-static int index_group(void *ud, const void *v, size_t n)
+/* The names of every entry of kind ("u" users, "g" groups), NUL-separated, into names: the
+ * rows of an index are written under a cursor's feet otherwise. */
+static int collect_names(struct trl_txn *t, char kind, struct trl_buf *names)
 {
-    struct trl_txn *t = ud;
-    cJSON *j = cJSON_ParseWithLength(v, n);
-    if (!j) return TRL_ECORRUPT;
-    struct trl_group *g = calloc(1, sizeof(*g));
-    int rc = g ? 0 : TRL_ENOMEM;
-    if (!rc) {
-        str_field(j, "name", g->name, sizeof(g->name));
-        g->nmembers = list_field(j, "members", g->members, TRL_AUTH_MAX_MEMBERS);
-        rc = members_index(t, g, true);
+    char pre[2] = {kind, 0};
+    struct trl_cursor *c = NULL;
+    int rc = trl_cursor_open(t, TRL_DB_AUTH, &c);
+    int mv = rc ? 1 : trl_cursor_seek(c, pre, 2);
+    for (; !rc && mv == 0; mv = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n < 2 || memcmp(k.p, pre, 2) != 0) break;
+        if (trl_buf_add(names, (const char *)k.p + 2, k.n - 2) || trl_buf_addc(names, 0))
+            rc = TRL_ENOMEM;
     }
-    free(g);
-    cJSON_Delete(j);
+    if (c) trl_cursor_close(c);
     return rc;
 }
 
-/* Collects the names of every user (the rows are written under a cursor's feet otherwise). */
-static int collect_name(void *ud, const struct trl_user *u)
-{
-    struct trl_buf *names = ud;
-    return trl_buf_add(names, u->name, strlen(u->name) + 1) ? TRL_ENOMEM : 0;
-}
-
-static int upgrade_roles(struct trl_txn *t, bool *changed)
+/* Builds the index by role (users) or by group member (groups) once, marked by mark. */
+static int upgrade_index(struct trl_txn *t, char kind, const char *mark, size_t mark_n,
+                         bool *changed)
 {
     int rc;
-    if (has_mark(t, role_mark, sizeof(role_mark) - 1, &rc) || rc) return rc;
+    if (has_mark(t, mark, mark_n, &rc) || rc) return rc;
     struct trl_buf names;
     trl_buf_init(&names);
-    rc = trl_auth_user_each(t, collect_name, &names);
-    struct trl_user *u = rc ? NULL : malloc(sizeof(*u));
-    if (!rc && !u) rc = TRL_ENOMEM;
+    rc = collect_names(t, kind, &names);
+    struct trl_user *u = kind == 'u' && !rc ? malloc(sizeof(*u)) : NULL;
+    struct trl_group *g = kind == 'g' && !rc ? malloc(sizeof(*g)) : NULL;
+    if (!rc && !u && !g) rc = TRL_ENOMEM;
     for (size_t off = 0; !rc && off < names.len; off += strlen(names.data + off) + 1) {
-        rc = trl_auth_user_get(t, names.data + off, u);
-        if (!rc) rc = roles_index(t, u, true);
+        if (u && !(rc = trl_auth_user_get(t, names.data + off, u))) rc = roles_index(t, u, true);
+        if (g && !(rc = trl_auth_group_get(t, names.data + off, g))) rc = members_index(t, g, true);
     }
     free(u);
+    free(g);
     trl_buf_free(&names);
-    if (!rc) rc = trl_txn_put(t, TRL_DB_AUTH, role_mark, sizeof(role_mark) - 1, "1", 1, 0);
+    if (!rc) rc = trl_txn_put(t, TRL_DB_AUTH, mark, mark_n, "1", 1, 0);
     if (!rc) *changed = true;
     return rc;
 }
@@ -501,27 +519,8 @@ static int upgrade_roles(struct trl_txn *t, bool *changed)
 int trl_auth_upgrade(struct trl_txn *t, bool *changed)
 {
     *changed = false;
-    int rc = upgrade_roles(t, changed);
-    if (rc) return rc;
-    static const char mark[] = "v\0groups_by_user";
-    struct trl_slice v;
-    rc = trl_txn_get(t, TRL_DB_AUTH, mark, sizeof(mark) - 1, &v);
-    if (rc != TRL_ENOTFOUND) return rc;
-    /* Collect the groups first: the rows are written under the cursor's feet otherwise. */
-    struct trl_buf all;
-    trl_buf_init(&all);
-    rc = trl_auth_group_list(t, &all);
-    cJSON *list = rc ? NULL : cJSON_ParseWithLength(all.data, all.len);
-    trl_buf_free(&all);
-    if (!rc && !list) rc = TRL_ECORRUPT;
-    for (const cJSON *g = list ? list->child : NULL; g && !rc; g = g->next) {
-        char *txt = cJSON_PrintUnformatted(g);
-        rc = txt ? index_group(t, txt, strlen(txt)) : TRL_ENOMEM;
-        free(txt);
-    }
-    cJSON_Delete(list);
-    if (!rc) rc = trl_txn_put(t, TRL_DB_AUTH, mark, sizeof(mark) - 1, "1", 1, 0);
-    if (!rc) *changed = true;
+    int rc = upgrade_index(t, 'u', role_mark, sizeof(role_mark) - 1, changed);
+    if (!rc) rc = upgrade_index(t, 'g', group_mark, sizeof(group_mark) - 1, changed);
     return rc;
 }
 
@@ -632,11 +631,9 @@ int trl_auth_check(struct trl_txn *t, struct trl_buf *report)
     int role_problems = 0;
     int rrc = check_roles(t, report, &role_problems);
     if (rrc) return rrc;
-    static const char mark[] = "v\0groups_by_user";
-    struct trl_slice v;
-    int rc = trl_txn_get(t, TRL_DB_AUTH, mark, sizeof(mark) - 1, &v);
-    if (rc == TRL_ENOTFOUND) return role_problems; /* built at the next server start */
-    if (rc) return rc;
+    int rc;
+    if (!has_mark(t, group_mark, sizeof(group_mark) - 1, &rc))
+        return rc ? rc : role_problems; /* built at the next server start */
     struct member_check mc = {.t = t, .report = report, .problems = role_problems};
     rc = each(t, 'g', check_group, &mc);
     /* Every row of the index names a group that lists the user. */

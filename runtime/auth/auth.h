@@ -68,6 +68,11 @@ int trl_auth_user_json(const struct trl_user *u, struct trl_buf *out);
 
 /* Calls fn for every user in name order (stops at fn's first non-zero result and returns it). */
 int trl_auth_user_each(struct trl_txn *t, int (*fn)(void *ud, const struct trl_user *u), void *ud);
+/* Fills who with user u acting with roles (u's own, or an API token's subset): user, org, region,
+ * roles (the first is the primary one), skills, and admin when a role is "admin". Groups are
+ * left to trl_auth_user_groups. */
+void trl_auth_principal(const struct trl_user *u, const char (*roles)[64], size_t nroles,
+                        struct trl_principal *who);
 /* Calls fn for every user holding role, in name order, through the index by role (stops at fn's
  * first non-zero result and returns it). */
 int trl_auth_role_users(struct trl_txn *t, const char *role,

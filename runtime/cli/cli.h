@@ -10,7 +10,6 @@
 void trl_cli_print_diag(const struct trl_diag *d);
 
 /* hooks_cmd.c: `trellis hooks test|lint APP_DIR` (pos: the words after "hooks"). */
-extern const char *trl_cli_help_hooks;
 int trl_cli_hooks(int npos, const char *const *pos, bool help, const char *filter);
 
 #endif

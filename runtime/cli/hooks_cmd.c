@@ -21,13 +21,13 @@
 
 extern char **environ;
 
-const char *trl_cli_help_hooks =
+static const char *help_hooks =
     "usage: trellis hooks test APP_DIR [--filter TEXT]\n"
     "       trellis hooks lint APP_DIR\n"
     "test installs the app in APP_DIR into a temporary store and runs every tests/*_spec.lua\n"
     "(describe / it / expect, see runtime/hooks/README.md): each test runs in its own\n"
     "transaction (users, orgs and groups from tests/fixtures.json are there first),\n"
-    "transaction, rolled back afterwards, acting as an administrator (trellis.as switches user).\n"
+    "rolled back afterwards, acting as an administrator (trellis.as switches user).\n"
     "It prints each test and a summary line and exits 1 when a test fails.\n"
     "lint runs luacheck (Debian package lua-check) over hooks/ and tests/ with the globals hook\n"
     "code may use (the sandbox's: no io, os beyond time/date/clock, load, ...).\n";
@@ -322,10 +322,10 @@ static int hooks_lint(const char *app_dir)
 
 int trl_cli_hooks(int npos, const char *const *pos, bool help, const char *filter)
 {
-    if (help) return fputs(trl_cli_help_hooks, stdout), 0;
-    if (npos != 2) return fputs(trl_cli_help_hooks, stderr), 2;
+    if (help) return fputs(help_hooks, stdout), 0;
+    if (npos != 2) return fputs(help_hooks, stderr), 2;
     if (strcmp(pos[0], "test") == 0) return hooks_test(pos[1], filter);
     if (strcmp(pos[0], "lint") == 0) return hooks_lint(pos[1]);
-    fputs(trl_cli_help_hooks, stderr);
+    fputs(help_hooks, stderr);
     return 2;
 }

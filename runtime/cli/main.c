@@ -280,14 +280,7 @@ static int parse_args(int argc, char **argv, int start, struct args *a)
     return 0;
 }
 
-static void print_diag(const struct trl_diag *d);
-
 void trl_cli_print_diag(const struct trl_diag *d)
-{
-    print_diag(d);
-}
-
-static void print_diag(const struct trl_diag *d)
 {
     fprintf(stderr, "trellis: %s\n", d->message[0] ? d->message : trl_err_title(d->code, "en"));
     for (size_t i = 0; i < d->nferrs; i++) {
@@ -335,7 +328,7 @@ static int cmd_serve(struct args *a)
     struct trl_diag d;
     trl_diag_init(&d);
     if (trl_server_start(&a->so, &s, &d)) {
-        print_diag(&d);
+        trl_cli_print_diag(&d);
         trl_diag_reset(&d);
         close(lock);
         return 1;
@@ -379,7 +372,7 @@ static int open_store(const char *dir, bool ro, struct trl_store **s)
         }
     }
     if (trl_store_open(&so, s, &d)) {
-        print_diag(&d);
+        trl_cli_print_diag(&d);
         trl_diag_reset(&d);
         return 1;
     }
@@ -411,7 +404,7 @@ static int cmd_app(struct args *a)
         if (a->npos != 2) return fputs(help_app, stderr), 2;
         struct trl_app_bundle b;
         if (trl_app_read_dir(a->pos[1], &b, &d)) {
-            print_diag(&d);
+            trl_cli_print_diag(&d);
             trl_diag_reset(&d);
             return 1;
         }
@@ -424,7 +417,7 @@ static int cmd_app(struct args *a)
         if (wrc) {
             if (!d.code) trl_diag_set(&d, wrc, "install failed: %s", trl_err_title(wrc, "en"));
             fprintf(stderr, "trellis: app %s was not installed; nothing was changed\n", b.name);
-            print_diag(&d);
+            trl_cli_print_diag(&d);
         } else {
             printf("installed %s %s into %s%s\n", b.name, b.version, a->data,
                    j.changed ? "" : " (already up to date)");
@@ -437,7 +430,7 @@ static int cmd_app(struct args *a)
         struct trl_txn *t;
         if (trl_store_read(s, &t) == 0) {
             if (trl_app_export(t, a->pos[1], a->pos[2], &d))
-                print_diag(&d);
+                trl_cli_print_diag(&d);
             else
                 rc = 0, printf("exported %s into %s\n", a->pos[1], a->pos[2]);
             trl_txn_end(t);
@@ -471,7 +464,7 @@ static int cmd_backup(struct args *a)
     trl_diag_init(&d);
     int rc = trl_store_backup(s, a->pos[0], &d);
     if (rc)
-        print_diag(&d);
+        trl_cli_print_diag(&d);
     else
         printf("backup of %s written to %s\n", a->data, a->pos[0]);
     trl_diag_reset(&d);
@@ -595,7 +588,7 @@ static int cmd_check(struct args *a)
     }
     trl_txn_end(t);
     if (rc)
-        print_diag(&d);
+        trl_cli_print_diag(&d);
     else if (problems < 0)
         fprintf(stderr, "trellis: check failed: %s\n", trl_err_title(problems, "en"));
     else if (problems > 0) {
@@ -744,7 +737,7 @@ static int cmd_import(struct args *a)
             int wrc = trl_store_write(s, import_fn, &j);
             if (wrc) {
                 fprintf(stderr, "trellis: line %zu: ", nos[j.bad]);
-                print_diag(&d);
+                trl_cli_print_diag(&d);
                 fprintf(stderr,
                         "trellis: imported %zu record(s); nothing from line %zu on was "
                         "stored\n",
@@ -911,7 +904,7 @@ static int run_auth(struct args *a, struct auth_job *j)
     trl_store_close(s);
     if (rc) {
         if (!j->d->code) trl_diag_set(j->d, rc, "%s", trl_err_title(rc, "en"));
-        print_diag(j->d);
+        trl_cli_print_diag(j->d);
         return 1;
     }
     return 0;
@@ -958,7 +951,7 @@ static int cmd_user(struct args *a)
             rc = trl_auth_password_hash(pw, hash, &d);
             sodium_memzero(pw, sizeof(pw));
             if (rc) {
-                print_diag(&d);
+                trl_cli_print_diag(&d);
                 trl_diag_reset(&d);
                 return 1;
             }

@@ -32,6 +32,14 @@ int trl_json_check(const char *s, size_t n, int max_depth, struct trl_diag *d);
  * SHOULD be unique, so such text is valid JSON that Trellis refuses as a request, with 422). */
 int trl_json_check_grammar(const char *s, size_t n, int max_depth, struct trl_diag *d);
 
+/* Calls fn for each member of the JSON object text s[0..n), in order: its key with the quotes
+ * and its value's raw text. Stops at fn's first non-zero result and returns it; TRL_ECORRUPT
+ * for text it cannot follow. It checks structure only: text from outside passes
+ * trl_json_check first. */
+int trl_json_each_member(const char *s, size_t n,
+                         int (*fn)(void *ud, const char *k, size_t kn, const char *v, size_t vn),
+                         void *ud);
+
 /* Parses s[0..n), which must be a JSON object, into inputs (one per member, in order): strict
  * check first (trl_json_check with max_depth), then cJSON. Numbers keep their exact text (cJSON
  * alone would turn 12.30 into a double). On success *in (owned, free()) and *tree (owned,

@@ -11,46 +11,90 @@ void trl_json_tree_free(void *tree)
     cJSON_Delete(tree);
 }
 
-/* Walking text that trl_json_check accepted, to find the exact lexeme of each top-level member's
- * value (the walk needs no error handling: the text is known to be valid). */
-static const char *skip_ws(const char *p, const char *e)
+/* Walking an object's text to find the exact lexeme of each member's value. */
+static const char *skip_ws(const char *p, const char *end)
 {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
         p++;
     return p;
 }
 
-static const char *skip_string(const char *p, const char *e)
+/* The end of the string literal starting at p ('"'), or NULL. */
+static const char *skip_string(const char *p, const char *end)
 {
-    p++;
-    while (p < e && *p != '"')
-        p += (*p == '\\') ? 2 : 1;
-    return p < e ? p + 1 : e;
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
 }
 
-static const char *skip_value(const char *p, const char *e)
+/* The end of the JSON value starting at p, or NULL. */
+static const char *skip_value(const char *p, const char *end)
 {
-    if (p >= e) return e;
-    if (*p == '"') return skip_string(p, e);
+    if (p >= end) return NULL;
+    if (*p == '"') return skip_string(p, end);
     if (*p == '{' || *p == '[') {
         int depth = 0;
-        while (p < e) {
+        while (p < end) {
             if (*p == '"') {
-                p = skip_string(p, e);
+                if (!(p = skip_string(p, end))) return NULL;
                 continue;
             }
-            if (*p == '{' || *p == '[')
-                depth++;
-            else if ((*p == '}' || *p == ']') && --depth == 0)
-                return p + 1;
+            if (*p == '{' || *p == '[') depth++;
+            if ((*p == '}' || *p == ']') && --depth == 0) return p + 1;
             p++;
         }
-        return e;
+        return NULL;
     }
-    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\n' &&
-           *p != '\r')
+    const char *s = p;
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+           *p != '\n' && *p != '\r')
         p++;
-    return p;
+    return p > s ? p : NULL;
+}
+
+int trl_json_each_member(const char *s, size_t n,
+                         int (*fn)(void *ud, const char *k, size_t kn, const char *v, size_t vn),
+                         void *ud)
+{
+    const char *end = s + n, *p = skip_ws(s, end);
+    if (p >= end || *p != '{') return TRL_ECORRUPT;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') return 0;
+    while (p < end) {
+        const char *k = p, *ke = *p == '"' ? skip_string(p, end) : NULL;
+        if (!ke) return TRL_ECORRUPT;
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':') return TRL_ECORRUPT;
+        const char *v = skip_ws(p + 1, end), *ve = skip_value(v, end);
+        if (!ve) return TRL_ECORRUPT;
+        int rc = fn(ud, k, (size_t)(ke - k), v, (size_t)(ve - v));
+        if (rc) return rc;
+        p = skip_ws(ve, end);
+        if (p < end && *p == '}') return 0;
+        if (p >= end || *p != ',') return TRL_ECORRUPT;
+        p = skip_ws(p + 1, end);
+    }
+    return TRL_ECORRUPT;
+}
+
+/* Collects each member's value text into in[i].s / in[i].n, in order. */
+struct lexemes {
+    struct trl_input *in;
+    size_t n, cap;
+};
+
+static int lexeme(void *ud, const char *k, size_t kn, const char *v, size_t vn)
+{
+    (void)k, (void)kn;
+    struct lexemes *l = ud;
+    if (l->n == l->cap) return TRL_ECORRUPT;
+    l->in[l->n].s = v;
+    l->in[l->n++].n = vn;
+    return 0;
 }
 
 int trl_json_object_inputs(const char *s, size_t n, int max_depth, struct trl_input **in,
@@ -99,20 +143,22 @@ int trl_json_object_inputs(const char *s, size_t n, int max_depth, struct trl_in
         return trl_diag_set(d, TRL_ENOMEM, "out of memory");
     }
     /* Members appear in the text in the same order as in the tree. */
-    const char *p = skip_ws(s, s + n), *e = s + n;
-    p++; /* { */
+    struct lexemes lx = {.in = v, .cap = cnt};
+    int rc = trl_json_each_member(s, n, lexeme, &lx);
+    if (!rc && lx.n != cnt) rc = TRL_ECORRUPT;
+    if (rc) {
+        free(v);
+        cJSON_Delete(j);
+        return trl_diag_set(d, TRL_EINTERNAL, "cannot follow a checked JSON object");
+    }
     size_t i = 0;
-    int rc = 0;
     for (cJSON *c = j->child; c; c = c->next, i++) {
-        p = skip_ws(p, e);
-        p = skip_string(p, e);
-        p = skip_ws(p, e);
-        p++; /* : */
-        p = skip_ws(p, e);
-        const char *vs = p;
-        p = skip_value(p, e);
         struct trl_input *x = &v[i];
+        const char *vs = x->s;
+        size_t vn = x->n;
         x->name = c->string;
+        x->s = NULL;
+        x->n = 0;
         if (cJSON_IsNull(c)) {
             x->kind = TRL_IN_NULL;
         } else if (cJSON_IsBool(c)) {
@@ -121,13 +167,13 @@ int trl_json_object_inputs(const char *s, size_t n, int max_depth, struct trl_in
         } else if (cJSON_IsNumber(c)) {
             x->kind = TRL_IN_NUMBER;
             x->s = vs;
-            x->n = (size_t)(p - vs);
+            x->n = vn;
         } else if (cJSON_IsString(c)) {
             x->kind = TRL_IN_STRING;
             x->s = c->valuestring;
             x->n = strlen(c->valuestring);
             /* cJSON stops a string at an escaped U+0000: refuse it rather than truncate. */
-            const char *z = memmem(vs, (size_t)(p - vs), "\\u0000", 6);
+            const char *z = memmem(vs, vn, "\\u0000", 6);
             if (z && trl_diag_add_ferr(d, c->string, "type", "text without NUL characters"))
                 rc = TRL_ENOMEM;
             else if (z)
@@ -135,10 +181,8 @@ int trl_json_object_inputs(const char *s, size_t n, int max_depth, struct trl_in
         } else {
             x->kind = TRL_IN_JSON;
             x->s = vs;
-            x->n = (size_t)(p - vs);
+            x->n = vn;
         }
-        p = skip_ws(p, e);
-        if (p < e && *p == ',') p++;
     }
     if (rc) {
         if (rc == TRL_EVALIDATION) {

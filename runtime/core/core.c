@@ -572,6 +572,14 @@ char *trl_strndup(const char *s, size_t n)
     return d;
 }
 
+uint64_t trl_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+}
+
 int trl_parse_i64(const char *s, size_t n, int64_t *out)
 {
     size_t i = 0;

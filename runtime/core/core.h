@@ -319,6 +319,9 @@ int trl_read_file(const char *path, size_t max, char **out, size_t *n);
 void trl_hex(const void *p, size_t n, char *out);
 /* Duplicates n bytes into a NUL-terminated owned string; NULL on OOM. */
 char *trl_strndup(const char *s, size_t n);
+/* 64-bit FNV-1a of n bytes continuing from h (start with TRL_FNV1A_INIT): for hash tables. */
+#define TRL_FNV1A_INIT 1469598103934665603ULL
+uint64_t trl_fnv1a(uint64_t h, const void *p, size_t n);
 /* Parses a base-10 int64 exactly (optional '-', digits, nothing else); 0 or TRL_EINVAL. */
 int trl_parse_i64(const char *s, size_t n, int64_t *out);
 

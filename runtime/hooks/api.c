@@ -533,7 +533,7 @@ static int rec_push(lua_State *L, struct hk_rec *r, const char *k, size_t kl)
     }
     struct trl_expr_field ef;
     if (trl_rec_resolve_any((void *)ty, k, kl, &ef) != 0) return 0;
-    const struct trl_field *f = ef.id < TRL_COL_ID ? trl_type_field(ty, k, kl) : NULL;
+    const struct trl_field *f = ef.id < TRL_COL_ID ? cf : NULL;
     if (f && !r->fr->privileged && trl_rec_move_mode(r->m, f) == TRL_FIELD_HIDDEN) {
         lua_pushnil(L);
         return 1;
@@ -1157,13 +1157,7 @@ static int l_as(lua_State *L)
         struct trl_user *u = lua_newuserdatauv(L, sizeof(*u), 0);
         if (trl_auth_user_get(fr->t, lua_tostring(L, 1), u) != 0)
             return luaL_error(L, "trellis.as: no user '%s'", lua_tostring(L, 1));
-        snprintf(p->user, sizeof(p->user), "%s", u->name);
-        snprintf(p->org, sizeof(p->org), "%s", u->org);
-        snprintf(p->region, sizeof(p->region), "%s", u->region);
-        for (size_t i = 0; i < u->nroles && i < 16; i++)
-            snprintf(p->roles[p->nroles++], sizeof(p->roles[0]), "%s", u->roles[i]);
-        for (size_t i = 0; i < u->nskills && i < 32; i++)
-            snprintf(p->skills[p->nskills++], sizeof(p->skills[0]), "%s", u->skills[i]);
+        trl_auth_principal(u, (const char(*)[64])u->roles, u->nroles, p);
         if (trl_auth_user_groups(fr->t, u->name, p->groups, 16, &p->ngroups) != 0)
             return luaL_error(L, "trellis.as: cannot read the groups of '%s'", u->name);
         lua_pop(L, 1);
@@ -1187,10 +1181,10 @@ static int l_as(lua_State *L)
                 lua_pop(L, 1);
             }
         lua_pop(L, 1);
+        for (size_t i = 0; i < p->nroles; i++)
+            if (strcmp(p->roles[i], "admin") == 0) p->admin = true;
+        if (p->nroles) snprintf(p->role, sizeof(p->role), "%s", p->roles[0]);
     }
-    for (size_t i = 0; i < p->nroles; i++)
-        if (strcmp(p->roles[i], "admin") == 0) p->admin = true;
-    if (p->nroles) snprintf(p->role, sizeof(p->role), "%s", p->roles[0]);
     struct trl_rec_ctx *ncx = lua_newuserdatauv(L, sizeof(*ncx), 0);
     *ncx = *fr->cx;
     ncx->who = p;

@@ -102,30 +102,23 @@ int hk_job_timer(void *ud, struct trl_txn *t, const struct trl_rec_ctx *cx, cons
     return plan(t, app, s, cx->now_ms);
 }
 
-struct stale_jobs {
-    const struct hk_conf *c;
-    char **keys;
-    size_t n;
-    int rc;
-};
-
-static int collect_stale(void *ud, const char *name, const char *json, size_t n)
+/* Keeps the job states of jobs the settings still name. */
+static bool job_named(void *ud, const char *name)
 {
-    (void)json;
-    (void)n;
-    struct stale_jobs *st = ud;
     const char *sl = strchr(name, '/');
     char app[64];
-    if (sl && (size_t)(sl - name) < sizeof(app)) {
-        snprintf(app, sizeof(app), "%.*s", (int)(sl - name), name);
-        if (find_sched(st->c, app, sl + 1)) return 0;
-    }
-    char **nk = realloc(st->keys, (st->n + 1) * sizeof(*nk));
-    if (!nk) return TRL_ENOMEM;
-    st->keys = nk;
-    if (!(nk[st->n] = strdup(name))) return TRL_ENOMEM;
-    st->n++;
-    return 0;
+    if (!sl || (size_t)(sl - name) >= sizeof(app)) return false;
+    snprintf(app, sizeof(app), "%.*s", (int)(sl - name), name);
+    return find_sched(ud, app, sl + 1) != NULL;
+}
+
+/* A job that is gone loses its timer with its state. */
+static int cancel_job(void *ud, struct trl_txn *t, const char *name)
+{
+    (void)ud;
+    char owner[180];
+    snprintf(owner, sizeof(owner), "job/%s", name);
+    return trl_timer_cancel(t, owner, NULL);
 }
 
 int trl_hooks_sync_jobs(struct trl_hooks_bind *b, struct trl_txn *t, int64_t now,
@@ -148,16 +141,7 @@ int trl_hooks_sync_jobs(struct trl_hooks_bind *b, struct trl_txn *t, int64_t now
             if (!same) rc = plan(t, a->name, s, now);
         }
     }
-    struct stale_jobs st = {.c = c};
-    if (!rc) rc = trl_meta_each(t, "jobstate", collect_stale, &st);
-    for (size_t i = 0; i < st.n && !rc; i++) {
-        char owner[180];
-        snprintf(owner, sizeof(owner), "job/%s", st.keys[i]);
-        rc = trl_timer_cancel(t, owner, NULL);
-        if (!rc) rc = trl_meta_del(t, "jobstate", st.keys[i]);
-    }
-    for (size_t i = 0; i < st.n; i++)
-        free(st.keys[i]);
-    free(st.keys);
+    size_t gone;
+    if (!rc) rc = trl_meta_prune(t, "jobstate", job_named, cancel_job, (void *)c, &gone);
     return rc;
 }

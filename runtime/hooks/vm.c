@@ -146,12 +146,9 @@ static int hk_panic(lua_State *L)
  */
 static uint64_t mod_hash(const char *app, const char *module)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = app; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ '/') * 1099511628211ULL;
-    for (const char *p = module; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    uint64_t h = trl_fnv1a(TRL_FNV1A_INIT, app, strlen(app));
+    h = trl_fnv1a(h, "/", 1);
+    h = trl_fnv1a(h, module, strlen(module));
     return h ? h : 1;
 }
 

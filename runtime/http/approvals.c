@@ -97,11 +97,7 @@ static int task_visible(struct req *r, struct trl_txn *t, const struct trl_appr_
     struct trl_rec_ctx cx;
     trl_http_rec_ctx(r, &cx);
     cx.acc = &acc;
-    struct trl_buf probe;
-    trl_buf_init(&probe);
-    uint64_t ver;
-    int rc = trl_rec_get(t, &cx, ty, info->record, NULL, &ver, &probe);
-    trl_buf_free(&probe);
+    int rc = trl_rec_visible(t, &cx, ty, info->record);
     trl_diag_reset(&r->d);
     return rc == TRL_ENOTFOUND || rc == TRL_EFORBIDDEN ? TRL_ENOTFOUND : rc;
 }
@@ -290,11 +286,7 @@ void trl_http_record_approvals(struct req *r)
     if (trl_http_read_begin(r, &t)) return;
     struct trl_rec_ctx cx;
     trl_http_rec_ctx(r, &cx);
-    struct trl_buf probe;
-    trl_buf_init(&probe);
-    uint64_t ver;
-    int rc = trl_rec_get(t, &cx, r->ty, r->id, NULL, &ver, &probe);
-    trl_buf_free(&probe);
+    int rc = trl_rec_visible(t, &cx, r->ty, r->id);
     if (!rc) rc = trl_appr_record_json(t, r->ty->name, r->id, &r->out);
     trl_txn_end(t);
     if (rc) return trl_http_fail_d(r, rc);
@@ -362,10 +354,7 @@ void trl_http_groups_route(struct req *r, const char *name)
     if (!trl_http_admin_only(r)) return;
     if (!trl_http_check_args(r, (const char *const[]){NULL})) return;
     if (!*name) {
-        if (strcmp(r->method, "GET") != 0) {
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-        }
+        if (!trl_http_method(r, "GET")) return;
         struct trl_txn *t;
         if (trl_http_read_begin(r, &t)) return;
         int rc = trl_buf_adds(&r->out, "{\"items\":") ? TRL_ENOMEM : 0;

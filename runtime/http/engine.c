@@ -70,10 +70,7 @@ void trl_http_meta_calendars(struct req *r, const char *name)
     const char *m = r->method;
     if (!trl_http_check_args(r, (const char *const[]){NULL})) return;
     if (!*name || strcmp(m, "GET") == 0) {
-        if (strcmp(m, "GET") != 0) {
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-        }
+        if (!trl_http_method(r, "GET")) return;
         struct trl_txn *t;
         if (trl_http_read_begin(r, &t)) return;
         int rc;

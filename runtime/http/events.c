@@ -101,6 +101,9 @@ static void wake(struct trl_server *s, int64_t due_ms)
 
 void trl_http_events_wake(struct trl_server *s)
 {
+    /* Nothing to wake: a stream counts itself before its first read, so it cannot miss a batch
+     * committed before that read. */
+    if (!atomic_load(&s->n_streams)) return;
     /* One wake per committed batch is enough: every job of it committed before the first done. */
     uint64_t batches, jobs;
     trl_store_writer_stats(s->store, &batches, &jobs);
@@ -364,15 +367,9 @@ static void stream_free(void *cls)
 /* A change sequence: 0 to 2^63-1 in decimal digits. */
 static bool parse_seq(const char *s, uint64_t *out)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 19) return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v > INT64_MAX) return false;
-    *out = v;
+    int64_t v;
+    if (s[0] == '-' || trl_parse_i64(s, strlen(s), &v)) return false;
+    *out = (uint64_t)v;
     return true;
 }
 

@@ -108,10 +108,7 @@ void trl_http_meta_hooks(struct req *r, const char *rest)
 {
     const struct trl_wf_set *ws = r->wfs;
     if (!*rest) {
-        if (strcmp(r->method, "GET") != 0) {
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-        }
+        if (!trl_http_method(r, "GET")) return;
         trl_buf_adds(&r->out, "{\"items\":[");
         for (size_t i = 0; ws && i < ws->nhooks; i++) {
             const char *k = ws->hooks[i].key;
@@ -179,7 +176,7 @@ static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
-static int run_endpoint(struct req *r, struct trl_txn *t, struct trl_hooks_bind *hb)
+static int run_endpoint(struct req *r, struct trl_txn *t)
 {
     char app[64];
     const char *name = strchr(r->type_name, '/') + 1;
@@ -195,10 +192,9 @@ static int run_endpoint(struct req *r, struct trl_txn *t, struct trl_hooks_bind 
     struct trl_hooks_http_resp rs = {.status = 200};
     trl_buf_init(&rs.body);
     struct trl_rec_ctx cx;
-    trl_http_rec_ctx(r, &cx);
-    cx.ev = &hb->ev;
+    trl_http_rec_ctx(r, &cx); /* binds r->hb read-only for a GET; a write job has bound it */
     cx.acc = NULL; /* the endpoint's own reads and writes compute the caller's rights per type */
-    int rc = trl_hooks_endpoint(hb, t, &cx, app, &rq, &rs);
+    int rc = trl_hooks_endpoint(&r->hb, t, &cx, app, &rq, &rs);
     if (rc == TRL_EMETHOD) snprintf(r->allow, sizeof(r->allow), "%s", rs.allow);
     if (!rc) {
         trl_buf_clear(&r->out);
@@ -208,11 +204,6 @@ static int run_endpoint(struct req *r, struct trl_txn *t, struct trl_hooks_bind 
     }
     trl_buf_free(&rs.body);
     return rc;
-}
-
-static int exec_endpoint(struct req *r, struct trl_txn *t)
-{
-    return run_endpoint(r, t, &r->hb);
 }
 
 void trl_http_app_endpoint(struct req *r, const char *rest)
@@ -229,29 +220,15 @@ void trl_http_app_endpoint(struct req *r, const char *rest)
         return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
     sprintf(r->type_name, "%.*s/%s", (int)al, rest, name);
     r->ty = NULL;
-    if (r->body.len) {
-        struct trl_diag jd;
-        trl_diag_init(&jd);
-        if (trl_json_check(r->body.data, r->body.len, 64, &jd)) {
-            trl_diag_set(&r->d, TRL_EJSON, "the body is not valid JSON: %s", jd.message);
-            trl_diag_zh(&r->d, "请求体不是有效的 JSON:%s", jd.message);
-            trl_diag_reset(&jd);
-            return trl_http_problem(r);
-        }
-        trl_diag_reset(&jd);
-    }
+    if (r->body.len && !trl_http_body_json(r, 64)) return;
     if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) {
         /* Reads run here, in a read txn; the endpoint's writes are refused. */
         struct trl_txn *t;
         if (trl_http_read_begin(r, &t)) return;
-        struct trl_hooks_bind hb;
-        trl_hooks_bind_init(&hb, r->srv->hooks, r->cat, r->wfs);
-        hb.read_only = true;
-        int rc = run_endpoint(r, t, &hb);
-        trl_hooks_bind_done(&hb);
+        int rc = run_endpoint(r, t);
         trl_txn_end(t);
         if (rc) return trl_http_fail_d(r, rc);
         return;
     }
-    trl_http_queue_write(r, exec_endpoint, false);
+    trl_http_queue_write(r, run_endpoint, false);
 }

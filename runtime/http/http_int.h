@@ -206,6 +206,10 @@ void trl_http_queue_write(struct req *r, write_exec_fn exec, bool barrier);
 void trl_http_rec_ctx(struct req *r, struct trl_rec_ctx *cx);
 bool trl_http_parse_id(const char *s, size_t n, uint64_t *id);
 bool trl_http_admin_only(struct req *r);
+/* True when the body is valid JSON (trl_json_check to max_depth); else answers 400 and false. */
+bool trl_http_body_json(struct req *r, int max_depth);
+/* True when the request's method is method, else answers 405 with Allow and false. */
+bool trl_http_method(struct req *r, const char *method);
 /* Runs fn when the request's method is method, else answers 405 with Allow. */
 void trl_http_one_method(struct req *r, const char *method, void (*fn)(struct req *));
 

@@ -1,9 +1,25 @@
 /* problem.c — RFC 9457 problem+json responses, and request bodies into struct trl_input. */
 #include "http_int.h"
 
+#include "codec/codec.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+bool trl_http_body_json(struct req *r, int max_depth)
+{
+    struct trl_diag jd;
+    trl_diag_init(&jd);
+    bool ok = trl_json_check(r->body.data ? r->body.data : "", r->body.len, max_depth, &jd) == 0;
+    if (!ok) {
+        trl_diag_set(&r->d, TRL_EJSON, "the body is not valid JSON: %s", jd.message);
+        trl_diag_zh(&r->d, "请求体不是有效的 JSON:%s", jd.message);
+        trl_http_problem(r);
+    }
+    trl_diag_reset(&jd);
+    return ok;
+}
 
 void trl_http_problem(struct req *r)
 {

@@ -113,20 +113,23 @@ static int load_report(struct req *r, const char *name, struct trl_report **out)
     return 0;
 }
 
+/* The stored reports or dashboards, with their labels. */
+static void list_defs(struct req *r, bool report)
+{
+    struct trl_txn *t;
+    if (trl_http_read_begin(r, &t)) return;
+    int rc = report ? trl_report_list(t, &r->out) : trl_dashboard_list(t, &r->out);
+    trl_txn_end(t);
+    if (rc) return trl_http_fail_d(r, rc);
+    trl_http_ok(r, 200);
+}
+
 /* GET /api/v1/reports[/{name}], POST /api/v1/reports/run */
 void trl_http_reports_route(struct req *r, const char *rest)
 {
     if (!*rest) {
-        if (strcmp(r->method, "GET") != 0) {
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-        }
-        struct trl_txn *t;
-        if (trl_http_read_begin(r, &t)) return;
-        int rc = trl_report_list(t, &r->out);
-        trl_txn_end(t);
-        if (rc) return trl_http_fail_d(r, rc);
-        return trl_http_ok(r, 200);
+        if (trl_http_method(r, "GET")) list_defs(r, true);
+        return;
     }
     if (strcmp(rest, "run") == 0) {
         if (strcmp(r->method, "POST") != 0) {
@@ -135,14 +138,7 @@ void trl_http_reports_route(struct req *r, const char *rest)
                                  "请用 POST 提交报表定义");
         }
         if (!trl_http_admin_only(r)) return;
-        struct trl_diag jd;
-        trl_diag_init(&jd);
-        if (trl_json_check(r->body.data ? r->body.data : "", r->body.len, 32, &jd)) {
-            trl_diag_set(&r->d, TRL_EJSON, "the body is not valid JSON: %s", jd.message);
-            trl_diag_reset(&jd);
-            return trl_http_problem(r);
-        }
-        trl_diag_reset(&jd);
+        if (!trl_http_body_json(r, 32)) return;
         struct trl_report *rep = NULL;
         if (trl_report_parse(r->cat, r->wfs, r->body.data, r->body.len, &rep, &r->d))
             return trl_http_problem(r);
@@ -150,10 +146,7 @@ void trl_http_reports_route(struct req *r, const char *rest)
         trl_report_free(rep);
         return;
     }
-    if (strcmp(r->method, "GET") != 0) {
-        snprintf(r->allow, sizeof(r->allow), "GET");
-        return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-    }
+    if (!trl_http_method(r, "GET")) return;
     struct trl_report *rep = NULL;
     if (load_report(r, rest, &rep)) return;
     run_report(r, rep);
@@ -163,10 +156,7 @@ void trl_http_reports_route(struct req *r, const char *rest)
 /* GET /api/v1/dashboards/{name} */
 void trl_http_dashboards_route(struct req *r, const char *name)
 {
-    if (strcmp(r->method, "GET") != 0) {
-        snprintf(r->allow, sizeof(r->allow), "GET");
-        return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-    }
+    if (!trl_http_method(r, "GET")) return;
     struct qparams q;
     struct trl_report_run run;
     run_of(r, &q, &run);
@@ -231,16 +221,8 @@ void trl_http_meta_reports(struct req *r, const char *name, bool report)
 {
     const char *kind = report ? "report" : "dashboard";
     if (!*name) {
-        if (strcmp(r->method, "GET") != 0) {
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-        }
-        struct trl_txn *t;
-        if (trl_http_read_begin(r, &t)) return;
-        int rc = report ? trl_report_list(t, &r->out) : trl_dashboard_list(t, &r->out);
-        trl_txn_end(t);
-        if (rc) return trl_http_fail_d(r, rc);
-        return trl_http_ok(r, 200);
+        if (trl_http_method(r, "GET")) list_defs(r, report);
+        return;
     }
     if (!trl_def_ident(name))
         return trl_http_fail(r, TRL_ENOTFOUND, "name", "no such definition", "不存在该定义");
@@ -263,14 +245,7 @@ void trl_http_meta_reports(struct req *r, const char *name, bool report)
     snprintf(r->type_name, nl + 3, "%c:%s", report ? 'r' : 'd', name);
     r->ty = NULL;
     if (strcmp(r->method, "PUT") == 0) {
-        struct trl_diag jd;
-        trl_diag_init(&jd);
-        if (trl_json_check(r->body.data ? r->body.data : "", r->body.len, 32, &jd)) {
-            trl_diag_set(&r->d, TRL_EJSON, "the body is not valid JSON: %s", jd.message);
-            trl_diag_reset(&jd);
-            return trl_http_problem(r);
-        }
-        trl_diag_reset(&jd);
+        if (!trl_http_body_json(r, 32)) return;
         return trl_http_queue_write(r, exec_put, true);
     }
     if (strcmp(r->method, "DELETE") == 0) return trl_http_queue_write(r, exec_delete, true);

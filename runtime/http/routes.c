@@ -541,7 +541,8 @@ static void records_csv(struct req *r, struct trl_list_opts *o)
     trl_buf_init(&page);
     trl_buf_init(&csv);
     o->limit = 1000;
-    o->count_exact = true;
+    int64_t max = r->srv->o.export_max_rows ? r->srv->o.export_max_rows : 100000, rows = 0;
+    bool too_many = false;
     char *cursor = NULL;
     int rc = trl_buf_adds(&csv, "\xEF\xBB\xBF");
     for (size_t i = 0; i < ncols && !rc; i++) {
@@ -551,7 +552,6 @@ static void records_csv(struct req *r, struct trl_list_opts *o)
         rc = (i && trl_buf_addc(&csv, ',')) || trl_buf_add_csv(&csv, l, strlen(l));
     }
     if (!rc) rc = trl_buf_adds(&csv, "\r\n");
-    bool first = true;
     while (!rc) {
         trl_buf_clear(&page);
         o->cursor = cursor;
@@ -561,32 +561,22 @@ static void records_csv(struct req *r, struct trl_list_opts *o)
             rc = TRL_ENOMEM;
             break;
         }
-        if (first) {
-            const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(j, "count");
-            int64_t max = r->srv->o.export_max_rows ? r->srv->o.export_max_rows : 100000;
-            double rows = cJSON_IsNumber(cnt) ? cnt->valuedouble : 0;
-            if (rows > (double)max) {
-                cJSON_Delete(j);
-                trl_diag_set(&r->d, TRL_EQUERY,
-                             "the export would have %.0f rows, more than %lld: narrow the filter",
-                             rows, (long long)max);
-                trl_diag_zh(&r->d, "导出将有 %.0f 行,超过 %lld 行:请缩小筛选范围", rows,
-                            (long long)max);
-                trl_diag_field(&r->d, "filter");
-                rc = TRL_EQUERY;
-                break;
-            }
-            o->count_exact = false;
-            first = false;
-        }
         const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
         for (const cJSON *it = cJSON_IsArray(items) ? items->child : NULL; it && !rc;
              it = it->next) {
+            if (++rows > max) {
+                too_many = true; /* counted below */
+                break;
+            }
             for (size_t i = 0; i < ncols && !rc; i++)
                 rc = (i && trl_buf_addc(&csv, ',')) ||
                      csv_value(&csv, &cols[i], cJSON_GetObjectItemCaseSensitive(it, cols[i].key), w,
                                zh);
             if (!rc) rc = trl_buf_adds(&csv, "\r\n");
+        }
+        if (too_many) {
+            cJSON_Delete(j);
+            break;
         }
         const cJSON *next = cJSON_GetObjectItemCaseSensitive(j, "next_cursor");
         free(cursor);
@@ -594,6 +584,28 @@ static void records_csv(struct req *r, struct trl_list_opts *o)
         if (cJSON_IsString(next) && !cursor) rc = TRL_ENOMEM;
         cJSON_Delete(j);
         if (!cursor) break;
+    }
+    if (!rc && too_many) {
+        /* Refused before anything is sent, with the exact number of rows it would have. */
+        uint64_t n = 0;
+        trl_buf_clear(&page);
+        o->cursor = NULL;
+        o->limit = 1;
+        o->count_exact = true;
+        rc = trl_rec_list(t, &cx, r->ty, o, &page);
+        cJSON *j = rc ? NULL : cJSON_ParseWithLength(page.data, page.len);
+        const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(j, "count");
+        if (cJSON_IsNumber(cnt)) n = (uint64_t)cnt->valuedouble;
+        cJSON_Delete(j);
+        if (!rc) {
+            trl_diag_set(&r->d, TRL_EQUERY,
+                         "the export would have %llu rows, more than %lld: narrow the filter",
+                         (unsigned long long)n, (long long)max);
+            trl_diag_zh(&r->d, "导出将有 %llu 行,超过 %lld 行:请缩小筛选范围",
+                        (unsigned long long)n, (long long)max);
+            trl_diag_field(&r->d, "filter");
+            rc = TRL_EQUERY;
+        }
     }
     trl_txn_end(t);
     free(cursor);
@@ -859,14 +871,20 @@ static bool prepare_body_write(struct req *r)
 }
 
 /* Runs fn when the request's method is method, else answers 405 with Allow. */
-void trl_http_one_method(struct req *r, const char *method, void (*fn)(struct req *))
+bool trl_http_method(struct req *r, const char *method)
 {
-    if (strcmp(r->method, method) == 0) return fn(r);
+    if (strcmp(r->method, method) == 0) return true;
     snprintf(r->allow, sizeof(r->allow), "%s", method);
     char en[64], zh[64];
     snprintf(en, sizeof(en), "use %s here", method);
     snprintf(zh, sizeof(zh), "此处只支持 %s", method);
     trl_http_fail(r, TRL_EMETHOD, "", en, zh);
+    return false;
+}
+
+void trl_http_one_method(struct req *r, const char *method, void (*fn)(struct req *))
+{
+    if (trl_http_method(r, method)) fn(r);
 }
 
 static void route_records(struct req *r, const char *rest)
@@ -970,10 +988,7 @@ static void meta_types(struct req *r, const char *name)
 {
     const char *m = r->method;
     if (!*name) {
-        if (strcmp(m, "GET") != 0) {
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-        }
+        if (!trl_http_method(r, "GET")) return;
         trl_buf_adds(&r->out, "{\"items\":[");
         for (size_t i = 0; i < r->cat->ntypes; i++) {
             const struct trl_type *ty = r->cat->types[i];
@@ -994,14 +1009,7 @@ static void meta_types(struct req *r, const char *name)
     r->type_name = strdup(name);
     if (!r->type_name) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
     if (strcmp(m, "PUT") == 0) {
-        struct trl_diag jd;
-        trl_diag_init(&jd);
-        if (trl_json_check(r->body.data ? r->body.data : "", r->body.len, 64, &jd)) {
-            trl_diag_set(&r->d, TRL_EJSON, "the body is not valid JSON: %s", jd.message);
-            trl_diag_reset(&jd);
-            return trl_http_problem(r);
-        }
-        trl_diag_reset(&jd);
+        if (!trl_http_body_json(r, 64)) return;
         r->ty = NULL; /* PUT creates the type when it does not exist */
         return queue_write(r, exec_put_type, true);
     }
@@ -1040,10 +1048,7 @@ static void meta_workflows(struct req *r, const char *name)
 {
     const char *m = r->method;
     if (!*name) {
-        if (strcmp(m, "GET") != 0) {
-            snprintf(r->allow, sizeof(r->allow), "GET");
-            return trl_http_fail(r, TRL_EMETHOD, "", "use GET here", "此处只支持 GET");
-        }
+        if (!trl_http_method(r, "GET")) return;
         trl_buf_adds(&r->out, "{\"items\":[");
         for (size_t i = 0; r->wfs && i < r->wfs->n; i++) {
             if (i) trl_buf_addc(&r->out, ',');
@@ -1643,15 +1648,8 @@ static void only_get(struct req *r, void (*fn)(struct req *))
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Authentication: a Bearer API token (issue 3 adds cookie sessions). Fills r->who.
+ * Authentication: a Bearer API token or a session cookie. Fills r->who.
  */
-static bool has_role(const char (*roles)[64], size_t n, const char *role)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(roles[i], role) == 0) return true;
-    return false;
-}
-
 static void audit_async(struct req *r, const char *action, const char *target, const char *detail);
 
 #define SESSION_COOKIE "trellis_session"
@@ -1664,22 +1662,6 @@ static const char *cookie_name(const struct req *r)
 }
 #define SESSION_IDLE_MS     (30LL * 60 * 1000)   /* 30 minutes without a request */
 #define SESSION_ABSOLUTE_MS (12LL * 3600 * 1000) /* 12 hours in all */
-
-static void fill_who(struct trl_principal *who, const struct trl_user *u, const char (*roles)[64],
-                     size_t nroles)
-{
-    snprintf(who->user, sizeof(who->user), "%s", u->name);
-    snprintf(who->org, sizeof(who->org), "%s", u->org);
-    snprintf(who->region, sizeof(who->region), "%s", u->region);
-    snprintf(who->role, sizeof(who->role), "%s", nroles ? roles[0] : "");
-    who->nroles = 0;
-    for (size_t i = 0; i < nroles && i < 16; i++)
-        snprintf(who->roles[who->nroles++], 64, "%s", roles[i]);
-    who->nskills = 0;
-    for (size_t i = 0; i < u->nskills && i < 32; i++)
-        snprintf(who->skills[who->nskills++], 64, "%s", u->skills[i]);
-    who->admin = has_role(roles, nroles, "admin");
-}
 
 /* The caller behind a credential as of now, filled into who: a Bearer token's secret (bearer:
  * the token's roles) or a session cookie's secret (the user's roles); the user's groups either
@@ -1698,9 +1680,9 @@ static int credential_who(struct trl_txn *t, int64_t now, bool bearer, const cha
     if (!rc) rc = trl_auth_user_groups(t, u.name, who->groups, 16, &who->ngroups);
     if (rc) return rc;
     if (bearer)
-        fill_who(who, &u, (const char(*)[64])tok->roles, tok->nroles);
+        trl_auth_principal(&u, (const char(*)[64])tok->roles, tok->nroles, who);
     else
-        fill_who(who, &u, (const char(*)[64])u.roles, u.nroles);
+        trl_auth_principal(&u, (const char(*)[64])u.roles, u.nroles, who);
     return 0;
 }
 

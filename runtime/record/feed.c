@@ -3,6 +3,8 @@
  * the same helpers), so a change reaches exactly the callers who could read it in the history. */
 #include "record_int.h"
 
+#include "codec/codec.h"
+
 #include <string.h>
 
 int trl_rec_log_last(struct trl_txn *t, uint64_t *seq)
@@ -63,80 +65,9 @@ bool trl_rec_hist_visible(const struct trl_rec_ctx *cx, const struct trl_type *t
 
 /* ---------------------------------------------------------------------------------------------
  * History events are JSON objects that history.c writes (no insignificant whitespace, members
- * in a fixed order, "changes" last); the scanner below still accepts whitespace, and refuses
+ * in a fixed order, "changes" last); trl_json_each_member still accepts whitespace, and refuses
  * anything it cannot follow as TRL_ECORRUPT rather than guessing.
  */
-static const char *skip_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-/* The end of the string literal starting at p ('"'), or NULL. */
-static const char *skip_string(const char *p, const char *end)
-{
-    for (p++; p < end; p++) {
-        if (*p == '\\')
-            p++;
-        else if (*p == '"')
-            return p + 1;
-    }
-    return NULL;
-}
-
-/* The end of the JSON value starting at p, or NULL. */
-static const char *skip_value(const char *p, const char *end)
-{
-    if (p >= end) return NULL;
-    if (*p == '"') return skip_string(p, end);
-    if (*p == '{' || *p == '[') {
-        int depth = 0;
-        while (p < end) {
-            if (*p == '"') {
-                if (!(p = skip_string(p, end))) return NULL;
-                continue;
-            }
-            if (*p == '{' || *p == '[') depth++;
-            if (*p == '}' || *p == ']') {
-                if (--depth == 0) return p + 1;
-            }
-            p++;
-        }
-        return NULL;
-    }
-    const char *s = p;
-    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n')
-        p++;
-    return p > s ? p : NULL;
-}
-
-/* Calls fn for each member of the object at [p, end): key (with its quotes) and raw value. */
-static int each_member(const char *p, const char *end,
-                       int (*fn)(void *ud, const char *k, size_t kn, const char *v, size_t vn),
-                       void *ud)
-{
-    p = skip_ws(p, end);
-    if (p >= end || *p != '{') return TRL_ECORRUPT;
-    p = skip_ws(p + 1, end);
-    if (p < end && *p == '}') return 0;
-    while (p < end) {
-        const char *k = p, *ke = *p == '"' ? skip_string(p, end) : NULL;
-        if (!ke) return TRL_ECORRUPT;
-        p = skip_ws(ke, end);
-        if (p >= end || *p != ':') return TRL_ECORRUPT;
-        const char *v = skip_ws(p + 1, end), *ve = skip_value(v, end);
-        if (!ve) return TRL_ECORRUPT;
-        int rc = fn(ud, k, (size_t)(ke - k), v, (size_t)(ve - v));
-        if (rc) return rc;
-        p = skip_ws(ve, end);
-        if (p < end && *p == '}') return 0;
-        if (p >= end || *p != ',') return TRL_ECORRUPT;
-        p = skip_ws(p + 1, end);
-    }
-    return TRL_ECORRUPT;
-}
-
 struct changes_filter {
     const struct trl_rec_ctx *cx;
     const struct trl_type *ty;
@@ -184,7 +115,7 @@ static int event_member(void *ud, const char *k, size_t kn, const char *v, size_
     if (!key_is(k, kn, "changes")) return trl_buf_add(out, v, vn) ? TRL_ENOMEM : 0;
     m->cf.kept = 0;
     if (trl_buf_addc(out, '{')) return TRL_ENOMEM;
-    int rc = each_member(v, v + vn, change_member, &m->cf);
+    int rc = trl_json_each_member(v, vn, change_member, &m->cf);
     if (!rc && trl_buf_addc(out, '}')) rc = TRL_ENOMEM;
     return rc;
 }
@@ -200,7 +131,7 @@ int trl_rec_hist_members(const struct trl_rec_ctx *cx, const struct trl_type *ty
                         .action_n = action_n};
     if (action && action_n) action[0] = 0;
     size_t len = out->len;
-    int rc = each_member(ev, ev + n, event_member, &m);
+    int rc = trl_json_each_member(ev, n, event_member, &m);
     if (rc && out->data) out->data[out->len = len] = 0;
     return rc;
 }

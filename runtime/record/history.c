@@ -1,7 +1,8 @@
 /* history.c — the hash-chained history, the change log, idempotency keys and `trellis check`. */
 #include "record_int.h"
 
-#include <cjson/cJSON.h>
+#include "codec/codec.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,12 +72,56 @@ int trl_rec_hist_append(struct trl_txn *t, const struct trl_rec_ctx *cx, const s
     return trl_txn_put(t, TRL_DB_LOG, lb, 8, le, 16, TRL_PUT_APPEND);
 }
 
+/* Calls fn for each event of record id in order (the chain head skipped): its hash (32 bytes)
+ * and its JSON text. Stops at fn's first non-zero result and returns it. */
+static int hist_each(struct trl_txn *t, const struct trl_type *ty, uint64_t id,
+                     int (*fn)(void *ud, const unsigned char *hash, const char *ev, size_t n),
+                     void *ud)
+{
+    unsigned char pre[12];
+    trl_rec_key(pre, ty->id, id);
+    struct trl_cursor *c = NULL;
+    int rc = trl_cursor_open(t, TRL_DB_HIST, &c);
+    if (rc) return rc;
+    int mv;
+    for (mv = trl_cursor_seek(c, pre, 12); mv == 0 && !rc; mv = trl_cursor_next(c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(c, &k, &v);
+        if (k.n != 16 || memcmp(k.p, pre, 12) != 0) break;
+        if (trl_get_u32be((const unsigned char *)k.p + 12) == 0) continue; /* head */
+        if (v.n < 34) {
+            rc = TRL_ECORRUPT;
+            break;
+        }
+        rc = fn(ud, v.p, (const char *)v.p + 32, v.n - 32);
+    }
+    trl_cursor_close(c);
+    if (mv && mv != TRL_ENOTFOUND && !rc) rc = mv;
+    return rc;
+}
+
+struct hist_out {
+    const struct trl_rec_ctx *cx;
+    const struct trl_type *ty;
+    struct trl_buf *out;
+    size_t n;
+};
+
+/* One event as the caller may see it, with its hash added. */
+static int hist_item(void *ud, const unsigned char *hash, const char *ev, size_t n)
+{
+    struct hist_out *h = ud;
+    char hex[65];
+    trl_hex(hash, 32, hex);
+    int rc = trl_buf_adds(h->out, h->n++ ? ",{" : "{");
+    if (!rc) rc = trl_rec_hist_members(h->cx, h->ty, ev, n, false, false, NULL, 0, h->out);
+    if (!rc) rc = trl_buf_printf(h->out, ",\"hash\":\"%s\"}", hex);
+    return rc;
+}
+
 int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
                     uint64_t id, struct trl_buf *out)
 {
-    struct trl_cursor *c = NULL;
-    unsigned char pre[12];
-    trl_rec_key(pre, ty->id, id);
     if (cx->acc && !(cx->acc->read & TRL_SCOPE_ALL)) {
         /* The history of a record is as visible as the record; a deleted one only to callers
          * who may read every row. */
@@ -91,33 +136,10 @@ int trl_rec_history(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
             return TRL_ENOTFOUND;
         }
     }
-    int rc = trl_cursor_open(t, TRL_DB_HIST, &c);
-    if (rc) return rc;
-    size_t n = 0;
-    rc = trl_buf_adds(out, "{\"items\":[");
-    int mv;
-    for (mv = trl_cursor_seek(c, pre, 12); mv == 0 && !rc; mv = trl_cursor_next(c)) {
-        struct trl_slice k, v;
-        trl_cursor_get(c, &k, &v);
-        if (k.n != 16 || memcmp(k.p, pre, 12) != 0) break;
-        if (trl_get_u32be((const unsigned char *)k.p + 12) == 0) continue; /* head */
-        if (v.n < 34) {
-            rc = TRL_ECORRUPT;
-            break;
-        }
-        char hex[65];
-        trl_hex(v.p, 32, hex);
-        /* The event as the caller may see it, with its hash added. */
-        rc = trl_buf_adds(out, n ? ",{" : "{");
-        if (!rc)
-            rc = trl_rec_hist_members(cx, ty, (const char *)v.p + 32, v.n - 32, false, false, NULL,
-                                      0, out);
-        if (!rc) rc = trl_buf_printf(out, ",\"hash\":\"%s\"}", hex);
-        n++;
-    }
-    trl_cursor_close(c);
-    if (mv && mv != TRL_ENOTFOUND && !rc) rc = mv;
-    if (!rc && n == 0) {
+    struct hist_out h = {cx, ty, out, 0};
+    int rc = trl_buf_adds(out, "{\"items\":[");
+    if (!rc) rc = hist_each(t, ty, id, hist_item, &h);
+    if (!rc && h.n == 0) {
         trl_diag_set(cx->d, TRL_ENOTFOUND, "no %s with id %llu", ty->name, (unsigned long long)id);
         trl_diag_zh(cx->d, "不存在 ID 为 %llu 的 %s", (unsigned long long)id, ty->name);
         return TRL_ENOTFOUND;
@@ -309,17 +331,9 @@ struct orgcnt {
     size_t cap, n;
 };
 
-static uint64_t bytes_hash(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
-}
-
 static size_t orgcnt_find(const struct orgcnt *m, const char *k, size_t n)
 {
-    size_t j = bytes_hash(k, n) & (m->cap - 1);
+    size_t j = trl_fnv1a(TRL_FNV1A_INIT, k, n) & (m->cap - 1);
     while (m->key[j] && !(m->klen[j] == n && memcmp(m->key[j], k, n) == 0))
         j = (j + 1) & (m->cap - 1);
     return j;
@@ -388,10 +402,10 @@ static int check_org_counters(struct checker *ck, const struct trl_type *ty)
             size_t n = trl_rec_index_entries(ty, &r, e, cap);
             for (size_t i = 0; i < n && !rc; i++) {
                 if (!e[i].counted) continue;
-                rc = trl_rec_org_cnt_key(&k, trl_index_id(ty, e[i].col), &r.org, &e[i].v);
+                rc = trl_schema_org_cnt_key(&k, trl_index_id(ty, e[i].col), &r.org, &e[i].v);
                 if (!rc) rc = orgcnt_add(&m, k.data, k.len);
             }
-            if (!rc) rc = trl_rec_org_total_key(&k, ty->id, &r.org);
+            if (!rc) rc = trl_schema_org_total_key(&k, ty->id, &r.org);
             if (!rc) rc = orgcnt_add(&m, k.data, k.len);
         }
         trl_record_free(&r);
@@ -660,43 +674,52 @@ int trl_rec_check(struct trl_txn *t, const struct trl_catalog *cat, struct trl_b
     return ck.problems;
 }
 
+struct state_walk {
+    const struct trl_type *ty;
+    int (*fn)(void *ud, const char *state, int64_t at_ms);
+    void *ud;
+    const char *to; /* the "to" member's value text (with quotes), or NULL */
+    size_t to_n;
+};
+
+static int find_to(void *ud, const char *k, size_t kn, const char *v, size_t vn)
+{
+    struct state_walk *w = ud;
+    if (kn != 4 || memcmp(k, "\"to\"", 4) != 0) return 0;
+    w->to = v;
+    w->to_n = vn;
+    return 1; /* found: stop */
+}
+
+static int state_event(void *ud, const unsigned char *hash, const char *ev, size_t evn)
+{
+    (void)hash;
+    struct state_walk *w = ud;
+    /* {"seq":N,"at":"<24 bytes>","actor":...,"action":"<name>",... (history.c writes it) */
+    const char *at = memmem(ev, evn < 40 ? evn : 40, "\"at\":\"", 6);
+    const char *act = memmem(ev, evn, "\"action\":\"", 10);
+    int64_t at_ms;
+    if (!at || !act || trl_datetime_parse(at + 6, 24, &at_ms)) return 0;
+    act += 10;
+    size_t left = evn - (size_t)(act - ev);
+    if (left > 7 && memcmp(act, "create\"", 7) == 0)
+        return w->fn(w->ud, w->ty->initial_state ? w->ty->initial_state : "", at_ms);
+    if (left <= 11 || memcmp(act, "transition\"", 11) != 0) return 0;
+    /* Transitions say where they went: the "to" member, a state name (no escapes). */
+    w->to = NULL;
+    if (trl_json_each_member(ev, evn, find_to, w) != 1 || w->to_n < 2 || w->to[0] != '"' ||
+        memchr(w->to, '\\', w->to_n))
+        return 0;
+    char state[64];
+    if (w->to_n - 2 >= sizeof(state)) return 0;
+    memcpy(state, w->to + 1, w->to_n - 2);
+    state[w->to_n - 2] = 0;
+    return w->fn(w->ud, state, at_ms);
+}
+
 int trl_rec_state_walk(struct trl_txn *t, const struct trl_type *ty, uint64_t id,
                        int (*fn)(void *ud, const char *state, int64_t at_ms), void *ud)
 {
-    unsigned char pre[12];
-    trl_rec_key(pre, ty->id, id);
-    struct trl_cursor *c = NULL;
-    int rc = trl_cursor_open(t, TRL_DB_HIST, &c);
-    if (rc) return rc;
-    int mv;
-    for (mv = trl_cursor_seek(c, pre, 12); mv == 0 && !rc; mv = trl_cursor_next(c)) {
-        struct trl_slice k, v;
-        trl_cursor_get(c, &k, &v);
-        if (k.n != 16 || memcmp(k.p, pre, 12) != 0) break;
-        if (trl_get_u32be((const unsigned char *)k.p + 12) == 0) continue; /* head */
-        if (v.n < 34) {
-            rc = TRL_ECORRUPT;
-            break;
-        }
-        const char *ev = (const char *)v.p + 32;
-        size_t evn = v.n - 32;
-        /* {"seq":N,"at":"<24 bytes>","actor":...,"action":"<name>",... (history.c writes it) */
-        const char *at = memmem(ev, evn < 40 ? evn : 40, "\"at\":\"", 6);
-        const char *act = memmem(ev, evn, "\"action\":\"", 10);
-        int64_t at_ms;
-        if (!at || !act || trl_datetime_parse(at + 6, 24, &at_ms)) continue;
-        act += 10;
-        size_t left = evn - (size_t)(act - ev);
-        if (left > 7 && memcmp(act, "create\"", 7) == 0) {
-            rc = fn(ud, ty->initial_state ? ty->initial_state : "", at_ms);
-        } else if (left > 11 && memcmp(act, "transition\"", 11) == 0) {
-            /* Transitions say where they went ("to"): parse those events only. */
-            cJSON *j = cJSON_ParseWithLength(ev, evn);
-            const cJSON *to = cJSON_GetObjectItemCaseSensitive(j, "to");
-            if (cJSON_IsString(to)) rc = fn(ud, to->valuestring, at_ms);
-            cJSON_Delete(j);
-        }
-    }
-    trl_cursor_close(c);
-    return rc;
+    struct state_walk w = {.ty = ty, .fn = fn, .ud = ud};
+    return hist_each(t, ty, id, state_event, &w);
 }

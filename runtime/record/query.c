@@ -517,7 +517,7 @@ static bool scope_group(struct lister *l, struct trl_value *v, struct group_plan
         struct trl_buf ck;
         trl_buf_init(&ck);
         uint64_t c;
-        if (trl_rec_org_total_key(&ck, l->ty->id, v) == 0 &&
+        if (trl_schema_org_total_key(&ck, l->ty->id, v) == 0 &&
             trl_schema_counter_get(l->t, &ck, &c) == 0)
             gp->cost = c;
         trl_buf_free(&ck);

@@ -270,20 +270,6 @@ static bool value_eq(const struct trl_value *a, const struct trl_value *b)
     return true;
 }
 
-int trl_rec_org_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *org,
-                        const struct trl_value *v)
-{
-    return trl_schema_org_cnt_key(b, iid, org, v);
-}
-
-int trl_rec_org_total_key(struct trl_buf *b, uint32_t type_id, const struct trl_value *org)
-{
-    trl_buf_clear(b);
-    if (trl_buf_addc(b, 'p') || trl_buf_add_u32be(b, type_id) || trl_key_add_value(b, org))
-        return TRL_ENOMEM;
-    return 0;
-}
-
 /* Per-org counters, so that a partner's counts are O(1) too: ('o', iid, org, value) for each
  * counted column (state, enums) and ('p', type, org) for the records of an org. r is the record
  * written (or removed when !add), old its previous version (NULL on create and delete). */
@@ -303,25 +289,25 @@ static int org_counters(struct trl_txn *t, const struct trl_type *ty, const stru
             bool same = i < on && oe[i].col == e[i].col && value_eq(&oe[i].v, &e[i].v);
             if (same && !org_changed) continue;
             if (ohas && i < on) {
-                rc = trl_rec_org_cnt_key(k, iid, oorg, &oe[i].v);
+                rc = trl_schema_org_cnt_key(k, iid, oorg, &oe[i].v);
                 if (!rc) rc = trl_schema_counter_add(t, k, -1);
             }
             if (!rc && has) {
-                rc = trl_rec_org_cnt_key(k, iid, org, &e[i].v);
+                rc = trl_schema_org_cnt_key(k, iid, org, &e[i].v);
                 if (!rc) rc = trl_schema_counter_add(t, k, 1);
             }
         } else if (has) {
-            rc = trl_rec_org_cnt_key(k, iid, org, &e[i].v);
+            rc = trl_schema_org_cnt_key(k, iid, org, &e[i].v);
             if (!rc) rc = trl_schema_counter_add(t, k, add ? 1 : -1);
         }
     }
     if (!rc && !old && has) {
-        rc = trl_rec_org_total_key(k, ty->id, org);
+        rc = trl_schema_org_total_key(k, ty->id, org);
         if (!rc) rc = trl_schema_counter_add(t, k, add ? 1 : -1);
     } else if (!rc && org_changed) {
-        if (ohas && !(rc = trl_rec_org_total_key(k, ty->id, oorg)))
+        if (ohas && !(rc = trl_schema_org_total_key(k, ty->id, oorg)))
             rc = trl_schema_counter_add(t, k, -1);
-        if (!rc && has && !(rc = trl_rec_org_total_key(k, ty->id, org)))
+        if (!rc && has && !(rc = trl_schema_org_total_key(k, ty->id, org)))
             rc = trl_schema_counter_add(t, k, 1);
     }
     return rc;
@@ -1277,6 +1263,18 @@ int trl_rec_get(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct tr
     return rc;
 }
 
+int trl_rec_visible(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                    uint64_t id)
+{
+    struct trl_record r;
+    int rc = trl_rec_load(t, ty, id, NULL, &r);
+    if (rc == TRL_ENOTFOUND) return not_found(cx, ty, id);
+    if (rc) return rc;
+    bool in = trl_rec_in_scope(cx, ty, cx->acc ? cx->acc->read : TRL_SCOPE_ALL, &r);
+    trl_record_free(&r);
+    return in ? 0 : not_found(cx, ty, id);
+}
+
 int trl_rec_count(struct trl_txn *t, const struct trl_type *ty, uint64_t *n)
 {
     struct trl_buf k;
@@ -1294,7 +1292,7 @@ int trl_rec_count_value(struct trl_txn *t, const struct trl_type *ty, int col, c
     trl_buf_init(&k);
     uint32_t iid = trl_index_id(ty, (uint32_t)col);
     struct trl_value o = {.kind = TRL_V_BYTES, .s = org, .n = org ? strlen(org) : 0};
-    int rc = org ? trl_rec_org_cnt_key(&k, iid, &o, v) : trl_schema_cnt_key(&k, iid, v);
+    int rc = org ? trl_schema_org_cnt_key(&k, iid, &o, v) : trl_schema_cnt_key(&k, iid, v);
     if (!rc) rc = trl_schema_counter_get(t, &k, n);
     trl_buf_free(&k);
     return rc;
@@ -1338,7 +1336,7 @@ int trl_rec_count_org(struct trl_txn *t, const struct trl_type *ty, const char *
     struct trl_buf k;
     trl_buf_init(&k);
     struct trl_value o = {.kind = TRL_V_BYTES, .s = org, .n = strlen(org)};
-    int rc = trl_rec_org_total_key(&k, ty->id, &o);
+    int rc = trl_schema_org_total_key(&k, ty->id, &o);
     if (!rc) rc = trl_schema_counter_get(t, &k, n);
     trl_buf_free(&k);
     return rc;

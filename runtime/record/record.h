@@ -248,6 +248,10 @@ struct trl_rec_out {
     const char *expand; /* comma-separated ref fields to inline, NULL for none */
 };
 
+/* 0 when record id exists and lies in the caller's read scope, else TRL_ENOTFOUND (with the
+ * same problem as trl_rec_get), without rendering it. */
+int trl_rec_visible(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                    uint64_t id);
 /* Appends the JSON of record id to out; *version receives its version (ETag).
  * Returns 0, TRL_ENOTFOUND, TRL_ECORRUPT. */
 int trl_rec_get(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,

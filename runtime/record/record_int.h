@@ -61,9 +61,4 @@ int trl_rec_hist_members(const struct trl_rec_ctx *cx, const struct trl_type *ty
                          size_t n, bool omit_seq, bool lead_comma, char *action, size_t action_n,
                          struct trl_buf *out);
 
-/* Keys of the per-org counters (cnt): ('o', iid, org, value) and ('p', type, org). */
-int trl_rec_org_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *org,
-                        const struct trl_value *v);
-int trl_rec_org_total_key(struct trl_buf *b, uint32_t type_id, const struct trl_value *org);
-
 #endif

@@ -625,19 +625,11 @@ struct runner {
     uint64_t matched;
 };
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ULL;
-    return h;
-}
-
 static uint64_t value_hash(uint64_t h, const struct trl_value *v)
 {
-    h = fnv(h, &v->kind, sizeof(v->kind));
-    if (v->kind == TRL_V_INT) return fnv(h, &v->i, sizeof(v->i));
-    if (v->kind == TRL_V_BYTES) return fnv(h, v->s, v->n);
+    h = trl_fnv1a(h, &v->kind, sizeof(v->kind));
+    if (v->kind == TRL_V_INT) return trl_fnv1a(h, &v->i, sizeof(v->i));
+    if (v->kind == TRL_V_BYTES) return trl_fnv1a(h, v->s, v->n);
     return h;
 }
 
@@ -670,7 +662,7 @@ static int dset_add(struct dset *s, struct trl_arena *a, const void *p, size_t n
         free(s->hash), free(s->s), free(s->n);
         s->hash = nh, s->s = ns, s->n = nn, s->cap = nc;
     }
-    uint64_t h = fnv(1469598103934665603ULL, p, n);
+    uint64_t h = trl_fnv1a(TRL_FNV1A_INIT, p, n);
     size_t j = h & (s->cap - 1);
     while (s->s[j]) {
         if (s->hash[j] == h && s->n[j] == n && memcmp(s->s[j], p, n) == 0) return 0;
@@ -749,7 +741,7 @@ static int group_value(struct runner *g, size_t k, const struct trl_record *rec,
 
 static int find_row(struct runner *g, const struct trl_value *keys, struct row **out)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = TRL_FNV1A_INIT;
     for (size_t k = 0; k < g->r->ngroups; k++)
         h = value_hash(h, &keys[k]);
     if ((g->nrows + 1) * 2 > g->cap) {

@@ -89,6 +89,38 @@ int trl_meta_each(struct trl_txn *t, const char *kind,
     return rc == TRL_ENOTFOUND ? 0 : rc;
 }
 
+struct prune {
+    bool (*keep)(void *ud, const char *name);
+    void *ud;
+    struct trl_buf names; /* NUL-separated names to delete */
+};
+
+static int prune_collect(void *ud, const char *name, const char *json, size_t n)
+{
+    (void)json, (void)n;
+    struct prune *p = ud;
+    if (p->keep(p->ud, name)) return 0;
+    return trl_buf_add(&p->names, name, strlen(name) + 1) ? TRL_ENOMEM : 0;
+}
+
+int trl_meta_prune(struct trl_txn *t, const char *kind, bool (*keep)(void *ud, const char *name),
+                   int (*drop)(void *ud, struct trl_txn *t, const char *name), void *ud, size_t *n)
+{
+    /* The names first: deleting under a cursor's feet is not allowed. */
+    struct prune p = {.keep = keep, .ud = ud};
+    trl_buf_init(&p.names);
+    *n = 0;
+    int rc = trl_meta_each(t, kind, prune_collect, &p);
+    for (size_t off = 0; !rc && off < p.names.len; off += strlen(p.names.data + off) + 1) {
+        const char *name = p.names.data + off;
+        if (drop) rc = drop(ud, t, name);
+        if (!rc) rc = trl_meta_del(t, kind, name);
+        if (!rc) (*n)++;
+    }
+    trl_buf_free(&p.names);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Canonical JSON: known keys first in a fixed order, then the rest sorted; 2-space indent.
  */
@@ -1440,6 +1472,14 @@ int trl_schema_cnt_total_key(struct trl_buf *b, uint32_t type_id)
 {
     trl_buf_clear(b);
     if (trl_buf_addc(b, 't') || trl_buf_add_u32be(b, type_id)) return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_schema_org_total_key(struct trl_buf *b, uint32_t type_id, const struct trl_value *org)
+{
+    trl_buf_clear(b);
+    if (trl_buf_addc(b, 'p') || trl_buf_add_u32be(b, type_id) || trl_key_add_value(b, org))
+        return TRL_ENOMEM;
     return 0;
 }
 

@@ -157,6 +157,8 @@ int trl_schema_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *
 int trl_schema_org_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_value *org,
                            const struct trl_value *v);
 int trl_schema_cnt_total_key(struct trl_buf *b, uint32_t type_id);
+/* The per-org record count key of a type: ('p', type, org). */
+int trl_schema_org_total_key(struct trl_buf *b, uint32_t type_id, const struct trl_value *org);
 /* Reads a counter (0 when absent): 0, TRL_ECORRUPT, TRL_EIO. */
 int trl_schema_counter_get(struct trl_txn *t, const struct trl_buf *key, uint64_t *n);
 /* Adds delta to a counter; one that reaches 0 is deleted. 0 or a store error. */
@@ -187,6 +189,11 @@ int trl_meta_del(struct trl_txn *t, const char *kind, const char *name);
 /* Calls fn for each (name, json) of a kind in name order; stops on a non-zero return. */
 int trl_meta_each(struct trl_txn *t, const char *kind,
                   int (*fn)(void *ud, const char *name, const char *json, size_t n), void *ud);
+
+/* Deletes every definition of kind whose name keep(ud, name) refuses, calling drop (may be NULL)
+ * on each first (its error stops the pruning); *n receives how many went. */
+int trl_meta_prune(struct trl_txn *t, const char *kind, bool (*keep)(void *ud, const char *name),
+                   int (*drop)(void *ud, struct trl_txn *t, const char *name), void *ud, size_t *n);
 
 /* Canonical pretty JSON of a definition: 2-space indent, known keys first in a fixed order,
  * others sorted, "\n" at the end. Returns owned text (free()) or NULL with d set (invalid JSON). */
