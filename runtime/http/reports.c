@@ -52,65 +52,36 @@ static void run_of(struct req *r, struct qparams *q, struct trl_report_run *run)
                                    .lang = r->lang};
 }
 
-/* Runs a parsed report for the caller (their row scopes and field modes on its type) in a read
- * txn; answers JSON or CSV. */
-static void run_report(struct req *r, const struct trl_report *rep)
+/* Runs a report for the caller (their row scopes and field modes on its type) in one read txn:
+ * the stored report name, or rep when name is NULL. Answers JSON or CSV. */
+static void run_report(struct req *r, const char *name, const struct trl_report *rep)
 {
     struct qparams q;
     struct trl_report_run run;
     run_of(r, &q, &run);
     if (q.too_many)
         return trl_http_fail(r, TRL_EQUERY, "", "at most 32 parameters", "参数最多 32 个");
-    const struct trl_type *ty = trl_catalog_type(r->cat, trl_report_type(rep));
-    if (!ty)
-        return trl_http_fail(r, TRL_ENOTFOUND, "type", "the report's type no longer exists",
-                             "报表的记录类型已不存在");
-    unsigned char *modes = malloc(ty->nfields + 1);
-    if (!modes) return trl_http_fail(r, TRL_ENOMEM, "", "out of memory", "内存不足");
-    struct trl_access acc;
-    trl_rec_access(ty, &r->who, &acc, modes);
     struct trl_txn *t;
-    if (trl_http_read_begin(r, &t)) {
-        free(modes);
-        return;
+    if (trl_http_read_begin(r, &t)) return;
+    struct trl_report *loaded = NULL;
+    int rc = 0;
+    if (name) {
+        rc = trl_report_load(t, r->cat, r->wfs, name, &loaded, &r->d);
+        /* A stored definition that no longer fits the types: say what broke. */
+        if (rc == TRL_EVALIDATION) rc = r->d.code = TRL_ECONFLICT;
+        rep = loaded;
     }
     struct trl_rec_ctx cx;
     trl_http_rec_ctx(r, &cx);
-    cx.acc = r->who.admin ? NULL : &acc;
-    int rc = trl_report_exec(t, &cx, rep, &run, &r->out);
+    if (!rc) rc = trl_report_exec(t, &cx, rep, &run, &r->out);
     trl_txn_end(t);
-    free(modes);
+    trl_report_free(loaded);
     if (rc) {
         trl_buf_clear(&r->out);
         return trl_http_fail_d(r, rc);
     }
     r->status = 200;
     r->ctype = q.csv ? "text/csv; charset=utf-8" : "application/json";
-}
-
-/* Parses report name as stored, for running. */
-static int load_report(struct req *r, const char *name, struct trl_report **out)
-{
-    struct trl_txn *t;
-    if (trl_http_read_begin(r, &t)) return -1;
-    struct trl_buf def;
-    trl_buf_init(&def);
-    int rc = trl_report_get(t, name, &def);
-    trl_txn_end(t);
-    if (rc == TRL_ENOTFOUND) {
-        trl_buf_free(&def);
-        trl_http_fail(r, TRL_ENOTFOUND, "", "no such report", "不存在该报表");
-        return -1;
-    }
-    if (!rc) rc = trl_report_parse(r->cat, r->wfs, def.data, def.len, out, &r->d);
-    trl_buf_free(&def);
-    if (rc) {
-        /* A stored definition that no longer fits the types: say what broke. */
-        if (rc == TRL_EVALIDATION) r->d.code = TRL_ECONFLICT;
-        trl_http_fail_d(r, r->d.code ? r->d.code : rc);
-        return -1;
-    }
-    return 0;
 }
 
 /* The stored reports or dashboards, with their labels. */
@@ -142,29 +113,25 @@ void trl_http_reports_route(struct req *r, const char *rest)
         struct trl_report *rep = NULL;
         if (trl_report_parse(r->cat, r->wfs, r->body.data, r->body.len, &rep, &r->d))
             return trl_http_problem(r);
-        run_report(r, rep);
+        run_report(r, NULL, rep);
         trl_report_free(rep);
         return;
     }
     if (!trl_http_method(r, "GET")) return;
-    struct trl_report *rep = NULL;
-    if (load_report(r, rest, &rep)) return;
-    run_report(r, rep);
-    trl_report_free(rep);
+    run_report(r, rest, NULL);
 }
 
 /* GET /api/v1/dashboards/{name} */
 void trl_http_dashboards_route(struct req *r, const char *name)
 {
     if (!trl_http_method(r, "GET")) return;
-    struct qparams q;
-    struct trl_report_run run;
-    run_of(r, &q, &run);
+    /* Each widget's report runs with its own parameters, as JSON, with the caller's rights on
+     * its own type. */
+    struct trl_report_run run = {.ws = r->wfs, .max_scan = r->srv->o.report_max_scan};
     struct trl_txn *t;
     if (trl_http_read_begin(r, &t)) return;
     struct trl_rec_ctx cx;
     trl_http_rec_ctx(r, &cx);
-    cx.acc = NULL; /* each widget's report runs with the caller's rights on its own type */
     int rc = trl_dashboard_run(t, &cx, name, &run, &r->out);
     trl_txn_end(t);
     if (rc) {

@@ -244,15 +244,9 @@ static int get_col(void *ud, int id, struct trl_value *out)
     return 0;
 }
 
-struct resolver {
-    const struct trl_type *ty;
-    const struct trl_rec_ctx *cx;
-    char hidden[64]; /* the hidden field a filter named */
-};
-
-static int resolve(void *ud, const char *name, size_t n, struct trl_expr_field *out)
+int trl_rec_resolve_caller(void *ud, const char *name, size_t n, struct trl_expr_field *out)
 {
-    struct resolver *rs = ud;
+    struct trl_rec_caller_resolver *rs = ud;
     int rc = trl_rec_resolve(rs->ty, name, n, out);
     if (rc) return rc;
     const struct trl_field *f = trl_type_field(rs->ty, name, n);
@@ -613,8 +607,9 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     }
     if ((rc = parse_sort(cx, &l, o->sort))) goto out;
     if (o->filter && *o->filter) {
-        struct resolver rs = {.ty = ty, .cx = cx};
-        rc = trl_expr_parse(o->filter, strlen(o->filter), resolve, &rs, &l.expr, cx->d);
+        struct trl_rec_caller_resolver rs = {.ty = ty, .cx = cx};
+        rc = trl_expr_parse(o->filter, strlen(o->filter), trl_rec_resolve_caller, &rs, &l.expr,
+                            cx->d);
         if (rc == TRL_EFORBIDDEN) {
             trl_diag_set(cx->d, TRL_EFORBIDDEN, "filter: you may not filter on '%s'", rs.hidden);
             trl_diag_zh(cx->d, "filter:你无权按“%s”筛选", rs.hidden);

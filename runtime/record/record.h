@@ -232,6 +232,17 @@ int trl_rec_fire(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
 /* Resolves a column of type ty (ud) by name for trl_expr_parse: fields and system columns, with
  * no permission filter (definitions, not callers). */
 int trl_rec_resolve_any(void *ud, const char *name, size_t n, struct trl_expr_field *out);
+/* The caller's mode for field f (TRL_FIELD_WRITE when unrestricted). */
+enum trl_fmode trl_rec_field_mode(const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                                  const struct trl_field *f);
+/* The resolver of a filter a caller writes (listings, reports): ty's columns, and TRL_EFORBIDDEN
+ * for a field hidden from cx, whose name it leaves in hidden. ud is this struct. */
+struct trl_rec_caller_resolver {
+    const struct trl_type *ty;
+    const struct trl_rec_ctx *cx;
+    char hidden[64]; /* the hidden field a filter named */
+};
+int trl_rec_resolve_caller(void *ud, const char *name, size_t n, struct trl_expr_field *out);
 /* A definition's condition src over type ty (a transition, an approval step, an SLA policy, an
  * assignment rule): compiled into *cond and copied into *text (both owned), or an error at path
  * naming the column. Nothing happens when ty is NULL (the type is unknown: reported elsewhere). */

@@ -18,9 +18,6 @@ void trl_rec_column(const struct trl_type *ty, const struct trl_record *r, uint3
  * caller. */
 bool trl_rec_in_scope(const struct trl_rec_ctx *cx, const struct trl_type *ty, enum trl_scope scope,
                       const struct trl_record *r);
-/* The caller's mode for field f (TRL_FIELD_WRITE when unrestricted). */
-enum trl_fmode trl_rec_field_mode(const struct trl_rec_ctx *cx, const struct trl_type *ty,
-                                  const struct trl_field *f);
 /* Static description of a column by name for the expression resolver and sort. */
 int trl_rec_resolve(const struct trl_type *ty, const char *name, size_t n,
                     struct trl_expr_field *out);

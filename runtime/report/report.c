@@ -27,6 +27,7 @@ struct group {
                                   the report was parsed with: re-resolved at run time */
     enum bucket bucket;        /* time bucket of a date/datetime column */
     char *zone;                /* zone of the bucket (owned, "UTC" default) */
+    struct trl_tz *tz;         /* that zone, loaded once at parse for a bucket (owned) */
 };
 
 enum m_op {
@@ -129,6 +130,7 @@ void trl_report_free(struct trl_report *r)
     for (size_t i = 0; i < r->ngroups; i++) {
         free(r->groups[i].name);
         free(r->groups[i].zone);
+        trl_tz_free(r->groups[i].tz);
     }
     for (size_t i = 0; i < r->nm; i++) {
         struct measure *m = &r->m[i];
@@ -239,15 +241,20 @@ static void parse_group(struct trl_defcheck *c, const cJSON *j, const char *path
     snprintf(p, sizeof(p), "%s.timezone", path);
     g->zone = strdup(cJSON_IsString(z) ? z->valuestring : "UTC");
     if (!g->zone) c->rc = TRL_ENOMEM;
-    if (z) {
-        struct trl_tz *tz = NULL;
+    if (z || (g->bucket && g->zone)) {
+        /* Loaded once here: a run reuses it (a zone given must exist). */
         struct trl_diag zd;
         trl_diag_init(&zd);
-        if (!cJSON_IsString(z) || trl_tz_load(NULL, z->valuestring, &tz, &zd))
+        bool bad = z && (!cJSON_IsString(z) || !g->zone);
+        if (!bad && trl_tz_load(NULL, g->zone, &g->tz, &zd) && z) bad = true;
+        if (bad)
             trl_def_err(c, p, "unknown time zone");
-        else if (g->type == TRL_FT_DATE)
+        else if (z && g->type == TRL_FT_DATE)
             trl_def_err(c, p, "a date has no time zone (only datetime buckets do)");
-        trl_tz_free(tz);
+        if (!g->bucket) {
+            trl_tz_free(g->tz);
+            g->tz = NULL;
+        }
         trl_diag_reset(&zd);
     }
 }
@@ -610,7 +617,7 @@ struct runner {
     struct trl_txn *t;
     const struct trl_rec_ctx *cx;
     const struct trl_report_run *run;
-    struct trl_tz *tz[MAX_GROUPS];
+    const struct trl_tz *tz[MAX_GROUPS]; /* the groups' zones (the report's) */
     int mcol[MAX_MEASURE];
     const struct trl_field *mf[MAX_MEASURE];
     const struct trl_cal *cal[MAX_MEASURE];
@@ -623,6 +630,7 @@ struct runner {
     struct trl_arena walk; /* its strings */
     struct acc *cur;       /* the current record's row accumulators */
     uint64_t matched;
+    bool too_many_rows; /* find_row refused a group past MAX_ROWS */
 };
 
 static uint64_t value_hash(uint64_t h, const struct trl_value *v)
@@ -775,6 +783,7 @@ static int find_row(struct runner *g, const struct trl_value *keys, struct row *
                      "the report has more than %d groups; group by fewer values or add a filter",
                      MAX_ROWS);
         trl_diag_zh(g->cx->d, "报表分组超过 %d 个;请减少分组取值或增加筛选条件", MAX_ROWS);
+        g->too_many_rows = true;
         return TRL_EINVAL;
     }
     struct row *rw = trl_arena_alloc(&g->arena, sizeof(*rw));
@@ -908,8 +917,7 @@ static int each_record(void *ud, const struct trl_record *rec)
     g->matched++;
     if (g->need_hist) {
         g->nentries = 0;
-        trl_arena_free(&g->walk);
-        trl_arena_init(&g->walk);
+        trl_arena_free(&g->walk); /* empty again, reusable */
         if ((rc = trl_rec_state_walk(g->t, g->ty, rec->id, walk_fn, g))) return rc;
     }
     for (size_t i = 0; i < r->nm; i++) {
@@ -972,25 +980,6 @@ static void i128_text(__int128 v, int scale, char *out, size_t n)
     out[o] = 0;
 }
 
-/* sum / n rounded half away from zero, at scale (of the field) plus extra places. */
-static __int128 div_round(__int128 sum, uint64_t n, int extra)
-{
-    for (int i = 0; i < extra; i++)
-        sum *= 10;
-    __int128 q = sum / (__int128)n, r = sum % (__int128)n;
-    if (r < 0) r = -r;
-    if (2 * r >= (__int128)n) q += sum < 0 ? -1 : 1;
-    return q;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Appends measure i of row rw as JSON (text for CSV when csv); *sortv gets its value for
- * sorting (NaN-free: null sorts as -inf). */
 /* num / den rounded half away from zero (den > 0). */
 static __int128 rdiv(__int128 num, __int128 den)
 {
@@ -998,6 +987,20 @@ static __int128 rdiv(__int128 num, __int128 den)
     if (r < 0) r = -r;
     if (2 * r >= den) q += num < 0 ? -1 : 1;
     return q;
+}
+
+/* sum / n rounded half away from zero, at scale (of the field) plus extra places. */
+static __int128 div_round(__int128 sum, uint64_t n, int extra)
+{
+    for (int i = 0; i < extra; i++)
+        sum *= 10;
+    return rdiv(sum, (__int128)n);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
 #define NULL_KEY (-((__int128)1 << 126)) /* sorts before every value */
@@ -1153,11 +1156,6 @@ static int row_cmp_r(const void *a, const void *b, void *ud)
     return 0;
 }
 
-static const char *ftype_json(enum trl_ftype t)
-{
-    return trl_ftype_name(t);
-}
-
 static int labels_json(struct trl_buf *out, const char *en, const char *zh)
 {
     return trl_buf_adds(out, "{\"en\":") || trl_buf_add_json_str(out, en, strlen(en)) ||
@@ -1180,7 +1178,7 @@ static int columns_json(const struct runner *g, struct trl_buf *out)
     for (size_t k = 0; k < r->ngroups && !rc; k++) {
         const struct group *gr = &r->groups[k];
         const struct trl_field *f = trl_type_field_by_id(g->ty, (uint32_t)gr->col);
-        const char *type = gr->bucket ? "text" : ftype_json(gr->type);
+        const char *type = gr->bucket ? "text" : trl_ftype_name(gr->type);
         rc = trl_buf_printf(out, "%s{\"name\":", k ? "," : "") ||
              trl_buf_add_json_str(out, gr->name, strlen(gr->name)) ||
              trl_buf_printf(out, ",\"role\":\"group\",\"type\":\"%s\",\"labels\":", type) ||
@@ -1221,7 +1219,7 @@ static int columns_json(const struct runner *g, struct trl_buf *out)
                                    m->op == M_SLA_BREACHED
                                ? "int"
                            : m->op == M_AVG && f && f->type == TRL_FT_INT ? "number"
-                           : f                                            ? ftype_json(f->type)
+                           : f                                            ? trl_ftype_name(f->type)
                                                                           : "datetime";
         rc = trl_buf_printf(out, "%s{\"name\":", r->ngroups || i ? "," : "") ||
              trl_buf_add_json_str(out, m->name, strlen(m->name)) ||
@@ -1280,30 +1278,10 @@ static int csv_cell(struct trl_buf *out, const char *json, size_t n)
     return rc ? TRL_ENOMEM : 0;
 }
 
-/* The resolver of a run's filter: columns the caller may read. */
-struct run_resolver {
-    const struct trl_type *ty;
-    const struct trl_rec_ctx *cx;
-    char hidden[64];
-};
-
 static bool hidden_for(const struct trl_rec_ctx *cx, const struct trl_type *ty,
                        const struct trl_field *f)
 {
-    return f && cx->acc && cx->acc->fields[f - ty->fields] == TRL_FIELD_HIDDEN;
-}
-
-static int run_resolve(void *ud, const char *name, size_t n, struct trl_expr_field *out)
-{
-    struct run_resolver *rs = ud;
-    int rc = trl_rec_resolve_any((void *)rs->ty, name, n, out);
-    if (rc) return rc;
-    const struct trl_field *f = trl_type_field(rs->ty, name, n);
-    if (hidden_for(rs->cx, rs->ty, f)) {
-        snprintf(rs->hidden, sizeof(rs->hidden), "%.*s", (int)(n < 63 ? n : 63), name);
-        return TRL_EFORBIDDEN;
-    }
-    return 0;
+    return f && trl_rec_field_mode(cx, ty, f) == TRL_FIELD_HIDDEN;
 }
 
 static int forbidden(const struct trl_rec_ctx *cx, const char *field, const char *what)
@@ -1426,8 +1404,6 @@ static void runner_free(struct runner *g)
         free(rw->sortv);
     }
     free(g->slots);
-    for (size_t k = 0; k < MAX_GROUPS; k++)
-        trl_tz_free(g->tz[k]);
     free(g->entries);
     trl_arena_free(&g->walk);
     trl_arena_free(&g->arena);
@@ -1442,6 +1418,17 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
         trl_diag_zh(cx->d, "报表 %s:类型 %s 已不存在", r->name, r->type);
         return TRL_ENOTFOUND;
     }
+    /* The caller's rights on the report's type. */
+    unsigned char *modes = malloc(ty->nfields + 1);
+    if (!modes) return TRL_ENOMEM;
+    struct trl_access acc;
+    struct trl_rec_ctx rcx = *cx;
+    rcx.acc = NULL;
+    if (cx->who && !cx->who->admin) {
+        trl_rec_access(ty, cx->who, &acc, modes);
+        rcx.acc = &acc;
+    }
+    cx = &rcx;
     struct runner g = {.r = r, .ty = ty, .t = t, .cx = cx, .run = run};
     trl_arena_init(&g.arena);
     trl_arena_init(&g.walk);
@@ -1478,9 +1465,9 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
     }
     if (!rc && r->filter) {
         struct trl_expr_params prm = {names, vals, r->nparams, false};
-        struct run_resolver rs = {.ty = ty, .cx = cx};
-        rc = trl_expr_parse_params(r->filter, strlen(r->filter), run_resolve, &rs, &prm, &filter,
-                                   cx->d);
+        struct trl_rec_caller_resolver rs = {.ty = ty, .cx = cx};
+        rc = trl_expr_parse_params(r->filter, strlen(r->filter), trl_rec_resolve_caller, &rs, &prm,
+                                   &filter, cx->d);
         if (rc == TRL_EFORBIDDEN)
             rc = forbidden(cx, rs.hidden, "filter on");
         else if (rc && rc != TRL_ENOMEM) {
@@ -1501,9 +1488,8 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
             break;
         }
         if (hidden_for(cx, ty, f)) rc = forbidden(cx, f->name, "group by");
-        if (r->groups[k].bucket && !rc &&
-            trl_tz_load(NULL, r->groups[k].zone, &g.tz[k], cx->d) != 0)
-            rc = TRL_EINTERNAL;
+        if (r->groups[k].bucket && !rc && !(g.tz[k] = r->groups[k].tz))
+            rc = trl_diag_set(cx->d, TRL_EINTERNAL, "cannot load time zone %s", r->groups[k].zone);
     }
     for (size_t i = 0; i < r->nm && !rc; i++) {
         const struct measure *m = &r->m[i];
@@ -1534,9 +1520,8 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
     if (!rc && !counted) {
         struct trl_rec_ctx scx = *cx;
         scx.max_scan = run->max_scan > 0 ? run->max_scan : DEFAULT_SCAN;
-        struct trl_expr_env env = {.user = cx->who, .now_ms = cx->now_ms};
-        rc = trl_rec_each(t, &scx, ty, filter, &env, each_record, &g, &scanned);
-        if (rc == TRL_EINVAL && !strstr(cx->d->message, "groups")) {
+        rc = trl_rec_each(t, &scx, ty, filter, NULL, each_record, &g, &scanned);
+        if (rc == TRL_EINVAL && !g.too_many_rows) {
             trl_diag_set(cx->d, TRL_EINVAL,
                          "report %s would examine more than %lld records; add a filter on an "
                          "indexed field (or a parameter that narrows it)",
@@ -1590,10 +1575,9 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
                       : m->labels.en[0]     ? m->labels.en
                                             : m->name;
             }
-            trl_buf_clear(&cell);
-            rc = (k && trl_buf_addc(out, ',')) || trl_buf_add_json_str(&cell, lab, strlen(lab))
+            rc = (k && trl_buf_addc(out, ',')) || trl_buf_add_csv(out, lab, strlen(lab))
                      ? TRL_ENOMEM
-                     : csv_cell(out, cell.data, cell.len);
+                     : 0;
         }
         if (!rc) rc = trl_buf_adds(out, "\r\n") ? TRL_ENOMEM : 0;
         for (size_t i = 0; i < shown && !rc; i++) {
@@ -1602,10 +1586,9 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
                 /* Enum and state values as people read them, in the caller's language. */
                 const char *lab = k < r->ngroups ? value_label(&g, k, &rows[i]->keys[k], zh) : NULL;
                 if (lab && *lab) {
-                    rc = (k && trl_buf_addc(out, ',')) ||
-                                 trl_buf_add_json_str(&cell, lab, strlen(lab))
+                    rc = (k && trl_buf_addc(out, ',')) || trl_buf_add_csv(out, lab, strlen(lab))
                              ? TRL_ENOMEM
-                             : csv_cell(out, cell.data, cell.len);
+                             : 0;
                     continue;
                 }
                 __int128 sv;
@@ -1656,6 +1639,7 @@ int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struc
     trl_buf_free(&cell);
     free(rows);
     runner_free(&g);
+    free(modes);
     return rc;
 }
 
@@ -1711,6 +1695,21 @@ int trl_report_get(struct trl_txn *t, const char *name, struct trl_buf *out)
     int rc = trl_meta_get(t, "report", name, &def);
     if (!rc) rc = trl_buf_adds(out, def) ? TRL_ENOMEM : 0;
     free(def);
+    return rc;
+}
+
+int trl_report_load(struct trl_txn *t, const struct trl_catalog *cat, const struct trl_wf_set *ws,
+                    const char *name, struct trl_report **out, struct trl_diag *d)
+{
+    struct trl_buf def;
+    trl_buf_init(&def);
+    int rc = trl_report_get(t, name, &def);
+    if (rc == TRL_ENOTFOUND) {
+        trl_diag_set(d, rc, "no such report");
+        trl_diag_zh(d, "不存在该报表");
+    }
+    if (!rc) rc = trl_report_parse(cat, ws, def.data, def.len, out, d);
+    trl_buf_free(&def);
     return rc;
 }
 
@@ -1867,9 +1866,7 @@ int trl_dashboard_run(struct trl_txn *t, const struct trl_rec_ctx *cx, const cha
     const cJSON *ws = cJSON_GetObjectItemCaseSensitive(j, "widgets");
     for (const cJSON *w = ws ? ws->child : NULL; w && !rc; w = w->next, i++) {
         /* The widget as defined, plus its data (or its problem: the others still answer). */
-        cJSON *copy = cJSON_Duplicate(w, 1);
-        char *wtxt = copy ? cJSON_PrintUnformatted(copy) : NULL;
-        cJSON_Delete(copy);
+        char *wtxt = cJSON_PrintUnformatted(w);
         if (!wtxt) {
             rc = TRL_ENOMEM;
             break;
@@ -1903,27 +1900,15 @@ int trl_dashboard_run(struct trl_txn *t, const struct trl_rec_ctx *cx, const cha
         wr.param_values = pv;
         wr.nparams = np;
         wr.csv = false;
-        struct trl_buf data, jdef;
+        struct trl_buf data;
         trl_buf_init(&data);
-        trl_buf_init(&jdef);
         struct trl_diag wd;
         trl_diag_init(&wd);
         struct trl_rec_ctx wcx = *cx;
         wcx.d = &wd;
         struct trl_report *r = NULL;
-        int wrc = trl_report_get(t, rep->valuestring, &jdef);
-        if (wrc == TRL_ENOTFOUND) trl_diag_set(&wd, wrc, "no report '%s'", rep->valuestring);
-        if (!wrc) wrc = trl_report_parse(cx->cat, run->ws, jdef.data, jdef.len, &r, &wd);
-        const struct trl_type *wty = r ? trl_catalog_type(cx->cat, r->type) : NULL;
-        unsigned char *modes = wty ? malloc(wty->nfields + 1) : NULL;
-        struct trl_access acc;
-        if (!wrc && wty && !modes) wrc = TRL_ENOMEM;
-        if (!wrc && wty && cx->who && !cx->who->admin) {
-            trl_rec_access(wty, cx->who, &acc, modes);
-            wcx.acc = &acc;
-        }
+        int wrc = trl_report_load(t, cx->cat, run->ws, rep->valuestring, &r, &wd);
         if (!wrc) wrc = trl_report_exec(t, &wcx, r, &wr, &data);
-        free(modes);
         trl_report_free(r);
         if (wrc == TRL_ENOMEM)
             rc = wrc;
@@ -1938,7 +1923,6 @@ int trl_dashboard_run(struct trl_txn *t, const struct trl_rec_ctx *cx, const cha
             rc = trl_buf_add(out, data.data, data.len) ? TRL_ENOMEM : 0;
         trl_diag_reset(&wd);
         trl_buf_free(&data);
-        trl_buf_free(&jdef);
         if (!rc) rc = trl_buf_addc(out, '}') ? TRL_ENOMEM : 0;
     }
     if (!rc) rc = trl_buf_adds(out, "]}") ? TRL_ENOMEM : 0;

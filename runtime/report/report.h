@@ -58,11 +58,17 @@ struct trl_report_run {
     const char *lang;            /* labels of CSV headers and values: "en" or "zh-CN" */
 };
 
-/* Runs r as cx->who: appends the answer to out. Errors: TRL_EQUERY (a bad or missing
- * parameter: d names it), TRL_EFORBIDDEN (a field the caller may not read), TRL_EINVAL (over
- * the scan limit), TRL_ENOTFOUND (the type is gone). */
+/* Runs r as cx->who, with their rights on r's type (cx->acc is not used; no who or an
+ * administrator sees everything): appends the answer to out. Errors: TRL_EQUERY (a bad or
+ * missing parameter: d names it), TRL_EFORBIDDEN (a field the caller may not read), TRL_EINVAL
+ * (over the scan limit), TRL_ENOTFOUND (the type is gone). */
 int trl_report_exec(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_report *r,
                     const struct trl_report_run *run, struct trl_buf *out);
+/* Reads stored report name and parses it against cat and ws for running (*out owned,
+ * trl_report_free). TRL_ENOTFOUND (no such report, d says so), TRL_EVALIDATION (the definition
+ * no longer fits the types: d says what broke). */
+int trl_report_load(struct trl_txn *t, const struct trl_catalog *cat, const struct trl_wf_set *ws,
+                    const char *name, struct trl_report **out, struct trl_diag *d);
 
 /* Dashboards (meta kind "dashboard"): {"name", "labels", "widgets": [{"title": {en, zh-CN},
  * "kind": number|bar|line|pie|table, "report": name, "params": {...}}]}. put checks that every
