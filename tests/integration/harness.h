@@ -38,6 +38,16 @@ struct resp {
     char *headers; /* raw response headers (owned) */
 };
 
+/* Milliseconds in a minute, an hour and a day (the test clock moves in them). */
+#define MIN_MS  60000LL
+#define HOUR_MS 3600000LL
+#define DAY_MS  86400000LL
+
+/* The auth argument of the api_* helpers below: NULL (ADMIN) sends the harness's admin token,
+ * API_ANON no credentials at all, anything else is the caller's "Authorization: ..." header. */
+#define ADMIN NULL
+extern const char API_ANON[];
+
 /* Path of the trellis binary and of the source tree. */
 const char *trellis_bin(void);
 const char *trellis_src(void);
@@ -77,6 +87,13 @@ int run_trellis(const char *const *argv, char **out, int timeout_s);
 int store_check(const char *dir, char **out);
 /* Number of records of a type through the API (count=exact); -1 on failure. */
 long count_records(const struct srv *s, const char *type);
+/* The same without reading any computed field (fields=id). */
+long count_records_ids(const struct srv *s, const char *type);
+/* The text of a file (owned, NUL-terminated; *n its length when n is not NULL), NULL when it
+ * cannot be read. */
+char *read_file(const char *path, size_t *n);
+/* read_file that asserts that the file can be read. */
+char *read_file_ok(const char *path);
 
 /* A registry of temporary folders that the suite's parent process removes after the tests (a
  * failing Check test ends its forked child at once, before any teardown of its own). Use
@@ -115,6 +132,13 @@ void wait_ms(int ms);
 int srv_stop_and_check(struct srv *s);
 /* Asserts that `trellis check` passes on s->dir (the server stopped, or live). */
 void assert_store_check(const struct srv *s);
+/* A suite's checked teardown: srv_stop_and_check, srv_cleanup, and asserts that the check
+ * passed. */
+void srv_teardown(struct srv *s);
+/* Runs every test of suite (CK_NORMAL) and frees the runner; 1 when a test failed, else 0 (what
+ * main returns). */
+struct Suite;
+int run_suite(struct Suite *suite);
 
 /* The CLI against s->dir. */
 /* Runs `trellis A B C --data <s->dir>` and asserts that it succeeds ("org add acme"). */
@@ -131,10 +155,19 @@ struct test_user {
 };
 /* cli_add_user for each of the n users, with a token named "tk_<name>" each. */
 void cli_add_users(const struct srv *s, struct test_user *users, int n);
+/* Creates an API token for user name (named token_name; NULL: the CLI's default name) and
+ * writes "Authorization: Bearer <token>" into hdr (n bytes). */
+void cli_token(const struct srv *s, const char *name, const char *token_name, char *hdr, size_t n);
+/* srv_init with the sample app (s->dir registered with tmpreg_add, even when srv_init fails
+ * half-way), serve arguments extra (NULL: none), the orgs (a NULL-terminated list, or NULL),
+ * the n users (cli_add_users); then srv_start. Asserts every step. */
+void srv_up(struct srv *s, const char *extra, const char *const *orgs, struct test_user *users,
+            int n);
 
 /* Requests with Content-Type: application/json. auth is the caller's "Authorization: Bearer ..."
- * header, NULL for the harness's admin token. They answer the HTTP status (0 when the request
- * failed) and leave the response in out, or free it when out is NULL. */
+ * header, NULL (ADMIN) for the harness's admin token, API_ANON for none. They answer the HTTP
+ * status (0 when the request failed) and leave the response in out, or free it when out is
+ * NULL. */
 /* One request to path; extra is one more header ("Idempotency-Key: k") or NULL. */
 long api_request(const struct srv *s, const char *auth, const char *extra, const char *method,
                  const char *path, const char *body, struct resp *out);
@@ -157,6 +190,12 @@ cJSON *api_get_items(const struct srv *s, const char *auth, cJSON **items, const
 /* PUT doc (printed unformatted) to a formatted path; the status, the response in out. */
 long api_put_json(const struct srv *s, const char *auth, const cJSON *doc, struct resp *out,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* POST body to a formatted records path as auth and assert 201: the new record's id (0 when
+ * the answer has none). */
+long long api_create(const struct srv *s, const char *auth, const char *body, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A marketing_request titled title (partner P, region east, budget 10) created as auth: its id. */
+long long api_create_request(const struct srv *s, const char *auth, const char *title);
 
 /* Records and their history, as the administrator reads them; type_path is the records
  * collection ("/api/v1/records/marketing_request"). */
@@ -234,6 +273,41 @@ void assert_move_refused(const struct srv *s, struct snapshot *snap, const char 
                          long long id, const char *auth, const char *who, const char *name,
                          const char *body, long want, const char *rule, const char *path);
 
+/* What a refusal must answer (assert_prob): status, and each member that is not NULL: code,
+ * rule, path, hook and field exactly ("a|b": a or b), detail exactly or, as "~text", containing
+ * text; with no_field, neither "field" nor "errors". */
+struct prob {
+    long status;
+    const char *code, *rule, *path, *hook, *detail, *field;
+    bool no_field;
+};
+/* The answer r (status got) is a problem+json as w says; what names the request in messages. */
+void assert_prob(const struct resp *r, long got, const struct prob *w, const char *what);
+/* A record type a refusal must leave alone: its list with the exact count, every record's history
+ * and, when fields is NULL, every record by id (with fields, the list shows only those columns:
+ * for types whose computed fields may fail to read). */
+struct watched {
+    const char *type, *fields;
+};
+/* Snapshots of the n watched types into snap (which it starts afresh). */
+void snapshot_watched(const struct srv *s, struct snapshot *snap, const struct watched *w, int n);
+/* Runs method on the formatted path as auth with body and asserts that it is refused as want
+ * says and changes nothing in the nw watched types (their counts, count_records_ids, and
+ * snapshot_watched). The answer is left in out when out is not NULL. */
+void assert_refused(const struct srv *s, const struct watched *w, int nw, const char *auth,
+                    const char *method, const char *body, const struct prob *want, struct resp *out,
+                    const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+
+/* Hook modules (/api/v1/meta/hooks/{app}/{module}, Lua text). */
+/* PUT module text as auth; the status, the answer in out (or freed). */
+long api_put_hook(const struct srv *s, const char *auth, const char *app, const char *module,
+                  const char *lua, struct resp *out);
+/* Saves app/module as the administrator and asserts that it was taken (changed). */
+void api_hook_ok(const struct srv *s, const char *app, const char *module, const char *lua);
+/* "file:N" into buf, where N is the line of text holding needle (the first one); asserts that
+ * text holds it. */
+const char *at_line(char *buf, size_t n, const char *file, const char *text, const char *needle);
+
 /* The server's test clock (`serve --test-clock`, POST /api/v1/test/clock). */
 /* Sets the clock to ms (UTC milliseconds) and asserts that it is there. */
 void clock_set_ms(const struct srv *s, int64_t ms);
@@ -241,6 +315,8 @@ void clock_set_ms(const struct srv *s, int64_t ms);
 void clock_set(const struct srv *s, const char *rfc3339);
 /* Moves the clock on by ms. */
 void clock_advance(const struct srv *s, int64_t ms);
+/* The clock's time (UTC milliseconds). */
+int64_t clock_now_ms(const struct srv *s);
 
 /* JSON and problem answers. */
 /* The response body parsed (owned); asserts that it is JSON. */
@@ -259,8 +335,15 @@ bool str_eq(const char *a, const char *b);
 /* The strings of JSON array arr sorted and joined by commas into out ("rex,rita"); other items
  * are left out. False when an item was not a string or there were more than 16. */
 bool json_join_sorted(const cJSON *arr, char *out, size_t n);
+/* Index of the first object of array arr whose string member key is value, -1 when none. */
+int json_find(const cJSON *arr, const char *key, const char *value);
+/* True when have is an array of as many items as want and each item of want has an equal one in
+ * have (in any order). */
+bool json_same_items(const cJSON *have, const cJSON *want);
 /* True when the problem body's errors[] has an entry whose "field" is field. */
 bool problem_has_field(const char *body, const char *field);
+/* The same with "code" code too (code NULL: any). */
+bool problem_has_error(const char *body, const char *field, const char *code);
 /* The answer r (status got) is want_status and, when rule is not NULL, a problem naming rule (and
  * path when not NULL); what names the request in messages. */
 void assert_problem(const struct resp *r, long want_status, long got, const char *rule,

@@ -18,9 +18,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_int_eq(rc, 0);
+    srv_teardown(&S);
 }
 
 static const char *MR = "/api/v1/records/marketing_request";
@@ -265,9 +263,5 @@ int main(void)
     tcase_add_test(tc, concurrent_if_match_one_wins);
     tcase_add_test(tc, health_metrics_openapi);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

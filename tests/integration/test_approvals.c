@@ -28,24 +28,16 @@ static struct test_user U[NUSERS] = {
     [VIC] = {"vic", "deputy", NULL, ""},     [P1] = {"p1", "panel", NULL, ""},
     [P2] = {"p2", "panel", NULL, ""},        [P3] = {"p3", "panel", NULL, ""},
 };
-#define H(u)  (U[u].hdr)
-#define ADMIN NULL /* api_call(): NULL sends the harness's admin token */
+#define H(u) (U[u].hdr)
 
 static void setup(void)
 {
-    ck_assert_int_eq(srv_init(&S, NULL), 0);
-    tmpreg_add(S.dir); /* removed by the parent even when a test fails before its teardown */
-    cli_run3(&S, "org", "add", "acme");
-    cli_run3(&S, "org", "add", "globex");
-    cli_add_users(&S, U, NUSERS);
-    ck_assert_int_eq(srv_start(&S), 0);
+    srv_up(&S, NULL, (const char *[]){"acme", "globex", NULL}, U, NUSERS);
 }
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_int_eq(rc, 0);
+    srv_teardown(&S);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1493,9 +1485,5 @@ int main(void)
     tcase_add_test(bugs, workflow_change_does_not_orphan_a_pending_approval);
     tcase_add_test(bugs, out_of_office_covers_a_waiting_sequential_turn);
     suite_add_tcase(s, bugs);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

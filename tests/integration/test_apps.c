@@ -21,7 +21,6 @@
  * Helpers
  */
 
-
 /* A fresh temporary folder inside reg (removed by rm_tree, or with reg at the end). */
 static void make_tmp(char *out, size_t n)
 {
@@ -63,28 +62,6 @@ static void put_file(const char *dir, const char *rel, const char *text)
     ck_assert_msg(f != NULL, "cannot write %s", path);
     ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
     ck_assert_int_eq(fclose(f), 0);
-}
-
-/* Whole file (owned, NUL-terminated) or NULL; *n its length. */
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while (buf && (r = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += r;
-        if (len + 1 == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    fclose(f);
-    if (buf) buf[len] = 0;
-    if (n) *n = len;
-    return buf;
 }
 
 /* Relative paths of every regular file under dir (recursive), sorted, into list (owned). */
@@ -147,7 +124,7 @@ static void assert_same_tree(const char *a, const char *b)
         snprintf(pa, sizeof(pa), "%s/%s", a, la[i]);
         snprintf(pb, sizeof(pb), "%s/%s", b, lb[i]);
         size_t sa, sb;
-        char *ta = slurp(pa, &sa), *tb = slurp(pb, &sb);
+        char *ta = read_file(pa, &sa), *tb = read_file(pb, &sb);
         ck_assert_ptr_nonnull(ta);
         ck_assert_ptr_nonnull(tb);
         ck_assert_msg(sa == sb && memcmp(ta, tb, sa) == 0,
@@ -352,7 +329,7 @@ START_TEST(non_canonical_app_exports_canonical)
         char ps[1100], pe[1100];
         snprintf(ps, sizeof(ps), "%s/%s", src, ls[i]);
         snprintf(pe, sizeof(pe), "%s/%s", out1, le[i]);
-        char *ts = slurp(ps, NULL), *te = slurp(pe, NULL);
+        char *ts = read_file(ps, NULL), *te = read_file(pe, NULL);
         if (strstr(ls[i], ".lua")) {
             ck_assert_str_eq(ts, te); /* hooks verbatim */
         } else {
@@ -375,11 +352,11 @@ START_TEST(non_canonical_app_exports_canonical)
     free_list(le, ne);
     char p[1100];
     snprintf(p, sizeof(p), "%s/types/zeta_item.json", out1);
-    char *item = slurp(p, NULL);
+    char *item = read_file(p, NULL);
     ck_assert_str_eq(item, zeta_item_canonical);
     free(item);
     snprintf(p, sizeof(p), "%s/app.json", out1);
-    char *app = slurp(p, NULL);
+    char *app = read_file(p, NULL);
     ck_assert_str_eq(app, "{\n  \"name\": \"zeta\",\n  \"version\": \"1.2.3\",\n  \"labels\": {\n"
                           "    \"en\": \"Zeta\",\n    \"zh-CN\": \"测试\"\n  },\n  \"roles\": [],\n"
                           "  \"dependencies\": []\n}\n");
@@ -538,7 +515,7 @@ START_TEST(broken_apps_refused_whole)
     ck_assert_int_eq(r.status, 200);
     char p[1100];
     snprintf(p, sizeof(p), "%s/types/marketing_request.json", sample());
-    char *orig = slurp(p, NULL);
+    char *orig = read_file(p, NULL);
     ck_assert_str_eq(r.body, orig);
     free(orig);
     resp_free(&r);
@@ -592,12 +569,12 @@ START_TEST(api_edit_stays_in_app_export)
     free(out);
     char p[1100];
     snprintf(p, sizeof(p), "%s/types/marketing_request.json", out_dir);
-    char *exported = slurp(p, NULL);
+    char *exported = read_file(p, NULL);
     ck_assert_msg(exported != NULL, "app export no longer writes types/marketing_request.json");
     assert_contains(exported, "\"en\": \"Marketing request!\"");
     /* Otherwise the same bytes as the sample. */
     snprintf(p, sizeof(p), "%s/types/marketing_request.json", sample());
-    char *orig = slurp(p, NULL);
+    char *orig = read_file(p, NULL);
     char *at = strstr(orig, "\"en\": \"Marketing request\"");
     ck_assert_ptr_nonnull(at);
     size_t head = (size_t)(at - orig) + strlen("\"en\": \"Marketing request");
@@ -701,9 +678,5 @@ int main(void)
     tcase_add_test(tc, empty_folders_install);
     tcase_add_test(tc, help_on_every_subcommand);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

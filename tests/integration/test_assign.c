@@ -35,24 +35,16 @@ static struct test_user U[NUSERS] = {
     [R1] = {"r1", "agent", NULL, ""},       [R2] = {"r2", "agent", NULL, ""},
     [R3] = {"r3", "agent", NULL, ""},
 };
-#define H(u)  (U[u].hdr)
-#define ADMIN NULL /* api_call(): NULL sends the harness's admin token */
+#define H(u) (U[u].hdr)
 
 static void setup(void)
 {
-    ck_assert_int_eq(srv_init(&S, NULL), 0);
-    tmpreg_add(S.dir); /* removed by the parent even when a test fails before its teardown */
-    cli_run3(&S, "org", "add", "acme");
-    cli_add_users(&S, U, NUSERS);
-    snprintf(S.extra, sizeof(S.extra), "--test-clock");
-    ck_assert_int_eq(srv_start(&S), 0);
+    srv_up(&S, "--test-clock", (const char *[]){"acme", NULL}, U, NUSERS);
 }
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_msg(rc == 0, "trellis check failed");
+    srv_teardown(&S);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1226,9 +1218,5 @@ int main(void)
     tcase_add_test(bugs, unknown_on_entry_named_by_its_index);
     tcase_add_test(bugs, sla_assign_action_naming_no_rule_refused);
     suite_add_tcase(s, bugs);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -276,7 +276,8 @@ START_TEST(browser_sessions_login_csrf_rotation_logout)
     /* A user with a password (through the API: it is hashed off the HTTP threads). */
     struct resp r;
     http_json(&S, "POST", "/api/v1/users",
-              "{\"name\":\"lee\",\"roles\":[\"partner\",\"reviewer\"],\"password\":\"lee's long password\"}",
+              "{\"name\":\"lee\",\"roles\":[\"partner\",\"reviewer\"],\"password\":\"lee's long "
+              "password\"}",
               &r);
     ck_assert_msg(r.status == 201, "%s", r.body);
     resp_free(&r);
@@ -414,9 +415,5 @@ int main(void)
     tcase_add_test(tc, failed_logins_are_throttled_then_forgiven);
     tcase_add_test(tc, the_audit_log_records_logins_tokens_and_refusals);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -90,32 +90,6 @@ static void failf(struct run *r, const char *fmt, ...)
     r->nfails++;
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    size_t k;
-    while (b && (k = fread(b + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (cap - n - 1 == 0) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = n;
-    return b;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Small helpers
  */
@@ -540,7 +514,7 @@ START_TEST(case_file)
     const char *path = files[_i];
     const char *slash = strrchr(path, '/');
     r.file = slash ? slash + 1 : path;
-    char *text = read_all(path, NULL);
+    char *text = read_file(path, NULL);
     ck_assert_msg(text != NULL, "cannot read %s", path);
     cJSON *cases = cJSON_Parse(text);
     free(text);
@@ -620,9 +594,5 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, case_file, 0, nfiles);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -53,9 +53,6 @@ static const char *MR = "/api/v1/records/marketing_request";
 static const char *MDT = "/api/v1/records/material_delivery_task";
 static const char *RC = "/api/v1/records/reimbursement_claim";
 
-#define MIN_MS  60000LL
-#define HOUR_MS 3600000LL
-
 /* What the reviewers write into the fields partners may never see. */
 #define NOTE_INTERNAL "内部备注 INTERNAL-7c1"
 #define NOTE_FINANCE  "财务备注 FINANCE-9d2"
@@ -153,13 +150,7 @@ static void add_user(struct cm_user *u)
     cli(argv);
     char tname[64];
     snprintf(tname, sizeof(tname), "tk_%s", u->name);
-    const char *tok[] = {"token", "create", u->name, "--name", tname, "--data", S.dir, NULL};
-    char *out = NULL;
-    ck_assert_int_eq(run_trellis(tok, &out, 60), 0);
-    const char *p = out ? strstr(out, "trl_") : NULL;
-    ck_assert_msg(p != NULL, "token create %s: %s", u->name, out ? out : "");
-    snprintf(u->hdr, sizeof(u->hdr), "Authorization: Bearer %.68s", p);
-    free(out);
+    cli_token(&S, u->name, tname, u->hdr, sizeof(u->hdr));
 }
 
 static void put_group(const char *name, const char *members)
@@ -194,9 +185,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_msg(rc == 0, "trellis check after the test: %d", rc);
+    srv_teardown(&S);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -343,6 +332,16 @@ static long long mr_task(int u, long long id)
     return task_of(u, "marketing_request", id);
 }
 
+/* pat submits request id and cora starts its review: the reviewer it was assigned to; their
+ * pending task on it (0: none) in *task. */
+static int to_review(long long id, long long *task)
+{
+    int rev = submit(PAT, id, NULL);
+    start_review(id);
+    *task = mr_task(rev, id);
+    return rev;
+}
+
 static long decide(int u, long long task, const char *decision, const char *comment,
                    struct resp *out)
 {
@@ -389,9 +388,8 @@ static void fill_internal(int reviewer, long long id)
  * dan approves when director); the reviewer. */
 static int approve_as_users(long long id, bool director)
 {
-    int rev = submit(PAT, id, NULL);
-    start_review(id);
-    long long t = mr_task(rev, id);
+    long long t;
+    int rev = to_review(id, &t);
     ck_assert_msg(t > 0, "%s has no task on %lld", U[rev].name, id);
     fill_internal(rev, id);
     decide_ok(rev, t, "approve", "同意 OK", MR, id, "finance_review");
@@ -545,15 +543,9 @@ static cJSON *report(int u, const char *name)
 
 static int report_col(const cJSON *rep, const char *name)
 {
-    int i = 0;
-    const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(rep, "columns"))
-    {
-        if (str_eq(obj_str(c, "name"), name)) return i;
-        i++;
-    }
-    ck_abort_msg("report has no column %s", name);
-    return -1;
+    int i = json_find(cJSON_GetObjectItemCaseSensitive(rep, "columns"), "name", name);
+    if (i < 0) ck_abort_msg("report has no column %s", name);
+    return i;
 }
 
 /* The row whose first cell is the string key, NULL when none. */
@@ -573,34 +565,23 @@ static int report_nrows(const cJSON *rep)
     return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rep, "rows"));
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* requests_by_state as u: "state=n" sorted and joined by commas ("" when no rows). */
+/* requests_by_state as u: "state=n" sorted and joined by commas ("" when no rows; at most 16). */
 static void states_sig(int u, char *out, size_t n)
 {
     cJSON *rep = report(u, "requests_by_state");
-    char *parts[16];
-    int k = 0;
+    cJSON *parts = cJSON_CreateArray();
     const cJSON *row;
     cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(rep, "rows"))
     {
-        ck_assert_int_lt(k, 16);
         char buf[96];
         const cJSON *s = cJSON_GetArrayItem(row, 0), *c = cJSON_GetArrayItem(row, 1);
         snprintf(buf, sizeof(buf), "%s=%lld", cJSON_IsString(s) ? s->valuestring : "?",
                  cJSON_IsNumber(c) ? (long long)c->valuedouble : -1LL);
-        parts[k++] = strdup(buf);
+        cJSON_AddItemToArray(parts, cJSON_CreateString(buf));
     }
-    qsort(parts, (size_t)k, sizeof(parts[0]), cmp_str);
-    out[0] = 0;
-    for (int i = 0; i < k; i++) {
-        size_t len = strlen(out);
-        snprintf(out + len, n - len, "%s%s", i ? "," : "", parts[i]);
-        free(parts[i]);
-    }
+    ck_assert_msg(json_join_sorted(parts, out, n), "requests_by_state as %s: more than 16 rows",
+                  name_of(u));
+    cJSON_Delete(parts);
     cJSON_Delete(rep);
 }
 
@@ -1018,9 +999,8 @@ START_TEST(rejected_by_the_marketing_reviewer)
 {
     long long id = new_request(PAT, "线上广告 Online ads", "12000", "south",
                                "[{\"item\":\"海报 poster\",\"qty\":10}]");
-    int rev = submit(PAT, id, NULL);
-    start_review(id);
-    long long t = mr_task(rev, id);
+    long long t;
+    int rev = to_review(id, &t);
     ck_assert(t > 0);
     /* Without a comment: refused, and nothing changes. */
     struct snapshot snap = {0};
@@ -1074,9 +1054,8 @@ START_TEST(returned_then_resubmitted_and_approved)
 {
     long long id = new_request(PAT, "伙伴培训 Training", "20000", "west",
                                "[{\"item\":\"手册 handbook\",\"qty\":50}]");
-    int rev = submit(PAT, id, NULL);
-    start_review(id);
-    long long t = mr_task(rev, id);
+    long long t;
+    int rev = to_review(id, &t);
     struct resp r;
     long st = decide(rev, t, "return", NULL, &r);
     assert_problem(&r, 422, st, "comment", NULL, "a return without a comment");
@@ -1134,9 +1113,8 @@ START_TEST(sla_warning_breach_and_escalation_to_the_director)
 {
     long long id = new_request(PAT, "夏季展会 Summer expo", "30000", "north",
                                "[{\"item\":\"展架 stand\",\"qty\":2}]");
-    int rev = submit(PAT, id, NULL);
-    start_review(id); /* Monday 10:00 */
-    long long t = mr_task(rev, id);
+    long long t;
+    int rev = to_review(id, &t); /* the review starts on Monday 10:00 */
     ck_assert(t > 0);
     cJSON *clk = sla_clock(id, "marketing_review");
     int64_t drift = obj_time_ms(clk, "started_at") - time_ms("2037-03-02T10:00:00+08:00");
@@ -1472,9 +1450,5 @@ int main(void)
     tcase_add_test(bugs, reg_escalated_task_message_links_the_task);
     tcase_add_test(bugs, reg_partner_repoints_a_claim_to_another_request);
     suite_add_tcase(s, bugs);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

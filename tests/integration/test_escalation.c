@@ -34,9 +34,6 @@ static struct srv S;
 static const char *MR = "/api/v1/records/marketing_request";
 static const char *WF = "/api/v1/meta/workflows/marketing_request";
 
-#define MIN_MS  60000LL
-#define HOUR_MS 3600000LL
-
 static const char *ESC_COMMENT = "escalated: the step's time limit passed";
 
 /* The users of every test (admin is the harness's). */
@@ -47,8 +44,7 @@ static struct test_user U[NUSERS] = {
     [FAY] = {"fay", "finance", NULL, ""},    [VIC] = {"vic", "deputy", NULL, ""},
     [BOSS] = {"boss", "director", NULL, ""}, [DAN] = {"dan", "director", NULL, ""},
 };
-#define H(u)  (U[u].hdr)
-#define ADMIN NULL /* api_call(): NULL sends the harness's admin token */
+#define H(u) (U[u].hdr)
 
 /* Long enough for the timer scheduler (about 250 ms) to have fired anything due, twice over. */
 static void quiet(void)
@@ -61,20 +57,12 @@ static void quiet(void)
  */
 static void setup(void)
 {
-    ck_assert_int_eq(srv_init(&S, NULL), 0);
-    tmpreg_add(S.dir); /* removed by the parent even when a test fails before its teardown */
-    snprintf(S.extra, sizeof(S.extra), "--test-clock");
-    cli_run3(&S, "org", "add", "acme");
-    cli_run3(&S, "org", "add", "globex");
-    cli_add_users(&S, U, NUSERS);
-    ck_assert_int_eq(srv_start(&S), 0);
+    srv_up(&S, "--test-clock", (const char *[]){"acme", "globex", NULL}, U, NUSERS);
 }
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_msg(rc == 0, "trellis check after the test: %d", rc);
+    srv_teardown(&S);
 }
 
 /* A datetime member as UTC ms, 0 when null or absent. */
@@ -859,9 +847,5 @@ int main(void)
     tcase_set_timeout(bugs, 120);
     tcase_add_test(bugs, a_calendar_used_by_a_time_limit_cannot_be_deleted);
     suite_add_tcase(s, bugs);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

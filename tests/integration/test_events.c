@@ -234,9 +234,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_int_eq(rc, 0);
+    srv_teardown(&S);
 }
 
 static long req(const char *hdr, const char *method, const char *path, const char *body,
@@ -248,14 +246,7 @@ static long req(const char *hdr, const char *method, const char *path, const cha
 /* Creates a marketing request as hdr (NULL: admin); its id. */
 static long long create_mr(const char *hdr, const char *title)
 {
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"title\":\"%s\",\"partner\":\"P\",\"region\":\"east\",\"budget\":\"10\"}", title);
-    struct resp r;
-    ck_assert_int_eq(req(hdr, "POST", MR, body, &r), 201);
-    long long id = json_int(r.body, "id", 0);
-    resp_free(&r);
-    return id;
+    return api_create_request(&S, hdr, title);
 }
 
 /* Types of the suite: claim ("approved" hidden from partners, who work in their org) and memo
@@ -276,13 +267,7 @@ static void define_types(void)
 
 static long long create_as(const char *hdr, const char *type, const char *body)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "/api/v1/records/%s", type);
-    struct resp r;
-    ck_assert_msg(req(hdr, "POST", path, body, &r) == 201, "create %s: %s", type, r.body);
-    long long id = json_int(r.body, "id", 0);
-    resp_free(&r);
-    return id;
+    return api_create(&S, hdr, body, "/api/v1/records/%s", type);
 }
 
 /* The write answered 2xx; its event must be on the stream within a second. */
@@ -716,16 +701,7 @@ START_TEST(stream_limit_and_prompt_clean_stop)
     ck_assert_int_eq(s3.result, CURLE_OK);
     sse_close(&s1);
     sse_close(&s3);
-    char *log = NULL;
-    FILE *f = fopen(S.log, "r");
-    if (f) {
-        fseek(f, 0, SEEK_END);
-        long len = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        log = calloc(1, (size_t)len + 1);
-        if (log && fread(log, 1, (size_t)len, f) != (size_t)len) log[0] = 0;
-        fclose(f);
-    }
+    char *log = read_file(S.log, NULL);
     ck_assert(log != NULL);
     ck_assert_msg(!strstr(log, "AddressSanitizer") && !strstr(log, "LeakSanitizer") &&
                       !strstr(log, "runtime error") && !strstr(log, "Fatal error"),
@@ -750,10 +726,7 @@ int main(void)
     tcase_add_test(tc, a_browser_session_streams_until_it_ends);
     tcase_add_test(tc, stream_limit_and_prompt_clean_stop);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = run_suite(s);
     curl_global_cleanup();
-    return failed ? 1 : 0;
+    return failed;
 }

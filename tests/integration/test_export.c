@@ -29,10 +29,7 @@ static const char *DEAL =
 
 static void post(const char *auth, const char *body)
 {
-    struct resp r;
-    long st = api_call(&S, auth, "POST", body, &r, "/api/v1/records/deal");
-    ck_assert_msg(st == 201, "create %s: %ld %s", body, st, r.body);
-    resp_free(&r);
+    api_create(&S, auth, body, "/api/v1/records/deal");
 }
 
 static void setup(void)
@@ -62,9 +59,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_int_eq(rc, 0);
+    srv_teardown(&S);
 }
 
 /* GET path as auth with one extra header; asserts the status; the body (owned). */
@@ -241,9 +236,5 @@ int main(void)
     tcase_add_test(tc, partners_export_only_their_org_and_never_hidden_fields);
     tcase_add_test(tc, refusals_name_the_parameter_and_the_row_limit);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -40,8 +40,6 @@ static const char *WF = "/api/v1/meta/workflows/marketing_request";
 static const char *HOOKS = "/api/v1/meta/hooks";
 static const char *FILE_MR = "marketing/hooks/marketing_request.lua";
 
-#define MIN_MS 60000LL
-
 /* The users of every test (admin is the harness's). */
 enum { ANN, BOB, RITA, FAY, NUSERS };
 static struct test_user U[NUSERS] = {
@@ -50,8 +48,7 @@ static struct test_user U[NUSERS] = {
     [RITA] = {"rita", "reviewer", NULL, ""},
     [FAY] = {"fay", "finance", NULL, ""}, /* the approval's finance step needs an approver */
 };
-#define H(u)  (U[u].hdr)
-#define ADMIN NULL /* api_call(): NULL sends the harness's admin token */
+#define H(u) (U[u].hdr)
 
 /* The log type hooks write into: partners and reviewers may create and read it, nobody but the
  * administrator may update or delete it. */
@@ -71,14 +68,7 @@ static const char *LOG_TYPE =
  */
 static void setup(void)
 {
-    int rc = srv_init(&S, NULL);
-    if (S.dir[0]) tmpreg_add(S.dir); /* removed by the parent even when a test fails early */
-    ck_assert_int_eq(rc, 0);
-    snprintf(S.extra, sizeof(S.extra), "--test-clock");
-    cli_run3(&S, "org", "add", "acme");
-    cli_run3(&S, "org", "add", "globex");
-    cli_add_users(&S, U, NUSERS);
-    ck_assert_int_eq(srv_start(&S), 0);
+    srv_up(&S, "--test-clock", (const char *[]){"acme", "globex", NULL}, U, NUSERS);
     struct resp r;
     long st = api_call(&S, ADMIN, "PUT", LOG_TYPE, &r, "/api/v1/meta/types/hook_log");
     ck_assert_msg(st == 201, "PUT hook_log type: %ld %s", st, r.body);
@@ -87,9 +77,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_int_eq(rc, 0);
+    srv_teardown(&S);
 }
 
 /* The server answers and is consistent. */
@@ -107,33 +95,17 @@ static void assert_healthy(void)
 /* ---------------------------------------------------------------------------------------------
  * Hook modules
  */
-/* PUT module text (app marketing unless app); the status, the answer in out (or freed). */
-static long put_module_app(const char *app, const char *module, const char *lua, const char *auth,
-                           struct resp *out)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s/%s", HOOKS, app, module);
-    const char *h[3] = {"Content-Type: text/x-lua; charset=utf-8", auth, NULL};
-    struct resp tmp, *r = out ? out : &tmp;
-    http(&S, "PUT", path, lua, strlen(lua), h, r);
-    long st = r->status;
-    if (!out) resp_free(r);
-    return st;
-}
-
+/* PUT module text of app marketing as the administrator; the status, the answer in out (or
+ * freed). */
 static long put_module(const char *module, const char *lua, struct resp *out)
 {
-    return put_module_app("marketing", module, lua, NULL, out);
+    return api_put_hook(&S, ADMIN, "marketing", module, lua, out);
 }
 
 /* Saves module (marketing) and asserts that it was taken. */
 static void module_ok(const char *module, const char *lua)
 {
-    struct resp r;
-    long st = put_module(module, lua, &r);
-    ck_assert_msg((st == 200 || st == 201) && json_contains(r.body, "{\"changed\":true}"),
-                  "PUT hook module %s: %ld %s", module, st, r.body);
-    resp_free(&r);
+    api_hook_ok(&S, "marketing", module, lua);
 }
 
 /* The hooks of marketing_request. */
@@ -142,144 +114,29 @@ static void hooks_ok(const char *lua)
     module_ok("marketing_request", lua);
 }
 
-/* "file:N" where N is the line of lua holding needle (the first one). */
-static const char *at_line(char *buf, size_t n, const char *file, const char *lua,
-                           const char *needle)
-{
-    const char *p = strstr(lua, needle);
-    ck_assert_msg(p != NULL, "'%s' is not in the hook text", needle);
-    int line = 1;
-    for (const char *q = lua; q < p; q++)
-        if (*q == '\n') line++;
-    snprintf(buf, n, "%s:%d", file, line);
-    return buf;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Problems and "loses nothing"
  */
-/* What a refusal must say; NULL members are not checked, except that field and errors are
- * checked for absence when no_field is set. detail: exact, or "~text" for a part of it. */
-struct prob {
-    long status;
-    const char *code, *rule, *path, *hook, *detail, *field;
-    bool no_field; /* neither "field" nor "errors" */
-};
-
-static void assert_prob(const struct resp *r, long got, const struct prob *w, const char *what)
-{
-    ck_assert_msg(got == w->status, "%s: want %ld, got %ld %s", what, w->status, got, r->body);
-    char ct[128];
-    ck_assert_msg(resp_header(r, "Content-Type", ct, sizeof(ct)) &&
-                      strncmp(ct, "application/problem+json", 24) == 0,
-                  "%s: content type %s", what, ct);
-    cJSON *j = resp_json(r);
-    ck_assert_msg(obj_int(j, "status") == w->status, "%s: status member: %s", what, r->body);
-    const struct {
-        const char *key, *want;
-    } m[] = {{"code", w->code}, {"rule", w->rule},   {"path", w->path},
-             {"hook", w->hook}, {"field", w->field}, {NULL, NULL}};
-    for (int i = 0; m[i].key; i++) {
-        if (!m[i].want) continue;
-        /* "a|b": either (a runaway loop stops on the instruction budget, or on the deadline
-         * when a loaded machine runs the sanitizer build slowly). */
-        const char *got = obj_str(j, m[i].key);
-        bool ok = str_eq(got, m[i].want);
-        const char *bar = strchr(m[i].want, '|');
-        if (!ok && bar && got)
-            ok = (strlen(got) == (size_t)(bar - m[i].want) &&
-                  strncmp(got, m[i].want, (size_t)(bar - m[i].want)) == 0) ||
-                 strcmp(got, bar + 1) == 0;
-        ck_assert_msg(ok, "%s: want %s \"%s\": %s", what, m[i].key, m[i].want, r->body);
-    }
-    if (w->detail) {
-        const char *d = obj_str(j, "detail");
-        bool ok = w->detail[0] == '~' ? d && strstr(d, w->detail + 1) : str_eq(d, w->detail);
-        ck_assert_msg(ok, "%s: want detail %s: %s", what, w->detail, r->body);
-    }
-    if (w->no_field)
-        ck_assert_msg(!cJSON_GetObjectItemCaseSensitive(j, "field") &&
-                          !cJSON_GetObjectItemCaseSensitive(j, "errors"),
-                      "%s: want neither field nor errors: %s", what, r->body);
-    cJSON_Delete(j);
-}
-
 /* The errors[] of a problem hold exactly want (a JSON array of {field, code, message}, any
  * order). */
 static void assert_ferrs(const char *body, const char *want)
 {
     cJSON *j = cJSON_Parse(body), *w = cJSON_Parse(want);
     ck_assert_msg(w != NULL, "bad want %s", want);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "errors");
-    ck_assert_msg(cJSON_IsArray(e) && cJSON_GetArraySize(e) == cJSON_GetArraySize(w),
+    ck_assert_msg(json_same_items(cJSON_GetObjectItemCaseSensitive(j, "errors"), w),
                   "want errors %s: %s", want, body);
-    const cJSON *x;
-    cJSON_ArrayForEach(x, w)
-    {
-        bool found = false;
-        const cJSON *y;
-        cJSON_ArrayForEach(y, e)
-        {
-            if (cJSON_Compare(x, y, true)) found = true;
-        }
-        ck_assert_msg(found, "want errors %s: %s", want, body);
-    }
     cJSON_Delete(j);
     cJSON_Delete(w);
 }
 
-/* Everything a refusal must leave alone: both lists with their exact counts, and every record
- * (with its history) by id. */
-static void snap_all(struct snapshot *s)
-{
-    *s = (struct snapshot){0};
-    const char *paths[2] = {MR, LOG};
-    for (int k = 0; k < 2; k++) {
-        snapshot_add(&S, s, k ? "the hook log" : "the requests", ADMIN,
-                     "%s?count=exact&limit=1000&sort=id", paths[k]);
-        cJSON *items, *j = api_get_items(&S, ADMIN, &items, "%s?limit=1000&fields=id", paths[k]);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, items)
-        {
-            char l[64];
-            long long id = obj_int(it, "id");
-            snprintf(l, sizeof(l), "%s %lld", k ? "log" : "request", id);
-            snapshot_add(&S, s, l, ADMIN, "%s/%lld", paths[k], id);
-            snprintf(l, sizeof(l), "%s %lld's history", k ? "log" : "request", id);
-            snapshot_add(&S, s, l, ADMIN, "%s/%lld/history", paths[k], id);
-        }
-        cJSON_Delete(j);
-    }
-}
+/* Everything a refusal must leave alone: both types' lists with their exact counts, and every
+ * record (with its history) by id. */
+static const struct watched WATCHED[] = {{"marketing_request", NULL}, {"hook_log", NULL}};
 
-/* A request that must be refused as w says and change nothing (records, history, log). The
- * answer is left in out when out is not NULL. */
-static void refused(const char *auth, const char *method, const char *body, const struct prob *w,
-                    struct resp *out, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void refused(const char *auth, const char *method, const char *body, const struct prob *w,
-                    struct resp *out, const char *fmt, ...)
-{
-    struct snapshot s;
-    snap_all(&s);
-    long n_mr = count_records(&S, "marketing_request"), n_log = count_records(&S, "hook_log");
-    char path[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    struct resp r;
-    long st = api_request(&S, auth, NULL, method, path, body, &r);
-    char what[700];
-    snprintf(what, sizeof(what), "%s %s %s", method, path, body ? body : "");
-    assert_prob(&r, st, w, what);
-    if (out)
-        *out = r;
-    else
-        resp_free(&r);
-    ck_assert_int_eq(count_records(&S, "marketing_request"), n_mr);
-    ck_assert_int_eq(count_records(&S, "hook_log"), n_log);
-    snapshot_same(&S, &s, what);
-}
+/* refused(auth, method, body, want, out, fmt, ...): a request that must be refused as want says
+ * and change nothing (records, history, log); the answer is left in out when out is not NULL. */
+#define refused(...)                                                                               \
+    assert_refused(&S, WATCHED, (int)(sizeof(WATCHED) / sizeof(WATCHED[0])), __VA_ARGS__)
 
 /* ---------------------------------------------------------------------------------------------
  * Records
@@ -287,12 +144,8 @@ static void refused(const char *auth, const char *method, const char *body, cons
 /* POST a marketing_request as auth: 201 and its id. */
 static long long mr_create(const char *auth, const char *body)
 {
-    struct resp r;
-    long st = api_call(&S, auth, "POST", body, &r, "%s", MR);
-    ck_assert_msg(st == 201, "create %s: %ld %s", body, st, r.body);
-    long long id = json_int(r.body, "id", 0);
+    long long id = api_create(&S, auth, body, "%s", MR);
     ck_assert_int_gt(id, 0);
-    resp_free(&r);
     return id;
 }
 
@@ -427,15 +280,9 @@ static void put_workflow(const cJSON *def)
 /* Index of transition name in the workflow's transitions. */
 static int transition_index(const cJSON *def, const char *name)
 {
-    int i = 0;
-    const cJSON *t;
-    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(def, "transitions"))
-    {
-        if (str_eq(obj_str(t, "name"), name)) return i;
-        i++;
-    }
-    ck_abort_msg("no transition %s", name);
-    return -1;
+    int i = json_find(cJSON_GetObjectItemCaseSensitive(def, "transitions"), "name", name);
+    if (i < 0) ck_abort_msg("no transition %s", name);
+    return i;
 }
 
 /* Sets the actions of transition name to the JSON array text acts. */
@@ -458,17 +305,7 @@ static char *read_text(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p, sizeof(p), fmt, ap);
     va_end(ap);
-    FILE *f = fopen(p, "rb");
-    ck_assert_msg(f != NULL, "cannot read %s", p);
-    size_t cap = 1 << 16, n = 0;
-    char *t = malloc(cap);
-    for (size_t k; (k = fread(t + n, 1, cap - n - 1, f)) > 0;) {
-        n += k;
-        if (n + 1 == cap) t = realloc(t, cap *= 2);
-    }
-    fclose(f);
-    t[n] = 0;
-    return t;
+    return read_file_ok(p);
 }
 
 /* GET /api/v1/meta/hooks with only the modules this suite writes (marketing_request, helpers;
@@ -573,56 +410,40 @@ START_TEST(modules_are_saved_read_listed_and_deleted)
                   st, r.body);
     resp_free(&r);
 
-    /* A syntax error: 422 with file:line; v1 stays in force. */
-    const char *bad = "local M = {}\n"
-                      "function M.before_create(ctx, rec)\n"
-                      "  rec.description = = 'v2'\n"
-                      "end\n"
-                      "return M\n";
-    st = put_module("marketing_request", bad, &r);
-    assert_prob(
-        &r, st,
-        &(struct prob){.status = 422,
-                       .code = "validation_failed",
-                       .rule = "syntax",
-                       .path = "marketing/hooks/marketing_request.lua:3",
-                       .hook = NULL,
-                       .detail = "~marketing/hooks/marketing_request.lua:3: unexpected symbol"},
-        "PUT with a syntax error");
-    resp_free(&r);
-    /* A module that does not return a table, one whose top level fails, and bytecode. */
-    st = put_module("marketing_request", "local M = {}\nreturn 42\n", &r);
-    assert_prob(&r, st,
-                &(struct prob){.status = 422,
-                               .code = "validation_failed",
-                               .rule = "module",
-                               .path = FILE_MR,
-                               .hook = "marketing/marketing_request",
-                               .detail =
-                                   "marketing/hooks/marketing_request.lua returned number, not a "
-                                   "table of functions"},
-                "PUT of a module returning a number");
-    resp_free(&r);
-    st = put_module("marketing_request", "local M = {}\nerror('no load')\nreturn M\n", &r);
-    assert_prob(&r, st,
-                &(struct prob){.status = 422,
-                               .code = "validation_failed",
-                               .rule = "runtime",
-                               .path = "marketing/hooks/marketing_request.lua:2",
-                               .hook = NULL,
-                               .detail = "marketing/hooks/marketing_request.lua:2: no load"},
-                "PUT of a module whose top level fails");
-    resp_free(&r);
-    st = put_module("marketing_request", "\x1bLua", &r);
-    assert_prob(&r, st,
-                &(struct prob){.status = 422,
-                               .code = "validation_failed",
-                               .rule = "syntax",
-                               .path = FILE_MR,
-                               .hook = NULL,
-                               .detail = "attempt to load a binary chunk (mode is 't')"},
-                "PUT of bytecode");
-    resp_free(&r);
+    /* Refused with 422, v1 staying in force: a syntax error (with file:line), a module that does
+     * not return a table, one whose top level fails, and bytecode. */
+    const struct {
+        const char *lua, *what, *rule, *path, *hook, *detail;
+    } bad[] = {
+        {"local M = {}\n"
+         "function M.before_create(ctx, rec)\n"
+         "  rec.description = = 'v2'\n"
+         "end\n"
+         "return M\n",
+         "PUT with a syntax error", "syntax", "marketing/hooks/marketing_request.lua:3", NULL,
+         "~marketing/hooks/marketing_request.lua:3: unexpected symbol"},
+        {"local M = {}\nreturn 42\n", "PUT of a module returning a number", "module", FILE_MR,
+         "marketing/marketing_request",
+         "marketing/hooks/marketing_request.lua returned number, not a table of functions"},
+        {"local M = {}\nerror('no load')\nreturn M\n", "PUT of a module whose top level fails",
+         "runtime", "marketing/hooks/marketing_request.lua:2", NULL,
+         "marketing/hooks/marketing_request.lua:2: no load"},
+        {"\x1bLua", "PUT of bytecode", "syntax", FILE_MR, NULL,
+         "attempt to load a binary chunk (mode is 't')"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        st = put_module("marketing_request", bad[i].lua, &r);
+        assert_prob(&r, st,
+                    &(struct prob){.status = 422,
+                                   .code = "validation_failed",
+                                   .rule = bad[i].rule,
+                                   .path = bad[i].path,
+                                   .hook = bad[i].hook,
+                                   .detail = bad[i].detail},
+                    bad[i].what);
+        resp_free(&r);
+    }
+    /* A text that is not UTF-8: 400. */
     st = put_module("marketing_request", "return {} -- \xff\xfe", &r);
     assert_prob(&r, st, &(struct prob){.status = 400, .code = "invalid_request"},
                 "PUT of a non-UTF-8 text");
@@ -635,17 +456,17 @@ START_TEST(modules_are_saved_read_listed_and_deleted)
     ASSERT_FIELD(c, "description", "v1");
 
     /* Only the administrator; only installed apps (or "local"); only good names. */
-    st = put_module_app("marketing", "marketing_request", "return {}", H(ANN), &r);
+    st = api_put_hook(&S, H(ANN), "marketing", "marketing_request", "return {}", &r);
     assert_prob(&r, st, &(struct prob){.status = 403, .code = "forbidden"}, "ann PUTs a hook");
     resp_free(&r);
     st = api_call(&S, H(RITA), "GET", NULL, &r, "%s/marketing/marketing_request", HOOKS);
     assert_prob(&r, st, &(struct prob){.status = 403, .code = "forbidden"}, "rita GETs a hook");
     resp_free(&r);
-    st = put_module_app("nosuch", "marketing_request", "return {}", NULL, &r);
+    st = api_put_hook(&S, ADMIN, "nosuch", "marketing_request", "return {}", &r);
     assert_prob(&r, st, &(struct prob){.status = 404, .code = "not_found", .field = "app"},
                 "PUT into no app");
     resp_free(&r);
-    st = put_module_app("marketing", "Bad.Name", "return {}", NULL, &r);
+    st = api_put_hook(&S, ADMIN, "marketing", "Bad.Name", "return {}", &r);
     assert_prob(&r, st, &(struct prob){.status = 404, .code = "not_found"}, "PUT under a bad name");
     resp_free(&r);
 
@@ -906,36 +727,24 @@ START_TEST(validate_refuses_with_a_table_a_string_or_false)
                          "{\"field\":\"partner\",\"code\":\"hook\",\"message\":\"unknown "
                          "partner\"}]");
     resp_free(&r);
-    snprintf(b, sizeof(b), body, "string");
-    refused(ADMIN, "POST", b,
-            &(struct prob){.status = 422,
-                           .code = "validation_failed",
-                           .rule = "hook",
-                           .path = FILE_MR,
-                           .hook = hook,
-                           .detail = "marketing_request: refused as a whole",
-                           .no_field = true},
-            NULL, "%s", MR);
-    snprintf(b, sizeof(b), body, "false");
-    refused(ADMIN, "POST", b,
-            &(struct prob){.status = 422,
-                           .code = "validation_failed",
-                           .rule = "hook",
-                           .path = FILE_MR,
-                           .hook = hook,
-                           .detail = "marketing_request: false with a message",
-                           .no_field = true},
-            NULL, "%s", MR);
-    snprintf(b, sizeof(b), body, "bare false");
-    refused(ADMIN, "POST", b,
-            &(struct prob){.status = 422,
-                           .code = "validation_failed",
-                           .rule = "hook",
-                           .path = FILE_MR,
-                           .hook = hook,
-                           .detail = "marketing_request: refused",
-                           .no_field = true},
-            NULL, "%s", MR);
+    /* A string, or false with or without a message, refuses the request as a whole. */
+    const struct {
+        const char *title, *detail;
+    } whole[] = {{"string", "marketing_request: refused as a whole"},
+                 {"false", "marketing_request: false with a message"},
+                 {"bare false", "marketing_request: refused"}};
+    for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++) {
+        snprintf(b, sizeof(b), body, whole[i].title);
+        refused(ADMIN, "POST", b,
+                &(struct prob){.status = 422,
+                               .code = "validation_failed",
+                               .rule = "hook",
+                               .path = FILE_MR,
+                               .hook = hook,
+                               .detail = whole[i].detail,
+                               .no_field = true},
+                NULL, "%s", MR);
+    }
     /* Nothing, true and an empty table pass. */
     const char *pass[] = {"true", "empty", "nothing"};
     long long ids[3];
@@ -1269,42 +1078,32 @@ START_TEST(runtime_errors_name_file_and_line)
 {
     module_ok("helpers", HELPERS_LUA);
     hooks_ok(RT_LUA);
-    const char *bc = "marketing/marketing_request.before_create";
+    /* Each create fails in before_create at file:line (the last one in a required module: its
+     * own file and line, the hook that called it). */
+    const struct {
+        const char *body, *file, *lua, *marker, *msg;
+    } cases[] = {
+        {"{\"title\":\"nil index\",\"partner\":\"P\",\"budget\":\"1\"}", FILE_MR, RT_LUA,
+         "-- nil index", "attempt to index a nil value (local 'x')"},
+        {"{\"title\":\"undeclared\",\"partner\":\"P\",\"budget\":\"1\"}", FILE_MR, RT_LUA,
+         "-- undeclared", "undeclared global 'undeclared_global'"},
+        {"{\"title\":\"big\",\"partner\":\"P\",\"budget\":\"11\"}", "marketing/hooks/helpers.lua",
+         HELPERS_LUA, "-- helpers line", "helper refuses 11"},
+    };
     char path[128], detail[256];
-    at_line(path, sizeof(path), FILE_MR, RT_LUA, "-- nil index");
-    snprintf(detail, sizeof(detail), "%s: attempt to index a nil value (local 'x')", path);
-    refused(ADMIN, "POST", "{\"title\":\"nil index\",\"partner\":\"P\",\"budget\":\"1\"}",
-            &(struct prob){.status = 500,
-                           .code = "hook_failed",
-                           .rule = "runtime",
-                           .path = path,
-                           .hook = bc,
-                           .detail = detail,
-                           .no_field = true},
-            NULL, "%s", MR);
-    at_line(path, sizeof(path), FILE_MR, RT_LUA, "-- undeclared");
-    snprintf(detail, sizeof(detail), "%s: undeclared global 'undeclared_global'", path);
-    refused(ADMIN, "POST", "{\"title\":\"undeclared\",\"partner\":\"P\",\"budget\":\"1\"}",
-            &(struct prob){.status = 500,
-                           .code = "hook_failed",
-                           .rule = "runtime",
-                           .path = path,
-                           .hook = bc,
-                           .detail = detail,
-                           .no_field = true},
-            NULL, "%s", MR);
-    /* In a required module: its own file and line, the hook that called it. */
-    at_line(path, sizeof(path), "marketing/hooks/helpers.lua", HELPERS_LUA, "-- helpers line");
-    snprintf(detail, sizeof(detail), "%s: helper refuses 11", path);
-    refused(ADMIN, "POST", "{\"title\":\"big\",\"partner\":\"P\",\"budget\":\"11\"}",
-            &(struct prob){.status = 500,
-                           .code = "hook_failed",
-                           .rule = "runtime",
-                           .path = path,
-                           .hook = bc,
-                           .detail = detail,
-                           .no_field = true},
-            NULL, "%s", MR);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        at_line(path, sizeof(path), cases[i].file, cases[i].lua, cases[i].marker);
+        snprintf(detail, sizeof(detail), "%s: %s", path, cases[i].msg);
+        refused(ADMIN, "POST", cases[i].body,
+                &(struct prob){.status = 500,
+                               .code = "hook_failed",
+                               .rule = "runtime",
+                               .path = path,
+                               .hook = "marketing/marketing_request.before_create",
+                               .detail = detail,
+                               .no_field = true},
+                NULL, "%s", MR);
+    }
     long long id = mr_create(ADMIN, "{\"title\":\"small\",\"partner\":\"P\",\"budget\":\"10\"}");
     at_line(path, sizeof(path), FILE_MR, RT_LUA, "-- boom");
     snprintf(detail, sizeof(detail), "%s: boom in after_update", path);
@@ -1329,13 +1128,7 @@ START_TEST(runtime_errors_name_file_and_line)
     ck_assert_str_eq(obj_str(j, "request_id"), "hooks-rt-2");
     cJSON_Delete(j);
     resp_free(&r);
-    char *log = NULL;
-    FILE *f = fopen(S.log, "r");
-    ck_assert_ptr_nonnull(f);
-    log = calloc(1, 1 << 22);
-    size_t n = fread(log, 1, (1 << 22) - 1, f);
-    fclose(f);
-    log[n] = 0;
+    char *log = read_file_ok(S.log);
     ck_assert_msg(strstr(log, "boom in after_update") != NULL, "the server log lacks the error");
     free(log);
 }
@@ -1751,12 +1544,7 @@ static void install_privileged_app(void)
     const char *files[2] = {"app.json", "types/marketing_request.json"};
     for (int i = 0; i < 2; i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
-        FILE *f = fopen(p, "r");
-        ck_assert_ptr_nonnull(f);
-        char *txt = calloc(1, 1 << 16);
-        size_t n = fread(txt, 1, (1 << 16) - 1, f);
-        fclose(f);
-        txt[n] = 0;
+        char *txt = read_file_ok(p);
         cJSON *j = cJSON_Parse(txt);
         free(txt);
         ck_assert_ptr_nonnull(j);
@@ -1775,7 +1563,7 @@ static void install_privileged_app(void)
         }
         char *out = cJSON_Print(j);
         cJSON_Delete(j);
-        f = fopen(p, "w");
+        FILE *f = fopen(p, "w");
         ck_assert_ptr_nonnull(f);
         fputs(out, f);
         fclose(f);
@@ -1945,61 +1733,53 @@ START_TEST(workflow_action_hooks)
     /* A function nobody defined: 409 at run time, naming the action. */
     long long b = mr_new(H(ANN), "missing", "10");
     move_ok(H(ANN), b, "submit", NULL, "submitted");
-    char apath[64], path[128];
-    snprintf(apath, sizeof(apath), "transitions[%d].actions[1]", ti);
-    set_actions(def, "start_review", "[{\"hook\":\"stamp\"},{\"hook\":\"helpers.missing\"}]");
-    put_workflow(def);
-    refused(H(RITA), "POST", "{}",
-            &(struct prob){.status = 409,
-                           .code = "conflict",
-                           .rule = "action",
-                           .path = apath,
-                           .hook = NULL,
-                           .detail =
-                               "action hook 'helpers.missing' is not defined: the app has no such "
-                               "hook function"},
-            NULL, "%s/%lld/transitions/start_review", MR, b);
-    snprintf(apath, sizeof(apath), "transitions[%d].actions[0]", ti);
-    set_actions(def, "start_review", "[{\"hook\":\"nosuch\"}]");
-    put_workflow(def);
-    refused(H(RITA), "POST", "{}",
-            &(struct prob){.status = 409,
-                           .code = "conflict",
-                           .rule = "action",
-                           .path = apath,
-                           .hook = NULL,
-                           .detail =
-                               "action hook 'nosuch' is not defined: the app has no such hook "
-                               "function"},
-            NULL, "%s/%lld/transitions/start_review", MR, b);
+    const struct {
+        const char *actions, *missing;
+        int at; /* the index of the missing one in the actions */
+    } undefined[] = {
+        {"[{\"hook\":\"stamp\"},{\"hook\":\"helpers.missing\"}]", "helpers.missing", 1},
+        {"[{\"hook\":\"nosuch\"}]", "nosuch", 0}};
+    char apath[64], path[128], detail[256];
+    for (size_t i = 0; i < sizeof(undefined) / sizeof(undefined[0]); i++) {
+        snprintf(apath, sizeof(apath), "transitions[%d].actions[%d]", ti, undefined[i].at);
+        snprintf(detail, sizeof(detail),
+                 "action hook '%s' is not defined: the app has no such hook function",
+                 undefined[i].missing);
+        set_actions(def, "start_review", undefined[i].actions);
+        put_workflow(def);
+        refused(H(RITA), "POST", "{}",
+                &(struct prob){.status = 409,
+                               .code = "conflict",
+                               .rule = "action",
+                               .path = apath,
+                               .hook = NULL,
+                               .detail = detail},
+                NULL, "%s/%lld/transitions/start_review", MR, b);
+    }
     /* One that fails, one that sets a bad value: 500 naming the module and function; the stamp
      * before it is undone too. */
-    set_actions(def, "start_review", "[{\"hook\":\"stamp\"},{\"hook\":\"helpers.explode\"}]");
-    put_workflow(def);
-    char detail[256];
-    at_line(path, sizeof(path), "marketing/hooks/helpers.lua", ACT_HELPERS_LUA, "-- explode");
-    snprintf(detail, sizeof(detail), "%s: exploded on missing", path);
-    refused(H(RITA), "POST", "{}",
-            &(struct prob){.status = 500,
-                           .code = "hook_failed",
-                           .rule = "runtime",
-                           .path = path,
-                           .hook = "marketing/helpers.explode",
-                           .detail = detail},
-            NULL, "%s/%lld/transitions/start_review", MR, b);
-    set_actions(def, "start_review", "[{\"hook\":\"helpers.bad\"}]");
-    put_workflow(def);
-    at_line(path, sizeof(path), "marketing/hooks/helpers.lua", ACT_HELPERS_LUA, "-- bad");
-    snprintf(detail, sizeof(detail),
-             "%s: cannot set rec.region: must be one of: north, south, east, west", path);
-    refused(H(RITA), "POST", "{}",
-            &(struct prob){.status = 500,
-                           .code = "hook_failed",
-                           .rule = "runtime",
-                           .path = path,
-                           .hook = "marketing/helpers.bad",
-                           .detail = detail},
-            NULL, "%s/%lld/transitions/start_review", MR, b);
+    const struct {
+        const char *actions, *marker, *msg, *hook;
+    } failing[] = {{"[{\"hook\":\"stamp\"},{\"hook\":\"helpers.explode\"}]", "-- explode",
+                    "exploded on missing", "marketing/helpers.explode"},
+                   {"[{\"hook\":\"helpers.bad\"}]", "-- bad",
+                    "cannot set rec.region: must be one of: north, south, east, west",
+                    "marketing/helpers.bad"}};
+    for (size_t i = 0; i < sizeof(failing) / sizeof(failing[0]); i++) {
+        set_actions(def, "start_review", failing[i].actions);
+        put_workflow(def);
+        at_line(path, sizeof(path), "marketing/hooks/helpers.lua", ACT_HELPERS_LUA,
+                failing[i].marker);
+        snprintf(detail, sizeof(detail), "%s: %s", path, failing[i].msg);
+        refused(H(RITA), "POST", "{}",
+                &(struct prob){.status = 500,
+                               .code = "hook_failed",
+                               .rule = "runtime",
+                               .path = path,
+                               .hook = failing[i].hook,
+                               .detail = detail},
+                NULL, "%s/%lld/transitions/start_review", MR, b);
+    }
     ASSERT_RECORD_STATE(&S, MR, b, "submitted");
     ASSERT_FIELD(b, "description", "(null)");
     cJSON_Delete(def);
@@ -2162,7 +1942,7 @@ static const char *JSON_LUA =
 START_TEST(json_null_round_trips)
 {
     module_ok("marketing_request", JSON_LUA);
-    long st = put_module_app("local", "hook_log", LOCAL_LOG_LUA, NULL, NULL);
+    long st = api_put_hook(&S, ADMIN, "local", "hook_log", LOCAL_LOG_LUA, NULL);
     ck_assert_int_eq(st, 201);
     /* Through the REST API: the local hook fills data with nulls in it. */
     struct resp r;
@@ -2375,12 +2155,7 @@ START_TEST(ctx_and_trellis_helpers)
     snprintf(line, sizeof(line),
              "hook %s (before_create, request hooks-ctx-1): ctx hook ran for ctx",
              at_line(path, sizeof(path), FILE_MR, CTX_LUA, "-- log line"));
-    FILE *f = fopen(S.log, "r");
-    ck_assert_ptr_nonnull(f);
-    char *log = calloc(1, 1 << 22);
-    size_t n = fread(log, 1, (1 << 22) - 1, f);
-    fclose(f);
-    log[n] = 0;
+    char *log = read_file_ok(S.log);
     ck_assert_msg(strstr(log, line) != NULL, "the server log lacks '%s'", line);
     free(log);
 }
@@ -2558,9 +2333,5 @@ int main(void)
     tcase_add_test(bugs, action_hook_t_names_the_transition);
     tcase_add_test(bugs, top_level_require_of_a_sibling_module_can_be_saved);
     suite_add_tcase(s, bugs);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

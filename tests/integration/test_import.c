@@ -177,9 +177,5 @@ int main(void)
     tcase_add_test(tc, import_refuses_an_unknown_type_and_bad_json);
     tcase_add_test(tc, import_into_a_partner_org);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

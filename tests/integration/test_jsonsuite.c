@@ -43,24 +43,6 @@ static bool alive(const struct srv *s)
     return s->pid > 0 && waitpid(s->pid, &st, WNOHANG) == 0 && kill(s->pid, 0) == 0;
 }
 
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)len + 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[len] = 0;
-    *n = (size_t)len;
-    return b;
-}
-
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -121,7 +103,7 @@ START_TEST(every_test_parsing_file)
         char path[4400], code[64];
         snprintf(path, sizeof(path), "%s/%s", dir, name);
         size_t len;
-        char *body = slurp(path, &len);
+        char *body = read_file(path, &len);
         ck_assert_msg(body != NULL, "cannot read %s", path);
         struct resp r;
         int rc = http(&S, "POST", MR, body, len, hdr, &r);
@@ -200,9 +182,5 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_test_parsing_file);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -49,9 +49,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_int_eq(rc, 0);
+    srv_teardown(&S);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -812,10 +810,7 @@ int main(void)
     tcase_add_test(tc, connections_are_spread_over_the_workers);
     tcase_add_test(tc, keep_alive_reuses_the_connection);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = run_suite(s);
     curl_global_cleanup();
-    return failed ? 1 : 0;
+    return failed;
 }

@@ -133,9 +133,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_int_eq(rc, 0);
+    srv_teardown(&S);
 }
 
 START_TEST(every_cell_of_the_matrix)
@@ -214,9 +212,5 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_cell_of_the_matrix);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

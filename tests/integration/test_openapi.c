@@ -26,7 +26,6 @@
 static struct srv S;
 static char tools[PATH_MAX]; /* BUILD/openapi-tools */
 
-
 /* ---------------------------------------------------------------------------------------------
  * Helpers
  */
@@ -44,20 +43,6 @@ static bool on_path(const char *prog)
     }
     free(dup);
     return found;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
 }
 
 static void spit(const char *path, const char *text)
@@ -114,7 +99,7 @@ static int run(const char *const *argv, const char *cwd, char **out, int timeout
 
 static bool same_file(const char *a, const char *b)
 {
-    char *x = slurp(a), *y = slurp(b);
+    char *x = read_file(a, NULL), *y = read_file(b, NULL);
     bool same = x && y && strcmp(x, y) == 0;
     free(x);
     free(y);
@@ -123,7 +108,7 @@ static bool same_file(const char *a, const char *b)
 
 static void copy_file(const char *from, const char *to)
 {
-    char *t = slurp(from);
+    char *t = read_file(from, NULL);
     ck_assert_msg(t != NULL, "cannot read %s", from);
     spit(to, t);
     free(t);
@@ -329,9 +314,5 @@ int main(void)
     tcase_set_timeout(tc, 900); /* a first `npm ci` may download */
     tcase_add_test(tc, openapi_is_valid_openapi_3_1);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -29,9 +29,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_int_eq(rc, 0);
+    srv_teardown(&S);
 }
 
 /* One request as hdr (every caller names one). */
@@ -43,14 +41,7 @@ static long req(const char *hdr, const char *method, const char *path, const cha
 
 static long long create_as(const char *hdr, const char *title)
 {
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"title\":\"%s\",\"partner\":\"P\",\"region\":\"east\",\"budget\":\"10\"}", title);
-    struct resp r;
-    ck_assert_int_eq(req(hdr, "POST", MR, body, &r), 201);
-    long long id = json_int(r.body, "id", 0);
-    resp_free(&r);
-    return id;
+    return api_create_request(&S, hdr, title);
 }
 
 START_TEST(partners_see_only_their_org_and_guessing_ids_finds_nothing)
@@ -257,9 +248,5 @@ int main(void)
     tcase_add_test(tc, hidden_fields_leave_every_path);
     tcase_add_test(tc, guessing_ids_through_workflow_approvals_reports_and_exports_finds_nothing);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -47,11 +47,6 @@
 
 typedef __int128 i128;
 
-#define DAY_MS  86400000LL
-#define HOUR_MS 3600000LL
-#define MIN_MS  60000LL
-#define ADMIN   NULL /* api_call(): NULL sends the harness's admin token */
-
 static const char *MR = "/api/v1/records/marketing_request";
 
 /* ---------------------------------------------------------------------------------------------
@@ -73,15 +68,28 @@ static struct test_user *UU = U;   /* and its users */
 /* Creates a data dir with the orgs and users, starts it (extra serve arguments). */
 static void server_up(struct srv *s, struct test_user *users, const char *extra)
 {
-    int rc = srv_init(s, NULL);
-    if (s->dir[0]) tmpreg_add(s->dir);
-    ck_assert_int_eq(rc, 0);
-    snprintf(s->extra, sizeof(s->extra), "%s", extra ? extra : "");
-    cli_run3(s, "org", "add", "acme");
-    cli_run3(s, "org", "add", "globex");
     memcpy(users, USERS0, sizeof(USERS0));
-    cli_add_users(s, users, NUSERS);
-    ck_assert_int_eq(srv_start(s), 0);
+    srv_up(s, extra, (const char *[]){"acme", "globex", NULL}, users, NUSERS);
+}
+
+/* A server of the test's own (serve arguments extra) with users of its own, made by server_up;
+ * the helpers talk to it until own_server_down. */
+static struct srv OWN;
+static struct test_user OWN_U[NUSERS];
+
+static void own_server_up(const char *extra)
+{
+    SV = &OWN;
+    UU = OWN_U;
+    server_up(&OWN, OWN_U, extra);
+}
+
+/* Points the helpers back at the shared server, then stops, checks and removes OWN. */
+static void own_server_down(void)
+{
+    SV = &S;
+    UU = U;
+    srv_teardown(&OWN);
 }
 
 static long call(const char *auth, const char *method, const char *body, struct resp *out,
@@ -277,13 +285,9 @@ static void calendar_load(void)
     memset(&CAL, 0, sizeof(CAL));
     char path[1024];
     snprintf(path, sizeof(path), "%s/samples/marketing/calendars/cn_office.json", trellis_src());
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot read %s", path);
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
+    char *buf = read_file_ok(path);
     cJSON *j = cJSON_Parse(buf);
+    free(buf);
     ck_assert_ptr_nonnull(j);
     ck_assert_msg(str_eq(obj_str(j, "timezone"), "Asia/Shanghai"),
                   "this suite computes cn_office in Asia/Shanghai (UTC+8)");
@@ -411,10 +415,7 @@ static int live_count(int org) /* org -1: all */
  */
 static int64_t clock_now(void)
 {
-    cJSON *j = api_get_json(SV, ADMIN, "/api/v1/test/clock");
-    int64_t t = obj_time_ms(j, "now");
-    cJSON_Delete(j);
-    return t;
+    return clock_now_ms(SV);
 }
 
 static const char *auth_of(int u)
@@ -740,9 +741,7 @@ static void data_setup(void)
 
 static void data_teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_int_eq(rc, 0);
+    srv_teardown(&S);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1900,12 +1899,18 @@ static void check_adhoc(const struct def *d, bool strict)
 /* ---------------------------------------------------------------------------------------------
  * The sample app's reports, as definitions the brute force understands
  */
-static void def_requests_by_state(struct def *d)
+/* d emptied and named name, without a filter, with ng group-bys (their columns still to set). */
+static void def_start(struct def *d, const char *name, int ng)
 {
     memset(d, 0, sizeof(*d));
-    snprintf(d->name, sizeof(d->name), "requests_by_state");
+    snprintf(d->name, sizeof(d->name), "%s", name);
     d->froot = -1;
-    d->ng = 1;
+    d->ng = ng;
+}
+
+static void def_requests_by_state(struct def *d)
+{
+    def_start(d, "requests_by_state", 1);
     d->g[0].col = GC_STATE;
     d->nm = 1;
     d->m[0].op = MO_COUNT;
@@ -1945,10 +1950,7 @@ static void def_spend_by_region(struct def *d, const char *from)
 
 static void def_approval_cycle(struct def *d)
 {
-    memset(d, 0, sizeof(*d));
-    snprintf(d->name, sizeof(d->name), "approval_cycle");
-    d->froot = -1;
-    d->ng = 1;
+    def_start(d, "approval_cycle", 1);
     d->g[0] = (struct gdef){.col = GC_CREATED, .bucket = B_MONTH, .zone = 2};
     d->nm = 4;
     d->m[0] = (struct mdef){
@@ -2355,10 +2357,7 @@ START_TEST(csv_has_a_bom_labels_crlf_quoting_and_the_json_cells)
     reseed(4);
     struct def d;
     /* Partners with commas and quotes, labels with commas and quotes. */
-    memset(&d, 0, sizeof(d));
-    snprintf(d.name, sizeof(d.name), "csv_a");
-    d.froot = -1;
-    d.ng = 2;
+    def_start(&d, "csv_a", 2);
     d.g[0].col = GC_PARTNER;
     d.g[1].col = GC_REGION;
     d.nm = 4;
@@ -2568,17 +2567,6 @@ END_TEST
 /* ---------------------------------------------------------------------------------------------
  * 6. Dashboards
  */
-static char *read_file_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot read %s", path);
-    char *t = calloc(1, 1 << 16);
-    size_t n = fread(t, 1, (1 << 16) - 1, f);
-    t[n] = 0;
-    fclose(f);
-    return t;
-}
-
 /* GET the overview dashboard as auth; checks every widget against GET /api/v1/reports/{name}
  * as the same caller, except broken (the index of a widget that must carry an error with
  * status want_status; -1: none). Returns the parsed dashboard (owned). */
@@ -2663,7 +2651,7 @@ START_TEST(dashboard_widgets_carry_their_data_or_their_error)
     /* Restored, it answers again. */
     char path[1024];
     snprintf(path, sizeof(path), "%s/samples/marketing/reports/approval_cycle.json", trellis_src());
-    char *def = read_file_text(path);
+    char *def = read_file_ok(path);
     long st = call(ADMIN, "PUT", def, &rs, "/api/v1/meta/reports/approval_cycle");
     ck_assert_msg(st == 201, "PUT approval_cycle back: %ld %s", st, rs.body);
     resp_free(&rs);
@@ -2720,12 +2708,8 @@ static void check_counters(const char *when)
 START_TEST(counters_equal_a_brute_force_count_also_after_kill_9)
 {
     reseed(7);
-    static struct srv S2;
-    static struct test_user V[NUSERS];
-    SV = &S2;
-    UU = V;
     NR = 0;
-    server_up(&S2, V, "");
+    own_server_up("");
     check_counters("with no records");
     for (int round = 0; round < 3; round++) {
         random_work(10, NR + 18, false, 45);
@@ -2745,17 +2729,13 @@ START_TEST(counters_equal_a_brute_force_count_also_after_kill_9)
             delete_rec(&R[i]);
             break;
         }
-    srv_kill9(&S2);
-    ck_assert_int_eq(srv_start(&S2), 0);
+    srv_kill9(&OWN);
+    ck_assert_int_eq(srv_start(&OWN), 0);
     check_counters("after kill -9 and a restart");
     random_work(6, NR + 8, false, 45);
     check_counters("after more work");
-    assert_store_check(&S2);
-    int rc = srv_stop_and_check(&S2);
-    srv_cleanup(&S2);
-    ck_assert_int_eq(rc, 0);
-    SV = &S;
-    UU = U;
+    assert_store_check(&OWN);
+    own_server_down();
 }
 END_TEST
 
@@ -2765,12 +2745,8 @@ END_TEST
 START_TEST(a_scan_over_the_limit_is_refused_while_the_counters_answer)
 {
     reseed(8);
-    static struct srv S3;
-    static struct test_user V[NUSERS];
-    SV = &S3;
-    UU = V;
     NR = 0;
-    server_up(&S3, V, "--report-max-scan 10");
+    own_server_up("--report-max-scan 10");
     for (int i = 0; i < 14; i++) {
         int k = create_rec(i % 2 ? ANN : -1, 0);
         (void)k;
@@ -2833,11 +2809,7 @@ START_TEST(a_scan_over_the_limit_is_refused_while_the_counters_answer)
         cJSON_Delete(j);
         resp_free(&rs);
     }
-    int rc = srv_stop_and_check(&S3);
-    srv_cleanup(&S3);
-    ck_assert_int_eq(rc, 0);
-    SV = &S;
-    UU = U;
+    own_server_down();
 }
 END_TEST
 
@@ -2882,11 +2854,7 @@ END_TEST
  * Exact 128-bit sums are shown but not sorted by. */
 START_TEST(sort_by_large_decimal_sums_is_exact)
 {
-    static struct srv S4;
-    static struct test_user V[NUSERS];
-    SV = &S4;
-    UU = V;
-    server_up(&S4, V, "");
+    own_server_up("");
     struct resp rs;
     /* 2^60 cents and one cent more. */
     const char *bodies[] = {"{\"title\":\"a\",\"partner\":\"P\",\"region\":\"north\",\"budget\":"
@@ -2913,11 +2881,7 @@ START_TEST(sort_by_large_decimal_sums_is_exact)
         cJSON_Delete(j);
         resp_free(&rs);
     }
-    int rc = srv_stop_and_check(&S4);
-    srv_cleanup(&S4);
-    SV = &S;
-    UU = U;
-    ck_assert_int_eq(rc, 0);
+    own_server_down();
     ck_assert_msg(str_eq(got[0], want[0]) && str_eq(got[1], want[1]),
                   "top 1 by sum ascending: %s (want %s); descending: %s (want %s) - sums "
                   "11529215046068469.76 and .77",
@@ -2934,10 +2898,7 @@ END_TEST
 START_TEST(duration_ties_round_half_away_from_zero)
 {
     struct def d;
-    memset(&d, 0, sizeof(d));
-    snprintf(d.name, sizeof(d.name), "ties");
-    d.froot = -1;
-    d.ng = 1;
+    def_start(&d, "ties", 1);
     d.g[0].col = GC_TITLE;
     d.nm = 4;
     d.m[0] = (struct mdef){.op = MO_MAX, .dur = 2, .in = ST_DRAFT, .unit = 1};
@@ -3048,9 +3009,5 @@ int main(void)
         tcase_add_test(bugs, duration_count_is_an_int);
         suite_add_tcase(s, bugs);
     }
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

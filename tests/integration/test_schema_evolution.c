@@ -733,9 +733,5 @@ int main(void)
     tcase_add_test(tc, definition_errors_listed);
     tcase_add_test(tc, new_type_lifecycle);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -31,9 +31,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    int rc = srv_stop_and_check(&S);
-    srv_cleanup(&S);
-    ck_assert_int_eq(rc, 0);
+    srv_teardown(&S);
 }
 
 /* One request as hdr (NULL: the admin token); extra: one more header or NULL. */
@@ -741,9 +739,5 @@ int main(void)
     tcase_add_test(bugs, set_action_cannot_empty_a_required_field);
     tcase_add_test(bugs, workflow_on_a_type_without_initial_state);
     suite_add_tcase(s, bugs);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return run_suite(s);
 }

@@ -857,11 +857,19 @@ START_TEST(huge_encodes_stop_on_a_limit)
 }
 END_TEST
 
+/* A case of suite s whose tests each get a fresh VM. */
+static TCase *vm_tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 static Suite *json_suite(void)
 {
     Suite *s = suite_create("hooks_json");
-    TCase *tc = tcase_create("values");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    TCase *tc = vm_tcase(s, "values");
     tcase_add_test(tc, every_kind_round_trips);
     tcase_add_test(tc, json_test_suite);
     tcase_add_test(tc, null_is_a_unique_sentinel);
@@ -870,25 +878,18 @@ static Suite *json_suite(void)
     tcase_add_test(tc, integers_and_floats);
     tcase_add_test(tc, invalid_utf8_is_refused_both_ways);
     tcase_add_test(tc, decode_errors_name_the_byte_offset);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("structure");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = vm_tcase(s, "structure");
     tcase_add_test(tc, nesting_is_capped_at_128);
     tcase_add_test(tc, cycles_are_refused_shared_tables_are_not);
     tcase_add_test(tc, mixed_sparse_and_odd_keys_are_refused);
     tcase_add_test(tc, functions_threads_userdata_are_refused_with_paths);
     tcase_add_test(tc, metamethods_are_never_called);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("host");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = vm_tcase(s, "host");
     tcase_add_test(tc, host_api_decodes_and_encodes);
     tcase_add_test(tc, errors_after_parsing_free_the_tree);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("limits");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = vm_tcase(s, "limits");
     tcase_add_test(tc, huge_decodes_stop_on_a_limit);
     tcase_add_test(tc, huge_encodes_stop_on_a_limit);
-    suite_add_tcase(s, tc);
     return s;
 }
 
