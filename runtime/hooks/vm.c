@@ -371,8 +371,10 @@ static int find_factory(struct trl_hooks_vm *vm, lua_State *L, const struct trl_
         trl_diag_zh(d, "钩子:应用或模块名称无效");
         return TRL_EINVAL;
     }
+    /* Without a version (require), the cached copy serves only when nothing can say which text
+     * is current: with a resolver, its text's version decides (compile reuses an equal one). */
     struct hk_module *m = mod_find(vm, mod_hash(src->app, src->module), src->app, src->module);
-    if (m && (!src->version || strcmp(m->version, src->version) == 0)) {
+    if (m && (src->version ? strcmp(m->version, src->version) == 0 : !vm->resolve)) {
         *ref = m->ref;
         return 0;
     }

@@ -834,6 +834,38 @@ START_TEST(require_loads_the_apps_own_modules)
 }
 END_TEST
 
+START_TEST(require_follows_a_changed_module)
+{
+    /* A VM that compiled `greeting` keeps it only while it is current: once the resolver gives
+     * a new version, the next require (with no version of its own) compiles that one. Engines
+     * lend VMs from a pool, so another VM may have seen the new snapshot first. */
+    resolver_mods[0] = (struct trl_hooks_src){"app", "greeting", "1", "return {word = 'one'}", 0};
+    resolver_mods[0].len = strlen(resolver_mods[0].text);
+    resolver_n = 1;
+    trl_hooks_vm_set_resolver(vm, test_resolver, NULL);
+    struct trl_hooks_src main1 = {"app", "main", "1",
+                                  "return {f = function() return require('greeting').word end}", 0};
+    main1.len = strlen(main1.text);
+    struct trl_diag d;
+    trl_diag_init(&d);
+    struct result r;
+    ck_assert_int_eq(trl_hooks_call(vm, &main1, "f", NULL, read_first, &r, NULL, &d), 0);
+    ck_assert_str_eq(r.text, "one");
+    resolver_mods[0] = (struct trl_hooks_src){"app", "greeting", "2", "return {word = 'two'}", 0};
+    resolver_mods[0].len = strlen(resolver_mods[0].text);
+    struct trl_hooks_src main2 = main1;
+    main2.version = "2";
+    ck_assert_int_eq(trl_hooks_call(vm, &main2, "f", NULL, read_first, &r, NULL, &d), 0);
+    ck_assert_str_eq(r.text, "two");
+    /* Unchanged, it stays cached (the same text, nothing compiled again). */
+    ck_assert_int_eq(trl_hooks_call(vm, &main2, "f", NULL, read_first, &r, NULL, &d), 0);
+    ck_assert_str_eq(r.text, "two");
+    trl_diag_reset(&d);
+    trl_hooks_vm_set_resolver(vm, NULL, NULL);
+    resolver_n = 0;
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * Errors and the call API
  */
@@ -1167,6 +1199,7 @@ static Suite *hooks_suite(void)
     tcase_add_test(tc, one_app_cannot_poison_another);
     tcase_add_test(tc, module_state_is_fresh_per_call);
     tcase_add_test(tc, require_loads_the_apps_own_modules);
+    tcase_add_test(tc, require_follows_a_changed_module);
     suite_add_tcase(s, tc);
     tc = tcase_create("calls");
     tcase_add_checked_fixture(tc, setup, teardown);
