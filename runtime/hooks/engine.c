@@ -353,6 +353,19 @@ void trl_hooks_engine_stats(struct trl_hooks_engine *e, struct trl_hooks_engine_
     pthread_mutex_unlock(&e->lock);
 }
 
+/* Module app/module as snapshot ws has it: version (24 bytes) the snapshot's version, text NULL
+ * when ws has no such module (returns false then). */
+static bool snapshot_src(const struct trl_wf_set *ws, const char *app, const char *module,
+                         char *version, struct trl_hooks_src *out)
+{
+    char key[160];
+    snprintf(key, sizeof(key), "%s/%s", app, module);
+    const struct trl_wf_text *h = trl_wf_text_find(ws->hooks, ws->nhooks, key);
+    snprintf(version, 24, "%llu", (unsigned long long)ws->version);
+    *out = (struct trl_hooks_src){app, module, version, h ? h->text : NULL, h ? h->n : 0};
+    return h != NULL;
+}
+
 /* `require` in hook code: the app's own modules of the lending binding's snapshot, and the
  * spec framework. */
 static int resolve(void *ud, const char *app, const char *module, struct trl_hooks_src *out,
@@ -368,13 +381,7 @@ static int resolve(void *ud, const char *app, const char *module, struct trl_hoo
     }
     struct trl_hooks_bind *b = hk_api_bound(vm);
     if (!b || !b->ws) return TRL_ENOTFOUND;
-    char key[160];
-    snprintf(key, sizeof(key), "%s/%s", app, module);
-    const struct trl_wf_text *h = trl_wf_text_find(b->ws->hooks, b->ws->nhooks, key);
-    if (!h) return TRL_ENOTFOUND;
-    snprintf(b->version, sizeof(b->version), "%llu", (unsigned long long)b->ws->version);
-    *out = (struct trl_hooks_src){app, module, b->version, h->text, h->n};
-    return 0;
+    return snapshot_src(b->ws, app, module, b->version, out) ? 0 : TRL_ENOTFOUND;
 }
 
 int hk_vm_make(struct trl_hooks_engine *e, struct trl_hooks_vm **out, struct trl_diag *d)
@@ -578,10 +585,9 @@ int hk_call(struct trl_hooks_bind *b, struct hk_frame *fr, const struct hk_mod *
         __atomic_add_fetch(&b->eng->errors, 1, __ATOMIC_RELAXED);
         return TRL_EHOOK;
     }
-    const struct trl_wf_text *t = trl_wf_text_find(b->ws->hooks, b->ws->nhooks, m->key);
     char version[24];
-    snprintf(version, sizeof(version), "%llu", (unsigned long long)b->ws->version);
-    struct trl_hooks_src src = {m->app, m->module, version, t ? t->text : NULL, t ? t->n : 0};
+    struct trl_hooks_src src;
+    snapshot_src(b->ws, m->app, m->module, version, &src);
     return call_src(b, fr, &src, fn, push, read);
 }
 
@@ -613,20 +619,10 @@ int trl_hooks_run(struct trl_hooks_bind *b, struct trl_txn *t, const struct trl_
     if (!b->eng) return trl_diag_set(cx->d, TRL_EUNAVAIL, "hooks are not available here");
     struct trl_hooks_src s = *src;
     char version[24];
-    if (!s.text && b->ws) {
-        char key[160];
-        snprintf(key, sizeof(key), "%s/%s", src->app, src->module);
-        const struct trl_wf_text *h = trl_wf_text_find(b->ws->hooks, b->ws->nhooks, key);
-        if (!h) {
-            trl_diag_set(cx->d, TRL_ENOTFOUND, "app %s has no hook module '%s'", src->app,
-                         src->module);
-            trl_diag_zh(cx->d, "应用 %s 没有钩子模块“%s”", src->app, src->module);
-            return TRL_ENOTFOUND;
-        }
-        snprintf(version, sizeof(version), "%llu", (unsigned long long)b->ws->version);
-        s.text = h->text;
-        s.len = h->n;
-        s.version = version;
+    if (!s.text && b->ws && !snapshot_src(b->ws, src->app, src->module, version, &s)) {
+        trl_diag_set(cx->d, TRL_ENOTFOUND, "app %s has no hook module '%s'", src->app, src->module);
+        trl_diag_zh(cx->d, "应用 %s 没有钩子模块“%s”", src->app, src->module);
+        return TRL_ENOTFOUND;
     }
     struct run_user u = {push, read, ud};
     struct hk_frame fr = {.t = t, .cx = cx, .user = &u};

@@ -38,6 +38,16 @@ static void pend_remove(struct trl_server *s, size_t i)
     s->pend[i] = s->pend[--s->npend];
 }
 
+/* Removes the hand-over of socket fd, if any (conn_lock held). */
+static void pend_drop_fd(struct trl_server *s, int fd)
+{
+    for (size_t i = 0; i < s->npend; i++)
+        if (s->pend[i].fd == fd) {
+            pend_remove(s, i);
+            return;
+        }
+}
+
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                               enum MHD_ConnectionNotificationCode code)
 {
@@ -49,12 +59,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         int fd = ci ? ci->connect_fd : -1;
         pthread_mutex_lock(&s->conn_lock);
-        /* The acceptor's reservation becomes the connection's own. */
-        for (size_t i = 0; i < s->npend; i++)
-            if (s->pend[i].fd == fd) {
-                pend_remove(s, i);
-                break;
-            }
+        pend_drop_fd(s, fd); /* the acceptor's reservation becomes the connection's own */
         if (!t) {
             pthread_mutex_unlock(&s->conn_lock);
             return; /* untracked: no deadline, not counted (out of memory only) */
@@ -209,11 +214,7 @@ static void *acceptor_main(void *arg)
         if (MHD_add_connection(s->workers[wi].mhd, fd, (struct sockaddr *)&sa, sl) != MHD_YES) {
             /* libmicrohttpd closed the socket: give the slot back. */
             pthread_mutex_lock(&s->conn_lock);
-            for (size_t i = 0; i < s->npend; i++)
-                if (s->pend[i].fd == fd) {
-                    pend_remove(s, i);
-                    break;
-                }
+            pend_drop_fd(s, fd);
             pthread_mutex_unlock(&s->conn_lock);
         }
     }
