@@ -10,6 +10,7 @@
  * so the body's line numbers are the file's.
  */
 #include "hooks/hooks.h"
+#include "hooks_fixture.h"
 
 #include <check.h>
 #include <lauxlib.h>
@@ -29,30 +30,6 @@ static int64_t fixed_now(const struct trl_clock *c)
 }
 
 static struct trl_clock clk = {fixed_now, 0};
-static struct trl_hooks_vm *vm;
-
-static void setup(void)
-{
-    struct trl_diag d;
-    trl_diag_init(&d);
-    int rc = trl_hooks_vm_new(&clk, &vm, &d);
-    ck_assert_msg(rc == 0, "trl_hooks_vm_new: %d %s", rc, d.message);
-    trl_diag_reset(&d);
-}
-
-static void teardown(void)
-{
-    trl_hooks_vm_free(vm);
-    vm = NULL;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* What a call returned: the first result as text, and how many results there were. */
 struct result {
     int nres;
@@ -80,18 +57,6 @@ static int read_first(lua_State *L, int nres, void *ud, struct trl_diag *d)
         snprintf(r->text, sizeof(r->text), "%s", lua_typename(L, r->type));
     }
     return 0;
-}
-
-static char version_buf[32];
-
-/* Version of a text: its hash, so that a different text under the same name recompiles. */
-static const char *version_of(const char *text)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = text; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    snprintf(version_buf, sizeof(version_buf), "%016llx", (unsigned long long)h);
-    return version_buf;
 }
 
 static int call_module(const char *app, const char *module, const char *text, const char *fn,
@@ -1167,7 +1132,7 @@ static Suite *hooks_suite(void)
 {
     Suite *s = suite_create("hooks");
     TCase *tc = tcase_create("escapes");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, hooks_vm_setup, hooks_vm_teardown);
     tcase_add_test(tc, dangerous_globals_are_absent);
     tcase_add_test(tc, os_has_only_time_date_clock);
     tcase_add_test(tc, require_reaches_only_the_apps_modules);
@@ -1184,7 +1149,7 @@ static Suite *hooks_suite(void)
     tcase_add_test(tc, selftest_passes);
     suite_add_tcase(s, tc);
     tc = tcase_create("limits");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, hooks_vm_setup, hooks_vm_teardown);
     tcase_add_test(tc, runaway_loops_stop);
     tcase_add_test(tc, deadline_stops_a_call);
     tcase_add_test(tc, deep_recursion_stops);
@@ -1195,14 +1160,14 @@ static Suite *hooks_suite(void)
     tcase_add_test(tc, limits_are_per_call);
     suite_add_tcase(s, tc);
     tc = tcase_create("isolation");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, hooks_vm_setup, hooks_vm_teardown);
     tcase_add_test(tc, one_app_cannot_poison_another);
     tcase_add_test(tc, module_state_is_fresh_per_call);
     tcase_add_test(tc, require_loads_the_apps_own_modules);
     tcase_add_test(tc, require_follows_a_changed_module);
     suite_add_tcase(s, tc);
     tc = tcase_create("calls");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, hooks_vm_setup, hooks_vm_teardown);
     tcase_add_test(tc, syntax_errors_report_file_and_line);
     tcase_add_test(tc, runtime_errors_report_file_and_line);
     tcase_add_test(tc, bad_references_are_refused);
@@ -1211,7 +1176,7 @@ static Suite *hooks_suite(void)
     tcase_add_test(tc, nesting_depth_is_capped);
     suite_add_tcase(s, tc);
     tc = tcase_create("bench");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, hooks_vm_setup, hooks_vm_teardown);
     tcase_add_test(tc, per_call_overhead);
     suite_add_tcase(s, tc);
     return s;
@@ -1219,6 +1184,7 @@ static Suite *hooks_suite(void)
 
 int main(void)
 {
+    hooks_vm_clock = &clk; /* the VMs of this suite run on the fixed clock */
     SRunner *sr = srunner_create(hooks_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -13,6 +13,7 @@
  */
 #include "hooks/hk_json.h"
 #include "hooks/hooks_int.h"
+#include "hooks_fixture.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -20,30 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static struct trl_hooks_vm *vm;
-
-static void setup(void)
-{
-    struct trl_diag d;
-    trl_diag_init(&d);
-    int rc = trl_hooks_vm_new(NULL, &vm, &d);
-    ck_assert_msg(rc == 0, "trl_hooks_vm_new: %d %s", rc, d.message);
-    trl_diag_reset(&d);
-}
-
-static void teardown(void)
-{
-    trl_hooks_vm_free(vm);
-    vm = NULL;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* What the push callback adds after the json table, and what the read callback does. */
 enum extra { X_NONE, X_TEXT, X_HOST_TEXT, X_USERDATA, X_LIB_TWICE };
@@ -110,17 +87,6 @@ static int read_first(lua_State *L, int nres, void *ud, struct trl_diag *d)
         snprintf(c->text_out, sizeof(c->text_out), "%s", lua_typename(L, c->type));
     }
     return 0;
-}
-
-static char version_buf[32];
-
-static const char *version_of(const char *text)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = text; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    snprintf(version_buf, sizeof(version_buf), "%016llx", (unsigned long long)h);
-    return version_buf;
 }
 
 static char snippet_buf[1 << 16];
@@ -861,7 +827,7 @@ END_TEST
 static TCase *vm_tcase(Suite *s, const char *name)
 {
     TCase *tc = tcase_create(name);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, hooks_vm_setup, hooks_vm_teardown);
     suite_add_tcase(s, tc);
     return tc;
 }
