@@ -40,6 +40,10 @@ int trl_json_each_member(const char *s, size_t n,
                          int (*fn)(void *ud, const char *k, size_t kn, const char *v, size_t vn),
                          void *ud);
 
+/* The same for each element of the JSON array text s[0..n): its raw text, in order. */
+int trl_json_each_element(const char *s, size_t n, int (*fn)(void *ud, const char *v, size_t vn),
+                          void *ud);
+
 /* Parses s[0..n), which must be a JSON object, into inputs (one per member, in order): strict
  * check first (trl_json_check with max_depth), then cJSON. Numbers keep their exact text (cJSON
  * alone would turn 12.30 into a double). On success *in (owned, free()) and *tree (owned,

@@ -81,6 +81,26 @@ int trl_json_each_member(const char *s, size_t n,
     return TRL_ECORRUPT;
 }
 
+int trl_json_each_element(const char *s, size_t n, int (*fn)(void *ud, const char *v, size_t vn),
+                          void *ud)
+{
+    const char *end = s + n, *p = skip_ws(s, end);
+    if (p >= end || *p != '[') return TRL_ECORRUPT;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == ']') return 0;
+    while (p < end) {
+        const char *ve = skip_value(p, end);
+        if (!ve) return TRL_ECORRUPT;
+        int rc = fn(ud, p, (size_t)(ve - p));
+        if (rc) return rc;
+        p = skip_ws(ve, end);
+        if (p < end && *p == ']') return 0;
+        if (p >= end || *p != ',') return TRL_ECORRUPT;
+        p = skip_ws(p + 1, end);
+    }
+    return TRL_ECORRUPT;
+}
+
 /* Collects each member's value text into in[i].s / in[i].n, in order. */
 struct lexemes {
     struct trl_input *in;

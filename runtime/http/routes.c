@@ -451,8 +451,46 @@ static const char *state_label(const struct trl_workflow *w, const char *st, boo
     return st;
 }
 
-static int csv_value(struct trl_buf *out, const struct csv_col *c, const cJSON *v,
-                     const struct trl_workflow *w, bool zh)
+/* Finds the raw text of one member of a JSON object (numbers keep every digit: cJSON holds
+ * them as doubles, which would change integers past 2^53). */
+struct raw_member {
+    const char *key;
+    const char *v;
+    size_t vn;
+};
+
+static int raw_member_cb(void *ud, const char *k, size_t kn, const char *v, size_t vn)
+{
+    struct raw_member *m = ud;
+    size_t n = strlen(m->key);
+    if (kn != n + 2 || memcmp(k + 1, m->key, n) != 0) return 0;
+    m->v = v, m->vn = vn;
+    return 1;
+}
+
+/* The raw text of each element of a page's "items" array. */
+struct raw_items {
+    const char **v;
+    size_t *vn, n, cap;
+};
+
+static int raw_item_cb(void *ud, const char *v, size_t vn)
+{
+    struct raw_items *ri = ud;
+    if (ri->n == ri->cap) return TRL_ECORRUPT;
+    ri->v[ri->n] = v, ri->vn[ri->n++] = vn;
+    return 0;
+}
+
+static int raw_items_cb(void *ud, const char *k, size_t kn, const char *v, size_t vn)
+{
+    if (kn != 7 || memcmp(k, "\"items\"", 7) != 0) return 0;
+    int rc = trl_json_each_element(v, vn, raw_item_cb, ud);
+    return rc ? rc : 1;
+}
+
+static int csv_value(struct trl_buf *out, const struct csv_col *c, const cJSON *v, const char *raw,
+                     size_t rawn, const struct trl_workflow *w, bool zh)
 {
     if (!v || cJSON_IsNull(v)) return 0;
     if (cJSON_IsString(v)) {
@@ -468,9 +506,14 @@ static int csv_value(struct trl_buf *out, const struct csv_col *c, const cJSON *
         return trl_buf_add_csv(out, s, strlen(s));
     }
     if (cJSON_IsBool(v)) return trl_buf_adds(out, cJSON_IsTrue(v) ? "true" : "false");
-    char *txt = cJSON_PrintUnformatted(v); /* numbers keep their text; json values compact */
+    if (cJSON_IsNumber(v)) {
+        struct raw_member m = {.key = c->key};
+        if (trl_json_each_member(raw, rawn, raw_member_cb, &m) != 1) return TRL_ECORRUPT;
+        return trl_buf_add(out, m.v, m.vn);
+    }
+    char *txt = cJSON_PrintUnformatted(v); /* json values compact */
     if (!txt) return TRL_ENOMEM;
-    int rc = cJSON_IsNumber(v) ? trl_buf_adds(out, txt) : trl_buf_add_csv(out, txt, strlen(txt));
+    int rc = trl_buf_add_csv(out, txt, strlen(txt));
     free(txt);
     return rc;
 }
@@ -541,6 +584,8 @@ static void records_csv(struct req *r, struct trl_list_opts *o)
     trl_buf_init(&page);
     trl_buf_init(&csv);
     o->limit = 1000;
+    const char *raw_v[1000];
+    size_t raw_vn[1000];
     int64_t max = r->srv->o.export_max_rows ? r->srv->o.export_max_rows : 100000, rows = 0;
     bool too_many = false;
     char *cursor = NULL;
@@ -562,16 +607,21 @@ static void records_csv(struct req *r, struct trl_list_opts *o)
             break;
         }
         const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
+        struct raw_items ri = {.v = raw_v, .vn = raw_vn, .cap = 1000};
+        if (trl_json_each_member(page.data, page.len, raw_items_cb, &ri) != 1 ||
+            (size_t)cJSON_GetArraySize(items) != ri.n)
+            rc = TRL_ECORRUPT;
+        size_t k = 0;
         for (const cJSON *it = cJSON_IsArray(items) ? items->child : NULL; it && !rc;
-             it = it->next) {
+             it = it->next, k++) {
             if (++rows > max) {
                 too_many = true; /* counted below */
                 break;
             }
             for (size_t i = 0; i < ncols && !rc; i++)
                 rc = (i && trl_buf_addc(&csv, ',')) ||
-                     csv_value(&csv, &cols[i], cJSON_GetObjectItemCaseSensitive(it, cols[i].key), w,
-                               zh);
+                     csv_value(&csv, &cols[i], cJSON_GetObjectItemCaseSensitive(it, cols[i].key),
+                               ri.v[k], ri.vn[k], w, zh);
             if (!rc) rc = trl_buf_adds(&csv, "\r\n");
         }
         if (too_many) {

@@ -979,7 +979,11 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         goto fail;
     }
     s->acceptor_started = true;
-    if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0) s->wd_started = true;
+    pthread_setname_np(s->acceptor, "trl-accept");
+    if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0) {
+        s->wd_started = true;
+        pthread_setname_np(s->watchdog, "trl-watchdog");
+    }
     {
         struct trl_diag hd;
         trl_diag_init(&hd);
@@ -991,7 +995,8 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
         trl_diag_reset(&hd);
     }
     for (int i = 0; i < 2; i++)
-        if (pthread_create(&s->hashers[s->nhashers], NULL, hasher_main, s) == 0) s->nhashers++;
+        if (pthread_create(&s->hashers[s->nhashers], NULL, hasher_main, s) == 0)
+            pthread_setname_np(s->hashers[s->nhashers++], "trl-hash");
     if (!s->nhashers) {
         rc = trl_diag_set(d, TRL_EUNAVAIL, "cannot start the password hashing threads");
         goto fail;

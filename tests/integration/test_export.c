@@ -23,7 +23,8 @@ static const char *DEAL =
     "{\"name\":\"amount\",\"type\":\"decimal\",\"scale\":2,"
     "\"labels\":{\"en\":\"Amount\",\"zh-CN\":\"金额\"}},"
     "{\"name\":\"margin\",\"type\":\"decimal\",\"scale\":2,"
-    "\"labels\":{\"en\":\"Margin\",\"zh-CN\":\"毛利\"}}],"
+    "\"labels\":{\"en\":\"Margin\",\"zh-CN\":\"毛利\"}},"
+    "{\"name\":\"units\",\"type\":\"int\",\"labels\":{\"en\":\"Units\",\"zh-CN\":\"数量\"}}],"
     "\"permissions\":{\"partner\":{\"create\":\"org\",\"read\":\"org\",\"update\":\"org\","
     "\"fields\":{\"margin\":\"hidden\"}}}}";
 
@@ -51,7 +52,9 @@ static void setup(void)
     post(ANN, "{\"title\":\"a,b \\\"c\\\"\",\"tier\":\"silver\",\"amount\":\"-3\"}");
     post(ANN, "{\"title\":\"春季促销\\n第二行\",\"amount\":\"1000\"}");
     post(BOB, "{\"title\":\"globex secret\",\"tier\":\"gold\",\"amount\":\"7\"}");
-    post(NULL, "{\"title\":\"hq deal\",\"tier\":\"silver\",\"amount\":\"0.01\",\"margin\":\"5\"}");
+    /* 2^53 + 1: a double cannot hold it, the export must keep every digit */
+    post(NULL, "{\"title\":\"hq deal\",\"tier\":\"silver\",\"amount\":\"0.01\",\"margin\":\"5\","
+               "\"units\":9007199254740993}");
     long pst = api_call(&S, NULL, "PATCH", "{\"margin\":\"4.20\"}", &r, "/api/v1/records/deal/1");
     ck_assert_int_eq(pst, 200);
     resp_free(&r);
@@ -126,12 +129,19 @@ START_TEST(admin_exports_everything_with_labels_quoting_and_no_formulas)
     char l[512];
     char *csv = get(NULL, NULL, "/api/v1/records/deal?format=csv", 200);
     ck_assert_str_eq(line(csv, 0, l, sizeof(l)),
-                     "ID,Title,Tier,Amount,Margin,Owner,Organisation,Created,Updated");
+                     "ID,Title,Tier,Amount,Margin,Units,Owner,Organisation,Created,Updated");
     ck_assert_int_eq(lines(csv), 6); /* header + 5 records */
     free(csv);
     csv =
         get(NULL, NULL, "/api/v1/records/deal?format=csv&fields=id,title,tier,amount,margin", 200);
     ck_assert_str_eq(line(csv, 1, l, sizeof(l)), "5,hq deal,Silver,0.01,5.00");
+    free(csv);
+    csv = get(NULL, NULL, "/api/v1/records/deal?format=csv&fields=id,units&sort=-id", 200);
+    ck_assert_str_eq(line(csv, 1, l, sizeof(l)), "5,9007199254740993");
+    ck_assert_str_eq(line(csv, 2, l, sizeof(l)), "4,");
+    free(csv);
+    csv =
+        get(NULL, NULL, "/api/v1/records/deal?format=csv&fields=id,title,tier,amount,margin", 200);
     ck_assert_str_eq(line(csv, 3, l, sizeof(l)), "3,\"春季促销\n第二行\",,1000.00,");
     ck_assert_str_eq(line(csv, 4, l, sizeof(l)), "2,\"a,b \"\"c\"\"\",Silver,-3.00,");
     /* The formula stays text: a spreadsheet shows it, never runs it. */
@@ -167,14 +177,15 @@ START_TEST(partners_export_only_their_org_and_never_hidden_fields)
     char l[512];
     char *csv = get(ANN, NULL, "/api/v1/records/deal?format=csv", 200);
     ck_assert_str_eq(line(csv, 0, l, sizeof(l)),
-                     "ID,Title,Tier,Amount,Owner,Organisation,Created,Updated");
+                     "ID,Title,Tier,Amount,Units,Owner,Organisation,Created,Updated");
     ck_assert_int_eq(lines(csv), 4); /* acme's three */
     ck_assert_msg(!strstr(csv, "globex") && !strstr(csv, "hq deal") && !strstr(csv, "4.20") &&
                       !strstr(csv, "Margin"),
                   "%s", csv);
     free(csv);
     csv = get(BOB, "Accept-Language: zh-CN", "/api/v1/records/deal?format=csv", 200);
-    ck_assert_str_eq(line(csv, 0, l, sizeof(l)), "ID,标题,等级,金额,负责人,组织,创建时间,更新时间");
+    ck_assert_str_eq(line(csv, 0, l, sizeof(l)),
+                     "ID,标题,等级,金额,数量,负责人,组织,创建时间,更新时间");
     ck_assert_int_eq(lines(csv), 2);
     ck_assert_msg(strstr(csv, "globex secret") && !strstr(csv, "HYPERLINK"), "%s", csv);
     free(csv);

@@ -659,6 +659,51 @@ START_TEST(record_bit_flips_never_crash)
 }
 END_TEST
 
+/* Raw member and element texts: numbers keep every digit, nested values come whole. */
+struct raw_seen {
+    char out[256];
+};
+
+static int seen_member(void *ud, const char *k, size_t kn, const char *v, size_t vn)
+{
+    struct raw_seen *r = ud;
+    size_t n = strlen(r->out);
+    snprintf(r->out + n, sizeof(r->out) - n, "%.*s=%.*s;", (int)kn, k, (int)vn, v);
+    return 0;
+}
+
+static int seen_element(void *ud, const char *v, size_t vn)
+{
+    struct raw_seen *r = ud;
+    size_t n = strlen(r->out);
+    snprintf(r->out + n, sizeof(r->out) - n, "%.*s;", (int)vn, v);
+    return vn == 4 && memcmp(v, "stop", 4) == 0 ? 7 : 0;
+}
+
+START_TEST(json_members_and_elements_keep_their_raw_text)
+{
+    struct raw_seen r = {""};
+    const char *o = " { \"id\" : 9007199254740993 , \"a\":[1, {\"b\":\"]\"}], \"s\":\"x\\\"y\"} ";
+    ck_assert_int_eq(trl_json_each_member(o, strlen(o), seen_member, &r), 0);
+    ck_assert_str_eq(r.out, "\"id\"=9007199254740993;\"a\"=[1, {\"b\":\"]\"}];\"s\"=\"x\\\"y\";");
+    r.out[0] = 0;
+    const char *a = "[ -1.5e3, \"a,b\", {\"k\":[]}, [], null ]";
+    ck_assert_int_eq(trl_json_each_element(a, strlen(a), seen_element, &r), 0);
+    ck_assert_str_eq(r.out, "-1.5e3;\"a,b\";{\"k\":[]};[];null;");
+    r.out[0] = 0;
+    ck_assert_int_eq(trl_json_each_element("[]", 2, seen_element, &r), 0);
+    ck_assert_str_eq(r.out, "");
+    /* The callback's first non-zero result ends the walk and is returned. */
+    ck_assert_int_eq(trl_json_each_element("[1,stop,2]", 10, seen_element, &r), 7);
+    ck_assert_str_eq(r.out, "1;stop;");
+    /* Text it cannot follow. */
+    const char *bad[] = {"", "{}", "[1,", "[1 2]", "[\"x]", "[1,]x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        ck_assert_int_eq(trl_json_each_element(bad[i], strlen(bad[i]), seen_element, &r),
+                         TRL_ECORRUPT);
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
     Suite *s = suite_create("codec");
@@ -678,6 +723,9 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, record_truncations_and_trailing_bytes_refused);
     tcase_add_test(tc, record_corrupt_structures_refused);
     tcase_add_test(tc, record_bit_flips_never_crash);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("json");
+    tcase_add_test(tc, json_members_and_elements_keep_their_raw_text);
     suite_add_tcase(s, tc);
     return s;
 }
