@@ -84,6 +84,9 @@ struct trl_server {
     struct trl_write_job purge_job;        /* periodic purge of expired idempotency keys */
     atomic_bool purge_busy;                /* purge_job is queued or running */
     size_t purged;                         /* keys removed by the last purge (writer thread) */
+    struct trl_write_job index_job;        /* writes waiting index entries when idle */
+    atomic_bool index_busy;                /* index_job is queued or running */
+    uint64_t index_seen;                   /* creates counted at the last watchdog tick */
     atomic_bool stopping;                  /* stop requested: new requests get 503 */
     struct trl_clock testclock;            /* the movable clock (test_clock) */
     atomic_int_fast64_t test_offset;       /* ms added to real time by the test clock */

@@ -265,6 +265,53 @@ static void purge_done(void *arg, int rc)
     atomic_fetch_sub(&s->pending_jobs, 1);
 }
 
+/* Deferred index entries (record.h): a full batch is written by the create that fills it; the
+ * rest waits until the writer has had no job for a watchdog tick, so listings seldom read pending
+ * records themselves. */
+static int index_fn(struct trl_txn *t, void *arg)
+{
+    struct trl_server *s = arg;
+    struct trl_catalog *cat;
+    struct trl_wf_set *wfs;
+    trl_http_snapshot(s, &cat, &wfs);
+    uint64_t written = 0;
+    int rc = trl_rec_index_flush(t, cat, &written);
+    trl_catalog_unref(cat);
+    trl_wf_set_unref(wfs);
+    return rc;
+}
+
+static void index_done(void *arg, int rc)
+{
+    struct trl_server *s = arg;
+    if (rc) trl_log(TRL_LOG_WARN, "writing waiting index entries failed: %s", trl_err_token(rc));
+    atomic_store(&s->index_busy, false);
+    atomic_fetch_sub(&s->pending_jobs, 1);
+}
+
+static void index_check(struct trl_server *s)
+{
+    uint64_t batches, jobs;
+    trl_store_writer_stats(s->store, &batches, &jobs);
+    bool idle = jobs == s->index_seen;
+    s->index_seen = jobs;
+    if (!idle || atomic_load(&s->stopping) || atomic_load(&s->index_busy)) return;
+    struct trl_txn *t;
+    bool any = false;
+    if (trl_store_read(s->store, &t)) return;
+    int rc = trl_rec_index_pending(t, &any);
+    trl_txn_end(t);
+    if (rc || !any || atomic_exchange(&s->index_busy, true)) return;
+    s->index_job.fn = index_fn;
+    s->index_job.done = index_done;
+    s->index_job.arg = s;
+    atomic_fetch_add(&s->pending_jobs, 1);
+    if (trl_store_submit(s->store, &s->index_job)) {
+        atomic_store(&s->index_busy, false);
+        atomic_fetch_sub(&s->pending_jobs, 1);
+    }
+}
+
 /* Timers: the watchdog sees the first due key and hands firing to the writer. */
 static int timers_fn(struct trl_txn *t, void *arg)
 {
@@ -400,6 +447,7 @@ static void *watchdog_main(void *arg)
         pthread_mutex_unlock(&s->conn_lock);
         trl_http_events_tick(s); /* heartbeats and credential checks of parked event streams */
         timers_check(s);
+        index_check(s);
         if (now - last_reader_check > 60000) {
             int n = trl_store_reader_check(s->store);
             if (n) trl_log(TRL_LOG_WARN, "cleared %d stale reader slot(s)", n);

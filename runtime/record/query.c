@@ -52,6 +52,23 @@ struct lister {
     int64_t scanned;
     int64_t max_scan;
     struct trl_slice cand; /* the candidate's record bytes when a table stream gave it */
+    /* Records whose plain index entries are still pending (schema.h): ids from pending_from on,
+     * none of them in the index. Index plans sorted by id read them as one more table stream,
+     * before (descending) or after (ascending) the index; a plan sorted by a column merges them
+     * in by sort key from a sorted copy. */
+    uint64_t pending_from;
+    bool has_tail;
+    bool from_tail; /* the candidate is a pending record: counted as examined only if it matches
+                       (at most a batch of them, whatever the plan) */
+    struct stream tail;
+    struct tail_ent *tents; /* sorted plans: pending records in [lo, hi) by sort key */
+    size_t ntents, tpos;    /* tpos: next entry (ascending) or entries left (descending) */
+};
+
+struct tail_ent {
+    struct trl_buf key; /* sort key in the index format */
+    uint64_t id;
+    struct trl_slice val; /* the record's bytes (valid for the txn) */
 };
 
 static void stream_free(struct stream *s)
@@ -257,6 +274,119 @@ int trl_rec_resolve_caller(void *ud, const char *name, size_t n, struct trl_expr
     return 0;
 }
 
+static int tail_ent_cmp(const void *a, const void *b)
+{
+    const struct tail_ent *x = a, *y = b;
+    return key_cmp(x->key.data, x->key.len, y->key.data, y->key.len);
+}
+
+/* Opens the pending records beside an index plan (no-op for table plans or none pending). */
+static int open_tail(struct lister *l)
+{
+    int rc = trl_schema_pending_get(l->t, l->ty->id, &l->pending_from);
+    if (rc || !l->pending_from || !l->nstreams || l->streams[0].table) return rc;
+    struct stream *s = &l->tail;
+    if ((rc = trl_cursor_open(l->t, TRL_DB_REC, &s->c))) return rc;
+    s->table = true;
+    l->has_tail = true;
+    if (trl_buf_add_u32be(&s->lo, l->ty->id) || trl_buf_add_u64be(&s->lo, l->pending_from) ||
+        trl_buf_add_u32be(&s->hi, l->ty->id + 1))
+        return TRL_ENOMEM;
+    if (l->by_id) return 0;
+    /* Sorted by a column: copy the pending records inside the sorted stream's bounds. */
+    const struct stream *ix = &l->streams[0];
+    uint32_t iid = trl_index_id(l->ty, l->sort_col);
+    size_t cap = 0;
+    int mv;
+    for (mv = trl_cursor_seek(s->c, s->lo.data, s->lo.len); mv == 0 && !rc;
+         mv = trl_cursor_next(s->c)) {
+        struct trl_slice k, v;
+        trl_cursor_get(s->c, &k, &v);
+        if (k.n != 12 || memcmp(k.p, s->lo.data, 4) != 0) break;
+        struct trl_record r;
+        if ((rc = trl_record_decode(v.p, v.n, &r))) break;
+        r.type_id = l->ty->id;
+        r.id = trl_get_u64be((const unsigned char *)k.p + 4);
+        if (l->ntents == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct tail_ent *ne = realloc(l->tents, nc * sizeof(*ne));
+            if (!ne) rc = TRL_ENOMEM;
+            if (ne) l->tents = ne, cap = nc;
+        }
+        struct tail_ent *te = rc ? NULL : &l->tents[l->ntents];
+        if (te) {
+            struct trl_value cv;
+            trl_rec_column(l->ty, &r, l->sort_col, &cv);
+            trl_buf_init(&te->key);
+            te->id = r.id;
+            te->val = v;
+            rc = trl_schema_idx_key(&te->key, iid, &cv, r.id);
+            bool inside =
+                key_cmp(te->key.data, te->key.len, ix->lo.data, ix->lo.len) >= 0 &&
+                (!ix->hi.len || key_cmp(te->key.data, te->key.len, ix->hi.data, ix->hi.len) < 0);
+            if (!rc && inside)
+                l->ntents++;
+            else
+                trl_buf_free(&te->key);
+        }
+        trl_record_free(&r);
+    }
+    if (!rc && mv && mv != TRL_ENOTFOUND) rc = mv;
+    if (!rc && l->ntents > 1) qsort(l->tents, l->ntents, sizeof(*l->tents), tail_ent_cmp);
+    return rc;
+}
+
+/* Positions the pending records at their first in the direction after `after` (an id for plans
+ * by id, a sort key otherwise; may be empty). */
+static int start_tail(struct lister *l, const struct trl_buf *after)
+{
+    if (!l->has_tail) return 0;
+    if (!l->by_id) {
+        size_t i = 0;
+        if (!l->desc) {
+            while (i < l->ntents && after && after->len &&
+                   key_cmp(l->tents[i].key.data, l->tents[i].key.len, after->data, after->len) <= 0)
+                i++;
+            l->tpos = i;
+        } else {
+            i = l->ntents;
+            while (i > 0 && after && after->len &&
+                   key_cmp(l->tents[i - 1].key.data, l->tents[i - 1].key.len, after->data,
+                           after->len) >= 0)
+                i--;
+            l->tpos = i;
+        }
+        return 0;
+    }
+    struct trl_buf full;
+    trl_buf_init(&full);
+    int rc = 0;
+    if (after && after->len &&
+        (trl_buf_add_u32be(&full, l->ty->id) || trl_buf_add(&full, after->data, after->len)))
+        rc = TRL_ENOMEM;
+    if (!rc) rc = stream_start(&l->tail, l->desc, after && after->len ? &full : NULL);
+    trl_buf_free(&full);
+    return rc;
+}
+
+static bool tail_has(const struct lister *l)
+{
+    return l->desc ? l->tpos > 0 : l->tpos < l->ntents;
+}
+
+static const struct tail_ent *tail_cur(const struct lister *l)
+{
+    return &l->tents[l->desc ? l->tpos - 1 : l->tpos];
+}
+
+static void tail_free(struct lister *l)
+{
+    stream_free(&l->tail);
+    for (size_t i = 0; i < l->ntents; i++)
+        trl_buf_free(&l->tents[i].key);
+    free(l->tents);
+}
+
 /* Sort key of a record in the stream's key format (for the next cursor). */
 static int sort_key(struct lister *l, const struct trl_record *r, struct trl_buf *out)
 {
@@ -331,8 +461,47 @@ static int next_common(struct lister *l, uint64_t *id, bool *have)
     return 0;
 }
 
-/* Picks the next id across streams (merge by id in the direction); 0 when all are done. */
+static int next_planned(struct lister *l, uint64_t *id, bool *have);
+
+/* The next candidate: the plan's, with the pending records taken in order. By id they all
+ * come after every indexed id, so they go first when descending and last when ascending; in a
+ * column's order they are merged by sort key. */
 static int next_candidate(struct lister *l, uint64_t *id, bool *have)
+{
+    l->from_tail = false;
+    if (!l->has_tail) return next_planned(l, id, have);
+    if (l->by_id) {
+        if (l->desc && !l->tail.done) goto from_tail;
+        int rc = next_planned(l, id, have);
+        if (rc || *have || l->desc || l->tail.done) return rc;
+    from_tail:
+        *id = l->tail.id;
+        *have = true;
+        l->from_tail = true;
+        l->cand = l->tail.val;
+        return stream_step(&l->tail, l->desc);
+    }
+    struct stream *s = &l->streams[0];
+    if (tail_has(l)) {
+        const struct tail_ent *te = tail_cur(l);
+        int c = s->done ? 0 : key_cmp(te->key.data, te->key.len, s->key.p, s->key.n);
+        if (s->done || (l->desc ? c > 0 : c < 0)) {
+            *id = te->id;
+            *have = true;
+            l->from_tail = true;
+            l->cand = te->val;
+            if (l->desc)
+                l->tpos--;
+            else
+                l->tpos++;
+            return 0;
+        }
+    }
+    return next_planned(l, id, have);
+}
+
+/* Picks the next id across the plan's streams (merge by id in the direction). */
+static int next_planned(struct lister *l, uint64_t *id, bool *have)
 {
     if (l->ngroups > 1) return next_common(l, id, have);
     *have = false;
@@ -369,7 +538,7 @@ static int next_match(struct lister *l, const char *param, struct trl_record *r,
         int rc = next_candidate(l, &id, have);
         if (rc) return rc;
         if (!*have && l->scanned <= l->max_scan) return 0;
-        if (++l->scanned > l->max_scan) {
+        if ((*have && l->from_tail) ? l->scanned > l->max_scan : ++l->scanned > l->max_scan) {
             *have = false;
             trl_diag_set(l->cx->d, TRL_EINVAL,
                          "%s: the query examines more than %lld records; narrow the filter with an "
@@ -400,6 +569,7 @@ static int next_match(struct lister *l, const char *param, struct trl_record *r,
         }
         if (rc || match) {
             if (rc) trl_record_free(r);
+            if (!rc && l->from_tail) l->scanned++;
             return rc;
         }
         trl_record_free(r);
@@ -670,6 +840,8 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
         rc = open_sorted_stream(&l, &l.streams[0], drive);
         if (!rc) rc = stream_start(&l.streams[0], l.desc, after.len ? &after : NULL);
     }
+    if (!rc) rc = open_tail(&l);
+    if (!rc) rc = start_tail(&l, &after);
     if (rc) goto out;
 
     /* Scan. */
@@ -743,6 +915,7 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
             /* Count through the same plan, from the start, without a limit. */
             for (size_t i = 0; i < l.nstreams && !rc; i++)
                 rc = stream_start(&l.streams[i], l.desc, NULL);
+            if (!rc) rc = start_tail(&l, NULL);
             l.scanned = 0;
             while (!rc) {
                 struct trl_record r;
@@ -759,6 +932,7 @@ out:
     for (size_t i = 0; i < l.nstreams; i++)
         stream_free(&l.streams[i]);
     free(l.streams);
+    tail_free(&l);
     trl_buf_free(&l.seek);
     trl_expr_plan_free(&plan);
     trl_expr_free(l.expr);
@@ -781,6 +955,8 @@ int trl_rec_each(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     trl_buf_init(&none);
     int rc = filter ? trl_expr_plan_build(filter, &l.env, &plan) : 0;
     if (!rc) rc = open_id_streams(&l, &plan, &none);
+    if (!rc) rc = open_tail(&l);
+    if (!rc) rc = start_tail(&l, NULL);
     while (!rc) {
         struct trl_record r;
         bool have;
@@ -792,6 +968,7 @@ int trl_rec_each(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     for (size_t i = 0; i < l.nstreams; i++)
         stream_free(&l.streams[i]);
     free(l.streams);
+    tail_free(&l);
     trl_buf_free(&l.seek);
     trl_expr_plan_free(&plan);
     return rc;

@@ -313,11 +313,117 @@ static int org_counters(struct trl_txn *t, const struct trl_type *ty, const stru
     return rc;
 }
 
-/* Adds (add=true) or removes r's index entries and counters; with old given, only the entries
- * whose value differs. */
-static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struct trl_record *r,
-                       const struct trl_record *old, bool add, struct trl_diag *d)
+/* ---------------------------------------------------------------------------------------------
+ * Deferred plain index entries (schema.h, trl_schema_pending_key). Rewriting the tail page of
+ * each (index, value) range for every commit cost half the pages a create commit wrote; records
+ * now get their plain entries in batches of INDEX_BATCH, which fill those pages many entries at a
+ * time. Until then listings read the pending records themselves (query.c).
+ */
+#define INDEX_BATCH 32
+
+/* Writes the plain index entries of every pending record of ty and clears its pending mark.
+ * cat_version is the schema version ty was read at: when the store's differs (a definition
+ * changed since), nothing is written now, so entries always follow the schema of the txn. */
+static int index_flush(struct trl_txn *t, const struct trl_type *ty, uint64_t cat_version,
+                       uint64_t *written)
 {
+    uint64_t from = 0, ver = 0;
+    *written = 0;
+    int rc = trl_schema_pending_get(t, ty->id, &from);
+    if (rc || !from) return rc;
+    if ((rc = trl_txn_seq_get(t, "schema_version", &ver))) return rc;
+    if (ver != cat_version) return 0;
+    size_t cap = trl_rec_index_cap(ty);
+    struct trl_idx_entry *e = malloc(cap * sizeof(*e));
+    struct trl_cursor *c = NULL;
+    struct trl_buf k;
+    trl_buf_init(&k);
+    unsigned char lo[12];
+    trl_rec_key(lo, ty->id, from);
+    rc = e ? trl_cursor_open(t, TRL_DB_REC, &c) : TRL_ENOMEM;
+    int mv = rc ? TRL_ENOTFOUND : trl_cursor_seek(c, lo, 12);
+    for (; mv == 0 && !rc; mv = trl_cursor_next(c)) {
+        struct trl_slice key, v;
+        trl_cursor_get(c, &key, &v);
+        if (key.n != 12 || memcmp(key.p, lo, 4) != 0) break;
+        struct trl_record r;
+        if ((rc = trl_record_decode(v.p, v.n, &r))) break;
+        r.type_id = ty->id;
+        r.id = trl_get_u64be((const unsigned char *)key.p + 4);
+        size_t n = trl_rec_index_entries(ty, &r, e, cap);
+        for (size_t i = 0; i < n && !rc; i++) {
+            rc = trl_schema_idx_key(&k, trl_index_id(ty, e[i].col), &e[i].v, r.id);
+            if (!rc) rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, "", 0, 0);
+        }
+        trl_record_free(&r);
+        (*written)++;
+    }
+    trl_cursor_close(c);
+    if (!rc && mv && mv != TRL_ENOTFOUND) rc = mv;
+    if (!rc && !(rc = trl_schema_pending_key(&k, ty->id))) {
+        rc = trl_txn_del(t, TRL_DB_CNT, k.data, k.len);
+        if (rc == TRL_ENOTFOUND) rc = 0;
+    }
+    trl_buf_free(&k);
+    free(e);
+    return rc;
+}
+
+int trl_rec_index_flush(struct trl_txn *t, const struct trl_catalog *cat, uint64_t *written)
+{
+    struct trl_cursor *c;
+    *written = 0;
+    int rc = trl_cursor_open(t, TRL_DB_CNT, &c);
+    if (rc) return rc;
+    /* Collect the types first: flushing deletes the keys the cursor walks. */
+    uint32_t ids[64];
+    size_t n = 0;
+    int mv;
+    for (mv = trl_cursor_seek(c, "q", 1); mv == 0 && n < 64; mv = trl_cursor_next(c)) {
+        struct trl_slice key;
+        trl_cursor_get(c, &key, NULL);
+        if (key.n != 5 || ((const char *)key.p)[0] != 'q') break;
+        ids[n++] = trl_get_u32be(key.p + 1);
+    }
+    trl_cursor_close(c);
+    if (mv && mv != TRL_ENOTFOUND) return mv;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const struct trl_type *ty = trl_catalog_type_by_id(cat, ids[i]);
+        uint64_t w = 0;
+        if (ty) rc = index_flush(t, ty, cat->version, &w);
+        *written += w;
+    }
+    return rc;
+}
+
+int trl_rec_index_pending(struct trl_txn *t, bool *any)
+{
+    struct trl_cursor *c;
+    *any = false;
+    int rc = trl_cursor_open(t, TRL_DB_CNT, &c);
+    if (rc) return rc;
+    int mv = trl_cursor_seek(c, "q", 1);
+    if (mv == 0) {
+        struct trl_slice key;
+        trl_cursor_get(c, &key, NULL);
+        *any = key.n == 5 && ((const char *)key.p)[0] == 'q';
+    }
+    trl_cursor_close(c);
+    return mv == TRL_ENOTFOUND ? 0 : mv;
+}
+
+/* Adds (add=true) or removes r's index entries and counters; with old given, only the entries
+ * whose value differs. A new record's plain entries wait for its batch, and so do the changes of
+ * a record still waiting; unique entries and counters are written at once. */
+static int index_apply(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                       const struct trl_record *r, const struct trl_record *old, bool add)
+{
+    struct trl_diag *d = cx->d;
+    uint64_t pending = 0;
+    int rc = trl_schema_pending_get(t, ty->id, &pending);
+    if (rc) return rc;
+    bool create = add && !old;
+    bool defer = create || (pending && r->id >= pending);
     size_t cap = trl_rec_index_cap(ty);
     struct trl_idx_entry *e = malloc(2 * cap * sizeof(*e));
     if (!e) return TRL_ENOMEM;
@@ -328,15 +434,22 @@ static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struc
     trl_buf_init(&k);
     unsigned char idb[8];
     trl_put_u64be(idb, r->id);
-    int rc = 0;
+    if (create && !pending) {
+        /* Ids only grow: this record is the first of a new batch. */
+        unsigned char pv[8];
+        trl_put_u64be(pv, r->id);
+        pending = r->id;
+        rc = trl_schema_pending_key(&k, ty->id);
+        if (!rc) rc = trl_txn_put(t, TRL_DB_CNT, k.data, k.len, pv, 8, 0);
+    }
     for (size_t i = 0; i < n && !rc; i++) {
         uint32_t iid = trl_index_id(ty, e[i].col);
         if (old) {
             /* Same column list in the same order (same schema snapshot). */
             if (i < on && oe[i].col == e[i].col && value_eq(&oe[i].v, &e[i].v)) continue;
             if (i < on) {
-                rc = trl_schema_idx_key(&k, iid, &oe[i].v, old->id);
-                if (!rc) rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len);
+                rc = defer ? 0 : trl_schema_idx_key(&k, iid, &oe[i].v, old->id);
+                if (!rc && !defer) rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len);
                 if (rc == TRL_ENOTFOUND) rc = 0;
                 if (!rc && oe[i].unique && oe[i].v.kind != TRL_V_NULL) {
                     rc = trl_schema_uniq_key(&k, iid, &oe[i].v);
@@ -350,9 +463,11 @@ static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struc
             }
         }
         if (rc) break;
-        rc = trl_schema_idx_key(&k, iid, &e[i].v, r->id);
-        if (rc) break;
-        if (add)
+        if (defer)
+            ;
+        else if ((rc = trl_schema_idx_key(&k, iid, &e[i].v, r->id)))
+            break;
+        else if (add)
             rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, "", 0, 0);
         else if ((rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len)) == TRL_ENOTFOUND)
             rc = 0;
@@ -388,6 +503,17 @@ static int index_apply(struct trl_txn *t, const struct trl_type *ty, const struc
     if (!rc) rc = org_counters(t, ty, r, old, add, e, n, oe, on, &k);
     trl_buf_free(&k);
     free(e);
+    return rc;
+}
+
+/* After a create is stored: the batch is written once it is full. */
+static int index_batch_full(struct trl_txn *t, const struct trl_rec_ctx *cx,
+                            const struct trl_type *ty, uint64_t id)
+{
+    uint64_t pending = 0, written;
+    int rc = trl_schema_pending_get(t, ty->id, &pending);
+    if (!rc && pending && cx->cat && id - pending + 1 >= INDEX_BATCH)
+        rc = index_flush(t, ty, cx->cat->version, &written);
     return rc;
 }
 
@@ -990,7 +1116,7 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     }
     set_str(&r.name, name);
 
-    if ((rc = index_apply(t, ty, &r, NULL, true, cx->d))) {
+    if ((rc = index_apply(t, cx, ty, &r, NULL, true))) {
         if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
         goto out;
     }
@@ -1000,6 +1126,7 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     if ((rc = hist_extra(NULL, &notes, &hxbuf, &hx))) goto out;
     if ((rc = trl_rec_hist_append(t, cx, ty, &r, "create", diff.data, diff.len, hx))) goto out;
     if ((rc = store_record(t, &r, true))) goto out;
+    if ((rc = index_batch_full(t, cx, ty, r.id))) goto out;
     *id = r.id;
     if (out) rc = trl_rec_json(t, cx, ty, &r, NULL, out);
 out:
@@ -1149,7 +1276,7 @@ static int change(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
     r.version = old.version + 1;
     r.updated_at = cx->now_ms > old.updated_at ? cx->now_ms : old.updated_at;
     set_str(&r.updated_by, cx->who ? cx->who->user : "");
-    if ((rc = index_apply(t, ty, &r, &old, true, cx->d))) {
+    if ((rc = index_apply(t, cx, ty, &r, &old, true))) {
         if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
         goto out;
     }
@@ -1222,7 +1349,7 @@ int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     struct trl_rec_event ev = {.kind = TRL_EV_BEFORE_DELETE, .ty = ty, .rec = &m, .op = "delete"};
     if ((rc = trl_rec_fire(t, cx, &ev))) goto out;
     size_t nch;
-    if ((rc = index_apply(t, ty, &r, NULL, false, cx->d))) goto out;
+    if ((rc = index_apply(t, cx, ty, &r, NULL, false))) goto out;
     if ((rc = diff_json(ty, &r, NULL, &diff, &nch))) goto out;
     const char *hx;
     if ((rc = hist_extra(NULL, &notes, &hxbuf, &hx))) goto out;
@@ -1342,6 +1469,39 @@ int trl_rec_count_org(struct trl_txn *t, const struct trl_type *ty, const char *
     return rc;
 }
 
+/* Whether a record of ty from id `from` on, in the caller's read scope, holds file sha in an
+ * attachment field the caller may see. */
+static int pending_holds(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
+                         const unsigned char *modes, const struct trl_value *sha, uint64_t from,
+                         bool *visible)
+{
+    struct trl_cursor *c;
+    int rc = trl_cursor_open(t, TRL_DB_REC, &c);
+    if (rc) return rc;
+    unsigned char lo[12];
+    trl_rec_key(lo, ty->id, from);
+    int mv;
+    for (mv = trl_cursor_seek(c, lo, 12); mv == 0 && !*visible; mv = trl_cursor_next(c)) {
+        struct trl_slice key, v;
+        trl_cursor_get(c, &key, &v);
+        if (key.n != 12 || memcmp(key.p, lo, 4) != 0) break;
+        struct trl_record r;
+        if ((rc = trl_record_decode(v.p, v.n, &r))) break;
+        r.type_id = ty->id;
+        r.id = trl_get_u64be((const unsigned char *)key.p + 4);
+        for (size_t fi = 0; fi < ty->nfields && !*visible; fi++) {
+            const struct trl_field *f = &ty->fields[fi];
+            if (f->type != TRL_FT_ATTACHMENT || modes[fi] == TRL_FIELD_HIDDEN) continue;
+            const struct trl_value *fv = trl_record_get(&r, f->id);
+            if (fv && value_eq(fv, sha)) *visible = trl_rec_in_scope(cx, ty, cx->acc->read, &r);
+        }
+        trl_record_free(&r);
+    }
+    trl_cursor_close(c);
+    if (!rc && mv && mv != TRL_ENOTFOUND) rc = mv;
+    return rc;
+}
+
 int trl_rec_file_visible(struct trl_txn *t, const struct trl_catalog *cat,
                          const struct trl_principal *who, const char *sha, bool *visible)
 {
@@ -1385,6 +1545,11 @@ int trl_rec_file_visible(struct trl_txn *t, const struct trl_catalog *cat,
             }
             trl_cursor_close(c);
         }
+        /* Records waiting for their index batch hold files the index does not show yet. */
+        uint64_t pending = 0;
+        if (!rc && !*visible && acc.read) rc = trl_schema_pending_get(t, ty->id, &pending);
+        if (!rc && !*visible && pending)
+            rc = pending_holds(t, &cx, ty, modes, &v, pending, visible);
         free(modes);
     }
     trl_buf_free(&k);

@@ -385,4 +385,12 @@ int trl_idem_purge(struct trl_txn *t, int64_t now_ms, size_t max, size_t *n);
  */
 int trl_rec_check(struct trl_txn *t, const struct trl_catalog *cat, struct trl_buf *report);
 
+/* New records get their plain index entries in batches (schema.h, trl_schema_pending_key); a
+ * full batch is written by the create that fills it. trl_rec_index_flush writes every waiting
+ * record's entries now (write txn; cat must be the store's current schema, else nothing is
+ * written), counting the records in *written; the server runs it when the writer is idle, the
+ * CLI before it closes a store it wrote. trl_rec_index_pending: whether any record waits. */
+int trl_rec_index_flush(struct trl_txn *t, const struct trl_catalog *cat, uint64_t *written);
+int trl_rec_index_pending(struct trl_txn *t, bool *any);
+
 #endif

@@ -1483,6 +1483,27 @@ int trl_schema_org_total_key(struct trl_buf *b, uint32_t type_id, const struct t
     return 0;
 }
 
+int trl_schema_pending_key(struct trl_buf *b, uint32_t type_id)
+{
+    trl_buf_clear(b);
+    if (trl_buf_addc(b, 'q') || trl_buf_add_u32be(b, type_id)) return TRL_ENOMEM;
+    return 0;
+}
+
+int trl_schema_pending_get(struct trl_txn *t, uint32_t type_id, uint64_t *from)
+{
+    unsigned char k[5] = {'q'};
+    trl_put_u32be(k + 1, type_id);
+    struct trl_slice v;
+    int rc = trl_txn_get(t, TRL_DB_CNT, k, 5, &v);
+    *from = 0;
+    if (rc == TRL_ENOTFOUND) return 0;
+    if (rc) return rc;
+    if (v.n != 8) return TRL_ECORRUPT;
+    *from = trl_get_u64be(v.p);
+    return 0;
+}
+
 int trl_schema_counter_get(struct trl_txn *t, const struct trl_buf *key, uint64_t *n)
 {
     struct trl_slice v;
@@ -1541,7 +1562,9 @@ static int build_index(struct trl_txn *t, const struct trl_type *ty, const struc
     trl_buf_init(&kb);
     unsigned char pre[4];
     trl_put_u32be(pre, ty->id);
-    int rc = trl_cursor_open(t, TRL_DB_REC, &c);
+    uint64_t pending = 0; /* records from here get their plain entries with their batch */
+    int rc = trl_schema_pending_get(t, ty->id, &pending);
+    if (!rc) rc = trl_cursor_open(t, TRL_DB_REC, &c);
     if (rc) return rc;
     for (rc = trl_cursor_seek(c, pre, 4); rc == 0; rc = trl_cursor_next(c)) {
         struct trl_slice k, v;
@@ -1555,7 +1578,8 @@ static int build_index(struct trl_txn *t, const struct trl_type *ty, const struc
         if (!fv) fv = f->has_default ? &f->dflt : &nullv;
         if (plain) {
             rc = trl_schema_idx_key(&kb, trl_index_id(ty, f->id), fv, rid);
-            if (!rc) rc = trl_txn_put(t, TRL_DB_IDX, kb.data, kb.len, "", 0, 0);
+            if (!rc && !(pending && rid >= pending))
+                rc = trl_txn_put(t, TRL_DB_IDX, kb.data, kb.len, "", 0, 0);
             bool counted = f->type == TRL_FT_ENUM || f->type == TRL_FT_REF;
             if (!rc && counted) rc = trl_schema_cnt_key(&kb, trl_index_id(ty, f->id), fv);
             if (!rc && counted) rc = trl_schema_counter_add(t, &kb, 1);
@@ -1804,6 +1828,12 @@ int trl_schema_delete_type(struct trl_txn *t, const char *name, struct trl_diag 
         /* Drop every index of the type (their ids share the type's 16-bit prefix). */
         unsigned char pre[2] = {(unsigned char)(ti.id >> 8), (unsigned char)ti.id};
         rc = drop_prefix(t, TRL_DB_IDX, pre, 2);
+    }
+    if (!rc) {
+        unsigned char q[5] = {'q'};
+        trl_put_u32be(q + 1, ti.id);
+        rc = trl_txn_del(t, TRL_DB_CNT, q, 5);
+        if (rc == TRL_ENOTFOUND) rc = 0;
     }
     if (!rc) rc = trl_meta_del(t, "type", name);
     if (!rc) rc = trl_meta_del(t, "typeinfo", name);

@@ -159,6 +159,16 @@ int trl_schema_org_cnt_key(struct trl_buf *b, uint32_t iid, const struct trl_val
 int trl_schema_cnt_total_key(struct trl_buf *b, uint32_t type_id);
 /* The per-org record count key of a type: ('p', type, org). */
 int trl_schema_org_total_key(struct trl_buf *b, uint32_t type_id, const struct trl_value *org);
+/* Deferred index entries. A new record's plain (not unique) index entries are written in
+ * batches, not by its own create: ('q', type) in TRL_DB_CNT holds the first record id whose
+ * plain entries are not written yet ("pending from"); every record of the type with an id at or
+ * past it has none, every record before it has all of them. Absent: nothing is pending. Unique
+ * entries and counters are always current. record/ writes the batches and reads the pending
+ * records beside the index; schema/ skips them when it builds an index. */
+int trl_schema_pending_key(struct trl_buf *b, uint32_t type_id);
+/* The type's pending-from id, 0 when nothing is pending: 0, TRL_ECORRUPT, TRL_EIO. */
+int trl_schema_pending_get(struct trl_txn *t, uint32_t type_id, uint64_t *from);
+
 /* Reads a counter (0 when absent): 0, TRL_ECORRUPT, TRL_EIO. */
 int trl_schema_counter_get(struct trl_txn *t, const struct trl_buf *key, uint64_t *n);
 /* Adds delta to a counter; one that reaches 0 is deleted. 0 or a store error. */
