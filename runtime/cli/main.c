@@ -628,6 +628,13 @@ struct import_job {
     const char *org, *owner; /* --org, --owner or NULL */
 };
 
+/* Writes the index entries still waiting for their batch (record.h). */
+static int flush_fn(struct trl_txn *t, void *arg)
+{
+    uint64_t written;
+    return trl_rec_index_flush(t, arg, &written);
+}
+
 static int import_fn(struct trl_txn *t, void *arg)
 {
     struct import_job *j = arg;
@@ -749,6 +756,11 @@ static int cmd_import(struct args *a)
         }
         for (size_t i = 0; i < n; i++)
             free(lines[i]);
+    }
+    /* The last partial batch of index entries (record.h): the store is left fully indexed. */
+    if (!rc && trl_store_write(s, flush_fn, cat)) {
+        fprintf(stderr, "trellis: could not write the last index entries; `trellis serve` "
+                        "writes them when it starts\n");
     }
     if (!rc) {
         double secs = (double)(trl_mono_ms() - t0) / 1000.0;
