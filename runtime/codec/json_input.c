@@ -56,49 +56,61 @@ static const char *skip_value(const char *p, const char *end)
     return p > s ? p : NULL;
 }
 
-int trl_json_each_member(const char *s, size_t n,
-                         int (*fn)(void *ud, const char *k, size_t kn, const char *v, size_t vn),
-                         void *ud)
+/* Walks the members of an object (k the key with its quotes) or the elements of an array (k
+ * NULL), calling fn with each value's raw text; stops at fn's first non-zero result. */
+static int walk(const char *s, size_t n, bool object,
+                int (*fn)(void *ud, const char *k, size_t kn, const char *v, size_t vn), void *ud)
 {
     const char *end = s + n, *p = skip_ws(s, end);
-    if (p >= end || *p != '{') return TRL_ECORRUPT;
+    char close = object ? '}' : ']';
+    if (p >= end || *p != (object ? '{' : '[')) return TRL_ECORRUPT;
     p = skip_ws(p + 1, end);
-    if (p < end && *p == '}') return 0;
+    if (p < end && *p == close) return 0;
     while (p < end) {
-        const char *k = p, *ke = *p == '"' ? skip_string(p, end) : NULL;
-        if (!ke) return TRL_ECORRUPT;
-        p = skip_ws(ke, end);
-        if (p >= end || *p != ':') return TRL_ECORRUPT;
-        const char *v = skip_ws(p + 1, end), *ve = skip_value(v, end);
+        const char *k = NULL, *ke = NULL;
+        if (object) {
+            k = p, ke = *p == '"' ? skip_string(p, end) : NULL;
+            if (!ke) return TRL_ECORRUPT;
+            p = skip_ws(ke, end);
+            if (p >= end || *p != ':') return TRL_ECORRUPT;
+            p = skip_ws(p + 1, end);
+        }
+        const char *ve = skip_value(p, end);
         if (!ve) return TRL_ECORRUPT;
-        int rc = fn(ud, k, (size_t)(ke - k), v, (size_t)(ve - v));
+        int rc = fn(ud, k, k ? (size_t)(ke - k) : 0, p, (size_t)(ve - p));
         if (rc) return rc;
         p = skip_ws(ve, end);
-        if (p < end && *p == '}') return 0;
+        if (p < end && *p == close) return 0;
         if (p >= end || *p != ',') return TRL_ECORRUPT;
         p = skip_ws(p + 1, end);
     }
     return TRL_ECORRUPT;
 }
 
+int trl_json_each_member(const char *s, size_t n,
+                         int (*fn)(void *ud, const char *k, size_t kn, const char *v, size_t vn),
+                         void *ud)
+{
+    return walk(s, n, true, fn, ud);
+}
+
+struct element_fn {
+    int (*fn)(void *ud, const char *v, size_t vn);
+    void *ud;
+};
+
+static int element(void *ud, const char *k, size_t kn, const char *v, size_t vn)
+{
+    (void)k, (void)kn;
+    const struct element_fn *e = ud;
+    return e->fn(e->ud, v, vn);
+}
+
 int trl_json_each_element(const char *s, size_t n, int (*fn)(void *ud, const char *v, size_t vn),
                           void *ud)
 {
-    const char *end = s + n, *p = skip_ws(s, end);
-    if (p >= end || *p != '[') return TRL_ECORRUPT;
-    p = skip_ws(p + 1, end);
-    if (p < end && *p == ']') return 0;
-    while (p < end) {
-        const char *ve = skip_value(p, end);
-        if (!ve) return TRL_ECORRUPT;
-        int rc = fn(ud, p, (size_t)(ve - p));
-        if (rc) return rc;
-        p = skip_ws(ve, end);
-        if (p < end && *p == ']') return 0;
-        if (p >= end || *p != ',') return TRL_ECORRUPT;
-        p = skip_ws(p + 1, end);
-    }
-    return TRL_ECORRUPT;
+    struct element_fn e = {fn, ud};
+    return walk(s, n, false, element, &e);
 }
 
 /* Collects each member's value text into in[i].s / in[i].n, in order. */

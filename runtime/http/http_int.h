@@ -86,7 +86,8 @@ struct trl_server {
     size_t purged;                         /* keys removed by the last purge (writer thread) */
     struct trl_write_job index_job;        /* writes waiting index entries when idle */
     atomic_bool index_busy;                /* index_job is queued or running */
-    uint64_t index_seen;                   /* creates counted at the last watchdog tick */
+    uint64_t index_seen;                   /* writer jobs counted at the last watchdog tick */
+    uint64_t index_looked;                 /* ... when the watchdog last looked for waiting ones */
     atomic_bool stopping;                  /* stop requested: new requests get 503 */
     struct trl_clock testclock;            /* the movable clock (test_clock) */
     atomic_int_fast64_t test_offset;       /* ms added to real time by the test clock */

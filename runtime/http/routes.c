@@ -451,50 +451,21 @@ static const char *state_label(const struct trl_workflow *w, const char *st, boo
     return st;
 }
 
-/* Finds the raw text of one member of a JSON object (numbers keep every digit: cJSON holds
- * them as doubles, which would change integers past 2^53). */
-struct raw_member {
-    const char *key;
-    const char *v;
-    size_t vn;
-};
-
-static int raw_member_cb(void *ud, const char *k, size_t kn, const char *v, size_t vn)
+/* One cell from the raw JSON text of a record member (NULL: absent). Numbers are copied as
+ * they are (cJSON would hold them as doubles and change integers past 2^53), strings and JSON
+ * values are decoded by cJSON, enum values and states are shown by their labels. */
+static int csv_value(struct trl_buf *out, const struct csv_col *c, const char *v, size_t vn,
+                     const struct trl_workflow *w, bool zh)
 {
-    struct raw_member *m = ud;
-    size_t n = strlen(m->key);
-    if (kn != n + 2 || memcmp(k + 1, m->key, n) != 0) return 0;
-    m->v = v, m->vn = vn;
-    return 1;
-}
-
-/* The raw text of each element of a page's "items" array. */
-struct raw_items {
-    const char **v;
-    size_t *vn, n, cap;
-};
-
-static int raw_item_cb(void *ud, const char *v, size_t vn)
-{
-    struct raw_items *ri = ud;
-    if (ri->n == ri->cap) return TRL_ECORRUPT;
-    ri->v[ri->n] = v, ri->vn[ri->n++] = vn;
-    return 0;
-}
-
-static int raw_items_cb(void *ud, const char *k, size_t kn, const char *v, size_t vn)
-{
-    if (kn != 7 || memcmp(k, "\"items\"", 7) != 0) return 0;
-    int rc = trl_json_each_element(v, vn, raw_item_cb, ud);
-    return rc ? rc : 1;
-}
-
-static int csv_value(struct trl_buf *out, const struct csv_col *c, const cJSON *v, const char *raw,
-                     size_t rawn, const struct trl_workflow *w, bool zh)
-{
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (cJSON_IsString(v)) {
-        const char *s = v->valuestring;
+    if (!v || (vn == 4 && memcmp(v, "null", 4) == 0)) return 0;
+    if ((vn == 4 && memcmp(v, "true", 4) == 0) || (vn == 5 && memcmp(v, "false", 5) == 0))
+        return trl_buf_add(out, v, vn);
+    if (*v != '"' && *v != '{' && *v != '[') return trl_buf_add(out, v, vn); /* a number */
+    cJSON *j = cJSON_ParseWithLength(v, vn);
+    if (!j) return TRL_ECORRUPT;
+    int rc;
+    if (cJSON_IsString(j)) {
+        const char *s = j->valuestring;
         if (c->f && c->f->type == TRL_FT_ENUM)
             for (size_t o = 0; o < c->f->noptions; o++)
                 if (strcmp(c->f->options[o].value, s) == 0) {
@@ -503,19 +474,80 @@ static int csv_value(struct trl_buf *out, const struct csv_col *c, const cJSON *
                     break;
                 }
         if (!c->f && strcmp(c->key, "state") == 0) s = state_label(w, s, zh);
-        return trl_buf_add_csv(out, s, strlen(s));
+        rc = trl_buf_add_csv(out, s, strlen(s));
+    } else {
+        char *txt = cJSON_PrintUnformatted(j); /* json values compact */
+        rc = txt ? trl_buf_add_csv(out, txt, strlen(txt)) : TRL_ENOMEM;
+        free(txt);
     }
-    if (cJSON_IsBool(v)) return trl_buf_adds(out, cJSON_IsTrue(v) ? "true" : "false");
-    if (cJSON_IsNumber(v)) {
-        struct raw_member m = {.key = c->key};
-        if (trl_json_each_member(raw, rawn, raw_member_cb, &m) != 1) return TRL_ECORRUPT;
-        return trl_buf_add(out, m.v, m.vn);
-    }
-    char *txt = cJSON_PrintUnformatted(v); /* json values compact */
-    if (!txt) return TRL_ENOMEM;
-    int rc = trl_buf_add_csv(out, txt, strlen(txt));
-    free(txt);
+    cJSON_Delete(j);
     return rc;
+}
+
+/* Writing one page of a listing's JSON as CSV rows, straight from its text. */
+struct csv_page {
+    const struct csv_col *cols;
+    size_t ncols;
+    const char **v; /* per column: the current record's member text, or NULL */
+    size_t *vn;
+    const struct trl_workflow *w;
+    bool zh;
+    struct trl_buf *csv;
+    int64_t rows, max; /* rows written so far; past max, the walk stops (too_many) */
+    bool too_many;
+    char *cursor; /* the page's next_cursor (owned), NULL on the last page */
+};
+
+static int csv_member(void *ud, const char *k, size_t kn, const char *v, size_t vn)
+{
+    struct csv_page *p = ud;
+    for (size_t i = 0; i < p->ncols; i++)
+        if (kn == strlen(p->cols[i].key) + 2 && memcmp(k + 1, p->cols[i].key, kn - 2) == 0) {
+            p->v[i] = v, p->vn[i] = vn;
+            break;
+        }
+    return 0;
+}
+
+static int csv_row(void *ud, const char *v, size_t vn)
+{
+    struct csv_page *p = ud;
+    if (++p->rows > p->max) {
+        p->too_many = true; /* counted by the caller */
+        return 1;
+    }
+    for (size_t i = 0; i < p->ncols; i++)
+        p->v[i] = NULL;
+    int rc = trl_json_each_member(v, vn, csv_member, p);
+    for (size_t i = 0; i < p->ncols && !rc; i++)
+        rc = (i && trl_buf_addc(p->csv, ',')) ||
+             csv_value(p->csv, &p->cols[i], p->v[i], p->vn[i], p->w, p->zh);
+    return rc ? rc : trl_buf_adds(p->csv, "\r\n");
+}
+
+static int csv_page_member(void *ud, const char *k, size_t kn, const char *v, size_t vn)
+{
+    struct csv_page *p = ud;
+    if (kn == 7 && memcmp(k, "\"items\"", 7) == 0) {
+        int rc = trl_json_each_element(v, vn, csv_row, p);
+        return rc < 0 ? rc : p->too_many;
+    }
+    if (kn == 13 && memcmp(k, "\"next_cursor\"", 13) == 0 && *v == '"') {
+        cJSON *j = cJSON_ParseWithLength(v, vn);
+        p->cursor = cJSON_IsString(j) ? strdup(j->valuestring) : NULL;
+        cJSON_Delete(j);
+        if (!p->cursor) return TRL_ENOMEM;
+    }
+    return 0;
+}
+
+/* A listing page's exact "count" member. */
+static int count_member(void *ud, const char *k, size_t kn, const char *v, size_t vn)
+{
+    (void)vn;
+    if (kn != 7 || memcmp(k, "\"count\"", 7) != 0) return 0;
+    *(uint64_t *)ud = strtoull(v, NULL, 10);
+    return 1;
 }
 
 /* The columns: fields= in its order, else id, name, state, every field the caller may read,
@@ -584,12 +616,15 @@ static void records_csv(struct req *r, struct trl_list_opts *o)
     trl_buf_init(&page);
     trl_buf_init(&csv);
     o->limit = 1000;
-    const char *raw_v[1000];
-    size_t raw_vn[1000];
-    int64_t max = r->srv->o.export_max_rows ? r->srv->o.export_max_rows : 100000, rows = 0;
-    bool too_many = false;
-    char *cursor = NULL;
-    int rc = trl_buf_adds(&csv, "\xEF\xBB\xBF");
+    struct csv_page cp = {.cols = cols,
+                          .ncols = ncols,
+                          .v = calloc(ncols + 1, sizeof(*cp.v)),
+                          .vn = calloc(ncols + 1, sizeof(*cp.vn)),
+                          .w = w,
+                          .zh = zh,
+                          .csv = &csv,
+                          .max = r->srv->o.export_max_rows ? r->srv->o.export_max_rows : 100000};
+    int rc = cp.v && cp.vn ? trl_buf_adds(&csv, "\xEF\xBB\xBF") : TRL_ENOMEM;
     for (size_t i = 0; i < ncols && !rc; i++) {
         const char *l =
             zh && cols[i].label_zh && *cols[i].label_zh ? cols[i].label_zh : cols[i].label_en;
@@ -599,43 +634,16 @@ static void records_csv(struct req *r, struct trl_list_opts *o)
     if (!rc) rc = trl_buf_adds(&csv, "\r\n");
     while (!rc) {
         trl_buf_clear(&page);
-        o->cursor = cursor;
+        o->cursor = cp.cursor;
         if ((rc = trl_rec_list(t, &cx, r->ty, o, &page))) break;
-        cJSON *j = cJSON_ParseWithLength(page.data, page.len);
-        if (!j) {
-            rc = TRL_ENOMEM;
-            break;
-        }
-        const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
-        struct raw_items ri = {.v = raw_v, .vn = raw_vn, .cap = 1000};
-        if (trl_json_each_member(page.data, page.len, raw_items_cb, &ri) != 1 ||
-            (size_t)cJSON_GetArraySize(items) != ri.n)
-            rc = TRL_ECORRUPT;
-        size_t k = 0;
-        for (const cJSON *it = cJSON_IsArray(items) ? items->child : NULL; it && !rc;
-             it = it->next, k++) {
-            if (++rows > max) {
-                too_many = true; /* counted below */
-                break;
-            }
-            for (size_t i = 0; i < ncols && !rc; i++)
-                rc = (i && trl_buf_addc(&csv, ',')) ||
-                     csv_value(&csv, &cols[i], cJSON_GetObjectItemCaseSensitive(it, cols[i].key),
-                               ri.v[k], ri.vn[k], w, zh);
-            if (!rc) rc = trl_buf_adds(&csv, "\r\n");
-        }
-        if (too_many) {
-            cJSON_Delete(j);
-            break;
-        }
-        const cJSON *next = cJSON_GetObjectItemCaseSensitive(j, "next_cursor");
-        free(cursor);
-        cursor = cJSON_IsString(next) ? strdup(next->valuestring) : NULL;
-        if (cJSON_IsString(next) && !cursor) rc = TRL_ENOMEM;
-        cJSON_Delete(j);
-        if (!cursor) break;
+        char *prev = cp.cursor;
+        cp.cursor = NULL;
+        rc = trl_json_each_member(page.data, page.len, csv_page_member, &cp);
+        free(prev);
+        if (rc > 0) rc = 0; /* stopped at the row limit */
+        if (cp.too_many || !cp.cursor) break;
     }
-    if (!rc && too_many) {
+    if (!rc && cp.too_many) {
         /* Refused before anything is sent, with the exact number of rows it would have. */
         uint64_t n = 0;
         trl_buf_clear(&page);
@@ -643,22 +651,22 @@ static void records_csv(struct req *r, struct trl_list_opts *o)
         o->limit = 1;
         o->count_exact = true;
         rc = trl_rec_list(t, &cx, r->ty, o, &page);
-        cJSON *j = rc ? NULL : cJSON_ParseWithLength(page.data, page.len);
-        const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(j, "count");
-        if (cJSON_IsNumber(cnt)) n = (uint64_t)cnt->valuedouble;
-        cJSON_Delete(j);
+        if (!rc && trl_json_each_member(page.data, page.len, count_member, &n) < 0)
+            rc = TRL_ECORRUPT;
         if (!rc) {
             trl_diag_set(&r->d, TRL_EQUERY,
                          "the export would have %llu rows, more than %lld: narrow the filter",
-                         (unsigned long long)n, (long long)max);
+                         (unsigned long long)n, (long long)cp.max);
             trl_diag_zh(&r->d, "导出将有 %llu 行,超过 %lld 行:请缩小筛选范围",
-                        (unsigned long long)n, (long long)max);
+                        (unsigned long long)n, (long long)cp.max);
             trl_diag_field(&r->d, "filter");
             rc = TRL_EQUERY;
         }
     }
     trl_txn_end(t);
-    free(cursor);
+    free(cp.cursor);
+    free(cp.v);
+    free(cp.vn);
     free(cols);
     trl_buf_free(&page);
     o->cursor = NULL;

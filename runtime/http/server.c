@@ -248,6 +248,28 @@ static int auth_upgrade_fn(struct trl_txn *t, void *arg)
     return trl_auth_upgrade(t, arg);
 }
 
+/* The watchdog's background jobs (purge, timers, index batches): at most one of each queued,
+ * busy while it is; counted in pending_jobs so a stop waits for it. */
+static void background_submit(struct trl_server *s, struct trl_write_job *job, atomic_bool *busy,
+                              trl_write_fn fn, void (*done)(void *arg, int rc))
+{
+    if (atomic_exchange(busy, true)) return;
+    job->fn = fn;
+    job->done = done;
+    job->arg = s;
+    atomic_fetch_add(&s->pending_jobs, 1);
+    if (trl_store_submit(s->store, job)) {
+        atomic_store(busy, false);
+        atomic_fetch_sub(&s->pending_jobs, 1);
+    }
+}
+
+static void background_done(struct trl_server *s, atomic_bool *busy)
+{
+    atomic_store(busy, false);
+    atomic_fetch_sub(&s->pending_jobs, 1);
+}
+
 static int purge_fn(struct trl_txn *t, void *arg)
 {
     struct trl_server *s = arg;
@@ -261,8 +283,7 @@ static void purge_done(void *arg, int rc)
         trl_log(TRL_LOG_WARN, "purging expired idempotency keys failed: %s", trl_err_token(rc));
     else if (s->purged)
         trl_log(TRL_LOG_INFO, "purged %zu expired idempotency key(s)", s->purged);
-    atomic_store(&s->purge_busy, false);
-    atomic_fetch_sub(&s->pending_jobs, 1);
+    background_done(s, &s->purge_busy);
 }
 
 /* Deferred index entries (record.h): a full batch is written by the create that fills it; the
@@ -285,31 +306,28 @@ static void index_done(void *arg, int rc)
 {
     struct trl_server *s = arg;
     if (rc) trl_log(TRL_LOG_WARN, "writing waiting index entries failed: %s", trl_err_token(rc));
-    atomic_store(&s->index_busy, false);
-    atomic_fetch_sub(&s->pending_jobs, 1);
+    background_done(s, &s->index_busy);
 }
 
+/* Looks once per quiet spell: when the writer ran no job since the last tick and some ran since
+ * the last look (jobs counts the writer's jobs, the index job included). */
 static void index_check(struct trl_server *s)
 {
     uint64_t batches, jobs;
     trl_store_writer_stats(s->store, &batches, &jobs);
     bool idle = jobs == s->index_seen;
     s->index_seen = jobs;
-    if (!idle || atomic_load(&s->stopping) || atomic_load(&s->index_busy)) return;
+    if (!idle || jobs == s->index_looked || atomic_load(&s->stopping) ||
+        atomic_load(&s->index_busy))
+        return;
     struct trl_txn *t;
     bool any = false;
     if (trl_store_read(s->store, &t)) return;
     int rc = trl_rec_index_pending(t, &any);
     trl_txn_end(t);
-    if (rc || !any || atomic_exchange(&s->index_busy, true)) return;
-    s->index_job.fn = index_fn;
-    s->index_job.done = index_done;
-    s->index_job.arg = s;
-    atomic_fetch_add(&s->pending_jobs, 1);
-    if (trl_store_submit(s->store, &s->index_job)) {
-        atomic_store(&s->index_busy, false);
-        atomic_fetch_sub(&s->pending_jobs, 1);
-    }
+    if (rc) return;
+    s->index_looked = jobs;
+    if (any) background_submit(s, &s->index_job, &s->index_busy, index_fn, index_done);
 }
 
 /* Timers: the watchdog sees the first due key and hands firing to the writer. */
@@ -355,8 +373,7 @@ static void timers_done(void *arg, int rc)
     if (!rc) trl_http_events_wake(s);          /* timers and scheduled hooks change records */
     if (rc) atomic_store(&s->jobs_version, 0); /* plan again with the next job */
     atomic_store(&s->timer_more, !rc && s->timer_fired >= 500);
-    atomic_store(&s->timer_busy, false);
-    atomic_fetch_sub(&s->pending_jobs, 1);
+    background_done(s, &s->timer_busy);
     if (atomic_load(&s->timer_more)) trl_http_wake_timers(s);
 }
 
@@ -382,15 +399,7 @@ static void timers_check(struct trl_server *s)
     trl_wf_set_unref(wfs);
     trl_catalog_unref(cat);
     if (!replan && (rc || due > trl_clock_now(s->clock))) return;
-    if (atomic_exchange(&s->timer_busy, true)) return;
-    s->timer_job.fn = timers_fn;
-    s->timer_job.done = timers_done;
-    s->timer_job.arg = s;
-    atomic_fetch_add(&s->pending_jobs, 1);
-    if (trl_store_submit(s->store, &s->timer_job)) {
-        atomic_store(&s->timer_busy, false);
-        atomic_fetch_sub(&s->pending_jobs, 1);
-    }
+    background_submit(s, &s->timer_job, &s->timer_busy, timers_fn, timers_done);
 }
 
 static int64_t test_now(const struct trl_clock *c)
@@ -454,16 +463,9 @@ static void *watchdog_main(void *arg)
             last_reader_check = now;
         }
         if (now - last_purge > 600000 && !atomic_load(&s->stopping) &&
-            !atomic_exchange(&s->purge_busy, true)) {
+            !atomic_load(&s->purge_busy)) {
             last_purge = now;
-            s->purge_job.fn = purge_fn;
-            s->purge_job.done = purge_done;
-            s->purge_job.arg = s;
-            atomic_fetch_add(&s->pending_jobs, 1);
-            if (trl_store_submit(s->store, &s->purge_job)) {
-                atomic_store(&s->purge_busy, false);
-                atomic_fetch_sub(&s->pending_jobs, 1);
-            }
+            background_submit(s, &s->purge_job, &s->purge_busy, purge_fn, purge_done);
         }
         pthread_mutex_lock(&s->wd_lock);
     }
@@ -917,6 +919,7 @@ int trl_server_start(const struct trl_server_opts *o, struct trl_server **out, s
     struct trl_server *s = calloc(1, sizeof(*s));
     if (!s) return trl_diag_set(d, TRL_ENOMEM, "out of memory");
     s->listen_fd = s->wake_fd[0] = s->wake_fd[1] = -1;
+    s->index_looked = UINT64_MAX; /* look at the first quiet tick: a store may start with some */
     s->o = *o;
     if (!s->o.body_limit) s->o.body_limit = 1 << 20;
     if (!s->o.file_limit) s->o.file_limit = 16 << 20;

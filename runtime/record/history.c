@@ -380,36 +380,35 @@ static void orgcnt_free(struct orgcnt *m)
 
 /* The per-org counters of ty agree with its records: every ('o', iid, org, value) and
  * ('p', type, org) key holds the number of records it counts, and none is missing. */
-/* Adds to *have the records from id `pending` on whose value of the column of index key prefix
- * pfx (iid, value) is that value. */
+/* Counts into *have the waiting records whose column of the index key prefix pfx (iid, value)
+ * holds that value: the value counters count them, the index does not hold them yet. */
+struct pending_count {
+    const struct trl_type *ty;
+    const unsigned char *pfx;
+    size_t pl;
+    struct trl_buf k;
+    uint64_t *have;
+};
+
+static int count_one(void *ud, const struct trl_record *r, struct trl_slice raw)
+{
+    (void)raw;
+    struct pending_count *pc = ud;
+    uint32_t iid = trl_get_u32be(pc->pfx);
+    struct trl_value cur;
+    trl_rec_column(pc->ty, r, iid & 0xFFFF, &cur);
+    int rc = trl_schema_idx_key(&pc->k, iid, &cur, r->id);
+    if (!rc && pc->k.len == pc->pl + 8 && memcmp(pc->k.data, pc->pfx, pc->pl) == 0) (*pc->have)++;
+    return rc;
+}
+
 static int count_pending(struct checker *ck, const struct trl_type *ty, uint64_t pending,
                          const unsigned char *pfx, size_t pl, uint64_t *have)
 {
-    struct trl_cursor *c;
-    struct trl_buf k;
-    trl_buf_init(&k);
-    int rc = trl_cursor_open(ck->t, TRL_DB_REC, &c);
-    if (rc) return rc;
-    unsigned char lo[12];
-    trl_rec_key(lo, ty->id, pending);
-    uint32_t col = trl_get_u32be(pfx) & 0xFFFF;
-    int mv;
-    for (mv = trl_cursor_seek(c, lo, 12); mv == 0 && !rc; mv = trl_cursor_next(c)) {
-        struct trl_slice key, v;
-        trl_cursor_get(c, &key, &v);
-        if (key.n != 12 || memcmp(key.p, lo, 4) != 0) break;
-        struct trl_record r;
-        if (trl_record_decode(v.p, v.n, &r) != 0) continue; /* reported by the main check */
-        r.type_id = ty->id;
-        r.id = trl_get_u64be((const unsigned char *)key.p + 4);
-        struct trl_value cur;
-        trl_rec_column(ty, &r, col, &cur);
-        rc = trl_schema_idx_key(&k, trl_get_u32be(pfx), &cur, r.id);
-        if (!rc && k.len == pl + 8 && memcmp(k.data, pfx, pl) == 0) (*have)++;
-        trl_record_free(&r);
-    }
-    trl_cursor_close(c);
-    trl_buf_free(&k);
+    struct pending_count pc = {.ty = ty, .pfx = pfx, .pl = pl, .have = have};
+    trl_buf_init(&pc.k);
+    int rc = trl_rec_each_from(ck->t, ty, pending, count_one, &pc);
+    trl_buf_free(&pc.k);
     return rc;
 }
 

@@ -61,8 +61,8 @@ struct lister {
     bool from_tail; /* the candidate is a pending record: counted as examined only if it matches
                        (at most a batch of them, whatever the plan) */
     struct stream tail;
-    struct tail_ent *tents; /* sorted plans: pending records in [lo, hi) by sort key */
-    size_t ntents, tpos;    /* tpos: next entry (ascending) or entries left (descending) */
+    struct tail_ent *tents;    /* sorted plans: pending records in [lo, hi) by sort key */
+    size_t ntents, tcap, tpos; /* tpos: next entry (ascending) or entries left (descending) */
 };
 
 struct tail_ent {
@@ -280,60 +280,51 @@ static int tail_ent_cmp(const void *a, const void *b)
     return key_cmp(x->key.data, x->key.len, y->key.data, y->key.len);
 }
 
+/* Keeps a waiting record with its sort key when the key is inside the sorted stream's bounds. */
+static int copy_tail(void *ud, const struct trl_record *r, struct trl_slice raw)
+{
+    struct lister *l = ud;
+    const struct stream *ix = &l->streams[0];
+    if (l->ntents == l->tcap) {
+        size_t nc = l->tcap ? l->tcap * 2 : 16;
+        struct tail_ent *ne = realloc(l->tents, nc * sizeof(*ne));
+        if (!ne) return TRL_ENOMEM;
+        l->tents = ne, l->tcap = nc;
+    }
+    struct tail_ent *te = &l->tents[l->ntents];
+    struct trl_value cv;
+    trl_rec_column(l->ty, r, l->sort_col, &cv);
+    trl_buf_init(&te->key);
+    te->id = r->id;
+    te->val = raw;
+    int rc = trl_schema_idx_key(&te->key, trl_index_id(l->ty, l->sort_col), &cv, r->id);
+    bool inside = key_cmp(te->key.data, te->key.len, ix->lo.data, ix->lo.len) >= 0 &&
+                  (!ix->hi.len || key_cmp(te->key.data, te->key.len, ix->hi.data, ix->hi.len) < 0);
+    if (!rc && inside)
+        l->ntents++;
+    else
+        trl_buf_free(&te->key);
+    return rc;
+}
+
 /* Opens the pending records beside an index plan (no-op for table plans or none pending). */
 static int open_tail(struct lister *l)
 {
     int rc = trl_schema_pending_get(l->t, l->ty->id, &l->pending_from);
     if (rc || !l->pending_from || !l->nstreams || l->streams[0].table) return rc;
-    struct stream *s = &l->tail;
-    if ((rc = trl_cursor_open(l->t, TRL_DB_REC, &s->c))) return rc;
-    s->table = true;
     l->has_tail = true;
+    if (!l->by_id) {
+        /* Sorted by a column: a sorted copy of the pending records inside the stream's bounds. */
+        rc = trl_rec_each_from(l->t, l->ty, l->pending_from, copy_tail, l);
+        if (!rc && l->ntents > 1) qsort(l->tents, l->ntents, sizeof(*l->tents), tail_ent_cmp);
+        return rc;
+    }
+    struct stream *s = &l->tail;
+    s->table = true;
     if (trl_buf_add_u32be(&s->lo, l->ty->id) || trl_buf_add_u64be(&s->lo, l->pending_from) ||
         trl_buf_add_u32be(&s->hi, l->ty->id + 1))
         return TRL_ENOMEM;
-    if (l->by_id) return 0;
-    /* Sorted by a column: copy the pending records inside the sorted stream's bounds. */
-    const struct stream *ix = &l->streams[0];
-    uint32_t iid = trl_index_id(l->ty, l->sort_col);
-    size_t cap = 0;
-    int mv;
-    for (mv = trl_cursor_seek(s->c, s->lo.data, s->lo.len); mv == 0 && !rc;
-         mv = trl_cursor_next(s->c)) {
-        struct trl_slice k, v;
-        trl_cursor_get(s->c, &k, &v);
-        if (k.n != 12 || memcmp(k.p, s->lo.data, 4) != 0) break;
-        struct trl_record r;
-        if ((rc = trl_record_decode(v.p, v.n, &r))) break;
-        r.type_id = l->ty->id;
-        r.id = trl_get_u64be((const unsigned char *)k.p + 4);
-        if (l->ntents == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            struct tail_ent *ne = realloc(l->tents, nc * sizeof(*ne));
-            if (!ne) rc = TRL_ENOMEM;
-            if (ne) l->tents = ne, cap = nc;
-        }
-        struct tail_ent *te = rc ? NULL : &l->tents[l->ntents];
-        if (te) {
-            struct trl_value cv;
-            trl_rec_column(l->ty, &r, l->sort_col, &cv);
-            trl_buf_init(&te->key);
-            te->id = r.id;
-            te->val = v;
-            rc = trl_schema_idx_key(&te->key, iid, &cv, r.id);
-            bool inside =
-                key_cmp(te->key.data, te->key.len, ix->lo.data, ix->lo.len) >= 0 &&
-                (!ix->hi.len || key_cmp(te->key.data, te->key.len, ix->hi.data, ix->hi.len) < 0);
-            if (!rc && inside)
-                l->ntents++;
-            else
-                trl_buf_free(&te->key);
-        }
-        trl_record_free(&r);
-    }
-    if (!rc && mv && mv != TRL_ENOTFOUND) rc = mv;
-    if (!rc && l->ntents > 1) qsort(l->tents, l->ntents, sizeof(*l->tents), tail_ent_cmp);
-    return rc;
+    return trl_cursor_open(l->t, TRL_DB_REC, &s->c);
 }
 
 /* Positions the pending records at their first in the direction after `after` (an id for plans

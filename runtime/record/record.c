@@ -321,28 +321,17 @@ static int org_counters(struct trl_txn *t, const struct trl_type *ty, const stru
  */
 #define INDEX_BATCH 32
 
-/* Writes the plain index entries of every pending record of ty and clears its pending mark.
- * cat_version is the schema version ty was read at: when the store's differs (a definition
- * changed since), nothing is written now, so entries always follow the schema of the txn. */
-static int index_flush(struct trl_txn *t, const struct trl_type *ty, uint64_t cat_version,
-                       uint64_t *written)
+int trl_rec_each_from(struct trl_txn *t, const struct trl_type *ty, uint64_t from,
+                      int (*fn)(void *ud, const struct trl_record *r, struct trl_slice raw),
+                      void *ud)
 {
-    uint64_t from = 0, ver = 0;
-    *written = 0;
-    int rc = trl_schema_pending_get(t, ty->id, &from);
-    if (rc || !from) return rc;
-    if ((rc = trl_txn_seq_get(t, "schema_version", &ver))) return rc;
-    if (ver != cat_version) return 0;
-    size_t cap = trl_rec_index_cap(ty);
-    struct trl_idx_entry *e = malloc(cap * sizeof(*e));
-    struct trl_cursor *c = NULL;
-    struct trl_buf k;
-    trl_buf_init(&k);
+    struct trl_cursor *c;
+    int rc = trl_cursor_open(t, TRL_DB_REC, &c);
+    if (rc) return rc;
     unsigned char lo[12];
     trl_rec_key(lo, ty->id, from);
-    rc = e ? trl_cursor_open(t, TRL_DB_REC, &c) : TRL_ENOMEM;
-    int mv = rc ? TRL_ENOTFOUND : trl_cursor_seek(c, lo, 12);
-    for (; mv == 0 && !rc; mv = trl_cursor_next(c)) {
+    int mv;
+    for (mv = trl_cursor_seek(c, lo, 12); mv == 0 && !rc; mv = trl_cursor_next(c)) {
         struct trl_slice key, v;
         trl_cursor_get(c, &key, &v);
         if (key.n != 12 || memcmp(key.p, lo, 4) != 0) break;
@@ -350,22 +339,58 @@ static int index_flush(struct trl_txn *t, const struct trl_type *ty, uint64_t ca
         if ((rc = trl_record_decode(v.p, v.n, &r))) break;
         r.type_id = ty->id;
         r.id = trl_get_u64be((const unsigned char *)key.p + 4);
-        size_t n = trl_rec_index_entries(ty, &r, e, cap);
-        for (size_t i = 0; i < n && !rc; i++) {
-            rc = trl_schema_idx_key(&k, trl_index_id(ty, e[i].col), &e[i].v, r.id);
-            if (!rc) rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, "", 0, 0);
-        }
+        rc = fn(ud, &r, v);
         trl_record_free(&r);
-        (*written)++;
     }
     trl_cursor_close(c);
     if (!rc && mv && mv != TRL_ENOTFOUND) rc = mv;
-    if (!rc && !(rc = trl_schema_pending_key(&k, ty->id))) {
-        rc = trl_txn_del(t, TRL_DB_CNT, k.data, k.len);
+    return rc;
+}
+
+struct flusher {
+    struct trl_txn *t;
+    const struct trl_type *ty;
+    struct trl_idx_entry *e;
+    size_t cap;
+    struct trl_buf k;
+    uint64_t *written;
+};
+
+static int flush_one(void *ud, const struct trl_record *r, struct trl_slice raw)
+{
+    (void)raw;
+    struct flusher *f = ud;
+    size_t n = trl_rec_index_entries(f->ty, r, f->e, f->cap);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = trl_schema_idx_key(&f->k, trl_index_id(f->ty, f->e[i].col), &f->e[i].v, r->id);
+        if (!rc) rc = trl_txn_put(f->t, TRL_DB_IDX, f->k.data, f->k.len, "", 0, 0);
+    }
+    (*f->written)++;
+    return rc;
+}
+
+/* Writes the plain index entries of every pending record of ty and clears its pending mark.
+ * cat_version is the schema version ty was read at: when the store's differs (a definition
+ * changed since), nothing is written now, so entries always follow the schema of the txn. */
+static int index_flush(struct trl_txn *t, const struct trl_type *ty, uint64_t cat_version,
+                       uint64_t *written)
+{
+    uint64_t from = 0, ver = 0;
+    int rc = trl_schema_pending_get(t, ty->id, &from);
+    if (rc || !from) return rc;
+    if ((rc = trl_txn_seq_get(t, "schema_version", &ver))) return rc;
+    if (ver != cat_version) return 0;
+    struct flusher f = {.t = t, .ty = ty, .cap = trl_rec_index_cap(ty), .written = written};
+    trl_buf_init(&f.k);
+    f.e = malloc(f.cap * sizeof(*f.e));
+    rc = f.e ? trl_rec_each_from(t, ty, from, flush_one, &f) : TRL_ENOMEM;
+    if (!rc && !(rc = trl_schema_pending_key(&f.k, ty->id))) {
+        rc = trl_txn_del(t, TRL_DB_CNT, f.k.data, f.k.len);
         if (rc == TRL_ENOTFOUND) rc = 0;
     }
-    trl_buf_free(&k);
-    free(e);
+    trl_buf_free(&f.k);
+    free(f.e);
     return rc;
 }
 
@@ -375,7 +400,8 @@ int trl_rec_index_flush(struct trl_txn *t, const struct trl_catalog *cat, uint64
     *written = 0;
     int rc = trl_cursor_open(t, TRL_DB_CNT, &c);
     if (rc) return rc;
-    /* Collect the types first: flushing deletes the keys the cursor walks. */
+    /* Collect the types first: flushing deletes the keys the cursor walks (past 64 pending types,
+     * the rest wait for the next call). */
     uint32_t ids[64];
     size_t n = 0;
     int mv;
@@ -389,9 +415,7 @@ int trl_rec_index_flush(struct trl_txn *t, const struct trl_catalog *cat, uint64
     if (mv && mv != TRL_ENOTFOUND) return mv;
     for (size_t i = 0; i < n && !rc; i++) {
         const struct trl_type *ty = trl_catalog_type_by_id(cat, ids[i]);
-        uint64_t w = 0;
-        if (ty) rc = index_flush(t, ty, cat->version, &w);
-        *written += w;
+        if (ty) rc = index_flush(t, ty, cat->version, written);
     }
     return rc;
 }
@@ -416,7 +440,8 @@ int trl_rec_index_pending(struct trl_txn *t, bool *any)
  * whose value differs. A new record's plain entries wait for its batch, and so do the changes of
  * a record still waiting; unique entries and counters are written at once. */
 static int index_apply(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
-                       const struct trl_record *r, const struct trl_record *old, bool add)
+                       const struct trl_record *r, const struct trl_record *old, bool add,
+                       uint64_t *batch_from)
 {
     struct trl_diag *d = cx->d;
     uint64_t pending = 0;
@@ -503,17 +528,7 @@ static int index_apply(struct trl_txn *t, const struct trl_rec_ctx *cx, const st
     if (!rc) rc = org_counters(t, ty, r, old, add, e, n, oe, on, &k);
     trl_buf_free(&k);
     free(e);
-    return rc;
-}
-
-/* After a create is stored: the batch is written once it is full. */
-static int index_batch_full(struct trl_txn *t, const struct trl_rec_ctx *cx,
-                            const struct trl_type *ty, uint64_t id)
-{
-    uint64_t pending = 0, written;
-    int rc = trl_schema_pending_get(t, ty->id, &pending);
-    if (!rc && pending && cx->cat && id - pending + 1 >= INDEX_BATCH)
-        rc = index_flush(t, ty, cx->cat->version, &written);
+    if (batch_from) *batch_from = pending;
     return rc;
 }
 
@@ -1116,7 +1131,8 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     }
     set_str(&r.name, name);
 
-    if ((rc = index_apply(t, cx, ty, &r, NULL, true))) {
+    uint64_t batch_from = 0;
+    if ((rc = index_apply(t, cx, ty, &r, NULL, true, &batch_from))) {
         if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
         goto out;
     }
@@ -1126,7 +1142,11 @@ int trl_rec_create(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     if ((rc = hist_extra(NULL, &notes, &hxbuf, &hx))) goto out;
     if ((rc = trl_rec_hist_append(t, cx, ty, &r, "create", diff.data, diff.len, hx))) goto out;
     if ((rc = store_record(t, &r, true))) goto out;
-    if ((rc = index_batch_full(t, cx, ty, r.id))) goto out;
+    /* Once stored, the create that fills its batch writes the batch. */
+    uint64_t written = 0;
+    if (cx->cat && r.id - batch_from + 1 >= INDEX_BATCH &&
+        (rc = index_flush(t, ty, cx->cat->version, &written)))
+        goto out;
     *id = r.id;
     if (out) rc = trl_rec_json(t, cx, ty, &r, NULL, out);
 out:
@@ -1276,7 +1296,7 @@ static int change(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct 
     r.version = old.version + 1;
     r.updated_at = cx->now_ms > old.updated_at ? cx->now_ms : old.updated_at;
     set_str(&r.updated_by, cx->who ? cx->who->user : "");
-    if ((rc = index_apply(t, cx, ty, &r, &old, true))) {
+    if ((rc = index_apply(t, cx, ty, &r, &old, true, NULL))) {
         if (rc == TRL_EVALIDATION) validation_failed(cx, ty);
         goto out;
     }
@@ -1349,7 +1369,7 @@ int trl_rec_delete(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct
     struct trl_rec_event ev = {.kind = TRL_EV_BEFORE_DELETE, .ty = ty, .rec = &m, .op = "delete"};
     if ((rc = trl_rec_fire(t, cx, &ev))) goto out;
     size_t nch;
-    if ((rc = index_apply(t, cx, ty, &r, NULL, false))) goto out;
+    if ((rc = index_apply(t, cx, ty, &r, NULL, false, NULL))) goto out;
     if ((rc = diff_json(ty, &r, NULL, &diff, &nch))) goto out;
     const char *hx;
     if ((rc = hist_extra(NULL, &notes, &hxbuf, &hx))) goto out;
@@ -1469,37 +1489,27 @@ int trl_rec_count_org(struct trl_txn *t, const struct trl_type *ty, const char *
     return rc;
 }
 
-/* Whether a record of ty from id `from` on, in the caller's read scope, holds file sha in an
- * attachment field the caller may see. */
-static int pending_holds(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct trl_type *ty,
-                         const unsigned char *modes, const struct trl_value *sha, uint64_t from,
-                         bool *visible)
+/* A waiting record, in the caller's read scope, holding file sha in an attachment field the
+ * caller may see (1 stops the walk). */
+struct holder {
+    const struct trl_rec_ctx *cx;
+    const struct trl_type *ty;
+    const unsigned char *modes;
+    const struct trl_value *sha;
+};
+
+static int holds_file(void *ud, const struct trl_record *r, struct trl_slice raw)
 {
-    struct trl_cursor *c;
-    int rc = trl_cursor_open(t, TRL_DB_REC, &c);
-    if (rc) return rc;
-    unsigned char lo[12];
-    trl_rec_key(lo, ty->id, from);
-    int mv;
-    for (mv = trl_cursor_seek(c, lo, 12); mv == 0 && !*visible; mv = trl_cursor_next(c)) {
-        struct trl_slice key, v;
-        trl_cursor_get(c, &key, &v);
-        if (key.n != 12 || memcmp(key.p, lo, 4) != 0) break;
-        struct trl_record r;
-        if ((rc = trl_record_decode(v.p, v.n, &r))) break;
-        r.type_id = ty->id;
-        r.id = trl_get_u64be((const unsigned char *)key.p + 4);
-        for (size_t fi = 0; fi < ty->nfields && !*visible; fi++) {
-            const struct trl_field *f = &ty->fields[fi];
-            if (f->type != TRL_FT_ATTACHMENT || modes[fi] == TRL_FIELD_HIDDEN) continue;
-            const struct trl_value *fv = trl_record_get(&r, f->id);
-            if (fv && value_eq(fv, sha)) *visible = trl_rec_in_scope(cx, ty, cx->acc->read, &r);
-        }
-        trl_record_free(&r);
+    (void)raw;
+    const struct holder *h = ud;
+    for (size_t fi = 0; fi < h->ty->nfields; fi++) {
+        const struct trl_field *f = &h->ty->fields[fi];
+        if (f->type != TRL_FT_ATTACHMENT || h->modes[fi] == TRL_FIELD_HIDDEN) continue;
+        const struct trl_value *fv = trl_record_get(r, f->id);
+        if (fv && value_eq(fv, h->sha))
+            return trl_rec_in_scope(h->cx, h->ty, h->cx->acc->read, r) ? 1 : 0;
     }
-    trl_cursor_close(c);
-    if (!rc && mv && mv != TRL_ENOTFOUND) rc = mv;
-    return rc;
+    return 0;
 }
 
 int trl_rec_file_visible(struct trl_txn *t, const struct trl_catalog *cat,
@@ -1548,8 +1558,11 @@ int trl_rec_file_visible(struct trl_txn *t, const struct trl_catalog *cat,
         /* Records waiting for their index batch hold files the index does not show yet. */
         uint64_t pending = 0;
         if (!rc && !*visible && acc.read) rc = trl_schema_pending_get(t, ty->id, &pending);
-        if (!rc && !*visible && pending)
-            rc = pending_holds(t, &cx, ty, modes, &v, pending, visible);
+        if (!rc && !*visible && pending) {
+            struct holder h = {.cx = &cx, .ty = ty, .modes = modes, .sha = &v};
+            rc = trl_rec_each_from(t, ty, pending, holds_file, &h);
+            if (rc > 0) *visible = true, rc = 0;
+        }
         free(modes);
     }
     trl_buf_free(&k);

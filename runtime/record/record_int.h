@@ -33,6 +33,13 @@ struct trl_idx_entry {
 };
 /* Most index entries a record of ty can have (the system columns and every field). */
 size_t trl_rec_index_cap(const struct trl_type *ty);
+/* Calls fn for each record of ty with an id from `from` on, in id order (with from the type's
+ * pending mark: the records waiting for their index batch), decoded into r (freed after fn
+ * returns), raw its stored bytes (valid for the txn). fn returns 0 to go on, > 0 to stop, < 0 for
+ * an error; that result is returned. */
+int trl_rec_each_from(struct trl_txn *t, const struct trl_type *ty, uint64_t from,
+                      int (*fn)(void *ud, const struct trl_record *r, struct trl_slice raw),
+                      void *ud);
 /* Fills at most cap entries; returns the number. */
 size_t trl_rec_index_entries(const struct trl_type *ty, const struct trl_record *r,
                              struct trl_idx_entry *out, size_t cap);

@@ -171,6 +171,17 @@ static const char *mr_str(long long id, const char *key, char *buf, size_t n)
     return api_record_str(&S, MR, id, key, "(null)", buf, n);
 }
 
+/* The problem of a hook that failed: 500, code hook_failed, the limit or error kind (rule), the
+ * file:line (path) and app/module.function (hook) it names, its detail (NULL: not checked). */
+#define HOOK_FAILED(rule_, path_, hook_, detail_, no_field_)                                       \
+    (&(struct prob){.status = 500,                                                                 \
+                    .code = "hook_failed",                                                         \
+                    .rule = (rule_),                                                               \
+                    .path = (path_),                                                               \
+                    .hook = (hook_),                                                               \
+                    .detail = (detail_),                                                           \
+                    .no_field = (no_field_)})
+
 #define ASSERT_FIELD(id, key, want)                                                                \
     do {                                                                                           \
         char b_[2048];                                                                             \
@@ -818,18 +829,12 @@ static void ro_refused(const char *method, const char *body, const char *fn, lon
              "%s: rec is read-only in %s: change records in before_* hooks or with trellis.update",
              path, fn);
     snprintf(hook, sizeof(hook), "marketing/marketing_request.%s", fn);
-    struct prob w = {.status = 500,
-                     .code = "hook_failed",
-                     .rule = "runtime",
-                     .path = path,
-                     .hook = hook,
-                     .detail = detail,
-                     .no_field = true};
+    const struct prob *w = HOOK_FAILED("runtime", path, hook, detail, true);
     if (id)
-        refused(ADMIN, method, body, &w, NULL, "%s/%lld%s", MR, id,
+        refused(ADMIN, method, body, w, NULL, "%s/%lld%s", MR, id,
                 strcmp(method, "POST") == 0 ? "/transitions/submit" : "");
     else
-        refused(ADMIN, method, body, &w, NULL, "%s", MR);
+        refused(ADMIN, method, body, w, NULL, "%s", MR);
 }
 
 START_TEST(rec_is_read_only_in_after_hooks_and_validate)
@@ -915,15 +920,10 @@ START_TEST(bad_values_system_columns_and_unknown_fields_are_refused)
                  path, cases[i].msg);
         snprintf(body, sizeof(body), "{\"title\":\"%s\",\"partner\":\"P\",\"budget\":\"7\"}",
                  cases[i].title);
-        refused(ADMIN, "POST", body,
-                &(struct prob){.status = 500,
-                               .code = "hook_failed",
-                               .rule = "runtime",
-                               .path = path,
-                               .hook = "marketing/marketing_request.before_create",
-                               .detail = detail,
-                               .no_field = true},
-                NULL, "%s", MR);
+        refused(
+            ADMIN, "POST", body,
+            HOOK_FAILED("runtime", path, "marketing/marketing_request.before_create", detail, true),
+            NULL, "%s", MR);
     }
     /* Caught: the field keeps the caller's value. */
     long long c = mr_create(ADMIN, "{\"title\":\"caught\",\"partner\":\"P\",\"budget\":\"7\"}");
@@ -1094,27 +1094,16 @@ START_TEST(runtime_errors_name_file_and_line)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         at_line(path, sizeof(path), cases[i].file, cases[i].lua, cases[i].marker);
         snprintf(detail, sizeof(detail), "%s: %s", path, cases[i].msg);
-        refused(ADMIN, "POST", cases[i].body,
-                &(struct prob){.status = 500,
-                               .code = "hook_failed",
-                               .rule = "runtime",
-                               .path = path,
-                               .hook = "marketing/marketing_request.before_create",
-                               .detail = detail,
-                               .no_field = true},
-                NULL, "%s", MR);
+        refused(
+            ADMIN, "POST", cases[i].body,
+            HOOK_FAILED("runtime", path, "marketing/marketing_request.before_create", detail, true),
+            NULL, "%s", MR);
     }
     long long id = mr_create(ADMIN, "{\"title\":\"small\",\"partner\":\"P\",\"budget\":\"10\"}");
     at_line(path, sizeof(path), FILE_MR, RT_LUA, "-- boom");
     snprintf(detail, sizeof(detail), "%s: boom in after_update", path);
     refused(ADMIN, "PATCH", "{\"title\":\"changed\"}",
-            &(struct prob){.status = 500,
-                           .code = "hook_failed",
-                           .rule = "runtime",
-                           .path = path,
-                           .hook = "marketing/marketing_request.after_update",
-                           .detail = detail,
-                           .no_field = true},
+            HOOK_FAILED("runtime", path, "marketing/marketing_request.after_update", detail, true),
             NULL, "%s/%lld", MR, id);
     ASSERT_FIELD(id, "title", "small");
     /* The answer names the request; the server log has the error. */
@@ -1170,25 +1159,15 @@ START_TEST(limits_stop_runaway_hooks_and_the_server_carries_on)
     (void)detail;
     for (int i = 0; i < 3; i++)
         refused(ADMIN, "POST", "{\"title\":\"loop\",\"partner\":\"P\",\"budget\":\"1\"}",
-                &(struct prob){.status = 500,
-                               .code = "hook_failed",
-                               .rule = "instructions|deadline",
-                               .path = path,
-                               .hook = "marketing/marketing_request.before_create",
-                               .no_field = true},
+                HOOK_FAILED("instructions|deadline", path,
+                            "marketing/marketing_request.before_create", NULL, true),
                 NULL, "%s", MR);
     assert_healthy();
     hooks_ok(MEM_LUA);
     at_line(path, sizeof(path), FILE_MR, MEM_LUA, "-- grow");
     snprintf(detail, sizeof(detail), "%s: memory limit exceeded (16777216 bytes)", path);
     refused(H(ANN), "POST", "{\"title\":\"memory\",\"partner\":\"P\",\"budget\":\"1\"}",
-            &(struct prob){.status = 500,
-                           .code = "hook_failed",
-                           .rule = "memory",
-                           .path = path,
-                           .hook = "marketing/marketing_request.before_create",
-                           .detail = detail,
-                           .no_field = true},
+            HOOK_FAILED("memory", path, "marketing/marketing_request.before_create", detail, true),
             NULL, "%s", MR);
     assert_healthy();
     /* Fixed hooks work at once; the earlier record is untouched. */
@@ -1227,12 +1206,9 @@ START_TEST(a_failed_request_rolls_back_its_hooks_writes)
     /* after_create writes a log line and another request, then fails: neither exists. */
     char path[128];
     refused(ADMIN, "POST", "{\"title\":\"fail\",\"partner\":\"P\",\"budget\":\"1\"}",
-            &(struct prob){.status = 500,
-                           .code = "hook_failed",
-                           .rule = "runtime",
-                           .path = at_line(path, sizeof(path), FILE_MR, RB_LUA, "error('failing"),
-                           .hook = "marketing/marketing_request.after_create",
-                           .detail = "~: failing after 2 and 4"},
+            HOOK_FAILED("runtime", at_line(path, sizeof(path), FILE_MR, RB_LUA, "error('failing"),
+                        "marketing/marketing_request.after_create", "~: failing after 2 and 4",
+                        false),
             NULL, "%s", MR);
     /* The ids the failed request used are not visible either. */
     ck_assert_int_eq(api_call(&S, ADMIN, "GET", NULL, NULL, "%s/4", MR), 404);
@@ -1303,15 +1279,11 @@ static const char *REC_LUA =
 START_TEST(recursion_stops_at_the_depth_limit)
 {
     hooks_ok(REC_LUA);
-    const struct prob w = {.status = 500,
-                           .code = "hook_failed",
-                           .rule = "depth",
-                           .path = NULL,
-                           .hook = NULL,
-                           .detail = "~hook calls nested more than 8 deep"};
-    refused(ADMIN, "POST", "{\"title\":\"again\",\"partner\":\"P\",\"budget\":\"1\"}", &w, NULL,
+    const struct prob *w =
+        HOOK_FAILED("depth", NULL, NULL, "~hook calls nested more than 8 deep", false);
+    refused(ADMIN, "POST", "{\"title\":\"again\",\"partner\":\"P\",\"budget\":\"1\"}", w, NULL,
             "%s", MR);
-    refused(H(ANN), "POST", "{\"title\":\"chain\",\"partner\":\"P\",\"budget\":\"1\"}", &w, NULL,
+    refused(H(ANN), "POST", "{\"title\":\"chain\",\"partner\":\"P\",\"budget\":\"1\"}", w, NULL,
             "%s", MR);
     ck_assert_int_eq(count_records(&S, "marketing_request"), 0);
     ck_assert_int_eq(count_records(&S, "hook_log"), 0);
@@ -1771,13 +1743,7 @@ START_TEST(workflow_action_hooks)
         at_line(path, sizeof(path), "marketing/hooks/helpers.lua", ACT_HELPERS_LUA,
                 failing[i].marker);
         snprintf(detail, sizeof(detail), "%s: %s", path, failing[i].msg);
-        refused(H(RITA), "POST", "{}",
-                &(struct prob){.status = 500,
-                               .code = "hook_failed",
-                               .rule = "runtime",
-                               .path = path,
-                               .hook = failing[i].hook,
-                               .detail = detail},
+        refused(H(RITA), "POST", "{}", HOOK_FAILED("runtime", path, failing[i].hook, detail, false),
                 NULL, "%s/%lld/transitions/start_review", MR, b);
     }
     ASSERT_RECORD_STATE(&S, MR, b, "submitted");
@@ -2043,14 +2009,10 @@ START_TEST(chinese_text_through_hooks)
     char path[128], detail[256];
     at_line(path, sizeof(path), FILE_MR, ZH_LUA, "-- zh error");
     snprintf(detail, sizeof(detail), "%s: 出错了:合作伙伴乙", path);
-    refused(H(ANN), "POST", "{\"title\":\"出错\",\"partner\":\"合作伙伴乙\",\"budget\":\"1\"}",
-            &(struct prob){.status = 500,
-                           .code = "hook_failed",
-                           .rule = "runtime",
-                           .path = path,
-                           .hook = "marketing/marketing_request.before_create",
-                           .detail = detail},
-            NULL, "%s", MR);
+    refused(
+        H(ANN), "POST", "{\"title\":\"出错\",\"partner\":\"合作伙伴乙\",\"budget\":\"1\"}",
+        HOOK_FAILED("runtime", path, "marketing/marketing_request.before_create", detail, false),
+        NULL, "%s", MR);
     ck_assert_int_eq(count_records(&S, "marketing_request"), 1);
 }
 END_TEST
@@ -2185,12 +2147,9 @@ START_TEST(limit_stop_inside_a_hook_function)
     long st = api_call(&S, ADMIN, "POST", "{\"title\":\"loop\",\"partner\":\"P\",\"budget\":\"1\"}",
                        &r, "%s", MR);
     assert_prob(&r, st,
-                &(struct prob){.status = 500,
-                               .code = "hook_failed",
-                               .rule = "instructions|deadline",
-                               .path = "marketing/hooks/marketing_request.lua:3",
-                               .hook = "marketing/marketing_request.before_create",
-                               .detail = "~marketing/hooks/marketing_request.lua:3: "},
+                HOOK_FAILED("instructions|deadline", "marketing/hooks/marketing_request.lua:3",
+                            "marketing/marketing_request.before_create",
+                            "~marketing/hooks/marketing_request.lua:3: ", false),
                 "an infinite loop in before_create");
     resp_free(&r);
     assert_healthy();
