@@ -756,9 +756,15 @@ START_TEST(main_path_over_50000_to_closed)
     /* The marketing clock is met after 3 business hours (11-12, 13-15); finance's runs. */
     clk = sla_clock(id, "marketing_review");
     ck_assert(str_eq(obj_str(clk, "status"), "met"));
-    ck_assert_msg(obj_int(clk, "elapsed_ms") >= 3 * HOUR_MS &&
-                      obj_int(clk, "elapsed_ms") < 3 * HOUR_MS + MIN_MS,
-                  "elapsed %lld", obj_int(clk, "elapsed_ms"));
+    /* The test clock runs on from each clock_set, so the clock started `drift` after 11:00
+     * and stopped some ms after 15:00: elapsed is exactly 3 h plus that stop's own drift minus
+     * the start's. */
+    int64_t stop_drift = obj_time_ms(clk, "stopped_at") - time_ms("2037-03-02T15:00:00+08:00");
+    ck_assert_msg(stop_drift >= 0 && stop_drift < MIN_MS, "stopped %lld ms after 15:00",
+                  (long long)stop_drift);
+    ck_assert_msg(obj_int(clk, "elapsed_ms") == 3 * HOUR_MS + stop_drift - drift,
+                  "elapsed %lld, start drift %lld, stop drift %lld", obj_int(clk, "elapsed_ms"),
+                  (long long)drift, (long long)stop_drift);
     cJSON_Delete(clk);
     ASSERT_SLA(id, "finance_review", "running");
     ck_assert_int_eq(mr_task(rev, id), 0);
