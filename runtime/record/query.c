@@ -879,10 +879,9 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     if (!rc && o->count_exact) {
         uint64_t count = 0;
         const struct trl_expr_pred *p0 = plan.npreds == 1 ? &plan.preds[0] : NULL;
-        const struct trl_field *pf = p0 ? trl_type_field_by_id(ty, (uint32_t)p0->id) : NULL;
         bool all_rows = !cx->acc || (cx->acc->read & TRL_SCOPE_ALL);
         bool counted = all_rows && p0 && (p0->kind == TRL_PRED_EQ || p0->kind == TRL_PRED_IN) &&
-                       (p0->id == TRL_COL_STATE || (pf && pf->type == TRL_FT_ENUM)) &&
+                       p0->id >= 0 && trl_rec_column_counted(ty, (uint32_t)p0->id) &&
                        trl_expr_conjuncts(l.expr) == 1;
         if (!l.expr && all_rows) {
             rc = trl_rec_count(t, ty, &count);

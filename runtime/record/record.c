@@ -233,6 +233,13 @@ int trl_rec_resolve(const struct trl_type *ty, const char *name, size_t n,
 /* ---------------------------------------------------------------------------------------------
  * Keys, indexes and counters
  */
+bool trl_rec_column_counted(const struct trl_type *ty, uint32_t col)
+{
+    if (col == TRL_COL_STATE) return true;
+    const struct trl_field *f = trl_type_field_by_id(ty, col);
+    return f && f->indexed && (f->type == TRL_FT_ENUM || f->type == TRL_FT_REF);
+}
+
 size_t trl_rec_index_cap(const struct trl_type *ty)
 {
     return 4 + ty->nfields;
@@ -246,7 +253,7 @@ size_t trl_rec_index_entries(const struct trl_type *ty, const struct trl_record 
     for (size_t i = 0; i < 4 && n < cap; i++) {
         out[n].col = sys[i];
         out[n].unique = false;
-        out[n].counted = sys[i] == TRL_COL_STATE;
+        out[n].counted = trl_rec_column_counted(ty, sys[i]);
         trl_rec_column(ty, r, sys[i], &out[n].v);
         n++;
     }
@@ -255,7 +262,7 @@ size_t trl_rec_index_entries(const struct trl_type *ty, const struct trl_record 
         if (!f->indexed) continue;
         out[n].col = f->id;
         out[n].unique = f->unique;
-        out[n].counted = f->type == TRL_FT_ENUM || f->type == TRL_FT_REF;
+        out[n].counted = trl_rec_column_counted(ty, f->id);
         trl_rec_column(ty, r, f->id, &out[n].v);
         n++;
     }

@@ -28,9 +28,12 @@ int trl_rec_json(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
 struct trl_idx_entry {
     uint32_t col;       /* column id */
     bool unique;        /* has a unique index too */
-    bool counted;       /* has a value counter (state and enums) */
+    bool counted;       /* has a value counter (trl_rec_column_counted) */
     struct trl_value v; /* value (borrowed from the record or the schema) */
 };
+/* Whether column col of ty has per-value counters: state, enums and refs (the schema indexes
+ * every enum and ref), so `col = v` and `col in (...)` count in O(values). */
+bool trl_rec_column_counted(const struct trl_type *ty, uint32_t col);
 /* Most index entries a record of ty can have (the system columns and every field). */
 size_t trl_rec_index_cap(const struct trl_type *ty);
 /* Calls fn for each record of ty with an id from `from` on, in id order (with from the type's
