@@ -1173,12 +1173,16 @@ START_TEST(limits_stop_runaway_hooks_and_the_server_carries_on)
     for (int i = 0; i < 5 && !memory; i++) {
         struct resp r;
         refused(H(ANN), "POST", "{\"title\":\"memory\",\"partner\":\"P\",\"budget\":\"1\"}",
-                HOOK_FAILED("memory|deadline", path, "marketing/marketing_request.before_create",
+                HOOK_FAILED("memory|deadline", NULL, "marketing/marketing_request.before_create",
                             NULL, true),
                 &r, "%s", MR);
         cJSON *j = resp_json(&r);
         memory = str_eq(obj_str(j, "rule"), "memory");
-        if (memory) ck_assert_msg(str_eq(obj_str(j, "detail"), detail), "%s", r.body);
+        /* The path has the line of the growing loop (the deadline may stop it in C code, with
+         * the file alone). */
+        if (memory)
+            ck_assert_msg(str_eq(obj_str(j, "detail"), detail) && str_eq(obj_str(j, "path"), path),
+                          "%s", r.body);
         cJSON_Delete(j);
         resp_free(&r);
     }
