@@ -879,16 +879,20 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
     if (!rc && o->count_exact) {
         uint64_t count = 0;
         const struct trl_expr_pred *p0 = plan.npreds == 1 ? &plan.preds[0] : NULL;
+        /* The maintained counters answer for every row, and for exactly one org's rows (read
+         * scope "org" alone: a partner). */
         bool all_rows = !cx->acc || (cx->acc->read & TRL_SCOPE_ALL);
-        bool counted = all_rows && p0 && (p0->kind == TRL_PRED_EQ || p0->kind == TRL_PRED_IN) &&
+        const char *org = !all_rows && cx->acc->read == TRL_SCOPE_ORG && cx->who && cx->who->org[0]
+                              ? cx->who->org
+                              : NULL;
+        bool counters = all_rows || org;
+        bool counted = counters && p0 && (p0->kind == TRL_PRED_EQ || p0->kind == TRL_PRED_IN) &&
                        p0->id >= 0 && trl_rec_column_counted(ty, (uint32_t)p0->id) &&
                        trl_expr_conjuncts(l.expr) == 1;
-        if (!l.expr && all_rows) {
-            rc = trl_rec_count(t, ty, &count);
+        if (!l.expr && counters) {
+            rc = org ? trl_rec_count_org(t, ty, org, &count) : trl_rec_count(t, ty, &count);
         } else if (counted) {
-            /* The filter is exactly `col = v` / `col in (...)` on a counted column: O(1). */
-            struct trl_buf ck;
-            trl_buf_init(&ck);
+            /* The filter is exactly `col = v` / `col in (...)` on a counted column: O(values). */
             for (size_t i = 0; i < p0->nvals && !rc; i++) {
                 uint64_t c = 0;
                 bool dup = false;
@@ -896,11 +900,9 @@ int trl_rec_list(struct trl_txn *t, const struct trl_rec_ctx *cx, const struct t
                     dup = trl_expr_value_cmp(p0->type, &p0->vals[k], &p0->vals[i]) == 0 &&
                           p0->vals[k].kind == p0->vals[i].kind;
                 if (dup) continue;
-                rc = trl_schema_cnt_key(&ck, trl_index_id(ty, (uint32_t)p0->id), &p0->vals[i]);
-                if (!rc) rc = trl_schema_counter_get(t, &ck, &c);
+                rc = trl_rec_count_value(t, ty, p0->id, org, &p0->vals[i], &c);
                 count += c;
             }
-            trl_buf_free(&ck);
         } else {
             /* Count through the same plan, from the start, without a limit. */
             for (size_t i = 0; i < l.nstreams && !rc; i++)

@@ -350,8 +350,11 @@ int trl_rec_file_visible(struct trl_txn *t, const struct trl_catalog *cat,
 /* Records of a type (from the maintained counter). */
 int trl_rec_count(struct trl_txn *t, const struct trl_type *ty, uint64_t *n);
 /* Maintained counters (updated in the same write txn as the records, O(1) to read): records of
- * ty whose counted column col (the state or an enum field) holds v, in every org (org NULL) or
- * in one org; and the records of one org. */
+ * ty whose counted column col (the state, an enum or a ref field) holds v, in every org (org
+ * NULL) or in one org; and the records of one org. A listing's count=exact reads them when its
+ * filter is absent or one `col = v` / `col in (...)` on a counted column, and the caller reads
+ * every row or exactly its own org's (read scope "org" alone); otherwise it counts through the
+ * listing's plan. */
 int trl_rec_count_value(struct trl_txn *t, const struct trl_type *ty, int col, const char *org,
                         const struct trl_value *v, uint64_t *n);
 int trl_rec_count_org(struct trl_txn *t, const struct trl_type *ty, const char *org, uint64_t *n);

@@ -1778,26 +1778,34 @@ START_TEST(listing_plans_match_a_table_scan)
         }
     }
     ck_assert_msg(failures == 0, "%d mismatches", failures);
-    /* Counted columns (enums, refs; state too, elsewhere) count from their counters: the steps are
-     * those of the one-row page, not of the count. */
-    static const char *counted[] = {"region = \"east\"",
-                                    "region in (\"west\", \"south\", \"west\")", "parent = 3",
-                                    "parent in (1, 4, 4, 9)", "parent = null"};
-    for (size_t i = 0; i < sizeof(counted) / sizeof(counted[0]); i++) {
-        char of[128];
-        snprintf(of, sizeof(of), "(%s) || id < 0", counted[i]);
-        struct list_req lr = {.filter = of, .limit = 1000, .count = true};
-        cJSON *page = list_ok("rnd", &lr);
-        int want_n = cJSON_GetArraySize(items(page));
-        cJSON_Delete(page);
-        lr = (struct list_req){.filter = counted[i], .limit = 1, .count = true};
-        page = list_ok("rnd", &lr);
-        ck_assert_msg((int)jnum(page, "count") == want_n && want_n > 0, "%s: count %d, want %d",
-                      counted[i], (int)jnum(page, "count"), want_n);
-        ck_assert_msg(lr.steps < 30, "%s: %llu steps to count %d", counted[i],
-                      (unsigned long long)lr.steps, want_n);
-        cJSON_Delete(page);
-    }
+    /* Counted columns (enums, refs; state too, elsewhere) and the whole type count from their
+     * counters, for every row and for one org's (read scope "org", alice of acme): the steps
+     * are those of the one-row page, not of the count. */
+    static const char *counted[] = {
+        "",           "region = \"east\"",      "region in (\"west\", \"south\", \"west\")",
+        "parent = 3", "parent in (1, 4, 4, 9)", "parent = null"};
+    for (int org = 0; org < 2; org++)
+        for (size_t i = 0; i < sizeof(counted) / sizeof(counted[0]); i++) {
+            char of[128];
+            snprintf(of, sizeof(of), "(%s) || id < 0", counted[i][0] ? counted[i] : "id > 0");
+            list_acc = NULL;
+            struct list_req lr = {.filter = of, .limit = 1000};
+            cJSON *page = list_ok("rnd", &lr), *it;
+            int want_n = 0;
+            cJSON_ArrayForEach(it, items(page)) want_n +=
+                !org || (jstr(it, "org") && strcmp(jstr(it, "org"), "acme") == 0);
+            cJSON_Delete(page);
+            list_acc = org ? &acc_org : NULL;
+            lr = (struct list_req){.filter = counted[i], .limit = 1, .count = true};
+            page = list_ok("rnd", &lr);
+            list_acc = NULL;
+            ck_assert_msg((int)jnum(page, "count") == want_n && want_n > 0,
+                          "<%s> org %d: count %d, want %d", counted[i], org,
+                          (int)jnum(page, "count"), want_n);
+            ck_assert_msg(lr.steps < 30, "<%s> org %d: %llu steps to count %d", counted[i], org,
+                          (unsigned long long)lr.steps, want_n);
+            cJSON_Delete(page);
+        }
 }
 END_TEST
 
