@@ -84,7 +84,7 @@ static int hist_each(struct trl_txn *t, const struct trl_type *ty, uint64_t id,
     int rc = trl_cursor_open(t, TRL_DB_HIST, &c);
     if (rc) return rc;
     int mv;
-    for (mv = trl_cursor_seek(c, pre, 12); mv == 0 && !rc; mv = trl_cursor_next(c)) {
+    for (mv = trl_cursor_seek(c, pre, 12); mv == 0; mv = trl_cursor_next(c)) {
         struct trl_slice k, v;
         trl_cursor_get(c, &k, &v);
         if (k.n != 16 || memcmp(k.p, pre, 12) != 0) break;
@@ -93,7 +93,7 @@ static int hist_each(struct trl_txn *t, const struct trl_type *ty, uint64_t id,
             rc = TRL_ECORRUPT;
             break;
         }
-        rc = fn(ud, v.p, (const char *)v.p + 32, v.n - 32);
+        if ((rc = fn(ud, v.p, (const char *)v.p + 32, v.n - 32))) break; /* no step after it */
     }
     trl_cursor_close(c);
     if (mv && mv != TRL_ENOTFOUND && !rc) rc = mv;

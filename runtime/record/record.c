@@ -338,7 +338,7 @@ int trl_rec_each_from(struct trl_txn *t, const struct trl_type *ty, uint64_t fro
     unsigned char lo[12];
     trl_rec_key(lo, ty->id, from);
     int mv;
-    for (mv = trl_cursor_seek(c, lo, 12); mv == 0 && !rc; mv = trl_cursor_next(c)) {
+    for (mv = trl_cursor_seek(c, lo, 12); mv == 0; mv = trl_cursor_next(c)) {
         struct trl_slice key, v;
         trl_cursor_get(c, &key, &v);
         if (key.n != 12 || memcmp(key.p, lo, 4) != 0) break;
@@ -348,6 +348,9 @@ int trl_rec_each_from(struct trl_txn *t, const struct trl_type *ty, uint64_t fro
         r.id = trl_get_u64be((const unsigned char *)key.p + 4);
         rc = fn(ud, &r, v);
         trl_record_free(&r);
+        /* Not a step more after an error: a failed write (a full map) leaves the txn unusable,
+         * and the step would fail (and log) with MDB_BAD_TXN. */
+        if (rc) break;
     }
     trl_cursor_close(c);
     if (!rc && mv && mv != TRL_ENOTFOUND) rc = mv;

@@ -41,6 +41,15 @@ int trl_store_rc(int rc, const char *what)
     }
 }
 
+/* A store failure in a write txn (not "not found" or "exists", which are answers) makes the txn
+ * fail every later call with it: LMDB has marked the txn as failed, and code that caught the
+ * error (a hook's pcall around trellis.create) must not commit a job that lost a write. */
+static int txn_fail(struct trl_txn *t, int rc)
+{
+    if (rc && rc != TRL_ENOTFOUND && rc != TRL_EEXIST && t->write && !t->failed) t->failed = rc;
+    return rc;
+}
+
 int trl_store_open(const struct trl_store_opts *o, struct trl_store **out, struct trl_diag *d)
 {
     int rc;
@@ -203,11 +212,9 @@ int trl_store_backup(struct trl_store *s, const char *path, struct trl_diag *d)
  */
 int trl_store_read(struct trl_store *s, struct trl_txn **out)
 {
-    struct trl_txn *t = malloc(sizeof(*t));
+    struct trl_txn *t = calloc(1, sizeof(*t));
     if (!t) return TRL_ENOMEM;
     t->s = s;
-    t->write = false;
-    t->steps = 0;
     pthread_rwlock_rdlock(&s->resize);
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
     if (rc == MDB_MAP_RESIZED) {
@@ -242,9 +249,10 @@ int trl_txn_get(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, str
     v->p = NULL;
     v->n = 0;
     t->steps++;
+    if (t->failed) return t->failed;
     if (t->s->absent[db]) return TRL_ENOTFOUND;
     int rc = mdb_get(t->txn, t->s->dbi[db], &key, &val);
-    if (rc) return trl_store_rc(rc, "get");
+    if (rc) return txn_fail(t, trl_store_rc(rc, "get"));
     v->p = val.mv_data;
     v->n = val.mv_size;
     return 0;
@@ -255,24 +263,26 @@ int trl_txn_put(struct trl_txn *t, enum trl_db db, const void *k, size_t kn, con
 {
     MDB_val key = {kn, (void *)k}, val = {vn, (void *)v};
     int rc;
+    if (t->failed) return t->failed;
     if (flags & TRL_PUT_APPEND) {
         /* Appending fills pages instead of splitting them in half; LMDB refuses it with
          * MDB_KEYEXIST when the key is not past the last one, and then a plain put does. */
         rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, MDB_APPEND);
-        if (rc != MDB_KEYEXIST) return rc ? trl_store_rc(rc, "put") : 0;
+        if (rc != MDB_KEYEXIST) return rc ? txn_fail(t, trl_store_rc(rc, "put")) : 0;
         key.mv_size = kn, key.mv_data = (void *)k;
         val.mv_size = vn, val.mv_data = (void *)v;
     }
     rc = mdb_put(t->txn, t->s->dbi[db], &key, &val,
                  (flags & TRL_PUT_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
-    return rc ? trl_store_rc(rc, "put") : 0;
+    return rc ? txn_fail(t, trl_store_rc(rc, "put")) : 0;
 }
 
 int trl_txn_del(struct trl_txn *t, enum trl_db db, const void *k, size_t kn)
 {
     MDB_val key = {kn, (void *)k};
+    if (t->failed) return t->failed;
     int rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
-    return rc ? trl_store_rc(rc, "del") : 0;
+    return rc ? txn_fail(t, trl_store_rc(rc, "del")) : 0;
 }
 
 /* 's' + name into key; names are short literals or built from type ids and date parts. */
@@ -301,17 +311,22 @@ int trl_txn_seq_get(struct trl_txn *t, const char *name, uint64_t *out)
 int trl_txn_nested(struct trl_txn *t, int (*fn)(struct trl_txn *nt, void *arg), void *arg)
 {
     if (!t->write) return TRL_EINVAL;
+    if (t->failed) return t->failed;
     struct trl_txn nt = {.s = t->s, .write = true};
     int rc = mdb_txn_begin(t->s->env, t->txn, 0, &nt.txn);
-    if (rc) return trl_store_rc(rc, "nested txn");
+    if (rc) return txn_fail(t, trl_store_rc(rc, "nested txn"));
     rc = fn(&nt, arg);
+    if (nt.failed) rc = nt.failed; /* whatever fn made of it */
     if (rc == 0) {
         int mrc = mdb_txn_commit(nt.txn);
-        if (mrc) rc = trl_store_rc(mrc, "nested commit");
+        if (mrc) rc = txn_fail(&nt, trl_store_rc(mrc, "nested commit"));
     } else {
         mdb_txn_abort(nt.txn);
     }
     t->steps += nt.steps;
+    /* The nested writes are gone, but the failure is the whole job's: a caller that carries on
+     * (a hook's pcall) must not commit it. */
+    if (nt.failed) t->failed = nt.failed;
     return rc;
 }
 
@@ -348,6 +363,7 @@ bool trl_txn_writable(const struct trl_txn *t)
  */
 int trl_cursor_open(struct trl_txn *t, enum trl_db db, struct trl_cursor **out)
 {
+    if (t->failed) return t->failed;
     struct trl_cursor *c = calloc(1, sizeof(*c));
     if (!c) return TRL_ENOMEM;
     c->t = t;
@@ -358,7 +374,7 @@ int trl_cursor_open(struct trl_txn *t, enum trl_db db, struct trl_cursor **out)
     int rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c->c);
     if (rc) {
         free(c);
-        return trl_store_rc(rc, "cursor");
+        return txn_fail(t, trl_store_rc(rc, "cursor"));
     }
     *out = c;
     return 0;
@@ -374,9 +390,10 @@ void trl_cursor_close(struct trl_cursor *c)
 static int cursor_op(struct trl_cursor *c, MDB_cursor_op op)
 {
     c->t->steps++;
+    if (c->t->failed) return c->t->failed;
     if (!c->c) return TRL_ENOTFOUND;
     int rc = mdb_cursor_get(c->c, &c->k, &c->v, op);
-    return rc ? trl_store_rc(rc, "cursor") : 0;
+    return rc ? txn_fail(c->t, trl_store_rc(rc, "cursor")) : 0;
 }
 
 int trl_cursor_seek(struct trl_cursor *c, const void *k, size_t kn)

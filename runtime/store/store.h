@@ -101,7 +101,8 @@ int trl_txn_seq_get(struct trl_txn *t, const char *name, uint64_t *out);
 /* Sets the named sequence (for repair tools and tests). 0, or a put error. */
 int trl_txn_seq_set(struct trl_txn *t, const char *name, uint64_t v);
 /* Runs fn in a write txn nested in t: fn's writes join t when it returns 0 and vanish when it
- * returns an error (which is returned; TRL_EMAPFULL must reach the writer unchanged). t must
+ * returns an error (which is returned; TRL_EMAPFULL must reach the writer unchanged). A store
+ * failure inside fn is returned whatever fn returns, and sticks to t too (trl_write_fn). t must
  * not be used, nor have cursors open, while fn runs. For work that may fail on its own inside a
  * job (one timer's actions among many). */
 int trl_txn_nested(struct trl_txn *t, int (*fn)(struct trl_txn *nt, void *arg), void *arg);
@@ -130,7 +131,10 @@ void trl_cursor_get(struct trl_cursor *c, struct trl_slice *k, struct trl_slice 
 /* Runs in the writer thread inside a nested txn of the batch. Return 0 to keep its writes, or a
  * TRL_E* to abort them alone (fill your own diagnostics in arg). TRL_EMAPFULL must be returned
  * unchanged: the writer grows the map and reruns the batch (so fn may run more than once and must
- * not have effects outside the txn before done is called). */
+ * not have effects outside the txn before done is called). A store failure (anything but
+ * TRL_ENOTFOUND / TRL_EEXIST) sticks to the txn: every later call on it, or on the txn a
+ * trl_txn_nested ran in, returns it, and the job's answer is that failure whatever fn returns,
+ * so a caller that caught one (a hook's pcall) cannot commit a job that lost a write. */
 typedef int (*trl_write_fn)(struct trl_txn *t, void *arg);
 /* Called in the writer thread after the batch committed (rc = fn's result) or failed to commit
  * (rc = TRL_EIO / TRL_EFULL). Must not block. */

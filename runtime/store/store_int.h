@@ -30,6 +30,9 @@ struct trl_txn {
     MDB_txn *txn;        /* the LMDB txn */
     bool write;          /* a write (nested) txn of the writer */
     uint64_t steps;      /* gets and cursor moves */
+    int failed;          /* a write txn's first store failure (TRL_EMAPFULL, TRL_EIO, ...): LMDB
+                          * refuses everything after it, and so does every later call here; the
+                          * writer answers the job with it even if the job went on (store.h) */
 };
 
 struct trl_cursor {

@@ -29,6 +29,9 @@ static int run_batch(struct trl_store *s, struct trl_write_job **jobs, size_t n,
                 continue;
             }
             rcs[i] = jobs[i]->fn(&t, jobs[i]->arg);
+            /* A store failure the job caught and went on from is still its answer: its writes
+             * are incomplete (and a full map is grown and the batch rerun). */
+            if (t.failed) rcs[i] = t.failed;
             if (rcs[i] == 0) {
                 rc = mdb_txn_commit(t.txn);
                 if (rc) rcs[i] = trl_store_rc(rc, "nested commit");

@@ -11,6 +11,8 @@
  *   - after a restart with the same cap the store reads fine, writes and deletes answer 201/204
  *     or 507 (never 500), and it checks clean;
  *   - a restart with a higher cap (`--map-max 8`) takes writes again.
+ * And with an after_create hook that writes a side record inside pcall, a full map in the hook's
+ * write reruns or refuses the whole request: every 201 has its side record.
  */
 #include "load.h"
 
@@ -180,6 +182,77 @@ START_TEST(map_grows_then_507_at_cap)
 }
 END_TEST
 
+/* after_create writes a side record for each request and carries on whatever that write
+ * answered, as a hook that catches errors with pcall does. */
+static const char *SIDE_LUA =
+    "local M = {}\n"
+    "function M.after_create(ctx, rec)\n"
+    "  if rec.title:sub(1, 5) == 'side ' then return end\n"
+    "  pcall(trellis.create, 'marketing_request', {title = 'side ' .. rec.title,\n"
+    "    partner = 'P', budget = 1, description = rec.description})\n"
+    "end\n"
+    "return M\n";
+
+START_TEST(a_hook_that_catches_a_full_map_never_commits_half_a_request)
+{
+    /* The side record needs about as many pages as the request, so the map fills up (and is
+     * grown, then reaches its cap) inside the hook's write as often as anywhere. LMDB undoes
+     * the failed nested write and the hook goes on. The request must then be rerun after the
+     * growth, or refused with 507 at the cap: never a 201 for half a request, never a 500.
+     * (Usually the request's own later writes or its commit meet the full map again; when they
+     * fit, only the store's sticky failure stops the commit: test_store's
+     * a_caught_store_failure_still_fails_the_job shows that case alone.) */
+    ck_assert_int_eq(srv_init(&S, NULL), 0);
+    guard_srv(&S);
+    snprintf(S.extra, sizeof(S.extra), "--map-initial 1 --map-max 4");
+    ck_assert_int_eq(srv_start(&S), 0);
+    api_hook_ok(&S, "marketing", "marketing_request", SIDE_LUA);
+    struct load L;
+    memset(&L, 0, sizeof(L));
+    L.s = &S;
+    L.nthreads = 4;
+    L.max_per_thread = 300;
+    L.desc_len = 4900;
+    L.stop_on_507 = true;
+    snprintf(L.tag, sizeof(L.tag), "side-cap");
+    ck_assert_int_eq(load_start(&L), 0);
+    for (int i = 0; i < 6000 && !atomic_load(&L.stop); i++)
+        sleep_ms(10);
+    load_stop(&L);
+    printf("storecap with a side-writing hook: %ld x 201, %ld x 507, %ld other\n", L.n201, L.n507,
+           L.nother);
+    ck_assert_msg(L.nother == 0, "status %ld: %s", L.other_status, L.other_body);
+    ck_assert_int_eq(L.nfail, 0);
+    ck_assert_msg(L.n507 > 0 && L.n201 > 20, "%ld x 201, %ld x 507", L.n201, L.n507);
+    /* Every acknowledged request has its side record, and nothing else is stored. */
+    struct client cl;
+    ck_assert_int_eq(client_init(&cl, &S), 0);
+    struct ack *all = NULL;
+    long n = list_all(&cl, &all);
+    client_free(&cl);
+    ck_assert_int_eq(n, 2 * L.n201);
+    long missing = 0;
+    for (size_t i = 0; i < L.nacks; i++) {
+        char want[LOAD_TITLE_MAX + 8];
+        snprintf(want, sizeof(want), "side %s", L.acks[i].title);
+        bool found = false;
+        for (long k = 0; k < n && !found; k++)
+            found = strcmp(all[k].title, want) == 0;
+        missing += !found;
+    }
+    free(all);
+    ck_assert_msg(missing == 0, "%ld of %ld acknowledged requests lack their side record", missing,
+                  L.n201);
+    srv_stop(&S);
+    char *out = NULL;
+    int rc = store_check(S.dir, &out);
+    ck_assert_msg(rc == 0, "check: %s", out ? out : "");
+    free(out);
+    load_free(&L);
+    srv_cleanup(&S);
+}
+END_TEST
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -187,6 +260,7 @@ int main(void)
     TCase *tc = tcase_create("storecap");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, map_grows_then_507_at_cap);
+    tcase_add_test(tc, a_hook_that_catches_a_full_map_never_commits_half_a_request);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -888,6 +888,61 @@ START_TEST(map_grows_from_a_tiny_start)
 }
 END_TEST
 
+/* A job that runs put_range_fn nested and carries on whatever it returned (as a hook's pcall
+ * around trellis.create does), then writes a marker of its own. */
+struct swallow {
+    struct put_range inner;
+    atomic_int runs;
+    int nested_rc, after_rc; /* of the last run */
+};
+
+static int swallow_inner(struct trl_txn *t, void *arg)
+{
+    return put_range_fn(t, arg);
+}
+
+static int swallow_fn(struct trl_txn *t, void *arg)
+{
+    struct swallow *w = arg;
+    atomic_fetch_add(&w->runs, 1);
+    w->nested_rc = trl_txn_nested(t, swallow_inner, &w->inner);
+    unsigned char k[4], v[8];
+    key_u32(k, 999999);
+    value_for(999999, sizeof(v), v);
+    w->after_rc = trl_txn_put(t, TRL_DB_REC, k, 4, v, sizeof(v), 0);
+    return 0; /* "the error was handled" */
+}
+
+START_TEST(a_caught_store_failure_still_fails_the_job)
+{
+    /* The nested writes (2 MB) do not fit in a 1 MiB map. The job catches TRL_EMAPFULL and
+     * returns 0: the writer must still grow the map and rerun it, never commit the marker
+     * without the nested writes. The failed txn refuses every later call with the same error,
+     * without asking LMDB (which would answer MDB_BAD_TXN). */
+    trl_store_close(st);
+    char dir[160];
+    path_in(dir, sizeof(dir), "db");
+    st = open_at(dir, 1 * MiB, 64 * MiB, false);
+    struct swallow w = {.inner = {.db = TRL_DB_REC, .first = 0, .count = 512, .vsize = 4096}};
+    ck_assert_int_eq(trl_store_write(st, swallow_fn, &w), 0);
+    ck_assert_int_ge(atomic_load(&w.runs), 2);
+    ck_assert_int_eq(w.nested_rc, 0);
+    ck_assert_int_eq(w.after_rc, 0);
+    ck_assert_int_eq(count_present(st, TRL_DB_REC, 0, 512, 4096), 512);
+    ck_assert_int_eq(count_present(st, TRL_DB_REC, 999999, 1, 8), 1);
+    /* A failure that growth cannot mend (the cap) is the job's answer, and nothing is stored. */
+    trl_store_close(st);
+    path_in(dir, sizeof(dir), "db2");
+    st = open_at(dir, 1 * MiB, 1 * MiB, false);
+    struct swallow w2 = {.inner = {.db = TRL_DB_REC, .first = 0, .count = 512, .vsize = 4096}};
+    ck_assert_int_eq(trl_store_write(st, swallow_fn, &w2), TRL_EFULL);
+    ck_assert_int_eq(w2.nested_rc, TRL_EMAPFULL);
+    ck_assert_int_eq(w2.after_rc, TRL_EMAPFULL);
+    ck_assert_int_eq(count_present(st, TRL_DB_REC, 0, 512, 4096), 0);
+    ck_assert_int_eq(count_present(st, TRL_DB_REC, 999999, 1, 8), 0);
+}
+END_TEST
+
 START_TEST(map_cap_refuses_the_job_that_does_not_fit)
 {
     trl_store_close(st);
@@ -1202,6 +1257,7 @@ static Suite *store_suite(void)
     tc = fx_tcase("map_size", setup_open, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, map_grows_from_a_tiny_start);
+    tcase_add_test(tc, a_caught_store_failure_still_fails_the_job);
     tcase_add_test(tc, map_cap_refuses_the_job_that_does_not_fit);
     tcase_add_test(tc, map_cap_fails_a_whole_batch);
     tcase_add_test(tc, readers_run_while_the_map_grows);
