@@ -800,6 +800,7 @@ static Suite *cron_suite(void)
     tcase_add_test(tc, dst_zones_match_minute_by_minute_reference);
     suite_add_tcase(s, tc);
     tc = tcase_create("speed");
+    tcase_set_tags(tc, "timing"); /* not under scripts/valgrind */
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, rare_expressions_are_fast);
     suite_add_tcase(s, tc);

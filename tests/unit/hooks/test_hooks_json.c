@@ -856,6 +856,7 @@ static Suite *json_suite(void)
     tcase_add_test(tc, host_api_decodes_and_encodes);
     tcase_add_test(tc, errors_after_parsing_free_the_tree);
     tc = vm_tcase(s, "limits");
+    tcase_set_tags(tc, "timing"); /* the instruction budget races a deadline: not under valgrind */
     tcase_add_test(tc, huge_decodes_stop_on_a_limit);
     tcase_add_test(tc, huge_encodes_stop_on_a_limit);
     return s;
