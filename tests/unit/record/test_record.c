@@ -1614,6 +1614,23 @@ static unsigned plan_rand(unsigned *s)
     return (*s >> 16) & 0x7fff;
 }
 
+/* Creates one record of type from in[0..n) in t as who (NULL: fill_cx's); a refusal other than
+ * a full map (which the writer mends by growing) is printed. */
+static int create_inputs(struct trl_txn *t, const struct trl_principal *who, const char *type,
+                         const struct trl_input *in, size_t n)
+{
+    struct trl_diag d;
+    struct trl_rec_ctx cx;
+    trl_diag_init(&d);
+    fill_cx(&cx, &d);
+    if (who) cx.who = who;
+    uint64_t id;
+    int rc = trl_rec_create(t, &cx, trl_catalog_type(cat, type), in, n, &id, NULL);
+    if (rc && rc != TRL_EMAPFULL) fprintf(stderr, "create %s: %s\n", type, d.message);
+    trl_diag_reset(&d);
+    return rc;
+}
+
 static int plan_fn(struct trl_txn *t, void *arg)
 {
     struct plan_gen *g = arg;
@@ -1623,12 +1640,8 @@ static int plan_fn(struct trl_txn *t, void *arg)
     unsigned s = g->seed;
     int rc = 0;
     for (uint32_t i = 0; i < g->n && !rc; i++) {
-        struct trl_diag d;
-        struct trl_rec_ctx cx;
-        trl_diag_init(&d);
-        fill_cx(&cx, &d);
         unsigned w = plan_rand(&s) % 3;
-        cx.who = w == 0 ? &alice : w == 1 ? &plan_bob : &plan_carol;
+        const struct trl_principal *who = w == 0 ? &alice : w == 1 ? &plan_bob : &plan_carol;
         const char *r = regions[plan_rand(&s) % 4], *tg = tags[plan_rand(&s) % 3],
                    *p = prios[plan_rand(&s) % 3];
         /* A parent (one of the five rnd_parent records) on five records of six. */
@@ -1641,10 +1654,7 @@ static int plan_fn(struct trl_txn *t, void *arg)
             {.name = "prio", .kind = TRL_IN_NUMBER, .s = p, .n = strlen(p)},
             {.name = "parent", .kind = TRL_IN_NUMBER, .s = pk < 5 ? parents[pk] : "", .n = 1},
         };
-        uint64_t id;
-        rc = trl_rec_create(t, &cx, trl_catalog_type(cat, "rnd"), in, pk < 5 ? 5 : 4, &id, NULL);
-        if (rc) fprintf(stderr, "create: %s\n", d.message);
-        trl_diag_reset(&d);
+        rc = create_inputs(t, who, "rnd", in, pk < 5 ? 5 : 4);
     }
     return rc;
 }
@@ -1818,18 +1828,12 @@ static int many_fn(struct trl_txn *t, void *arg)
     static const char *regions[] = {"north", "south", "east", "west"};
     int rc = 0;
     for (uint32_t i = 0; i < g->n && !rc; i++) {
-        struct trl_diag d;
-        struct trl_rec_ctx cx;
-        trl_diag_init(&d);
-        fill_cx(&cx, &d);
         const char *r = regions[(g->seed + i) % 4];
         struct trl_input in[2] = {
             {.name = "title", .kind = TRL_IN_STRING, .s = "a title", .n = 7},
             {.name = "region", .kind = TRL_IN_STRING, .s = r, .n = strlen(r)},
         };
-        uint64_t id;
-        rc = trl_rec_create(t, &cx, trl_catalog_type(cat, "request"), in, 2, &id, NULL);
-        trl_diag_reset(&d);
+        rc = create_inputs(t, NULL, "request", in, 2);
     }
     return rc;
 }
