@@ -458,9 +458,7 @@ static int csv_value(struct trl_buf *out, const struct csv_col *c, const char *v
                      const struct trl_workflow *w, bool zh)
 {
     if (!v || (vn == 4 && memcmp(v, "null", 4) == 0)) return 0;
-    if ((vn == 4 && memcmp(v, "true", 4) == 0) || (vn == 5 && memcmp(v, "false", 5) == 0))
-        return trl_buf_add(out, v, vn);
-    if (*v != '"' && *v != '{' && *v != '[') return trl_buf_add(out, v, vn); /* a number */
+    if (*v != '"' && *v != '{' && *v != '[') return trl_buf_add(out, v, vn); /* number, bool */
     cJSON *j = cJSON_ParseWithLength(v, vn);
     if (!j) return TRL_ECORRUPT;
     int rc;

@@ -378,8 +378,6 @@ static void orgcnt_free(struct orgcnt *m)
     free(m->key), free(m->klen), free(m->want), free(m->seen);
 }
 
-/* The per-org counters of ty agree with its records: every ('o', iid, org, value) and
- * ('p', type, org) key holds the number of records it counts, and none is missing. */
 /* Counts into *have the waiting records whose column of the index key prefix pfx (iid, value)
  * holds that value: the value counters count them, the index does not hold them yet. */
 struct pending_count {
@@ -412,6 +410,8 @@ static int count_pending(struct checker *ck, const struct trl_type *ty, uint64_t
     return rc;
 }
 
+/* The per-org counters of ty agree with its records: every ('o', iid, org, value) and
+ * ('p', type, org) key holds the number of records it counts, and none is missing. */
 static int check_org_counters(struct checker *ck, const struct trl_type *ty)
 {
     struct orgcnt m = {0};

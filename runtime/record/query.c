@@ -332,30 +332,26 @@ static int open_tail(struct lister *l)
 static int start_tail(struct lister *l, const struct trl_buf *after)
 {
     if (!l->has_tail) return 0;
+    bool from = after && after->len;
     if (!l->by_id) {
-        size_t i = 0;
-        if (!l->desc) {
-            while (i < l->ntents && after && after->len &&
-                   key_cmp(l->tents[i].key.data, l->tents[i].key.len, after->data, after->len) <= 0)
-                i++;
-            l->tpos = i;
-        } else {
-            i = l->ntents;
-            while (i > 0 && after && after->len &&
-                   key_cmp(l->tents[i - 1].key.data, l->tents[i - 1].key.len, after->data,
-                           after->len) >= 0)
-                i--;
-            l->tpos = i;
+        /* Ascending: skip the entries at or before `after`; descending: those at or past it. */
+        size_t i = l->desc ? l->ntents : 0;
+        while (from && (l->desc ? i > 0 : i < l->ntents)) {
+            const struct trl_buf *k = &l->tents[l->desc ? i - 1 : i].key;
+            int c = key_cmp(k->data, k->len, after->data, after->len);
+            if (l->desc ? c < 0 : c > 0) break;
+            i = l->desc ? i - 1 : i + 1;
         }
+        l->tpos = i;
         return 0;
     }
     struct trl_buf full;
     trl_buf_init(&full);
     int rc = 0;
-    if (after && after->len &&
+    if (from &&
         (trl_buf_add_u32be(&full, l->ty->id) || trl_buf_add(&full, after->data, after->len)))
         rc = TRL_ENOMEM;
-    if (!rc) rc = stream_start(&l->tail, l->desc, after && after->len ? &full : NULL);
+    if (!rc) rc = stream_start(&l->tail, l->desc, from ? &full : NULL);
     trl_buf_free(&full);
     return rc;
 }
@@ -461,34 +457,30 @@ static int next_candidate(struct lister *l, uint64_t *id, bool *have)
 {
     l->from_tail = false;
     if (!l->has_tail) return next_planned(l, id, have);
+    uint64_t tid = 0;
+    struct trl_slice tval = {0};
     if (l->by_id) {
-        if (l->desc && !l->tail.done) goto from_tail;
-        int rc = next_planned(l, id, have);
-        if (rc || *have || l->desc || l->tail.done) return rc;
-    from_tail:
-        *id = l->tail.id;
-        *have = true;
-        l->from_tail = true;
-        l->cand = l->tail.val;
-        return stream_step(&l->tail, l->desc);
-    }
-    struct stream *s = &l->streams[0];
-    if (tail_has(l)) {
+        if (!l->desc || l->tail.done) {
+            int rc = next_planned(l, id, have);
+            if (rc || *have || l->desc || l->tail.done) return rc;
+        }
+        tid = l->tail.id, tval = l->tail.val;
+        int rc = stream_step(&l->tail, l->desc);
+        if (rc) return rc;
+    } else {
+        const struct stream *s = &l->streams[0];
+        if (!tail_has(l)) return next_planned(l, id, have);
         const struct tail_ent *te = tail_cur(l);
         int c = s->done ? 0 : key_cmp(te->key.data, te->key.len, s->key.p, s->key.n);
-        if (s->done || (l->desc ? c > 0 : c < 0)) {
-            *id = te->id;
-            *have = true;
-            l->from_tail = true;
-            l->cand = te->val;
-            if (l->desc)
-                l->tpos--;
-            else
-                l->tpos++;
-            return 0;
-        }
+        if (!s->done && (l->desc ? c <= 0 : c >= 0)) return next_planned(l, id, have);
+        tid = te->id, tval = te->val;
+        l->tpos = l->desc ? l->tpos - 1 : l->tpos + 1;
     }
-    return next_planned(l, id, have);
+    *id = tid;
+    *have = true;
+    l->from_tail = true;
+    l->cand = tval;
+    return 0;
 }
 
 /* Picks the next id across the plan's streams (merge by id in the direction). */

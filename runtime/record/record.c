@@ -406,23 +406,12 @@ static int index_flush(struct trl_txn *t, const struct trl_type *ty, uint64_t ca
 
 int trl_rec_index_flush(struct trl_txn *t, const struct trl_catalog *cat, uint64_t *written)
 {
-    struct trl_cursor *c;
-    *written = 0;
-    int rc = trl_cursor_open(t, TRL_DB_CNT, &c);
-    if (rc) return rc;
-    /* Collect the types first: flushing deletes the keys the cursor walks (past 64 pending types,
+    /* The types first: flushing deletes the keys a walk would step on (past 64 pending types,
      * the rest wait for the next call). */
     uint32_t ids[64];
-    size_t n = 0;
-    int mv;
-    for (mv = trl_cursor_seek(c, "q", 1); mv == 0 && n < 64; mv = trl_cursor_next(c)) {
-        struct trl_slice key;
-        trl_cursor_get(c, &key, NULL);
-        if (key.n != 5 || ((const char *)key.p)[0] != 'q') break;
-        ids[n++] = trl_get_u32be(key.p + 1);
-    }
-    trl_cursor_close(c);
-    if (mv && mv != TRL_ENOTFOUND) return mv;
+    size_t n;
+    *written = 0;
+    int rc = trl_schema_pending_types(t, ids, 64, &n);
     for (size_t i = 0; i < n && !rc; i++) {
         const struct trl_type *ty = trl_catalog_type_by_id(cat, ids[i]);
         if (ty) rc = index_flush(t, ty, cat->version, written);
@@ -432,18 +421,11 @@ int trl_rec_index_flush(struct trl_txn *t, const struct trl_catalog *cat, uint64
 
 int trl_rec_index_pending(struct trl_txn *t, bool *any)
 {
-    struct trl_cursor *c;
-    *any = false;
-    int rc = trl_cursor_open(t, TRL_DB_CNT, &c);
-    if (rc) return rc;
-    int mv = trl_cursor_seek(c, "q", 1);
-    if (mv == 0) {
-        struct trl_slice key;
-        trl_cursor_get(c, &key, NULL);
-        *any = key.n == 5 && ((const char *)key.p)[0] == 'q';
-    }
-    trl_cursor_close(c);
-    return mv == TRL_ENOTFOUND ? 0 : mv;
+    uint32_t id;
+    size_t n;
+    int rc = trl_schema_pending_types(t, &id, 1, &n);
+    *any = n > 0;
+    return rc;
 }
 
 /* Adds (add=true) or removes r's index entries and counters; with old given, only the entries
@@ -483,8 +465,8 @@ static int index_apply(struct trl_txn *t, const struct trl_rec_ctx *cx, const st
             /* Same column list in the same order (same schema snapshot). */
             if (i < on && oe[i].col == e[i].col && value_eq(&oe[i].v, &e[i].v)) continue;
             if (i < on) {
-                rc = defer ? 0 : trl_schema_idx_key(&k, iid, &oe[i].v, old->id);
-                if (!rc && !defer) rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len);
+                if (!defer && !(rc = trl_schema_idx_key(&k, iid, &oe[i].v, old->id)))
+                    rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len);
                 if (rc == TRL_ENOTFOUND) rc = 0;
                 if (!rc && oe[i].unique && oe[i].v.kind != TRL_V_NULL) {
                     rc = trl_schema_uniq_key(&k, iid, &oe[i].v);
@@ -498,14 +480,12 @@ static int index_apply(struct trl_txn *t, const struct trl_rec_ctx *cx, const st
             }
         }
         if (rc) break;
-        if (defer)
-            ;
-        else if ((rc = trl_schema_idx_key(&k, iid, &e[i].v, r->id)))
-            break;
-        else if (add)
-            rc = trl_txn_put(t, TRL_DB_IDX, k.data, k.len, "", 0, 0);
-        else if ((rc = trl_txn_del(t, TRL_DB_IDX, k.data, k.len)) == TRL_ENOTFOUND)
-            rc = 0;
+        if (!defer) {
+            if ((rc = trl_schema_idx_key(&k, iid, &e[i].v, r->id))) break;
+            rc = add ? trl_txn_put(t, TRL_DB_IDX, k.data, k.len, "", 0, 0)
+                     : trl_txn_del(t, TRL_DB_IDX, k.data, k.len);
+            if (!add && rc == TRL_ENOTFOUND) rc = 0;
+        }
         if (!rc && e[i].unique && e[i].v.kind != TRL_V_NULL) {
             rc = trl_schema_uniq_key(&k, iid, &e[i].v);
             if (!rc && add) {

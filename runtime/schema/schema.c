@@ -1483,17 +1483,25 @@ int trl_schema_org_total_key(struct trl_buf *b, uint32_t type_id, const struct t
     return 0;
 }
 
+/* ('q', type): the one layout of the pending mark's key. */
+static void pending_key(unsigned char k[5], uint32_t type_id)
+{
+    k[0] = 'q';
+    trl_put_u32be(k + 1, type_id);
+}
+
 int trl_schema_pending_key(struct trl_buf *b, uint32_t type_id)
 {
+    unsigned char k[5];
+    pending_key(k, type_id);
     trl_buf_clear(b);
-    if (trl_buf_addc(b, 'q') || trl_buf_add_u32be(b, type_id)) return TRL_ENOMEM;
-    return 0;
+    return trl_buf_add(b, k, 5);
 }
 
 int trl_schema_pending_get(struct trl_txn *t, uint32_t type_id, uint64_t *from)
 {
-    unsigned char k[5] = {'q'};
-    trl_put_u32be(k + 1, type_id);
+    unsigned char k[5];
+    pending_key(k, type_id);
     struct trl_slice v;
     int rc = trl_txn_get(t, TRL_DB_CNT, k, 5, &v);
     *from = 0;
@@ -1502,6 +1510,23 @@ int trl_schema_pending_get(struct trl_txn *t, uint32_t type_id, uint64_t *from)
     if (v.n != 8) return TRL_ECORRUPT;
     *from = trl_get_u64be(v.p);
     return 0;
+}
+
+int trl_schema_pending_types(struct trl_txn *t, uint32_t *ids, size_t cap, size_t *n)
+{
+    struct trl_cursor *c;
+    *n = 0;
+    int rc = trl_cursor_open(t, TRL_DB_CNT, &c);
+    if (rc) return rc;
+    int mv;
+    for (mv = trl_cursor_seek(c, "q", 1); mv == 0 && *n < cap; mv = trl_cursor_next(c)) {
+        struct trl_slice key;
+        trl_cursor_get(c, &key, NULL);
+        if (key.n != 5 || ((const char *)key.p)[0] != 'q') break;
+        ids[(*n)++] = trl_get_u32be(key.p + 1);
+    }
+    trl_cursor_close(c);
+    return mv && mv != TRL_ENOTFOUND ? mv : 0;
 }
 
 int trl_schema_counter_get(struct trl_txn *t, const struct trl_buf *key, uint64_t *n)
@@ -1830,8 +1855,8 @@ int trl_schema_delete_type(struct trl_txn *t, const char *name, struct trl_diag 
         rc = drop_prefix(t, TRL_DB_IDX, pre, 2);
     }
     if (!rc) {
-        unsigned char q[5] = {'q'};
-        trl_put_u32be(q + 1, ti.id);
+        unsigned char q[5];
+        pending_key(q, ti.id);
         rc = trl_txn_del(t, TRL_DB_CNT, q, 5);
         if (rc == TRL_ENOTFOUND) rc = 0;
     }

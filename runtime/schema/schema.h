@@ -168,6 +168,8 @@ int trl_schema_org_total_key(struct trl_buf *b, uint32_t type_id, const struct t
 int trl_schema_pending_key(struct trl_buf *b, uint32_t type_id);
 /* The type's pending-from id, 0 when nothing is pending: 0, TRL_ECORRUPT, TRL_EIO. */
 int trl_schema_pending_get(struct trl_txn *t, uint32_t type_id, uint64_t *from);
+/* The ids of the types with records pending, in id order, at most cap of them (*n). */
+int trl_schema_pending_types(struct trl_txn *t, uint32_t *ids, size_t cap, size_t *n);
 
 /* Reads a counter (0 when absent): 0, TRL_ECORRUPT, TRL_EIO. */
 int trl_schema_counter_get(struct trl_txn *t, const struct trl_buf *key, uint64_t *n);

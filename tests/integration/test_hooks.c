@@ -718,22 +718,26 @@ static const char *VALIDATE_LUA =
     "end\n"
     "return M\n";
 
+/* The refusal of VALIDATE_LUA's validate hook, with its detail (NULL: any). */
+#define VALIDATE_REFUSED(detail_, no_field_)                                                       \
+    (&(struct prob){.status = 422,                                                                 \
+                    .code = "validation_failed",                                                   \
+                    .rule = "hook",                                                                \
+                    .path = FILE_MR,                                                               \
+                    .hook = "marketing/marketing_request.validate",                                \
+                    .detail = (detail_),                                                           \
+                    .no_field = (no_field_)})
+
 START_TEST(validate_refuses_with_a_table_a_string_or_false)
 {
     hooks_ok(VALIDATE_LUA);
-    const char *hook = "marketing/marketing_request.validate";
     const char *body = "{\"title\":\"%s\",\"partner\":\"Acme\",\"budget\":\"10\"}";
     char b[256];
     struct resp r;
     snprintf(b, sizeof(b), body, "table");
     refused(ADMIN, "POST", b,
-            &(struct prob){.status = 422,
-                           .code = "validation_failed",
-                           .rule = "hook",
-                           .path = FILE_MR,
-                           .hook = hook,
-                           .detail = "2 field(s) of marketing_request failed validation"},
-            &r, "%s", MR);
+            VALIDATE_REFUSED("2 field(s) of marketing_request failed validation", false), &r, "%s",
+            MR);
     assert_ferrs(r.body, "[{\"field\":\"budget\",\"code\":\"hook\",\"message\":\"too much\"},"
                          "{\"field\":\"partner\",\"code\":\"hook\",\"message\":\"unknown "
                          "partner\"}]");
@@ -746,15 +750,7 @@ START_TEST(validate_refuses_with_a_table_a_string_or_false)
                  {"bare false", "marketing_request: refused"}};
     for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++) {
         snprintf(b, sizeof(b), body, whole[i].title);
-        refused(ADMIN, "POST", b,
-                &(struct prob){.status = 422,
-                               .code = "validation_failed",
-                               .rule = "hook",
-                               .path = FILE_MR,
-                               .hook = hook,
-                               .detail = whole[i].detail,
-                               .no_field = true},
-                NULL, "%s", MR);
+        refused(ADMIN, "POST", b, VALIDATE_REFUSED(whole[i].detail, true), NULL, "%s", MR);
     }
     /* Nothing, true and an empty table pass. */
     const char *pass[] = {"true", "empty", "nothing"};
@@ -766,13 +762,8 @@ START_TEST(validate_refuses_with_a_table_a_string_or_false)
     ck_assert_int_eq(count_records(&S, "marketing_request"), 3);
     /* On update validate sees old. */
     mr_patch(ADMIN, ids[2], "{\"budget\":\"900\"}");
-    refused(ADMIN, "PATCH", "{\"budget\":\"1001\"}",
-            &(struct prob){.status = 422,
-                           .code = "validation_failed",
-                           .rule = "hook",
-                           .path = FILE_MR,
-                           .hook = hook},
-            &r, "%s/%lld", MR, ids[2]);
+    refused(ADMIN, "PATCH", "{\"budget\":\"1001\"}", VALIDATE_REFUSED(NULL, false), &r, "%s/%lld",
+            MR, ids[2]);
     assert_ferrs(r.body, "[{\"field\":\"budget\",\"code\":\"hook\",\"message\":\"may not grow past "
                          "1000 (was 900)\"}]");
     resp_free(&r);
@@ -781,14 +772,8 @@ START_TEST(validate_refuses_with_a_table_a_string_or_false)
     long long a = mr_create(H(ANN), "{\"title\":\"ann's\",\"partner\":\"Acme\",\"budget\":\"1\","
                                     "\"start_date\":\"2026-01-15\"}");
     refused(H(ANN), "POST", "{}",
-            &(struct prob){.status = 422,
-                           .code = "validation_failed",
-                           .rule = "hook",
-                           .path = FILE_MR,
-                           .hook = hook,
-                           .detail = "marketing_request: starts too early: 2026-01-15",
-                           .no_field = true},
-            NULL, "%s/%lld/transitions/submit", MR, a);
+            VALIDATE_REFUSED("marketing_request: starts too early: 2026-01-15", true), NULL,
+            "%s/%lld/transitions/submit", MR, a);
     ASSERT_RECORD_STATE(&S, MR, a, "draft");
     mr_patch(H(ANN), a, "{\"start_date\":\"2026-07-01\"}");
     move_ok(H(ANN), a, "submit", NULL, "submitted");
