@@ -517,9 +517,12 @@ static int csv_row(void *ud, const char *v, size_t vn)
     for (size_t i = 0; i < p->ncols; i++)
         p->v[i] = NULL;
     int rc = trl_json_each_member(v, vn, csv_member, p);
-    for (size_t i = 0; i < p->ncols && !rc; i++)
-        rc = (i && trl_buf_addc(p->csv, ',')) ||
-             csv_value(p->csv, &p->cols[i], p->v[i], p->vn[i], p->w, p->zh);
+    /* Not `a || b`: that would turn csv_value's error code into 1, which the walk takes for
+     * "stop here" and the page's rows after it would be dropped silently. */
+    for (size_t i = 0; i < p->ncols && !rc; i++) {
+        rc = i ? trl_buf_addc(p->csv, ',') : 0;
+        if (!rc) rc = csv_value(p->csv, &p->cols[i], p->v[i], p->vn[i], p->w, p->zh);
+    }
     return rc ? rc : trl_buf_adds(p->csv, "\r\n");
 }
 
@@ -627,7 +630,7 @@ static void records_csv(struct req *r, struct trl_list_opts *o)
         const char *l =
             zh && cols[i].label_zh && *cols[i].label_zh ? cols[i].label_zh : cols[i].label_en;
         if (!l || !*l) l = cols[i].key;
-        rc = (i && trl_buf_addc(&csv, ',')) || trl_buf_add_csv(&csv, l, strlen(l));
+        rc = (i && trl_buf_addc(&csv, ',')) || trl_buf_add_csv(&csv, l, strlen(l)) ? TRL_ENOMEM : 0;
     }
     if (!rc) rc = trl_buf_adds(&csv, "\r\n");
     while (!rc) {
